@@ -1,0 +1,58 @@
+// ESLint flat config: typescript-eslint with type information, plus the workflow sandbox rule.
+import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+import { builtinModules } from 'node:module';
+
+// Workflow code runs in Temporal's deterministic sandbox: no Node built-ins and no I/O libraries.
+const forbiddenInWorkflows = [
+  ...builtinModules,
+  ...builtinModules.map((m) => `node:${m}`),
+  'pg',
+  'undici',
+  'pino',
+  'sharp',
+  'nodemailer',
+  '@aws-sdk/*',
+  '@temporalio/client',
+  '@temporalio/worker',
+  '@temporalio/activity',
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.stack/**', 'artifacts/**', 'eslint.config.mjs', 'scripts/*.mjs'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    plugins: { 'import-x': importX },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/require-await': 'off',
+      'import-x/no-cycle': 'error',
+    },
+  },
+  {
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [], patterns: [{ group: forbiddenInWorkflows, message: 'Workflows are deterministic: do I/O in activities.' }] },
+      ],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'sim/**/*.ts', 'scripts/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+);

@@ -1,0 +1,80 @@
+/**
+ * Local error classes. Each has a fixed `name`, a stable machine-readable `code` and a default message.
+ * Workflows never branch on these classes (they do not survive bundling): activities convert them into
+ * `ApplicationFailure`s whose `type` is the `code` (see `toApplicationFailure` in src/activities/failures.ts).
+ */
+export abstract class FmReimportError extends Error {
+  abstract readonly code: string;
+  /** Whether retrying the same operation can succeed. */
+  readonly retryable: boolean = false;
+}
+
+/** Thrown at start-up when an environment variable is missing or malformed. */
+export class ConfigError extends FmReimportError {
+  override readonly name = 'ConfigError';
+  readonly code = 'CONFIG_INVALID';
+  constructor(message = 'configuration is invalid') {
+    super(message);
+  }
+}
+
+/** Thrown when FileMaker answers with an error code or an HTTP status that is not success. */
+export class FileMakerError extends FmReimportError {
+  override readonly name = 'FileMakerError';
+  readonly code: string;
+  override readonly retryable: boolean;
+  constructor(
+    message: string,
+    readonly fmCode: string | undefined,
+    readonly httpStatus: number | undefined,
+    opts: { code?: string; retryable?: boolean } = {},
+  ) {
+    super(message);
+    this.code = opts.code ?? 'FILEMAKER_ERROR';
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** Thrown when FileMaker is overloaded (HTTP 502/503, code 812/956): the workflow cools down and retries. */
+export class FileMakerOverloadedError extends FileMakerError {
+  override readonly name = 'FileMakerOverloadedError';
+  constructor(message: string, fmCode: string | undefined, httpStatus: number | undefined) {
+    super(message, fmCode, httpStatus, { code: 'FILEMAKER_OVERLOADED', retryable: true });
+  }
+}
+
+/** Thrown when FileMaker's annual outbound transfer quota is spent (code 953) or our budget would be exceeded. */
+export class TransferQuotaError extends FmReimportError {
+  override readonly name = 'TransferQuotaError';
+  readonly code = 'TRANSFER_QUOTA_EXCEEDED';
+  constructor(message = 'FileMaker transfer quota exhausted') {
+    super(message);
+  }
+}
+
+/** Thrown when the database schema version is not one this build knows. */
+export class SchemaVersionError extends FmReimportError {
+  override readonly name = 'SchemaVersionError';
+  readonly code = 'SCHEMA_VERSION_UNKNOWN';
+  constructor(message = 'database schema version is not supported') {
+    super(message);
+  }
+}
+
+/** Thrown when a stored checksum or size does not match what was written or read back. */
+export class IntegrityError extends FmReimportError {
+  override readonly name = 'IntegrityError';
+  readonly code = 'INTEGRITY_MISMATCH';
+  constructor(message = 'integrity check failed') {
+    super(message);
+  }
+}
+
+/** Thrown when the manifest of a source table cannot be trusted (count mismatch, duplicate ids). */
+export class ManifestError extends FmReimportError {
+  override readonly name = 'ManifestError';
+  readonly code = 'MANIFEST_INCONSISTENT';
+  constructor(message = 'source manifest is inconsistent') {
+    super(message);
+  }
+}
