@@ -39,7 +39,8 @@ export function stackEnv(): Promise<Record<string, string>> {
       ui: false,
       env: {},
     });
-    after(() => stack.stop());
+    // Stopped when the file's tests and their `after` hooks (dropping databases, buckets) are all done.
+    process.once('beforeExit', () => void stack.stop());
     return stack.env;
   })();
   return stackPromise;
