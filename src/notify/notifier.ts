@@ -1,0 +1,164 @@
+/**
+ * Sends notification events to the configured channels. Called from an activity: `send` never throws and always
+ * returns within `totalTimeoutMs` (plus a few milliseconds), so a dead mail server or webhook can neither fail nor
+ * stall a run. The activity should report the outcome and return, not rethrow it.
+ */
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../logger';
+import { EmailChannel } from './email';
+import {
+  InvalidNotifyEventError,
+  isLongCooldown,
+  NOTIFY_EVENT_TYPES,
+  type NotifyEvent,
+  type NotifyEventType,
+} from './events';
+import { formatNotification, type FormatOptions, type FormattedNotification } from './format';
+import { retryUntil, type AttemptResult, type RetryPolicy } from './retry';
+import { WebhookChannel } from './webhook';
+
+export type ChannelName = 'webhook' | 'email';
+
+export interface ChannelOutcome {
+  readonly channel: ChannelName;
+  readonly ok: boolean;
+  readonly attempts: number;
+  readonly durationMs: number;
+  /** A stable code such as HTTP_500, ECONNREFUSED, TIMEOUT; never a server reply or URL. */
+  readonly error?: string;
+}
+
+export interface SendResult {
+  readonly event: NotifyEventType | 'unknown';
+  /** True when every configured channel delivered (or the event was deliberately skipped). */
+  readonly ok: boolean;
+  readonly channels: readonly ChannelOutcome[];
+  /** Set when the event was not sent at all. */
+  readonly skipped?: 'BELOW_COOLDOWN_THRESHOLD' | 'NOTIFY_EVENT_INVALID' | 'NO_CHANNELS';
+}
+
+export interface NotifierOptions {
+  readonly webhookUrl?: string;
+  readonly smtpUrl?: string;
+  readonly emailFrom?: string;
+  readonly emailTo: readonly string[];
+  readonly logger: Logger;
+  readonly retry: RetryPolicy;
+  /** Drops cooldown_long events at or below this many seconds (NOTIFY_COOLDOWN_THRESHOLD_SECONDS). */
+  readonly cooldownThresholdSeconds?: number;
+  /** Bound on connecting to a channel. Default 5 s. */
+  readonly connectTimeoutMs?: number;
+  /** Bound on one attempt on one channel. Default 10 s. */
+  readonly attemptTimeoutMs?: number;
+  /** Bound on the whole `send`, retries included. Default 30 s: well inside a short activity's timeout. */
+  readonly totalTimeoutMs?: number;
+  /** undici dispatcher for the webhook, e.g. with a private CA (src/tls.ts). */
+  readonly webhookDispatcher?: Dispatcher;
+  /** PEM CA bundle for the SMTP server. */
+  readonly smtpCa?: string | Buffer;
+  /** Adds links to the Temporal Web UI. */
+  readonly format?: FormatOptions;
+}
+
+export interface Notifier {
+  send(event: NotifyEvent): Promise<SendResult>;
+  /** Which channels are configured, for start-up logs. */
+  readonly channels: readonly ChannelName[];
+  close(): Promise<void>;
+}
+
+interface Channel {
+  readonly name: ChannelName;
+  readonly host: string;
+  attempt(message: FormattedNotification, timeoutMs: number): Promise<AttemptResult>;
+}
+
+export function createNotifier(opts: NotifierOptions): Notifier {
+  const log = opts.logger.child({ component: 'notify' });
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+  const attemptTimeoutMs = opts.attemptTimeoutMs ?? 10_000;
+  const totalTimeoutMs = opts.totalTimeoutMs ?? 30_000;
+
+  const webhook = opts.webhookUrl
+    ? new WebhookChannel({
+        url: opts.webhookUrl,
+        connectTimeoutMs,
+        ...(opts.webhookDispatcher ? { dispatcher: opts.webhookDispatcher } : {}),
+      })
+    : undefined;
+  const channels: Channel[] = [];
+  if (webhook) {
+    channels.push({ name: 'webhook', host: webhook.host, attempt: (m, t) => webhook.attempt(m, t) });
+  }
+  if (opts.smtpUrl) {
+    if (!opts.emailFrom || opts.emailTo.length === 0) {
+      log.warn('email notifications disabled: NOTIFY_EMAIL_FROM and NOTIFY_EMAIL_TO are both needed');
+    } else {
+      const email = new EmailChannel({
+        smtpUrl: opts.smtpUrl,
+        from: opts.emailFrom,
+        to: opts.emailTo,
+        connectTimeoutMs,
+        ...(opts.smtpCa ? { ca: opts.smtpCa } : {}),
+      });
+      channels.push({ name: 'email', host: email.host, attempt: (m, t) => email.attempt(m, t) });
+    }
+  }
+
+  const deliver = async (ch: Channel, message: FormattedNotification, type: string, deadline: number) => {
+    const started = Date.now();
+    const r = await retryUntil(
+      (left) => ch.attempt(message, Math.min(attemptTimeoutMs, left)),
+      opts.retry,
+      deadline,
+      (attempt, error, willRetry) =>
+        log.warn(
+          { channel: ch.name, host: ch.host, event: type, attempt, error, willRetry },
+          'notification attempt failed',
+        ),
+    );
+    const outcome: ChannelOutcome = {
+      channel: ch.name,
+      ok: r.ok,
+      attempts: r.attempts,
+      durationMs: Date.now() - started,
+      ...(r.error !== undefined && !r.ok ? { error: r.error } : {}),
+    };
+    if (r.ok) log.info({ channel: ch.name, host: ch.host, event: type, attempts: r.attempts }, 'notification sent');
+    else log.error({ ...outcome, host: ch.host, event: type }, 'notification not delivered');
+    return outcome;
+  };
+
+  return {
+    channels: channels.map((c) => c.name),
+    async send(event) {
+      // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
+      const raw = (event as { type?: unknown } | null | undefined)?.type;
+      const type: SendResult['event'] = NOTIFY_EVENT_TYPES.find((t) => t === raw) ?? 'unknown';
+      try {
+        if (
+          event.type === 'cooldown_long' &&
+          opts.cooldownThresholdSeconds !== undefined &&
+          !isLongCooldown(event.cooldownSeconds, opts.cooldownThresholdSeconds)
+        ) {
+          return { event: type, ok: true, channels: [], skipped: 'BELOW_COOLDOWN_THRESHOLD' };
+        }
+        const message = formatNotification(event, opts.format);
+        if (channels.length === 0) return { event: type, ok: true, channels: [], skipped: 'NO_CHANNELS' };
+        const deadline = Date.now() + totalTimeoutMs;
+        const outcomes = await Promise.all(channels.map((ch) => deliver(ch, message, type, deadline)));
+        return { event: type, ok: outcomes.every((o) => o.ok), channels: outcomes };
+      } catch (err) {
+        if (err instanceof InvalidNotifyEventError) {
+          log.error({ event: type, fields: err.paths }, 'notification event rejected');
+          return { event: type, ok: false, channels: [], skipped: 'NOTIFY_EVENT_INVALID' };
+        }
+        log.error({ event: type, errName: (err as Error)?.name }, 'notification failed unexpectedly');
+        return { event: type, ok: false, channels: [] };
+      }
+    },
+    async close() {
+      await webhook?.close();
+    },
+  };
+}
