@@ -1,0 +1,138 @@
+/**
+ * What crosses between workflows and activities: ids, counts, keys and hashes only — never file bytes or
+ * patient data (the history is kept, and shown in the Web UI).
+ */
+import type { PhaseName, SourceTableName } from '../domain/tables';
+
+export type LedgerState = 'imported' | 'unlinked' | 'skipped' | 'failed';
+
+export interface Counts {
+  imported: number;
+  unlinked: number;
+  skipped: number;
+  failed: number;
+}
+
+export interface ChunkResult {
+  /** Source records this chunk accounted for (every one gets a ledger state). */
+  processed: number;
+  byState: Counts;
+  /** Reason code → count (skips, failures, unlinked, and findings on imported rows). */
+  byReason: Record<string, number>;
+  /** Up to a few failed FileMaker ids per reason, for the report (ids are not patient data). */
+  failedIds: Record<string, string[]>;
+  /** Container bytes downloaded from FileMaker (0 for core records and for relinked files). */
+  bytesDownloaded: number;
+  /** Files stored in S3 without downloading again (object already there with the recorded size and checksum). */
+  relinked: number;
+  /** Container downloads that failed on a first try and succeeded on a retry inside the activity. */
+  retries: number;
+}
+
+export interface PreflightInput {
+  runId: string;
+  phases: PhaseName[];
+  dryRun: boolean;
+}
+
+export interface PreflightResult {
+  schemaVersion: string;
+  sourceCounts: Partial<Record<SourceTableName, number>>;
+  /** Transfer quota left this licence year, in bytes, before this run. */
+  transferLeftBytes: number;
+  transferBudgetBytes: number;
+  /** Bytes the run will need at most: files whose objects are not already stored, estimated from averages. */
+  estimatedDownloadBytes: number;
+}
+
+export interface TableReconciliation {
+  table: SourceTableName;
+  manifest: number;
+  imported: number;
+  unlinked: number;
+  skipped: number;
+  failed: number;
+  pending: number;
+  /** Manifest ids without a terminal ledger state (capped). */
+  missing: string[];
+  ok: boolean;
+}
+
+export interface BackupResult {
+  tables: Record<string, { rows: number; fingerprint: string }>;
+  /** Objects under the import prefix before the run. */
+  objectsBefore: number;
+  backupKey: string | undefined;
+}
+
+export interface RestoreResult {
+  tables: Record<string, { rows: number; fingerprint: string }>;
+  /** True when every restored table's fingerprint equals the snapshot's. */
+  verified: boolean;
+}
+
+export interface ChunkInput {
+  runId: string;
+  table: SourceTableName;
+  /** Position in the run's manifest of the table (ordered by FileMaker id). */
+  offset: number;
+  limit: number;
+  writeBack: boolean;
+  /** Remaining transfer budget in bytes this chunk may spend (files phases). */
+  budgetLeftBytes?: number;
+}
+
+export interface DryRunTableResult {
+  table: SourceTableName;
+  manifest: number;
+  byState: Counts;
+  byReason: Record<string, number>;
+  /** Bytes the files of this table would download (0 when already stored). */
+  estimatedBytes: number;
+}
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'rolled_back' | 'cancelled';
+
+/** A run event for the notifier: ids, names, counts and reason codes only. */
+export interface RunEvent {
+  kind:
+    | 'run_started'
+    | 'phase_completed'
+    | 'cooldown_long'
+    | 'paused_for_quota'
+    | 'run_failed'
+    | 'rolled_back'
+    | 'run_completed';
+  runId: string;
+  phase?: PhaseName;
+  counts?: Partial<Counts>;
+  seconds?: number;
+  reason?: string;
+}
+
+/** The activities the workflows call. `createActivities(deps)` in src/activities/index.ts implements it. */
+export interface ReimportActivities {
+  preflight(input: PreflightInput): Promise<PreflightResult>;
+  startRun(input: { runId: string; workflowId: string; options: unknown }): Promise<void>;
+  finishRun(input: { runId: string; status: RunStatus; report: unknown }): Promise<{ reportKey: string | undefined }>;
+  backup(input: { runId: string }): Promise<BackupResult>;
+  restore(input: { runId: string }): Promise<RestoreResult>;
+  deleteRunObjects(input: { runId: string }): Promise<{ deleted: number }>;
+  deleteImported(input: { runId: string }): Promise<Record<string, number>>;
+  buildManifest(input: { runId: string; table: SourceTableName }): Promise<{ count: number }>;
+  importChunk(input: ChunkInput): Promise<ChunkResult>;
+  importFiles(input: ChunkInput): Promise<ChunkResult>;
+  finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;
+  reconcileTable(input: { runId: string; table: SourceTableName }): Promise<TableReconciliation>;
+  dryRunTable(input: { runId: string; table: SourceTableName }): Promise<DryRunTableResult>;
+  validate(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult>;
+  transferUsed(input: { runId: string }): Promise<{ usedThisYearBytes: number }>;
+  notify(event: RunEvent): Promise<void>;
+}
+
+export interface ValidationResult {
+  tables: TableReconciliation[];
+  /** Imported files whose object HEAD did not confirm the recorded size and checksum. */
+  objectMismatches: string[];
+  ok: boolean;
+}

@@ -1,0 +1,5 @@
+/** Every workflow the worker registers. `reimport` is the type operators start. */
+export { reimport } from './reimport';
+export { importPhase } from './phase';
+export { backupPhase, deletePhase, validationPhase } from './steps';
+export { rollback } from './rollback';

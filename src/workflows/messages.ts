@@ -1,0 +1,68 @@
+/**
+ * Signals, queries and updates of the reimport, with stable wire names (they appear in `temporal workflow signal`
+ * commands and in the README).
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Counts } from '../activities/types';
+import type { PhaseName } from '../domain/tables';
+import type { Settings } from './options';
+
+export interface PhaseProgress {
+  phase: PhaseName;
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'skipped' | 'not_implemented';
+  workflowId?: string;
+  /** Source records in the phase's manifests (known once each table's manifest is built). */
+  total: number;
+  done: number;
+  byState: Counts;
+  byReason: Record<string, number>;
+  bytesDownloaded: number;
+  relinked: number;
+  cooldowns: number;
+  /** ISO time the current cooldown ends, when cooling down. */
+  cooldownUntil?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Seconds until done at the current rate, when it can be estimated. */
+  etaSeconds?: number;
+  /** Current table of the phase. */
+  table?: string;
+  paused?: boolean;
+  /** Waiting for the transfer budget to be raised. */
+  pausedForQuota?: boolean;
+}
+
+export interface RunProgress {
+  runId: string;
+  status: 'running' | 'paused' | 'paused_for_quota' | 'rolling_back' | 'completed' | 'failed' | 'rolled_back';
+  dryRun: boolean;
+  currentPhase?: PhaseName;
+  phases: PhaseProgress[];
+  settings: Settings;
+  transferBudgetBytes?: number;
+  bytesDownloaded: number;
+}
+
+/** Stop launching new batches after the ones in flight; a paused run keeps no request open on FileMaker. */
+export const pauseSignal = defineSignal<[{ reason?: string }?]>('pause');
+/** Continue a paused run. */
+export const resumeSignal = defineSignal('resume');
+/** Per phase: total, done, by state, cooldown, ETA. */
+export const progressQuery = defineQuery<RunProgress>('progress');
+/** Progress of one phase (answered by the phase's child workflow). */
+export const phaseProgressQuery = defineQuery<PhaseProgress>('phaseProgress');
+/** Change concurrency, chunk sizes or cooldowns while running; returns the settings in force. */
+export const setSettingsUpdate = defineUpdate<Settings, [Partial<Settings>]>('setSettings');
+/** Raise (or lower) the transfer budget; a run paused for quota continues when the new budget allows. */
+export const setTransferBudgetUpdate = defineUpdate<number, [number]>('setTransferBudget');
+
+/** Internal: the parent forwards pause/resume/settings/budget to the running phase child. */
+export const phaseControlSignal = defineSignal<[PhaseControl]>('phaseControl');
+/** Internal: a phase child reports progress to its parent. */
+export const phaseProgressSignal = defineSignal<[PhaseProgress]>('phaseProgressReport');
+
+export interface PhaseControl {
+  paused?: boolean;
+  settings?: Settings;
+  transferBudgetBytes?: number;
+}

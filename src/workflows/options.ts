@@ -1,0 +1,59 @@
+/**
+ * The input of a reimport, validated before anything runs. Shared by the workflow (which validates again: the
+ * input may come from `temporal workflow start --input`) and the client. Pure: zod only.
+ */
+import { z } from 'zod';
+import { PHASES, type PhaseName } from '../domain/tables';
+
+export const settingsSchema = z
+  .object({
+    /** Chunks (core records) or batches (files) in flight at once per phase. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Records per chunk of a core-record phase. */
+    chunkSize: z.number().int().min(1).max(5000).default(500),
+    /** Files per batch activity of a files phase. */
+    fileBatchSize: z.number().int().min(1).max(500).default(20),
+    /** First cooldown after an overload answer; doubles on each further one, reset after a success. */
+    cooldownBaseSeconds: z.number().min(0.01).max(3600).default(5),
+    /** Longest cooldown. */
+    cooldownMaxSeconds: z.number().min(0.01).max(86_400).default(300),
+  })
+  .strict();
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export const reimportInputSchema = z
+  .object({
+    /** Phases to run (default all, in run order). Backup always runs when a phase writes. */
+    phases: z.array(z.enum(PHASES)).min(1).optional(),
+    /** Skip the phases before this one (they completed in an earlier run). */
+    resumeFrom: z.enum(PHASES).optional(),
+    /** Metadata only: nothing is written to PostgreSQL, S3 or FileMaker, no container bytes are read. */
+    dryRun: z.boolean().default(false),
+    /** PATCH `NexusExportDate` on FileMaker records after their file is safely stored. */
+    writeBack: z.boolean().default(false),
+    settings: settingsSchema.default(settingsSchema.parse({})),
+    /** Annual FileMaker transfer budget in bytes for this run (default: the worker's FM_TRANSFER_BUDGET). */
+    transferBudgetBytes: z.number().int().min(0).optional(),
+    /** Extra notification targets for this run, by name of a configured channel. */
+    notify: z
+      .object({ webhook: z.boolean().default(true), email: z.boolean().default(true) })
+      .strict()
+      .default({ webhook: true, email: true }),
+  })
+  .strict();
+
+export type ReimportInput = z.input<typeof reimportInputSchema>;
+export type ReimportOptions = z.infer<typeof reimportInputSchema>;
+
+/** Which phases this run executes, in run order. */
+export function selectPhases(o: ReimportOptions): PhaseName[] {
+  const wanted = new Set<PhaseName>(o.phases ?? PHASES);
+  const start = o.resumeFrom ? PHASES.indexOf(o.resumeFrom) : 0;
+  return PHASES.filter((p, i) => wanted.has(p) && i >= start);
+}
+
+/** Readable one-line summary of zod issues; never echoes input values. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ');
+}

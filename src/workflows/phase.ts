@@ -1,0 +1,372 @@
+/**
+ * importPhase: one import phase (patients, appointments, notes, referrers, documents, images) as a child of the
+ * reimport. For each source table of the phase: build the manifest (every id that exists now, stored in PostgreSQL),
+ * then import it by chunks of manifest positions in a sliding window, then reconcile (every manifest id terminal).
+ *
+ * Input: PhaseInput (ids, settings, and on continue-as-new the carried state). Result: PhaseResult (counts only).
+ * Messages: `phaseControl` (pause/resume/settings/budget forwarded by the parent), `pause`, `resume`, and the
+ * `phaseProgress` query. Overload answers from FileMaker become a durable, growing cooldown timer and a smaller
+ * window; a spent transfer budget pauses the phase until the budget is raised. Ends failed when a chunk fails for
+ * good or reconciliation finds an id without a terminal state — the parent then rolls the run back.
+ */
+import {
+  ApplicationFailure,
+  ActivityFailure,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+  setCurrentDetails,
+  isCancellation,
+} from '@temporalio/workflow';
+import type { ChunkResult, Counts, ReimportActivities, TableReconciliation } from '../activities/types';
+import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
+import {
+  pauseSignal,
+  phaseControlSignal,
+  phaseProgressQuery,
+  phaseProgressSignal,
+  resumeSignal,
+  type PhaseProgress,
+} from './messages';
+import type { Settings } from './options';
+import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, shortActivity } from './profiles';
+
+export interface PhaseInput {
+  runId: string;
+  phase: ImportPhase;
+  parentWorkflowId: string;
+  dryRun: boolean;
+  writeBack: boolean;
+  settings: Settings;
+  /** Bytes this run may still download before the annual budget is reached (files phases). */
+  budgetLeftBytes?: number;
+  paused?: boolean;
+  /** Carried across continue-as-new. */
+  carried?: PhaseState;
+}
+
+export interface PhaseResult {
+  phase: ImportPhase;
+  tables: TableReconciliation[];
+  byState: Counts;
+  byReason: Record<string, number>;
+  failedIds: Record<string, string[]>;
+  bytesDownloaded: number;
+  relinked: number;
+  retries: number;
+  cooldowns: number;
+  durationMs: number;
+  executions: number;
+}
+
+interface PhaseState {
+  tableIndex: number;
+  /** Manifest offsets of the current table still to import. */
+  pending: number[] | null;
+  manifestTotal: number;
+  result: PhaseResult;
+  progress: PhaseProgress;
+  startedAtMs: number;
+}
+
+const FAILED_IDS_PER_REASON = 20;
+// Well below Temporal's 10,240-event warning: leaves room for the chunks in flight to finish before continuing.
+const HISTORY_SOFT_LIMIT = 7000;
+
+export function tablesOf(phase: ImportPhase): SourceTableName[] {
+  return Object.values(SOURCE_TABLES)
+    .filter((t) => t.phase === phase)
+    .map((t) => t.name);
+}
+
+const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 'images';
+
+function emptyCounts(): Counts {
+  return { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
+}
+
+function addInto(target: Record<string, number>, source: Record<string, number>) {
+  for (const [k, v] of Object.entries(source)) target[k] = (target[k] ?? 0) + v;
+}
+
+function failureType(err: unknown): string | undefined {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
+  if (err instanceof ApplicationFailure) return err.type ?? undefined;
+  return undefined;
+}
+
+/** Durable cooldown length after `n` consecutive overloads: grows, capped. */
+export function cooldownSeconds(settings: Settings, n: number): number {
+  return Math.min(settings.cooldownMaxSeconds, settings.cooldownBaseSeconds * 2 ** Math.max(0, n - 1));
+}
+
+export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
+  const tables = tablesOf(input.phase);
+  const files = isFilesPhase(input.phase);
+  const acts = proxyActivities<ReimportActivities>(shortActivity);
+  const chunkActs = proxyActivities<ReimportActivities>(
+    files ? { ...fileTransferActivity, taskQueue: filesTaskQueue() } : chunkActivity,
+  );
+  const nowMs = () => Date.now();
+  const state: PhaseState = input.carried ?? {
+    tableIndex: 0,
+    pending: null,
+    manifestTotal: 0,
+    startedAtMs: nowMs(),
+    result: {
+      phase: input.phase,
+      tables: [],
+      byState: emptyCounts(),
+      byReason: {},
+      failedIds: {},
+      bytesDownloaded: 0,
+      relinked: 0,
+      retries: 0,
+      cooldowns: 0,
+      durationMs: 0,
+      executions: 1,
+    },
+    progress: {
+      phase: input.phase,
+      status: 'running',
+      workflowId: workflowInfo().workflowId,
+      total: 0,
+      done: 0,
+      byState: emptyCounts(),
+      byReason: {},
+      bytesDownloaded: 0,
+      relinked: 0,
+      cooldowns: 0,
+      startedAt: new Date().toISOString(),
+    },
+  };
+  if (input.carried) state.result.executions += 1;
+
+  let settings = input.settings;
+  let paused = input.paused ?? false;
+  let budgetLeft = input.budgetLeftBytes ?? Number.MAX_SAFE_INTEGER;
+  let quotaPaused = false;
+  let coolingUntil = 0;
+  let overloadStreak = 0;
+  // Adaptive window: halved on overload, grows back by one per success up to the configured concurrency.
+  let window = settings.concurrency;
+  let lastReport = 0;
+
+  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  const report = async (force = false) => {
+    const p = state.progress;
+    const elapsed = (nowMs() - state.startedAtMs) / 1000;
+    p.etaSeconds = p.done > 0 && p.total > p.done ? Math.round(((p.total - p.done) * elapsed) / p.done) : undefined;
+    p.cooldownUntil = coolingUntil > nowMs() ? new Date(coolingUntil).toISOString() : undefined;
+    p.paused = paused;
+    p.pausedForQuota = quotaPaused;
+    setCurrentDetails(
+      `**${input.phase}** ${p.table ?? ''}: ${p.done}/${p.total}` +
+        (paused ? ' — paused' : quotaPaused ? ' — paused: transfer budget' : '') +
+        (p.cooldownUntil ? ` — cooling down until ${p.cooldownUntil}` : ''),
+    );
+    // Progress reports to the parent are throttled to keep both histories small.
+    if (!force && nowMs() - lastReport < 2000) return;
+    lastReport = nowMs();
+    try {
+      await parent.signal(phaseProgressSignal, { ...p });
+    } catch {
+      // The parent may be gone (cancelled); progress is best-effort.
+    }
+  };
+
+  setHandler(phaseProgressQuery, () => ({ ...state.progress }));
+  setHandler(pauseSignal, () => {
+    paused = true;
+  });
+  setHandler(resumeSignal, () => {
+    paused = false;
+  });
+  setHandler(phaseControlSignal, (c) => {
+    if (c.paused !== undefined) paused = c.paused;
+    if (c.settings) {
+      settings = c.settings;
+      window = Math.min(window, settings.concurrency);
+      if (window < 1) window = 1;
+    }
+    if (c.transferBudgetBytes !== undefined) {
+      budgetLeft = c.transferBudgetBytes;
+      quotaPaused = false;
+    }
+  });
+
+  const merge = (r: ChunkResult) => {
+    const res = state.result;
+    for (const k of Object.keys(r.byState) as (keyof Counts)[]) {
+      res.byState[k] += r.byState[k];
+      state.progress.byState[k] += r.byState[k];
+    }
+    addInto(res.byReason, r.byReason);
+    addInto(state.progress.byReason, r.byReason);
+    for (const [reason, ids] of Object.entries(r.failedIds)) {
+      const list = (res.failedIds[reason] ??= []);
+      for (const id of ids) if (list.length < FAILED_IDS_PER_REASON) list.push(id);
+    }
+    res.bytesDownloaded += r.bytesDownloaded;
+    res.relinked += r.relinked;
+    res.retries += r.retries;
+    state.progress.bytesDownloaded += r.bytesDownloaded;
+    state.progress.relinked += r.relinked;
+    state.progress.done += r.processed;
+    budgetLeft -= r.bytesDownloaded;
+  };
+
+  for (; state.tableIndex < tables.length; state.tableIndex++) {
+    const table = tables[state.tableIndex]!;
+    state.progress.table = table;
+
+    if (input.dryRun) {
+      const d = await acts.dryRunTable({ runId: input.runId, table });
+      state.progress.total += d.manifest;
+      merge({
+        processed: d.manifest,
+        byState: d.byState,
+        byReason: d.byReason,
+        failedIds: {},
+        bytesDownloaded: 0,
+        relinked: 0,
+        retries: 0,
+      });
+      state.result.bytesDownloaded += d.estimatedBytes;
+      state.result.tables.push({
+        table,
+        manifest: d.manifest,
+        ...d.byState,
+        pending: 0,
+        missing: [],
+        ok: true,
+      });
+      await report(true);
+      continue;
+    }
+
+    if (state.pending === null) {
+      await condition(() => !paused);
+      const { count } = await acts.buildManifest({ runId: input.runId, table });
+      state.manifestTotal = count;
+      state.progress.total += count;
+      const size = files ? settings.fileBatchSize : settings.chunkSize;
+      state.pending = [];
+      for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
+      await report(true);
+    }
+
+    const pending = state.pending;
+    let running = 0;
+    let fatal: Error | undefined;
+    const size = files ? settings.fileBatchSize : settings.chunkSize;
+
+    const runChunk = async (offset: number) => {
+      running++;
+      try {
+        const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
+        const r = files
+          ? await chunkActs.importFiles({ ...input2, budgetLeftBytes: Math.max(0, budgetLeft) })
+          : await chunkActs.importChunk(input2);
+        merge(r);
+        overloadStreak = 0;
+        window = Math.min(settings.concurrency, window + 1);
+        await report();
+      } catch (err) {
+        const type = failureType(err);
+        if (type === OVERLOADED) {
+          pending.unshift(offset);
+          overloadStreak++;
+          window = Math.max(1, Math.floor(window / 2));
+          const seconds = cooldownSeconds(settings, overloadStreak);
+          if (coolingUntil <= nowMs()) {
+            state.result.cooldowns++;
+            state.progress.cooldowns++;
+            coolingUntil = nowMs() + seconds * 1000;
+            await report(true);
+            // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
+            await sleep(seconds * 1000);
+            coolingUntil = 0;
+            await report(true);
+          }
+        } else if (type === QUOTA) {
+          pending.unshift(offset);
+          quotaPaused = true;
+          await report(true);
+        } else if (isCancellation(err)) {
+          throw err;
+        } else {
+          fatal ??= err instanceof Error ? err : new Error(String(err));
+        }
+      } finally {
+        running--;
+      }
+    };
+
+    while (pending.length > 0 || running > 0) {
+      const historyFull = () =>
+        workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_SOFT_LIMIT;
+      await condition(
+        () =>
+          fatal !== undefined ||
+          (running === 0 && pending.length === 0) ||
+          (running === 0 && historyFull()) ||
+          (pending.length > 0 &&
+            running < window &&
+            !paused &&
+            !quotaPaused &&
+            coolingUntil <= nowMs() &&
+            !historyFull()),
+      );
+      if (fatal !== undefined) {
+        await condition(() => running === 0);
+        state.progress.status = 'failed';
+        await report(true);
+        throw fatal;
+      }
+      if (pending.length === 0 && running === 0) break;
+      if (running === 0 && historyFull()) {
+        state.result.durationMs = nowMs() - state.startedAtMs;
+        await continueAsNew<typeof importPhase>({
+          ...input,
+          settings,
+          paused,
+          budgetLeftBytes: budgetLeft,
+          carried: state,
+        });
+      }
+      if (running < window && pending.length > 0 && !paused && !quotaPaused && coolingUntil <= nowMs()) {
+        void runChunk(pending.shift()!);
+      }
+    }
+
+    await acts.finishTable({ runId: input.runId, table });
+    const rec = await acts.reconcileTable({ runId: input.runId, table });
+    state.result.tables.push(rec);
+    state.pending = null;
+    if (!rec.ok) {
+      state.progress.status = 'failed';
+      await report(true);
+      throw ApplicationFailure.nonRetryable(
+        `${table}: ${rec.pending} of ${rec.manifest} manifest ids have no terminal state`,
+        'RECONCILIATION_FAILED',
+      );
+    }
+  }
+
+  state.result.durationMs = nowMs() - state.startedAtMs;
+  state.progress.status = 'completed';
+  state.progress.finishedAt = new Date().toISOString();
+  await report(true);
+  return state.result;
+}
+
+/** The files task queue is the parent's queue name + "-files" unless the workflow memo says otherwise. */
+function filesTaskQueue(): string {
+  const memo = workflowInfo().memo as { filesTaskQueue?: unknown } | undefined;
+  return typeof memo?.filesTaskQueue === 'string' ? memo.filesTaskQueue : `${workflowInfo().taskQueue}-files`;
+}

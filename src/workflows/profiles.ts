@@ -1,0 +1,59 @@
+/**
+ * Named activity profiles: timeouts and retry policies in one place.
+ * Errors the workflow itself acts on (overload → durable cooldown, quota → pause) are not retried by Temporal.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** Failure types the workflow branches on (`failure.cause.type`), never retried by the activity's own policy. */
+export const OVERLOADED = 'FILEMAKER_OVERLOADED';
+export const QUOTA = 'TRANSFER_QUOTA_EXCEEDED';
+export const NON_RETRYABLE = [
+  OVERLOADED,
+  QUOTA,
+  'CONFIG_INVALID',
+  'SCHEMA_VERSION_UNKNOWN',
+  'MANIFEST_INCONSISTENT',
+  'INTEGRITY_MISMATCH',
+  'PREFLIGHT_FAILED',
+  'RESTORE_FAILED',
+];
+
+const retry = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  // Bounded: a chunk that keeps failing for something other than overload fails the phase (and rolls back)
+  // instead of retrying forever behind the operator's back.
+  maximumAttempts: 6,
+  nonRetryableErrorTypes: NON_RETRYABLE,
+} as const;
+
+/** Metadata calls: pre-flight, manifests, reconciliation, run bookkeeping. */
+export const shortActivity: ActivityOptions = { startToCloseTimeout: '10 minutes', retry };
+
+/** A chunk of core records: one FileMaker find and one bulk upsert per few hundred records. */
+export const chunkActivity: ActivityOptions = {
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry,
+};
+
+/** Backup, restore and delete: whole-table work in PostgreSQL, heartbeating between tables. */
+export const tableWorkActivity: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '5 minutes',
+  retry,
+};
+
+/** A batch of container downloads: heartbeats per file and resumes from its heartbeat after a crash. */
+export const fileTransferActivity: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry,
+};
+
+/** Notifications never fail or slow the run: short, few attempts, and the workflow does not wait on errors. */
+export const notifyActivity: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2s', maximumAttempts: 3 },
+};

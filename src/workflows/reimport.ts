@@ -1,0 +1,427 @@
+/**
+ * reimport: the whole re-import of the clinic's FileMaker data, as one parent with a child workflow per phase
+ * (`<run>/backup`, `<run>/patients`, …) so the Web UI shows the run as a tree.
+ *
+ * Input: ReimportInput (validated here; a bad input fails at once with INVALID_INPUT and changes nothing).
+ * Messages: `pause` / `resume` signals (forwarded to the running phase; honoured between batches), the `progress`
+ * query, the `setSettings` and `setTransferBudget` updates. Cancel rolls back.
+ * Ends: completed with ReimportResult (counts only); or, after any phase failure or a cancel, the database restored
+ * to its pre-run state and the objects this run created deleted (a saga whose compensations run last-first, not
+ * cancellable), the run recorded `rolled_back` with its cause, and the workflow failed with RUN_ROLLED_BACK.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  executeChild,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  condition,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { BackupResult, ReimportActivities, RestoreResult, ValidationResult } from '../activities/types';
+import { IMPORT_PHASES, SOURCE_TABLES, type PhaseName } from '../domain/tables';
+import {
+  pauseSignal,
+  phaseControlSignal,
+  phaseProgressSignal,
+  progressQuery,
+  resumeSignal,
+  setSettingsUpdate,
+  setTransferBudgetUpdate,
+  type PhaseProgress,
+  type RunProgress,
+} from './messages';
+import { describeIssues, reimportInputSchema, selectPhases, settingsSchema, type ReimportOptions } from './options';
+import { importPhase, type PhaseResult } from './phase';
+import { notifyActivity, shortActivity, tableWorkActivity } from './profiles';
+import { backupPhase, deletePhase, validationPhase } from './steps';
+
+export interface PhaseSummary {
+  phase: PhaseName;
+  status: 'completed' | 'skipped' | 'failed' | 'not_run';
+  durationMs: number;
+  imported: number;
+  unlinked: number;
+  skipped: number;
+  failed: number;
+  bytesDownloaded: number;
+  relinked: number;
+  retries: number;
+  cooldowns: number;
+  byReason: Record<string, number>;
+  /** FileMaker ids of failed records, by reason (capped), for the operator to follow up. */
+  failedIds: Record<string, string[]>;
+  note?: string;
+}
+
+export interface ReimportResult {
+  runId: string;
+  status: 'completed' | 'dry_run';
+  dryRun: boolean;
+  phases: Pick<PhaseSummary, 'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded'>[];
+  bytesDownloaded: number;
+  /** Dry-run: transfer quota left after a real run would download what it needs. */
+  transferLeftAfterBytes?: number;
+  reportKey?: string;
+}
+
+const IMPORT_PHASE_SET = new Set<string>(IMPORT_PHASES);
+const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
+
+export async function reimport(rawInput: unknown): Promise<ReimportResult> {
+  const parsed = reimportInputSchema.safeParse(rawInput ?? {});
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, 'INVALID_INPUT');
+  }
+  const options: ReimportOptions = parsed.data;
+  const info = workflowInfo();
+  const runId = info.workflowId;
+  const acts = proxyActivities<ReimportActivities>(shortActivity);
+  const heavy = proxyActivities<ReimportActivities>(tableWorkActivity);
+  const notifier = proxyActivities<ReimportActivities>(notifyActivity);
+
+  const phases = selectPhases(options);
+  // Nothing is written without a backup to roll back to.
+  if (!options.dryRun && phases.some((p) => WRITING_PHASES.has(p)) && !phases.includes('backup')) {
+    phases.unshift('backup');
+  }
+
+  let settings = options.settings;
+  let paused = false;
+  let transferBudget = options.transferBudgetBytes;
+  let currentChild: string | undefined;
+  const progress: RunProgress = {
+    runId,
+    status: 'running',
+    dryRun: options.dryRun,
+    phases: phases.map((phase) => ({
+      phase,
+      status: 'pending',
+      total: 0,
+      done: 0,
+      byState: { imported: 0, unlinked: 0, skipped: 0, failed: 0 },
+      byReason: {},
+      bytesDownloaded: 0,
+      relinked: 0,
+      cooldowns: 0,
+    })),
+    settings,
+    transferBudgetBytes: transferBudget,
+    bytesDownloaded: 0,
+  };
+  const phaseProgress = (phase: PhaseName) => progress.phases.find((p) => p.phase === phase)!;
+  const tellChild = async (control: { paused?: boolean; settings?: typeof settings; transferBudgetBytes?: number }) => {
+    if (!currentChild) return;
+    try {
+      await getExternalWorkflowHandle(currentChild).signal(phaseControlSignal, control);
+    } catch {
+      // The child finished between our check and the signal; the next child starts with the current state.
+    }
+  };
+
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, async () => {
+    paused = true;
+    progress.status = 'paused';
+    await tellChild({ paused: true });
+  });
+  setHandler(resumeSignal, async () => {
+    paused = false;
+    progress.status = 'running';
+    await tellChild({ paused: false });
+  });
+  setHandler(phaseProgressSignal, (p: PhaseProgress) => {
+    const target = phaseProgress(p.phase);
+    Object.assign(target, p);
+    progress.bytesDownloaded = progress.phases.reduce((s, x) => s + x.bytesDownloaded, 0);
+    if (p.pausedForQuota && progress.status === 'running') progress.status = 'paused_for_quota';
+    if (!p.pausedForQuota && progress.status === 'paused_for_quota') progress.status = 'running';
+  });
+  setHandler(
+    setSettingsUpdate,
+    async (patch) => {
+      settings = settingsSchema.parse({ ...settings, ...patch });
+      progress.settings = settings;
+      await tellChild({ settings });
+      return settings;
+    },
+    {
+      validator: (patch) => {
+        const r = settingsSchema.partial().strict().safeParse(patch);
+        if (!r.success) throw new Error(`invalid settings: ${describeIssues(r.error)}`);
+      },
+    },
+  );
+  setHandler(
+    setTransferBudgetUpdate,
+    async (bytes) => {
+      transferBudget = bytes;
+      progress.transferBudgetBytes = bytes;
+      const { usedThisYearBytes } = await acts.transferUsed({ runId });
+      await tellChild({ transferBudgetBytes: Math.max(0, bytes - usedThisYearBytes) });
+      return bytes;
+    },
+    {
+      validator: (bytes) => {
+        if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error('budget must be a whole number of bytes');
+      },
+    },
+  );
+
+  const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
+    // Notifications are fire-and-forget for the run: a failing channel never fails or slows it.
+    notifier.notify(event).catch(() => log.warn('notification failed', { kind: event.kind }));
+  };
+
+  const preflight = await acts.preflight({ runId, phases, dryRun: options.dryRun });
+  if (transferBudget === undefined) transferBudget = preflight.transferBudgetBytes;
+  progress.transferBudgetBytes = transferBudget;
+
+  if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
+  notify({ kind: 'run_started', runId });
+
+  const summaries: PhaseSummary[] = [];
+  const compensations: { name: string; run: () => Promise<void> }[] = [];
+  let backup: BackupResult | undefined;
+  let validation: ValidationResult | undefined;
+
+  try {
+    for (const phase of phases) {
+      await condition(() => !paused);
+      const pp = phaseProgress(phase);
+      pp.status = 'running';
+      progress.currentPhase = phase;
+      pp.startedAt = new Date().toISOString();
+      setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
+      const workflowId = `${runId}/${phase}`;
+      pp.workflowId = workflowId;
+      currentChild = workflowId;
+      const started = Date.now();
+      const summary: PhaseSummary = {
+        phase,
+        status: 'completed',
+        durationMs: 0,
+        imported: 0,
+        unlinked: 0,
+        skipped: 0,
+        failed: 0,
+        bytesDownloaded: 0,
+        relinked: 0,
+        retries: 0,
+        cooldowns: 0,
+        byReason: {},
+        failedIds: {},
+      };
+      const childOpts = { workflowId, memo: info.memo };
+
+      if (phase === 'backup' || phase === 'delete' || phase === 'validation') {
+        if (options.dryRun) {
+          summary.status = 'skipped';
+          summary.note = 'dry-run: nothing is written';
+        } else if (phase === 'backup') {
+          backup = await executeChild(backupPhase, { ...childOpts, args: [{ runId }] });
+          const snapshot = backup;
+          // Registered right after the step succeeds: from here on, any failure restores this snapshot.
+          compensations.push({
+            name: 'delete objects created by this run',
+            run: async () => {
+              await heavy.deleteRunObjects({ runId });
+            },
+          });
+          compensations.push({
+            name: 'restore database snapshot',
+            run: async () => {
+              const restored: RestoreResult = await heavy.restore({ runId });
+              if (!restored.verified) {
+                throw ApplicationFailure.nonRetryable(
+                  'restored fingerprints differ from the snapshot',
+                  'RESTORE_FAILED',
+                );
+              }
+              log.info('database restored', { tables: Object.keys(snapshot.tables).length });
+            },
+          });
+          summary.note = `${Object.keys(backup.tables).length} tables, ${backup.objectsBefore} objects inventoried`;
+        } else if (phase === 'delete') {
+          const deleted = await executeChild(deletePhase, { ...childOpts, args: [{ runId }] });
+          summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
+        } else {
+          const tables = summaries
+            .filter((s) => IMPORT_PHASE_SET.has(s.phase))
+            .flatMap((s) =>
+              Object.values(SOURCE_TABLES)
+                .filter((t) => t.phase === s.phase)
+                .map((t) => t.name),
+            );
+          validation = await executeChild(validationPhase, { ...childOpts, args: [{ runId, tables }] });
+          summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
+        }
+      } else {
+        const used = options.dryRun ? 0 : (await acts.transferUsed({ runId })).usedThisYearBytes;
+        const result: PhaseResult = await executeChild(importPhase, {
+          ...childOpts,
+          args: [
+            {
+              runId,
+              phase,
+              parentWorkflowId: runId,
+              dryRun: options.dryRun,
+              writeBack: options.writeBack,
+              settings,
+              paused,
+              budgetLeftBytes: Math.max(0, (transferBudget ?? 0) - used),
+            },
+          ],
+        });
+        Object.assign(summary, result.byState, {
+          bytesDownloaded: result.bytesDownloaded,
+          relinked: result.relinked,
+          retries: result.retries,
+          cooldowns: result.cooldowns,
+          byReason: result.byReason,
+          failedIds: result.failedIds,
+        });
+      }
+      summary.durationMs = Date.now() - started;
+      summaries.push(summary);
+      pp.status = summary.status === 'skipped' ? 'skipped' : 'completed';
+      pp.finishedAt = new Date().toISOString();
+      currentChild = undefined;
+      notify({
+        kind: 'phase_completed',
+        runId,
+        phase,
+        counts: {
+          imported: summary.imported,
+          unlinked: summary.unlinked,
+          skipped: summary.skipped,
+          failed: summary.failed,
+        },
+        seconds: Math.round(summary.durationMs / 1000),
+      });
+    }
+  } catch (err) {
+    const cause = describeFailure(err);
+    const failedPhase = progress.currentPhase;
+    if (failedPhase) phaseProgress(failedPhase).status = 'failed';
+    progress.status = 'rolling_back';
+    setCurrentDetails(`Rolling back: ${cause}`);
+    notify({ kind: 'run_failed', runId, phase: failedPhase, reason: cause });
+    // Compensations must finish even when the run was cancelled.
+    await CancellationScope.nonCancellable(async () => {
+      const errors: string[] = [];
+      for (const c of [...compensations].reverse()) {
+        try {
+          await c.run();
+        } catch (compErr) {
+          errors.push(`${c.name}: ${describeFailure(compErr)}`);
+          log.error('compensation failed', { step: c.name, error: describeFailure(compErr) });
+        }
+      }
+      const status = errors.length === 0 ? 'rolled_back' : 'failed';
+      progress.status = status === 'rolled_back' ? 'rolled_back' : 'failed';
+      if (!options.dryRun) {
+        await acts.finishRun({
+          runId,
+          status,
+          report: buildReport(runId, options, summaries, backup, validation, {
+            cause,
+            failedPhase,
+            compensationErrors: errors,
+          }),
+        });
+      }
+      notify({
+        kind: status === 'rolled_back' ? 'rolled_back' : 'run_failed',
+        runId,
+        phase: failedPhase,
+        reason: cause,
+      });
+      if (errors.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
+          'ROLLBACK_FAILED',
+        );
+      }
+    });
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.nonRetryable(
+      `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
+      'RUN_ROLLED_BACK',
+    );
+  }
+
+  progress.status = 'completed';
+  progress.currentPhase = undefined;
+  const report = buildReport(runId, options, summaries, backup, validation, undefined);
+  const { reportKey } = options.dryRun
+    ? { reportKey: undefined }
+    : await acts.finishRun({ runId, status: 'completed', report });
+  setCurrentDetails(`Completed${options.dryRun ? ' (dry-run)' : ''}`);
+  notify({ kind: 'run_completed', runId });
+  const bytes = summaries.reduce((s, p) => s + p.bytesDownloaded, 0);
+  return {
+    runId,
+    status: options.dryRun ? 'dry_run' : 'completed',
+    dryRun: options.dryRun,
+    phases: summaries.map(({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded }) => ({
+      phase,
+      status,
+      imported,
+      unlinked,
+      skipped,
+      failed,
+      bytesDownloaded,
+    })),
+    bytesDownloaded: bytes,
+    transferLeftAfterBytes: options.dryRun ? preflight.transferLeftBytes - bytes : undefined,
+    reportKey,
+  };
+}
+
+function buildReport(
+  runId: string,
+  options: ReimportOptions,
+  phases: PhaseSummary[],
+  backup: BackupResult | undefined,
+  validation: ValidationResult | undefined,
+  failure: { cause: string; failedPhase?: PhaseName; compensationErrors: string[] } | undefined,
+) {
+  return {
+    runId,
+    options,
+    phases,
+    backup: backup
+      ? { tables: backup.tables, objectsBefore: backup.objectsBefore, backupKey: backup.backupKey }
+      : undefined,
+    validation,
+    failure,
+  };
+}
+
+/** A short, data-free description of a failure chain (types and messages of our own errors). */
+export function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e instanceof ApplicationFailure) {
+      parts.push(`${e.type ?? 'Error'}: ${e.message}`);
+      break;
+    }
+    if (e instanceof ChildWorkflowFailure) {
+      parts.push(`child ${e.execution?.workflowId ?? ''}`.trim());
+    } else if (isCancellation(e)) {
+      parts.push('cancelled');
+      break;
+    } else if (e instanceof Error) {
+      parts.push(e.message);
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return parts.join(' ← ') || 'unknown failure';
+}
