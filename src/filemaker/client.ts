@@ -1,0 +1,1168 @@
+/**
+ * The FileMaker client the activities use: Data API (records, finds, writes, layout metadata), OData (manifests,
+ * counts, containers by key) and container downloads, over one undici Agent with keep-alive.
+ *
+ * Guarantees the rest of the engine builds on:
+ * - One Data API token per process. Concurrent callers wait on one in-flight login (a login per request exhausts the
+ *   host: 812/956). The token is replaced before FileMaker's 15-minute idle expiry; on 952 (or HTTP 401) the token is
+ *   dropped, a fresh login happens and the call is retried exactly once.
+ * - Every request holds a slot of a per-worker semaphore; container downloads hold theirs until the stream ends.
+ * - Bodies that are not JSON (the HTML pages of the web server in front of a busy engine) are never parsed as data.
+ * - Typed errors (src/errors.ts) with FileMaker code and HTTP status; never a body, a token or a cookie in a message.
+ * - Bytes received are counted as they arrive, for the transfer-quota accounting.
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { type Readable, Transform, pipeline } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../errors';
+import type { Logger } from '../logger';
+import { parseContentDisposition } from './content-disposition';
+import { Semaphore, type Release } from './semaphore';
+import {
+  FM_ERRORS,
+  type FileMakerRecord,
+  errorForFmCode,
+  errorForStatus,
+  exactFindValue,
+  isObject,
+  isOverloadStatus,
+  odataFieldName,
+  odataKey,
+  parseDataInfo,
+  parseEnvelope,
+  parseODataError,
+  parseODataPage,
+  parseRecords,
+  pathSegment,
+  readJsonBody,
+} from './responses';
+
+export interface FileMakerClientOptions {
+  /** Origin of the FileMaker host, e.g. https://fm.example.com or http://127.0.0.1:1234. */
+  url: string;
+  /** Hosted database name; FileMaker compares it case-sensitively. */
+  database: string;
+  username: string;
+  password: string;
+  /** Extra CA bundle (PEM) trusted in addition to the system roots; certificate verification is always on. */
+  caFile?: string;
+  /** Per-worker cap on requests in flight to FileMaker. */
+  maxConcurrency: number;
+  logger: Logger;
+  /** Re-login after this much idle time, before FileMaker's 15-minute sliding expiry. Default 14 minutes. */
+  idleRefreshMs?: number;
+  /** Headers timeout and body idle timeout per request. Default 120 s. */
+  requestTimeoutMs?: number;
+  /** Data API version path segment. Default `vLatest`. */
+  dataApiVersion?: 'v1' | 'v2' | 'vLatest';
+}
+
+export type RequestKind =
+  | 'login'
+  | 'logout'
+  | 'validateSession'
+  | 'productInfo'
+  | 'databaseNames'
+  | 'layoutMetadata'
+  | 'records'
+  | 'getRecord'
+  | 'find'
+  | 'patch'
+  | 'odataPage'
+  | 'odataCount'
+  | 'odataValue'
+  | 'container';
+
+export interface FileMakerStats {
+  /** Requests sent, by kind (each HTTP exchange counts, retries and both legs of a container handshake included). */
+  readonly requests: Readonly<Partial<Record<RequestKind, number>>>;
+  readonly totalRequests: number;
+  /** Body bytes received from FileMaker: what the transfer quota is spent on. */
+  readonly bytesReceived: { readonly metadata: number; readonly containers: number; readonly total: number };
+  /** Calls repeated by this client: after a re-login, a sporadic container 401, a reset keep-alive socket. */
+  readonly retries: number;
+  readonly logins: number;
+  /** Logins that replaced an earlier token (expired, killed by a restart, or refreshed after idling). */
+  readonly relogins: number;
+  /** Answers that said "overloaded": HTTP 502/503/504/429 or codes 812/956. */
+  readonly overloads: number;
+  /** Answers that were not the JSON they should have been (HTML pages, broken envelopes). */
+  readonly badResponses: number;
+  /** OData/Data API bodies that only parsed after repairing FileMaker's known JSON defects. */
+  readonly repairedJson: number;
+  /** Container downloads that ended with CONTAINER_URL_STALE. */
+  readonly staleContainerUrls: number;
+  readonly inFlight: number;
+  readonly peakInFlight: number;
+  readonly maxConcurrency: number;
+}
+
+export interface LayoutField {
+  readonly name: string;
+  /** `normal`, `calculation`, `summary`, ... as FileMaker reports it. */
+  readonly type: string | undefined;
+  /** `text`, `number`, `date`, `time`, `timeStamp`, `container`. */
+  readonly result: string | undefined;
+}
+
+export interface LayoutMetadata {
+  readonly fields: readonly LayoutField[];
+  /** Portal object name → field names (`Table::Field`). */
+  readonly portals: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface ManifestEntry {
+  /** The record's primary key as text; null when the record has no id (then fetch it by `rowId`). */
+  readonly id: string | null;
+  /** OData ROWID: equals the Data API `recordId` (Get(RecordID)). Undefined if the server cannot select ROWID. */
+  readonly rowId: string | undefined;
+  /** OData ROWMODID: equals the Data API `modId`. */
+  readonly rowModId: string | undefined;
+}
+
+export interface ManifestOptions {
+  idField?: string;
+  /** Rows per request (FileMaker caps a response at 10,000 and links the rest). Default 10,000. */
+  pageSize?: number;
+  /**
+   * Sort key. ROWID (default) is unique and grows with every new record, so records added while paging land on the
+   * last page instead of shifting earlier pages; falls back to `idField` if the server rejects ROWID.
+   */
+  orderBy?: 'ROWID' | 'id';
+  signal?: AbortSignal;
+}
+
+export interface FindOptions {
+  /** Ids per `_find` (at most 100). */
+  chunkSize?: number;
+  /** Portals to return with their row limit (the Data API returns 50 portal rows unless told otherwise). */
+  portals?: Readonly<Record<string, number>>;
+  /** 0 US (default), 1 file locale, 2 ISO 8601. */
+  dateFormats?: 0 | 1 | 2;
+  signal?: AbortSignal;
+}
+
+export interface ContainerDownload {
+  /** The bytes as a stream. Consume or destroy it: the concurrency slot is held until it ends or errors. */
+  readonly body: Readable;
+  readonly contentType: string | undefined;
+  readonly contentLength: number | undefined;
+  /** From Content-Disposition (`filename*` preferred); the container URL itself never carries the name. */
+  readonly filename: string | undefined;
+  readonly status: number;
+}
+
+export interface DownloadOptions {
+  signal?: AbortSignal;
+}
+
+export interface FileMakerClient {
+  /** `GET /fmi/data/vLatest/productInfo` (no session): version, date and time formats. */
+  productInfo(): Promise<Record<string, unknown>>;
+  /** Databases this account can see (Basic auth, no session). */
+  databaseNames(): Promise<string[]>;
+  /** True when the current token is still accepted; does not log in. */
+  validateSession(): Promise<boolean>;
+  /** Ends the Data API session (if any). The client stays usable: the next call logs in again. */
+  logout(): Promise<void>;
+  /** Logs out and closes all connections. */
+  close(): Promise<void>;
+  layoutMetadata(layout: string): Promise<LayoutMetadata>;
+  /** Field names on a layout, for the pre-flight check. */
+  layoutFields(layout: string): Promise<string[]>;
+  /** `dataInfo.totalRecordCount` of a layout's table, for the manifest cross-check. */
+  layoutTotalCount(layout: string): Promise<number>;
+  /** Every record id of a table over OData, in a stable order, following next links. */
+  manifest(table: string, opts?: ManifestOptions): AsyncGenerator<ManifestEntry, void, undefined>;
+  /** `/{table}/$count` over OData. */
+  count(table: string, opts?: { signal?: AbortSignal }): Promise<number>;
+  /** The records with these ids (exact, case-insensitive match on `idField`); ids without a record are absent. */
+  findByIds(layout: string, idField: string, ids: readonly string[], opts?: FindOptions): Promise<FileMakerRecord[]>;
+  getRecord(layout: string, recordId: string, opts?: { signal?: AbortSignal }): Promise<FileMakerRecord>;
+  /** Changes the named fields; with `modId`, fails with FILEMAKER_MODID_MISMATCH if the record changed. Returns the new modId. */
+  patchRecord(layout: string, recordId: string, fieldData: Record<string, unknown>, modId?: string): Promise<string>;
+  /** A container URL from `fieldData`, with FileMaker's 302 + cookie handshake; streamed, never buffered. */
+  downloadContainer(url: string, opts?: DownloadOptions): Promise<ContainerDownload>;
+  /** One container over OData: `/{table}('{id}')/{field}/$value`. */
+  downloadODataContainer(
+    table: string,
+    id: string | number,
+    field: string,
+    opts?: DownloadOptions,
+  ): Promise<ContainerDownload>;
+  stats(): FileMakerStats;
+  /** Changes the per-worker concurrency cap while running. */
+  setMaxConcurrency(n: number): void;
+}
+
+export { FM_ERRORS, isFileMakerError, type FileMakerErrorCode, type FileMakerRecord } from './responses';
+
+const DEFAULT_IDLE_REFRESH_MS = 14 * 60_000;
+const DEFAULT_TIMEOUT_MS = 120_000;
+/** Error bodies of container requests are read only this far (enough for an envelope, never a whole file). */
+const MAX_ERROR_BODY = 64 * 1024;
+const ODATA_MAX_PAGE = 10_000;
+const FIND_MAX_CHUNK = 100;
+
+export function createFileMakerClient(opts: FileMakerClientOptions): FileMakerClient {
+  return new Client(opts);
+}
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+interface SendOptions {
+  method: Dispatcher.HttpMethod;
+  url: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Safe to send again when the connection broke before an answer (a stale keep-alive socket). */
+  idempotent: boolean;
+  signal?: AbortSignal;
+}
+
+interface Counters {
+  requests: Partial<Record<RequestKind, number>>;
+  metadataBytes: number;
+  containerBytes: number;
+  retries: number;
+  logins: number;
+  relogins: number;
+  overloads: number;
+  badResponses: number;
+  repairedJson: number;
+  staleContainerUrls: number;
+}
+
+class Client implements FileMakerClient {
+  private readonly base: string;
+  private readonly dataBase: string;
+  private readonly odataBase: string;
+  private readonly agent: Agent;
+  private readonly sem: Semaphore;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly idleRefreshMs: number;
+  private readonly basicAuth: string;
+  private readonly c: Counters = {
+    requests: {},
+    metadataBytes: 0,
+    containerBytes: 0,
+    retries: 0,
+    logins: 0,
+    relogins: 0,
+    overloads: 0,
+    badResponses: 0,
+    repairedJson: 0,
+    staleContainerUrls: 0,
+  };
+
+  // Session state: one token for the whole process.
+  private token: string | undefined;
+  private tokenUsedAt = 0;
+  private loginInFlight: Promise<string> | undefined;
+  private hadToken = false;
+  /** Fire-and-forget logouts of replaced tokens; awaited by close() so nothing outlives the client. */
+  private readonly background = new Set<Promise<void>>();
+
+  constructor(private readonly opts: FileMakerClientOptions) {
+    this.base = opts.url.replace(/\/+$/, '');
+    const version = opts.dataApiVersion ?? 'vLatest';
+    this.dataBase = `${this.base}/fmi/data/${version}`;
+    this.odataBase = `${this.base}/fmi/odata/v4/${pathSegment(opts.database)}`;
+    this.sem = new Semaphore(opts.maxConcurrency);
+    this.log = opts.logger.child({ component: 'filemaker' });
+    this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.idleRefreshMs = opts.idleRefreshMs ?? DEFAULT_IDLE_REFRESH_MS;
+    this.basicAuth = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
+    this.agent = new Agent({
+      keepAliveTimeout: 10_000,
+      keepAliveMaxTimeout: 60_000,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      connectTimeout: Math.min(this.timeoutMs, 30_000),
+      // `ca` replaces Node's trust store, so the system roots are passed along with the extra bundle.
+      connect: opts.caFile !== undefined ? { ca: [...rootCertificates, readFileSync(opts.caFile, 'utf8')] } : {},
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Accounting
+
+  stats(): FileMakerStats {
+    const requests = { ...this.c.requests };
+    return {
+      requests,
+      totalRequests: Object.values(requests).reduce((a, b) => a + b, 0),
+      bytesReceived: {
+        metadata: this.c.metadataBytes,
+        containers: this.c.containerBytes,
+        total: this.c.metadataBytes + this.c.containerBytes,
+      },
+      retries: this.c.retries,
+      logins: this.c.logins,
+      relogins: this.c.relogins,
+      overloads: this.c.overloads,
+      badResponses: this.c.badResponses,
+      repairedJson: this.c.repairedJson,
+      staleContainerUrls: this.c.staleContainerUrls,
+      inFlight: this.sem.inFlight,
+      peakInFlight: this.sem.peakInFlight,
+      maxConcurrency: this.sem.limit,
+    };
+  }
+
+  setMaxConcurrency(n: number): void {
+    this.sem.setLimit(n);
+  }
+
+  /** Counts an error on its way out (overloads and bad responses feed the stats the engine's throttle reads). */
+  private fail(err: Error, what: string): Error {
+    if (err instanceof FileMakerOverloadedError) {
+      this.c.overloads++;
+      this.log.warn({ what, fmCode: err.fmCode, status: err.httpStatus }, 'FileMaker overloaded');
+    } else if (err instanceof FileMakerError && err.code === FM_ERRORS.BAD_RESPONSE) {
+      this.c.badResponses++;
+      this.log.warn({ what, status: err.httpStatus }, 'FileMaker answered something that is not data');
+    } else if (err instanceof TransferQuotaError) {
+      this.log.error({ what }, 'FileMaker transfer quota exhausted (953)');
+    }
+    return err;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Transport
+
+  /** One HTTP exchange with the body read whole (metadata only; containers use `openStream`). */
+  private async send(kind: RequestKind, what: string, o: SendOptions): Promise<RawResponse> {
+    const release = await this.sem.acquire(o.signal);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const started = Date.now();
+        this.c.requests[kind] = (this.c.requests[kind] ?? 0) + 1;
+        try {
+          const res = await request(o.url, {
+            dispatcher: this.agent,
+            method: o.method,
+            headers: o.headers,
+            body: o.body,
+            signal: o.signal,
+            headersTimeout: this.timeoutMs,
+            bodyTimeout: this.timeoutMs,
+          });
+          const body = Buffer.from(await res.body.arrayBuffer());
+          this.c.metadataBytes += body.length;
+          this.log.debug({ kind, what, status: res.statusCode, bytes: body.length, ms: Date.now() - started }, 'fm');
+          return { status: res.statusCode, headers: res.headers, body };
+        } catch (err) {
+          if (isAbort(err, o.signal)) throw err;
+          // A keep-alive socket closed by the server just as we reused it fails before any answer: safe to resend.
+          if (o.idempotent && attempt === 0 && isResetBeforeAnswer(err)) {
+            this.c.retries++;
+            this.log.debug({ kind, what, err: errCode(err) }, 'connection reset, resending once');
+            continue;
+          }
+          throw this.fail(networkError(err, what), what);
+        }
+      }
+    } finally {
+      release();
+    }
+  }
+
+  /** The typed error for a non-success answer, whatever its body: OData error, Data API envelope, or neither. */
+  private errorFrom(res: RawResponse, what: string): Error {
+    const json = readJsonBody(header(res.headers, 'content-type'), res.body);
+    if (json.ok) {
+      if (json.repaired) this.c.repairedJson++;
+      const odataCode = parseODataError(json.value);
+      if (odataCode !== undefined) return this.fail(errorForFmCode(odataCode, res.status, what), what);
+      const env = parseEnvelope(json.value);
+      if (env !== undefined && env.fmCode !== '0') return this.fail(errorForFmCode(env.fmCode, res.status, what), what);
+    }
+    if (res.status === 401) {
+      return new FileMakerError(`FileMaker ${what}: HTTP 401, credentials refused`, undefined, 401, {
+        code: FM_ERRORS.AUTH_FAILED,
+        retryable: false,
+      });
+    }
+    return this.fail(errorForStatus(res.status, what, json.ok ? 'no FileMaker error code' : json.why), what);
+  }
+
+  /** A successful answer's JSON, or the typed error. */
+  private jsonOf(res: RawResponse, what: string): unknown {
+    if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
+    const json = readJsonBody(header(res.headers, 'content-type'), res.body);
+    if (!json.ok) throw this.fail(errorForStatus(res.status, what, json.why), what);
+    if (json.repaired) {
+      this.c.repairedJson++;
+      this.log.warn({ what }, 'FileMaker JSON had raw control characters or a bare ? value; repaired');
+    }
+    return json.value;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Session
+
+  private async getToken(): Promise<string> {
+    if (this.loginInFlight) return this.loginInFlight;
+    if (this.token !== undefined) {
+      if (Date.now() - this.tokenUsedAt < this.idleRefreshMs) return this.token;
+      // Idle for close to FileMaker's 15 minutes: replace the token before it dies under a call, and hand the old
+      // session back so it does not count against the host's session cap until it expires.
+      const old = this.token;
+      this.token = undefined;
+      this.log.info('Data API session idle, logging in again');
+      this.track(this.quietLogout(old));
+    }
+    // Not tied to the caller's signal: other callers wait on this same login.
+    const login = this.login().finally(() => {
+      this.loginInFlight = undefined;
+    });
+    this.loginInFlight = login;
+    return login;
+  }
+
+  private async login(): Promise<string> {
+    const what = `login to database "${this.opts.database}"`;
+    const res = await this.send('login', what, {
+      method: 'POST',
+      url: `${this.dataBase}/databases/${pathSegment(this.opts.database)}/sessions`,
+      headers: { authorization: this.basicAuth, 'content-type': 'application/json', accept: 'application/json' },
+      body: '{}',
+      idempotent: false,
+    });
+    if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
+    const json = readJsonBody(header(res.headers, 'content-type'), res.body);
+    const env = json.ok ? parseEnvelope(json.value) : undefined;
+    if (env !== undefined && env.fmCode !== '0') throw this.fail(errorForFmCode(env.fmCode, res.status, what), what);
+    // FileMaker Cloud may leave `response` empty: the header is the authoritative place; the body is a fallback.
+    const fromBody = env?.response['token'];
+    const token =
+      header(res.headers, 'x-fm-data-access-token') ?? (typeof fromBody === 'string' ? fromBody : undefined);
+    if (token === undefined || token === '') {
+      throw this.fail(errorForStatus(res.status, what, json.ok ? 'no token in the answer' : json.why), what);
+    }
+    this.c.logins++;
+    if (this.hadToken) this.c.relogins++;
+    this.hadToken = true;
+    this.token = token;
+    this.tokenUsedAt = Date.now();
+    this.log.info({ relogin: this.c.logins > 1 }, 'Data API session opened');
+    return token;
+  }
+
+  private invalidate(token: string): void {
+    // Only the token that failed is dropped: another caller may already have logged in again.
+    if (this.token === token) this.token = undefined;
+  }
+
+  private track(p: Promise<void>): void {
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  private async quietLogout(token: string): Promise<void> {
+    try {
+      await this.send('logout', 'logout', {
+        method: 'DELETE',
+        url: `${this.dataBase}/databases/${pathSegment(this.opts.database)}/sessions/${encodeURIComponent(token)}`,
+        idempotent: true,
+      });
+    } catch (err) {
+      this.log.debug({ err: errCode(err) }, 'logout of a replaced session failed (it expires on its own)');
+    }
+  }
+
+  async logout(): Promise<void> {
+    if (this.loginInFlight) await this.loginInFlight.catch(() => undefined);
+    const token = this.token;
+    this.token = undefined;
+    if (token !== undefined) await this.quietLogout(token);
+    await Promise.allSettled([...this.background]);
+  }
+
+  async close(): Promise<void> {
+    await this.logout();
+    await this.agent.close();
+  }
+
+  async validateSession(): Promise<boolean> {
+    const token = this.token;
+    if (token === undefined) return false;
+    const what = 'validateSession';
+    const res = await this.send('validateSession', what, {
+      method: 'GET',
+      url: `${this.dataBase}/validateSession`,
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      idempotent: true,
+    });
+    const json = readJsonBody(header(res.headers, 'content-type'), res.body);
+    const env = json.ok ? parseEnvelope(json.value) : undefined;
+    if (res.status >= 200 && res.status <= 299 && env?.fmCode === '0') {
+      this.tokenUsedAt = Date.now();
+      return true;
+    }
+    if (res.status === 401 || env?.fmCode === '952') {
+      this.invalidate(token);
+      return false;
+    }
+    throw this.errorFrom(res, what);
+  }
+
+  /**
+   * A Data API call with the session: Bearer token, the envelope checked, and on 952/401 one re-login and one retry.
+   * `accept` lists FileMaker codes that are answers rather than failures for this call (401 "no records" for a find).
+   */
+  private async dataApi(
+    kind: RequestKind,
+    what: string,
+    o: {
+      method: Dispatcher.HttpMethod;
+      path: string;
+      body?: unknown;
+      idempotent: boolean;
+      accept?: readonly string[];
+      signal?: AbortSignal;
+    },
+  ): Promise<{ fmCode: string; response: Record<string, unknown> }> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.getToken();
+      const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+      if (o.body !== undefined) headers['content-type'] = 'application/json';
+      const res = await this.send(kind, what, {
+        method: o.method,
+        url: `${this.dataBase}/databases/${pathSegment(this.opts.database)}${o.path}`,
+        headers,
+        body: o.body !== undefined ? JSON.stringify(o.body) : undefined,
+        idempotent: o.idempotent,
+        signal: o.signal,
+      });
+      const json = readJsonBody(header(res.headers, 'content-type'), res.body);
+      const env = json.ok ? parseEnvelope(json.value) : undefined;
+      const sessionGone =
+        env?.fmCode === '952' || (res.status === 401 && env?.fmCode !== '212' && env?.fmCode !== '10');
+      if (sessionGone) {
+        this.invalidate(token);
+        if (attempt === 0) {
+          // Expired after 15 idle minutes, or killed by a restart/admin disconnect: the call never ran, so it is
+          // safe to repeat (even a PATCH) once with a fresh session.
+          this.c.retries++;
+          this.log.info({ what }, 'Data API token rejected, logging in again and retrying once');
+          continue;
+        }
+        throw this.fail(errorForFmCode('952', res.status, `${what} (after a fresh login)`), what);
+      }
+      this.tokenUsedAt = Date.now();
+      if (!json.ok) throw this.fail(errorForStatus(res.status, what, json.why), what);
+      if (env === undefined) throw this.fail(errorForStatus(res.status, what, 'no Data API envelope'), what);
+      if (json.repaired) this.c.repairedJson++;
+      if (env.fmCode === '0') {
+        if (res.status >= 200 && res.status <= 299) return env;
+        throw this.fail(errorForStatus(res.status, what, 'code 0 with a failure status'), what);
+      }
+      if (o.accept?.includes(env.fmCode)) return env;
+      throw this.fail(errorForFmCode(env.fmCode, res.status, what), what);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Metadata
+
+  async productInfo(): Promise<Record<string, unknown>> {
+    const what = 'productInfo';
+    const res = await this.send('productInfo', what, {
+      method: 'GET',
+      url: `${this.dataBase}/productInfo`,
+      headers: { accept: 'application/json' },
+      idempotent: true,
+    });
+    const env = parseEnvelope(this.jsonOf(res, what));
+    if (env === undefined) throw this.fail(errorForStatus(res.status, what, 'no Data API envelope'), what);
+    if (env.fmCode !== '0') throw this.fail(errorForFmCode(env.fmCode, res.status, what), what);
+    const info = env.response['productInfo'];
+    return isObject(info) ? info : env.response;
+  }
+
+  async databaseNames(): Promise<string[]> {
+    const what = 'databaseNames';
+    const res = await this.send('databaseNames', what, {
+      method: 'GET',
+      url: `${this.dataBase}/databases`,
+      headers: { authorization: this.basicAuth, accept: 'application/json' },
+      idempotent: true,
+    });
+    const env = parseEnvelope(this.jsonOf(res, what));
+    if (env === undefined) throw this.fail(errorForStatus(res.status, what, 'no Data API envelope'), what);
+    if (env.fmCode !== '0') throw this.fail(errorForFmCode(env.fmCode, res.status, what), what);
+    const dbs = env.response['databases'];
+    if (!Array.isArray(dbs)) throw this.fail(errorForStatus(res.status, what, 'no databases list'), what);
+    return dbs.flatMap((d) => (isObject(d) && typeof d['name'] === 'string' ? [d['name']] : []));
+  }
+
+  async layoutMetadata(layout: string): Promise<LayoutMetadata> {
+    const what = `metadata of layout "${layout}"`;
+    const env = await this.dataApi('layoutMetadata', what, {
+      method: 'GET',
+      path: `/layouts/${pathSegment(layout)}`,
+      idempotent: true,
+    });
+    const meta = env.response['fieldMetaData'];
+    if (!Array.isArray(meta)) throw this.fail(errorForStatus(200, what, 'no fieldMetaData'), what);
+    const fields: LayoutField[] = meta.flatMap((f) =>
+      isObject(f) && typeof f['name'] === 'string'
+        ? [{ name: f['name'], type: str(f['type']), result: str(f['result']) }]
+        : [],
+    );
+    const portals: Record<string, string[]> = {};
+    const pm = env.response['portalMetaData'];
+    if (isObject(pm)) {
+      for (const [name, list] of Object.entries(pm)) {
+        portals[name] = Array.isArray(list)
+          ? list.flatMap((f) => (isObject(f) && typeof f['name'] === 'string' ? [f['name']] : []))
+          : [];
+      }
+    }
+    return { fields, portals };
+  }
+
+  async layoutFields(layout: string): Promise<string[]> {
+    return (await this.layoutMetadata(layout)).fields.map((f) => f.name);
+  }
+
+  async layoutTotalCount(layout: string): Promise<number> {
+    const what = `record count of layout "${layout}"`;
+    const env = await this.dataApi('records', what, {
+      method: 'GET',
+      path: `/layouts/${pathSegment(layout)}/records?_limit=1`,
+      idempotent: true,
+      // An empty table answers "record is missing" or "no records" rather than an empty list.
+      accept: ['101', '401'],
+    });
+    if (env.fmCode !== '0') return 0;
+    const total = parseDataInfo(env.response).totalRecordCount;
+    if (total === undefined) throw this.fail(errorForStatus(200, what, 'no dataInfo.totalRecordCount'), what);
+    return total;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Records
+
+  async getRecord(layout: string, recordId: string, opts: { signal?: AbortSignal } = {}): Promise<FileMakerRecord> {
+    const what = `record ${recordId} on layout "${layout}"`;
+    const env = await this.dataApi('getRecord', what, {
+      method: 'GET',
+      path: `/layouts/${pathSegment(layout)}/records/${pathSegment(recordId)}`,
+      idempotent: true,
+      signal: opts.signal,
+    });
+    const recs = parseRecords(env.response);
+    const rec = recs?.[0];
+    if (rec === undefined) throw this.fail(errorForStatus(200, what, 'no record in the answer'), what);
+    return rec;
+  }
+
+  async findByIds(
+    layout: string,
+    idField: string,
+    ids: readonly string[],
+    opts: FindOptions = {},
+  ): Promise<FileMakerRecord[]> {
+    const chunkSize = Math.max(1, Math.min(opts.chunkSize ?? FIND_MAX_CHUNK, FIND_MAX_CHUNK));
+    const unique = [...new Set(ids.filter((id) => typeof id === 'string' && id !== ''))];
+    const out: FileMakerRecord[] = [];
+    for (let i = 0; i < unique.length; i += chunkSize) {
+      out.push(...(await this.findChunk(layout, idField, unique.slice(i, i + chunkSize), opts)));
+    }
+    return out;
+  }
+
+  private async findChunk(
+    layout: string,
+    idField: string,
+    ids: readonly string[],
+    opts: FindOptions,
+  ): Promise<FileMakerRecord[]> {
+    const what = `find of ${ids.length} ids on layout "${layout}"`;
+    const found = new Map<string, FileMakerRecord>();
+    let offset = 1;
+    // The found set is defined by the ids alone, so paging it is stable. More hits than ids happen only when the
+    // source has duplicate ids; they are all fetched (and left for the caller to flag) rather than cut off by `limit`.
+    for (;;) {
+      const body: Record<string, unknown> = {
+        query: ids.map((id) => ({ [idField]: exactFindValue(id) })),
+        limit: ids.length,
+        offset,
+      };
+      if (opts.portals) {
+        body['portal'] = Object.keys(opts.portals);
+        for (const [name, limit] of Object.entries(opts.portals)) body[`limit.${name}`] = limit;
+      }
+      if (opts.dateFormats !== undefined) body['dateformats'] = opts.dateFormats;
+      const env = await this.dataApi('find', what, {
+        method: 'POST',
+        path: `/layouts/${pathSegment(layout)}/_find`,
+        body,
+        // A find changes nothing, so a broken connection may resend it.
+        idempotent: true,
+        accept: ['401'],
+        signal: opts.signal,
+      });
+      if (env.fmCode === '401') break; // no hits: an empty result, not a failure
+      const recs = parseRecords(env.response);
+      if (recs === undefined) throw this.fail(errorForStatus(200, what, 'records missing or malformed'), what);
+      for (const r of recs) found.set(r.recordId, r);
+      const foundCount = parseDataInfo(env.response).foundCount;
+      if (recs.length === 0 || foundCount === undefined || found.size >= foundCount) break;
+      offset += recs.length;
+    }
+    const wanted = new Set(ids.map((id) => id.toLowerCase()));
+    const result: FileMakerRecord[] = [];
+    let stray = 0;
+    for (const r of found.values()) {
+      const v = r.fieldData[idField];
+      if ((typeof v === 'string' || typeof v === 'number') && wanted.has(String(v).toLowerCase())) result.push(r);
+      else stray++;
+    }
+    if (stray > 0) this.log.warn({ layout, stray }, 'find returned records whose id was not requested; dropped');
+    return result;
+  }
+
+  async patchRecord(
+    layout: string,
+    recordId: string,
+    fieldData: Record<string, unknown>,
+    modId?: string,
+  ): Promise<string> {
+    const what = `update of record ${recordId} on layout "${layout}"`;
+    const body: Record<string, unknown> = { fieldData };
+    if (modId !== undefined) body['modId'] = modId;
+    const env = await this.dataApi('patch', what, {
+      method: 'PATCH',
+      path: `/layouts/${pathSegment(layout)}/records/${pathSegment(recordId)}`,
+      body,
+      idempotent: false,
+    });
+    const newModId = env.response['modId'];
+    if (typeof newModId !== 'string' && typeof newModId !== 'number') {
+      throw this.fail(errorForStatus(200, what, 'no modId in the answer'), what);
+    }
+    return String(newModId);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // OData
+
+  private odataHeaders(accept = 'application/json'): Record<string, string> {
+    return { authorization: this.basicAuth, accept, 'odata-maxversion': '4.0' };
+  }
+
+  async count(table: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+    const what = `count of table "${table}"`;
+    const res = await this.send('odataCount', what, {
+      method: 'GET',
+      url: `${this.odataBase}/${pathSegment(table)}/$count`,
+      headers: this.odataHeaders('text/plain, application/json'),
+      idempotent: true,
+      signal: opts.signal,
+    });
+    if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
+    const ct = (header(res.headers, 'content-type') ?? '').toLowerCase();
+    const text = res.body.toString('utf8').trim();
+    // A bare integer; an HTML page with HTTP 200 must not be read as a count.
+    if (ct.includes('html') || !/^\d+$/.test(text)) {
+      throw this.fail(errorForStatus(res.status, what, 'not a bare integer'), what);
+    }
+    return Number(text);
+  }
+
+  async *manifest(table: string, opts: ManifestOptions = {}): AsyncGenerator<ManifestEntry, void, undefined> {
+    const idField = opts.idField ?? 'id';
+    const pageSize = Math.max(1, opts.pageSize ?? ODATA_MAX_PAGE);
+    let withRowId = (opts.orderBy ?? 'ROWID') === 'ROWID';
+    const what = `manifest of table "${table}"`;
+    const seen = new Set<string>();
+    let yielded = 0;
+    let skip = 0;
+    const pageUrl = (s: number) => {
+      const select = withRowId ? `${odataFieldName(idField)},ROWID,ROWMODID` : odataFieldName(idField);
+      const orderBy = withRowId ? 'ROWID' : odataFieldName(idField);
+      const q = [`$select=${select}`, `$orderby=${orderBy}`, `$top=${pageSize}`];
+      if (s > 0) q.push(`$skip=${s}`);
+      return `${this.odataBase}/${pathSegment(table)}?${q.map(encodeQueryPart).join('&')}`;
+    };
+    for (;;) {
+      // A window is one `$top`/`$skip` request plus whatever next links the server adds to it. A server that honours
+      // `$top` gives a full window and no link (we ask for the next window); one that pages by links regardless gives
+      // more than a window's worth through the links (then the links already reached the end).
+      let url: string | undefined = pageUrl(skip);
+      let windowRows = 0;
+      while (url !== undefined) {
+        let value: unknown;
+        try {
+          value = this.jsonOf(
+            await this.send('odataPage', what, {
+              method: 'GET',
+              url,
+              headers: this.odataHeaders(),
+              idempotent: true,
+              signal: opts.signal,
+            }),
+            what,
+          );
+        } catch (err) {
+          if (withRowId && yielded === 0 && isFieldOrSyntaxError(err)) {
+            // Older servers cannot $select/$orderby the ROWID system column: order by the id instead.
+            this.log.warn({ table }, 'OData rejected ROWID; ordering the manifest by id');
+            withRowId = false;
+            url = pageUrl(skip);
+            continue;
+          }
+          throw err;
+        }
+        const page = parseODataPage(value);
+        if (page === undefined) throw this.fail(errorForStatus(200, what, 'not an OData collection'), what);
+        if (withRowId && yielded === 0 && page.rows.length > 0 && !('ROWID' in (page.rows[0] ?? {}))) {
+          // The server ignored ROWID in $select; its order by ROWID cannot be trusted either.
+          this.log.warn({ table }, 'OData returned no ROWID; ordering the manifest by id');
+          withRowId = false;
+          url = pageUrl(skip);
+          continue;
+        }
+        for (const row of page.rows) {
+          if (!(idField in row)) {
+            throw new FileMakerError(`FileMaker ${what}: rows lack field "${idField}"`, undefined, 200, {
+              code: FM_ERRORS.FIELD_MISSING,
+              retryable: false,
+            });
+          }
+          const entry: ManifestEntry = {
+            id: keyText(row[idField]),
+            rowId: keyText(row['ROWID']) ?? undefined,
+            rowModId: keyText(row['ROWMODID']) ?? undefined,
+          };
+          // Offset paging can repeat a row when records are added mid-run; ROWID tells a repeat from a duplicate id.
+          const dedupeKey = entry.rowId !== undefined ? `r:${entry.rowId}` : `i:${entry.id ?? ''}`;
+          if (entry.rowId !== undefined || entry.id !== null) {
+            if (seen.has(dedupeKey)) continue;
+            seen.add(dedupeKey);
+          }
+          yielded++;
+          yield entry;
+        }
+        windowRows += page.rows.length;
+        url = page.nextLink !== undefined ? this.sameOrigin(page.nextLink, url, what) : undefined;
+      }
+      if (windowRows !== pageSize) return;
+      skip += pageSize;
+    }
+  }
+
+  /** Resolves a next link and refuses one that leaves the FileMaker host (it would receive our Basic credentials). */
+  private sameOrigin(link: string, current: string, what: string): string {
+    let next: URL;
+    try {
+      next = new URL(link, current);
+    } catch {
+      throw this.fail(errorForStatus(200, what, 'malformed next link'), what);
+    }
+    if (next.origin !== new URL(this.base).origin) {
+      throw this.fail(errorForStatus(200, what, 'next link points to another host'), what);
+    }
+    return next.toString();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Containers
+
+  async downloadContainer(url: string, opts: DownloadOptions = {}): Promise<ContainerDownload> {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      throw new FileMakerError('FileMaker container: malformed URL', undefined, undefined, {
+        code: FM_ERRORS.BAD_REQUEST,
+      });
+    }
+    if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+      throw new FileMakerError(`FileMaker container: unsupported scheme ${target.protocol}`, undefined, undefined, {
+        code: FM_ERRORS.BAD_REQUEST,
+      });
+    }
+    // Only the host goes into logs and messages: the URL path is a short-lived capability.
+    const what = `container download from ${target.host}`;
+    for (let attempt = 0; ; attempt++) {
+      const release = await this.sem.acquire(opts.signal);
+      let handedOver = false;
+      try {
+        // The handshake is not redirect-following: the 302 carries the session cookie that only the next GET may
+        // send, and each download gets its own cookie (a shared jar mixes sessions across parallel downloads).
+        let res = await this.open('container', what, target.toString(), { accept: '*/*' }, opts.signal);
+        if (res.statusCode >= 300 && res.statusCode <= 399) {
+          const location = header(res.headers, 'location');
+          const cookie = sessionCookie(res.headers['set-cookie']);
+          await this.drain(res.body);
+          if (location === undefined)
+            throw this.fail(errorForStatus(res.statusCode, what, 'redirect without Location'), what);
+          const next = new URL(location, target);
+          const headers: Record<string, string> = { accept: '*/*' };
+          if (cookie !== undefined) headers['cookie'] = cookie;
+          res = await this.open('container', what, next.toString(), headers, opts.signal);
+          if (res.statusCode >= 300 && res.statusCode <= 399) {
+            await this.drain(res.body);
+            throw this.fail(errorForStatus(res.statusCode, what, 'a second redirect in the handshake'), what);
+          }
+        }
+        if (res.statusCode >= 200 && res.statusCode <= 299) {
+          handedOver = true;
+          return this.stream(res, release, what);
+        }
+        const errBody = await this.readCapped(res.body);
+        const status = res.statusCode;
+        const stale = status === 401 || status === 403 || status === 404 || status === 410;
+        if (stale && attempt === 0 && status === 401) {
+          // Bursts of parallel downloads see sporadic 401s; a fresh, cookie-isolated handshake usually succeeds.
+          this.c.retries++;
+          this.log.debug({ what }, 'container 401, retrying once with a fresh handshake');
+          continue;
+        }
+        if (stale) {
+          // FileMaker versions answer an expired container URL with 401 or 404; either way the record must be read
+          // again for a fresh URL.
+          this.c.staleContainerUrls++;
+          throw new FileMakerError(`FileMaker ${what}: HTTP ${status}, container URL is stale`, undefined, status, {
+            code: FM_ERRORS.CONTAINER_URL_STALE,
+            retryable: false,
+          });
+        }
+        throw this.errorFrom({ status, headers: res.headers, body: errBody }, what);
+      } finally {
+        if (!handedOver) release();
+      }
+    }
+  }
+
+  async downloadODataContainer(
+    table: string,
+    id: string | number,
+    field: string,
+    opts: DownloadOptions = {},
+  ): Promise<ContainerDownload> {
+    const what = `container ${field} of ${String(id)} in table "${table}"`;
+    const url = `${this.odataBase}/${pathSegment(table)}${odataKey(id)}/${pathSegment(field)}/$value`;
+    const release = await this.sem.acquire(opts.signal);
+    let handedOver = false;
+    try {
+      // `Accept: application/octet-stream` made one server version answer the filename as text/plain instead of the
+      // bytes, so any type is accepted.
+      const res = await this.open(
+        'odataValue',
+        what,
+        url,
+        { authorization: this.basicAuth, accept: '*/*' },
+        opts.signal,
+      );
+      if (res.statusCode >= 200 && res.statusCode <= 299) {
+        handedOver = true;
+        return this.stream(res, release, what);
+      }
+      const body = await this.readCapped(res.body);
+      throw this.errorFrom({ status: res.statusCode, headers: res.headers, body }, what);
+    } finally {
+      if (!handedOver) release();
+    }
+  }
+
+  /** Sends a GET and returns the answer with its body unread (the caller holds the semaphore slot). */
+  private async open(
+    kind: RequestKind,
+    what: string,
+    url: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    for (let attempt = 0; ; attempt++) {
+      this.c.requests[kind] = (this.c.requests[kind] ?? 0) + 1;
+      try {
+        const res = await request(url, {
+          dispatcher: this.agent,
+          method: 'GET',
+          headers,
+          signal,
+          headersTimeout: this.timeoutMs,
+          // Per chunk, not per body: a 1 GB container may take long, but never this long without a byte.
+          bodyTimeout: this.timeoutMs,
+        });
+        if (isOverloadStatus(res.statusCode)) this.log.debug({ what, status: res.statusCode }, 'container overload');
+        return res;
+      } catch (err) {
+        if (isAbort(err, signal)) throw err;
+        if (attempt === 0 && isResetBeforeAnswer(err)) {
+          this.c.retries++;
+          continue;
+        }
+        throw this.fail(networkError(err, what), what);
+      }
+    }
+  }
+
+  private async drain(body: Dispatcher.ResponseData['body']): Promise<void> {
+    await this.readCapped(body);
+  }
+
+  /** Reads at most MAX_ERROR_BODY bytes of a non-success answer, counting them, and discards the rest. */
+  private async readCapped(body: Dispatcher.ResponseData['body']): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    try {
+      for await (const chunk of body) {
+        const b = chunk as Buffer;
+        this.c.containerBytes += b.length;
+        if (n < MAX_ERROR_BODY) chunks.push(b);
+        n += b.length;
+        if (n >= MAX_ERROR_BODY) {
+          body.destroy();
+          break;
+        }
+      }
+    } catch {
+      // An error page that breaks off is still an error page.
+    }
+    return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
+  }
+
+  /** Wraps a successful container answer: counts bytes as they pass, checks Content-Length, releases the slot at the end. */
+  private stream(res: Dispatcher.ResponseData, release: Release, what: string): ContainerDownload {
+    const lenHeader = header(res.headers, 'content-length');
+    const contentLength = lenHeader !== undefined && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    let received = 0;
+    const counters = this.c;
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        received += chunk.length;
+        counters.containerBytes += chunk.length;
+        cb(null, chunk);
+      },
+      flush(cb) {
+        // A body that ends early without a socket error would otherwise look like a complete (smaller) file.
+        if (contentLength !== undefined && received !== contentLength) {
+          cb(
+            new FileMakerError(
+              `FileMaker ${what}: body ended after ${received} of ${contentLength} bytes`,
+              undefined,
+              res.statusCode,
+              { code: FM_ERRORS.CONTAINER_TRUNCATED, retryable: true },
+            ),
+          );
+        } else cb();
+      },
+    });
+    pipeline(res.body, counter, (err) => {
+      release();
+      if (err) this.log.debug({ what, received, err: errCode(err) }, 'container stream ended with an error');
+    });
+    return {
+      body: counter,
+      contentType: header(res.headers, 'content-type'),
+      contentLength,
+      filename: parseContentDisposition(res.headers['content-disposition']).filename,
+      status: res.statusCode,
+    };
+  }
+}
+
+// -----------------------------------------------------------------------------------------------------------------
+// Helpers
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A key value from OData as text: numbers and strings kept, `null`/`""` (FileMaker's empties) as null. */
+function keyText(v: unknown): string | null {
+  if (typeof v === 'string') return v === '' ? null : v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return null;
+}
+
+/** `$select=a,"b c"` → percent-encoded, keeping the `$`, `=` and `,` OData reads literally. */
+function encodeQueryPart(part: string): string {
+  const eq = part.indexOf('=');
+  return `${part.slice(0, eq)}=${encodeURIComponent(part.slice(eq + 1)).replace(/%2C/g, ',')}`;
+}
+
+/** The `X-FMS-Session-Key` cookie of a handshake 302, as a Cookie header value (no attributes). */
+export function sessionCookie(setCookie: string | string[] | undefined): string | undefined {
+  const list = Array.isArray(setCookie) ? setCookie : setCookie !== undefined ? [setCookie] : [];
+  const pairs = list.map((c) => (c.split(';')[0] ?? '').trim()).filter((p) => p.includes('='));
+  const session = pairs.filter((p) => p.toLowerCase().startsWith('x-fms-session-key='));
+  // Send the session key; if a server names it differently, send what it set (it is scoped to this one download).
+  const chosen = session.length > 0 ? session : pairs;
+  return chosen.length > 0 ? chosen.join('; ') : undefined;
+}
+
+function errCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  if (typeof e.code === 'string') return e.code;
+  if (typeof e.cause?.code === 'string') return e.cause.code;
+  return err instanceof Error ? err.name : undefined;
+}
+
+function isAbort(err: unknown, signal: AbortSignal | undefined): boolean {
+  if (signal?.aborted) return true;
+  const code = errCode(err);
+  return code === 'UND_ERR_ABORTED' || code === 'AbortError' || (err instanceof Error && err.name === 'AbortError');
+}
+
+function isResetBeforeAnswer(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+}
+
+function isFieldOrSyntaxError(err: unknown): boolean {
+  return err instanceof FileMakerError && (err.code === FM_ERRORS.FIELD_MISSING || err.code === FM_ERRORS.BAD_REQUEST);
+}
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A transport failure as a typed error; the message names the error code, never a URL path or header. */
+function networkError(err: unknown, what: string): Error {
+  const code = errCode(err) ?? 'unknown';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new FileMakerError(`FileMaker ${what}: timed out (${code})`, undefined, undefined, {
+      code: FM_ERRORS.TIMEOUT,
+      retryable: true,
+    });
+  }
+  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('CERT_')) {
+    return new FileMakerError(`FileMaker ${what}: TLS certificate not accepted (${code})`, undefined, undefined, {
+      code: FM_ERRORS.TLS,
+      retryable: false,
+    });
+  }
+  return new FileMakerError(`FileMaker ${what}: connection failed (${code})`, undefined, undefined, {
+    code: FM_ERRORS.UNREACHABLE,
+    retryable: true,
+  });
+}

@@ -1,0 +1,308 @@
+/**
+ * Pure interpretation of FileMaker answers: the Data API envelope, OData bodies and errors, and the mapping from
+ * FileMaker codes and HTTP statuses to the typed errors of src/errors.ts. No I/O here, so it is unit-tested alone.
+ *
+ * Error messages carry codes, statuses, layout/table names and ids only; never a response body (it may hold patient
+ * data) and never FileMaker's own message text.
+ */
+import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../errors';
+import { parseJsonTolerant } from './json';
+
+/** The `code` values of the FileMakerErrors this client throws (workflows see them as ApplicationFailure types). */
+export const FM_ERRORS = {
+  /** Not JSON where JSON was due (an HTML page from the web server in front of FileMaker), or a broken envelope. */
+  BAD_RESPONSE: 'FILEMAKER_BAD_RESPONSE',
+  /** 952/401 again right after a fresh login and one retry. */
+  SESSION_INVALID: 'FILEMAKER_SESSION_INVALID',
+  /** 212 or 10 at login: wrong account or password; retrying will not help. */
+  AUTH_FAILED: 'FILEMAKER_AUTH_FAILED',
+  /** 101 (Data API) or -1023 (OData): the record does not exist. */
+  RECORD_MISSING: 'FILEMAKER_RECORD_MISSING',
+  /** 105: the layout does not exist (names are case-sensitive). */
+  LAYOUT_MISSING: 'FILEMAKER_LAYOUT_MISSING',
+  /** 102 (Data API) or 8309 (OData): a field is not on the layout / in the table. */
+  FIELD_MISSING: 'FILEMAKER_FIELD_MISSING',
+  /** 306: the record changed since it was read; re-read it before writing. */
+  MODID_MISMATCH: 'FILEMAKER_MODID_MISMATCH',
+  /** 958/960/-1002: the request itself is wrong (a bug here, not a transient state). */
+  BAD_REQUEST: 'FILEMAKER_BAD_REQUEST',
+  /** 802: the database file is closed or cannot be opened (maintenance); may come back. */
+  FILE_UNAVAILABLE: 'FILEMAKER_FILE_UNAVAILABLE',
+  /** Connection refused/reset, DNS, socket closed mid-answer. */
+  UNREACHABLE: 'FILEMAKER_UNREACHABLE',
+  /** No headers or no body bytes within the request timeout. */
+  TIMEOUT: 'FILEMAKER_TIMEOUT',
+  /** The server's certificate was not accepted (verification is always on). */
+  TLS: 'FILEMAKER_TLS',
+  /** A container URL answered 401 even after a fresh cookie handshake: read the record again for a new URL. */
+  CONTAINER_URL_STALE: 'CONTAINER_URL_STALE',
+  /** A container body ended before its Content-Length. */
+  CONTAINER_TRUNCATED: 'FILEMAKER_CONTAINER_TRUNCATED',
+  /** Any other FileMaker error code or HTTP status. */
+  OTHER: 'FILEMAKER_ERROR',
+} as const;
+
+export type FileMakerErrorCode = (typeof FM_ERRORS)[keyof typeof FM_ERRORS];
+
+/** True when `err` is a FileMakerError with the given code (use in activities; workflows use the failure type). */
+export function isFileMakerError(err: unknown, code?: FileMakerErrorCode): err is FileMakerError {
+  return err instanceof FileMakerError && (code === undefined || err.code === code);
+}
+
+const FM_CODE_TEXT: Readonly<Record<string, string>> = {
+  '0': 'OK',
+  '10': 'authorization header missing',
+  '101': 'record is missing',
+  '102': 'field is missing',
+  '105': 'layout is missing',
+  '212': 'invalid user account or password',
+  '306': 'record modification id does not match',
+  '401': 'no records match the request',
+  '802': 'unable to open file',
+  '812': "exceeded host's capacity",
+  '952': 'invalid Data API token',
+  '953': 'exceeded the Data API transfer limit',
+  '956': 'maximum number of sessions exceeded',
+  '958': 'parameter missing',
+  '960': 'parameter invalid',
+  '-1002': 'URL syntax error',
+  '-1023': 'no such record',
+  '8309': 'no such field',
+};
+
+/** Statuses with which the web server in front of FileMaker says "the engine is busy or down". */
+export function isOverloadStatus(status: number): boolean {
+  // 504 is the same front-end proxy giving up on a busy engine; 429 is a rate limiter in front of Cloud.
+  return status === 502 || status === 503 || status === 504 || status === 429;
+}
+
+/** The typed error for a FileMaker code (string, as the envelope carries it) seen on an HTTP answer. */
+export function errorForFmCode(fmCode: string, httpStatus: number | undefined, context: string): Error {
+  const text = FM_CODE_TEXT[fmCode];
+  const msg = `FileMaker ${context}: ${httpStatus !== undefined ? `HTTP ${httpStatus}, ` : ''}code ${fmCode}${text ? ` (${text})` : ''}`;
+  const fm = (code: FileMakerErrorCode, retryable: boolean) =>
+    new FileMakerError(msg, fmCode, httpStatus, { code, retryable });
+  switch (fmCode) {
+    case '812':
+    case '956':
+      return new FileMakerOverloadedError(msg, fmCode, httpStatus);
+    case '953':
+      return new TransferQuotaError(msg);
+    case '952':
+      return fm(FM_ERRORS.SESSION_INVALID, true);
+    case '10':
+    case '212':
+      return fm(FM_ERRORS.AUTH_FAILED, false);
+    case '101':
+    case '-1023':
+      return fm(FM_ERRORS.RECORD_MISSING, false);
+    case '102':
+    case '8309':
+      return fm(FM_ERRORS.FIELD_MISSING, false);
+    case '105':
+      return fm(FM_ERRORS.LAYOUT_MISSING, false);
+    case '306':
+      return fm(FM_ERRORS.MODID_MISMATCH, false);
+    case '802':
+      return fm(FM_ERRORS.FILE_UNAVAILABLE, true);
+    case '958':
+    case '960':
+    case '-1002':
+      return fm(FM_ERRORS.BAD_REQUEST, false);
+    default:
+      if (httpStatus !== undefined && isOverloadStatus(httpStatus)) {
+        return new FileMakerOverloadedError(msg, fmCode, httpStatus);
+      }
+      return fm(FM_ERRORS.OTHER, false);
+  }
+}
+
+/** The typed error for an answer that carries no usable FileMaker code. */
+export function errorForStatus(httpStatus: number, context: string, why: string): Error {
+  const msg = `FileMaker ${context}: HTTP ${httpStatus}, ${why}`;
+  if (isOverloadStatus(httpStatus)) return new FileMakerOverloadedError(msg, undefined, httpStatus);
+  return new FileMakerError(msg, undefined, httpStatus, { code: FM_ERRORS.BAD_RESPONSE, retryable: true });
+}
+
+export function isJsonContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const mime = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return mime === 'application/json' || mime.endsWith('+json');
+}
+
+/** Outcome of reading one body that should be JSON. */
+export type JsonBody =
+  | { readonly ok: true; readonly value: unknown; readonly repaired: boolean }
+  | { readonly ok: false; readonly why: string };
+
+/** Decides whether a body may be treated as JSON at all: the Content-Type must say so and it must parse. */
+export function readJsonBody(contentType: string | undefined, body: Buffer): JsonBody {
+  if (!isJsonContentType(contentType)) {
+    // An HTML page (even one with HTTP 200) is the web server talking, not FileMaker: never parse it as data.
+    const mime = (contentType ?? 'none').split(';')[0]?.trim() || 'none';
+    return { ok: false, why: `not JSON (Content-Type ${mime}, ${body.length} bytes)` };
+  }
+  const parsed = parseJsonTolerant(body.toString('utf8'));
+  if (parsed === undefined) return { ok: false, why: `unparseable JSON (${body.length} bytes)` };
+  return { ok: true, value: parsed.value, repaired: parsed.repaired };
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A Data API envelope that passed validation. */
+export interface Envelope {
+  readonly fmCode: string;
+  readonly response: Record<string, unknown>;
+}
+
+/**
+ * Validates `{"response":{...},"messages":[{"code":"0",...}]}`. Returns undefined when the value is not an envelope.
+ * Codes are strings on the wire, but numbers are accepted too.
+ */
+export function parseEnvelope(value: unknown): Envelope | undefined {
+  if (!isObject(value)) return undefined;
+  const messages = value['messages'];
+  if (!Array.isArray(messages) || messages.length === 0) return undefined;
+  const first: unknown = messages[0];
+  if (!isObject(first)) return undefined;
+  const code = first['code'];
+  if (typeof code !== 'string' && typeof code !== 'number') return undefined;
+  const response = value['response'];
+  return { fmCode: String(code).trim(), response: isObject(response) ? response : {} };
+}
+
+/** Reads `{"error":{"code":"...","message":"..."}}`, the OData error body. */
+export function parseODataError(value: unknown): string | undefined {
+  if (!isObject(value)) return undefined;
+  const error = value['error'];
+  if (!isObject(error)) return undefined;
+  const code = error['code'];
+  return typeof code === 'string' || typeof code === 'number' ? String(code).trim() : undefined;
+}
+
+/** One page of an OData collection. */
+export interface ODataPage {
+  readonly rows: readonly Record<string, unknown>[];
+  readonly nextLink: string | undefined;
+  readonly count: number | undefined;
+}
+
+/** Parses an OData collection, accepting both annotation spellings (`@odata.nextLink` and `@nextLink`). */
+export function parseODataPage(value: unknown): ODataPage | undefined {
+  if (!isObject(value)) return undefined;
+  const rows = value['value'];
+  if (!Array.isArray(rows) || !rows.every(isObject)) return undefined;
+  const next = value['@odata.nextLink'] ?? value['@nextLink'] ?? value['odata.nextLink'];
+  const count = value['@odata.count'] ?? value['@count'] ?? value['odata.count'];
+  return {
+    rows,
+    nextLink: typeof next === 'string' && next !== '' ? next : undefined,
+    count:
+      typeof count === 'number' ? count : typeof count === 'string' && /^\d+$/.test(count) ? Number(count) : undefined,
+  };
+}
+
+/** A record as the Data API returns it. Field values stay as FileMaker sent them (strings, numbers, `""`). */
+export interface FileMakerRecord {
+  readonly recordId: string;
+  readonly modId: string;
+  readonly fieldData: Record<string, unknown>;
+  readonly portalData: Record<string, Record<string, unknown>[]>;
+  /** Per portal: how many related rows exist and how many came back (the Data API returns 50 by default). */
+  readonly portalDataInfo: readonly PortalDataInfo[];
+}
+
+export interface PortalDataInfo {
+  readonly portalObjectName?: string;
+  readonly database?: string;
+  readonly table?: string;
+  readonly foundCount: number;
+  readonly returnedCount: number;
+}
+
+export interface DataInfo {
+  readonly totalRecordCount: number | undefined;
+  readonly foundCount: number | undefined;
+  readonly returnedCount: number | undefined;
+}
+
+export function parseDataInfo(response: Record<string, unknown>): DataInfo {
+  const info = response['dataInfo'];
+  const num = (v: unknown) =>
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : undefined;
+  if (!isObject(info)) return { totalRecordCount: undefined, foundCount: undefined, returnedCount: undefined };
+  return {
+    totalRecordCount: num(info['totalRecordCount']),
+    foundCount: num(info['foundCount']),
+    returnedCount: num(info['returnedCount']),
+  };
+}
+
+/** Validates `response.data[]`; returns undefined when a record lacks its recordId or fieldData. */
+export function parseRecords(response: Record<string, unknown>): FileMakerRecord[] | undefined {
+  const data = response['data'];
+  if (!Array.isArray(data)) return undefined;
+  const out: FileMakerRecord[] = [];
+  for (const raw of data) {
+    if (!isObject(raw)) return undefined;
+    const recordId = raw['recordId'];
+    const modId = raw['modId'];
+    const fieldData = raw['fieldData'];
+    if ((typeof recordId !== 'string' && typeof recordId !== 'number') || !isObject(fieldData)) return undefined;
+    const portals: Record<string, Record<string, unknown>[]> = {};
+    const portalData = raw['portalData'];
+    if (isObject(portalData)) {
+      for (const [name, rows] of Object.entries(portalData)) {
+        portals[name] = Array.isArray(rows) ? rows.filter(isObject) : [];
+      }
+    }
+    const infos: PortalDataInfo[] = [];
+    const portalInfo = raw['portalDataInfo'];
+    if (Array.isArray(portalInfo)) {
+      for (const p of portalInfo) {
+        if (!isObject(p)) continue;
+        infos.push({
+          portalObjectName: typeof p['portalObjectName'] === 'string' ? p['portalObjectName'] : undefined,
+          database: typeof p['database'] === 'string' ? p['database'] : undefined,
+          table: typeof p['table'] === 'string' ? p['table'] : undefined,
+          foundCount: Number(p['foundCount'] ?? 0),
+          returnedCount: Number(p['returnedCount'] ?? 0),
+        });
+      }
+    }
+    out.push({
+      recordId: String(recordId),
+      modId: typeof modId === 'string' || typeof modId === 'number' ? String(modId) : '',
+      fieldData,
+      portalData: portals,
+      portalDataInfo: infos,
+    });
+  }
+  return out;
+}
+
+/** A field name as OData wants it in `$select`/`$orderby`: quoted when it has spaces, underscores or other specials. */
+export function odataFieldName(name: string): string {
+  return /^[A-Za-z][A-Za-z0-9]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * A find request value matching `id` exactly. `==` is FileMaker's "field content match"; operator characters in the
+ * id are escaped with a backslash so an odd id cannot turn into a wildcard or range search.
+ */
+export function exactFindValue(id: string): string {
+  return '==' + id.replace(/[\\*@#?!=<>"~≤≥…]/g, (c) => `\\${c}`).replace(/\.\./g, '\\.\\.');
+}
+
+/** A path segment: encodeURIComponent plus the characters OData gives meaning to in a path (`'`, `(`, `)`). */
+export function pathSegment(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** An OData key predicate: `('text')` with quotes doubled, or `(42)` for numbers. */
+export function odataKey(id: string | number): string {
+  if (typeof id === 'number') return `(${id})`;
+  return `('${encodeURIComponent(id.replace(/'/g, "''"))}')`;
+}
