@@ -49,7 +49,6 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fm-reimport'),
-  TEMPORAL_FILES_TASK_QUEUE: z.string().min(1).default('fm-reimport-files'),
   TEMPORAL_UI_URL: url(['http:', 'https:']).optional(),
   TEMPORAL_TLS_CERT_FILE: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY_FILE: z.string().min(1).optional(),
@@ -111,7 +110,6 @@ export interface Config {
     readonly address: string;
     readonly namespace: string;
     readonly taskQueue: string;
-    readonly filesTaskQueue: string;
     readonly uiUrl: string | undefined;
     readonly tls:
       | { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string; readonly serverName?: string }
@@ -211,7 +209,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
       address: e.TEMPORAL_ADDRESS ?? 'localhost:7233',
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
-      filesTaskQueue: e.TEMPORAL_FILES_TASK_QUEUE,
       uiUrl: e.TEMPORAL_UI_URL,
       tls: tlsParts.some((p) => p !== undefined)
         ? {

@@ -3,6 +3,7 @@
  * patient data (the history is kept, and shown in the Web UI).
  */
 import type { PhaseName, SourceTableName } from '../domain/tables';
+import type { NotifyEvent } from '../notify/events';
 
 export type LedgerState = 'imported' | 'unlinked' | 'skipped' | 'failed';
 
@@ -93,22 +94,8 @@ export interface DryRunTableResult {
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'rolled_back' | 'cancelled';
 
-/** A run event for the notifier: ids, names, counts and reason codes only. */
-export interface RunEvent {
-  kind:
-    | 'run_started'
-    | 'phase_completed'
-    | 'cooldown_long'
-    | 'paused_for_quota'
-    | 'run_failed'
-    | 'rolled_back'
-    | 'run_completed';
-  runId: string;
-  phase?: PhaseName;
-  counts?: Partial<Counts>;
-  seconds?: number;
-  reason?: string;
-}
+/** A run event for the notifier: ids, names, counts and reason codes only (see src/notify/events.ts). */
+export type RunEvent = NotifyEvent;
 
 /** The activities the workflows call. `createActivities(deps)` in src/activities/index.ts implements it. */
 export interface ReimportActivities {

@@ -33,7 +33,7 @@ import {
   type PhaseProgress,
 } from './messages';
 import type { Settings } from './options';
-import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, shortActivity } from './profiles';
+import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
 
 export interface PhaseInput {
   runId: string;
@@ -111,7 +111,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   const chunkActs = proxyActivities<ReimportActivities>(
     files ? { ...fileTransferActivity, taskQueue: filesTaskQueue() } : chunkActivity,
   );
+  const notifier = proxyActivities<ReimportActivities>(notifyActivity);
   const nowMs = () => Date.now();
+  const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
+    // Best-effort: the notifier filters cooldowns shorter than its threshold; a failing channel never fails the phase.
+    notifier.notify(event).catch(() => undefined);
+  };
   const state: PhaseState = input.carried ?? {
     tableIndex: 0,
     pending: null,
@@ -287,6 +292,14 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
             state.result.cooldowns++;
             state.progress.cooldowns++;
             coolingUntil = nowMs() + seconds * 1000;
+            notify({
+              type: 'cooldown_long',
+              runId: input.runId,
+              workflowId: workflowInfo().workflowId,
+              phase: input.phase,
+              cooldownSeconds: seconds,
+              reasonCode: OVERLOADED,
+            });
             await report(true);
             // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
             await sleep(seconds * 1000);
@@ -295,6 +308,15 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
           }
         } else if (type === QUOTA) {
           pending.unshift(offset);
+          if (!quotaPaused) {
+            notify({
+              type: 'paused_for_quota',
+              runId: input.runId,
+              workflowId: workflowInfo().workflowId,
+              phase: input.phase,
+              reasonCode: QUOTA,
+            });
+          }
           quotaPaused = true;
           await report(true);
         } else if (isCancellation(err)) {
@@ -365,8 +387,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   return state.result;
 }
 
-/** The files task queue is the parent's queue name + "-files" unless the workflow memo says otherwise. */
+/** Container downloads run on `<task queue>-files`, whose activity rate the worker limits cluster-wide. */
 function filesTaskQueue(): string {
-  const memo = workflowInfo().memo as { filesTaskQueue?: unknown } | undefined;
-  return typeof memo?.filesTaskQueue === 'string' ? memo.filesTaskQueue : `${workflowInfo().taskQueue}-files`;
+  return `${workflowInfo().taskQueue}-files`;
 }

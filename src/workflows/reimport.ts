@@ -175,7 +175,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
 
   const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
     // Notifications are fire-and-forget for the run: a failing channel never fails or slows it.
-    notifier.notify(event).catch(() => log.warn('notification failed', { kind: event.kind }));
+    notifier.notify(event).catch(() => log.warn('notification failed', { type: event.type }));
   };
 
   const preflight = await acts.preflight({ runId, phases, dryRun: options.dryRun });
@@ -183,7 +183,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   progress.transferBudgetBytes = transferBudget;
 
   if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
-  notify({ kind: 'run_started', runId });
+  const startedAtMs = Date.now();
+  notify({ type: 'run_started', runId, workflowId: runId, phases, sourceCounts: preflight.sourceCounts });
 
   const summaries: PhaseSummary[] = [];
   const compensations: { name: string; run: () => Promise<void> }[] = [];
@@ -293,8 +294,9 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       pp.finishedAt = new Date().toISOString();
       currentChild = undefined;
       notify({
-        kind: 'phase_completed',
+        type: 'phase_completed',
         runId,
+        workflowId,
         phase,
         counts: {
           imported: summary.imported,
@@ -302,7 +304,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           skipped: summary.skipped,
           failed: summary.failed,
         },
-        seconds: Math.round(summary.durationMs / 1000),
+        durationMs: summary.durationMs,
       });
     }
   } catch (err) {
@@ -311,7 +313,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     if (failedPhase) phaseProgress(failedPhase).status = 'failed';
     progress.status = 'rolling_back';
     setCurrentDetails(`Rolling back: ${cause}`);
-    notify({ kind: 'run_failed', runId, phase: failedPhase, reason: cause });
+    const reasonCode = failureCode(err);
+    notify({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
     // Compensations must finish even when the run was cancelled.
     await CancellationScope.nonCancellable(async () => {
       const errors: string[] = [];
@@ -336,12 +339,16 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           }),
         });
       }
-      notify({
-        kind: status === 'rolled_back' ? 'rolled_back' : 'run_failed',
-        runId,
-        phase: failedPhase,
-        reason: cause,
-      });
+      if (status === 'rolled_back') {
+        notify({
+          type: 'rolled_back',
+          runId,
+          workflowId: runId,
+          phases: summaries.map((x) => x.phase),
+          reasonCode,
+          durationMs: Date.now() - startedAtMs,
+        });
+      }
       if (errors.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
@@ -363,7 +370,16 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     ? { reportKey: undefined }
     : await acts.finishRun({ runId, status: 'completed', report });
   setCurrentDetails(`Completed${options.dryRun ? ' (dry-run)' : ''}`);
-  notify({ kind: 'run_completed', runId });
+  notify({
+    type: 'run_completed',
+    runId,
+    workflowId: runId,
+    durationMs: Date.now() - startedAtMs,
+    counts: summaries.reduce<Record<string, number>>((c, x) => {
+      for (const k of ['imported', 'unlinked', 'skipped', 'failed'] as const) c[k] = (c[k] ?? 0) + x[k];
+      return c;
+    }, {}),
+  });
   const bytes = summaries.reduce((s, p) => s + p.bytesDownloaded, 0);
   return {
     runId,
@@ -402,6 +418,17 @@ function buildReport(
     validation,
     failure,
   };
+}
+
+/** The machine-readable code of a failure chain's root: its ApplicationFailure type, or CANCELLED. */
+export function failureCode(err: unknown): string {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 6; depth++) {
+    if (e instanceof ApplicationFailure && e.type) return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : 'APPLICATION_ERROR';
+    if (isCancellation(e)) return 'CANCELLED';
+    e = (e as { cause?: unknown }).cause;
+  }
+  return 'UNKNOWN_FAILURE';
 }
 
 /** A short, data-free description of a failure chain (types and messages of our own errors). */
