@@ -1,0 +1,182 @@
+// Shared state of one running simulator: data, sessions, faults, counters. Handlers receive it; it imports none of them.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Dataset, SimRecord, SimTable } from './dataset';
+import { FaultState, TokenBucket, type Api, type FaultSettings } from './faults';
+
+export interface SimConfig {
+  database: string;
+  username: string;
+  password: string;
+  seed: number;
+}
+
+export interface SimulatorStats {
+  requests: Record<Api | 'total', number>;
+  bytes: Record<Api | 'total', number>;
+  faults: Record<string, number>;
+  sessions: { active: number; created: number; loggedOut: number; expired: number };
+  quotaUsedBytes: number;
+  inFlight: number;
+}
+
+interface Session {
+  lastUsed: number;
+}
+
+const apis: (Api | 'total')[] = ['data', 'odata', 'container', 'total'];
+
+export class SimContext {
+  readonly sessions = new Map<string, Session>();
+  readonly faults: FaultState;
+  readonly t0 = Date.now();
+  secret = randomBytes(32);
+  inFlight = 0;
+  containerInFlight = 0;
+  requests = Object.fromEntries(apis.map((a) => [a, 0])) as Record<Api | 'total', number>;
+  bytes = Object.fromEntries(apis.map((a) => [a, 0])) as Record<Api | 'total', number>;
+  /** Bytes counted against the licence quota; survives a stats reset, as the real quota would. */
+  quotaSent = 0;
+  sessionsCreated = 0;
+  sessionsLoggedOut = 0;
+  sessionsExpired = 0;
+  private readonly connBuckets = new WeakMap<Socket, TokenBucket>();
+  private readonly sortCache = new Map<string, { version: number; order: SimRecord[] }>();
+  private readonly portalIndex = new Map<string, { version: number; map: Map<string, SimRecord[]> }>();
+
+  constructor(
+    readonly ds: Dataset,
+    readonly config: SimConfig,
+    faults: FaultSettings,
+  ) {
+    this.faults = new FaultState(faults, config.seed);
+  }
+
+  get settings(): FaultSettings {
+    return this.faults.settings;
+  }
+
+  /** Tokens, container cookies and container URLs all die with a restart. */
+  restart(): void {
+    this.sessions.clear();
+    this.secret = randomBytes(32);
+    this.faults.count('restart');
+  }
+
+  newSession(): string {
+    const token = randomBytes(24).toString('hex');
+    this.sessions.set(token, { lastUsed: Date.now() });
+    this.sessionsCreated++;
+    return token;
+  }
+
+  /** Checks a token and slides its 15-minute window. */
+  touchSession(token: string): boolean {
+    const s = this.sessions.get(token);
+    if (!s) return false;
+    const now = Date.now();
+    if (now - s.lastUsed > this.settings.sessionTtlMs) {
+      this.sessions.delete(token);
+      this.sessionsExpired++;
+      return false;
+    }
+    s.lastUsed = now;
+    return true;
+  }
+
+  activeSessions(): number {
+    const now = Date.now();
+    for (const [token, s] of this.sessions) {
+      if (now - s.lastUsed > this.settings.sessionTtlMs) {
+        this.sessions.delete(token);
+        this.sessionsExpired++;
+      }
+    }
+    return this.sessions.size;
+  }
+
+  quotaExceeded(): boolean {
+    const q = this.settings.quotaBytes;
+    return q > 0 && this.settings.quotaUsedBytes + this.quotaSent >= q;
+  }
+
+  account(api: Api, n: number): void {
+    this.bytes[api] += n;
+    this.bytes.total += n;
+    this.quotaSent += n;
+  }
+
+  connBucket(socket: Socket): TokenBucket {
+    let b = this.connBuckets.get(socket);
+    if (!b) {
+      b = new TokenBucket(this.settings.bandwidthPerConnectionBps);
+      this.connBuckets.set(socket, b);
+    }
+    b.setRate(this.settings.bandwidthPerConnectionBps);
+    return b;
+  }
+
+  hmac(...parts: (string | Buffer)[]): Buffer {
+    const h = createHmac('sha256', this.secret);
+    for (const p of parts) h.update(p);
+    return h.digest();
+  }
+
+  /** Sorted record order, cached until the table is written to. */
+  sorted(table: SimTable, key: string, compute: () => SimRecord[]): SimRecord[] {
+    const k = `${table.def.name}|${key}`;
+    const hit = this.sortCache.get(k);
+    if (hit && hit.version === table.version) return hit.order;
+    const order = compute();
+    this.sortCache.set(k, { version: table.version, order });
+    return order;
+  }
+
+  /** Related records by normalised foreign key, the way FileMaker's case-insensitive relationship matches them. */
+  related(table: SimTable, foreignKey: string, parentId: string): SimRecord[] {
+    const k = `${table.def.name}|${foreignKey}`;
+    let idx = this.portalIndex.get(k);
+    if (!idx || idx.version !== table.version) {
+      const map = new Map<string, SimRecord[]>();
+      for (const r of table.records) {
+        const v = String(r.fields[foreignKey] ?? '')
+          .trim()
+          .toUpperCase();
+        if (!v) continue;
+        let list = map.get(v);
+        if (!list) map.set(v, (list = []));
+        list.push(r);
+      }
+      idx = { version: table.version, map };
+      this.portalIndex.set(k, idx);
+    }
+    return idx.map.get(parentId.trim().toUpperCase()) ?? [];
+  }
+
+  stats(): SimulatorStats {
+    return {
+      requests: { ...this.requests },
+      bytes: { ...this.bytes },
+      faults: { ...this.faults.counts },
+      sessions: {
+        active: this.activeSessions(),
+        created: this.sessionsCreated,
+        loggedOut: this.sessionsLoggedOut,
+        expired: this.sessionsExpired,
+      },
+      quotaUsedBytes: this.settings.quotaUsedBytes + this.quotaSent,
+      inFlight: this.inFlight,
+    };
+  }
+
+  resetStats(): void {
+    for (const a of apis) {
+      this.requests[a] = 0;
+      this.bytes[a] = 0;
+    }
+    for (const k of Object.keys(this.faults.counts)) delete this.faults.counts[k];
+    this.sessionsCreated = 0;
+    this.sessionsLoggedOut = 0;
+    this.sessionsExpired = 0;
+  }
+}

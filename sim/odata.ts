@@ -1,0 +1,370 @@
+// FileMaker OData v4: /fmi/odata/v4[/{db}[/{table}[(key)][/{field}[/$value]]]]. Basic (or FMID) auth on every
+// request; errors as {"error":{"code","message"}}; containers only through /$value.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { SimContext } from './context';
+import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
+import type { SimRecord, SimTable } from './dataset';
+import { comparator } from './find';
+import { htmlError, send, sendJson, writeBody } from './http';
+import { FilterError, parseFilter, splitList, unquote } from './odata-filter';
+import type { FieldDef } from './schema';
+
+class ODataError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const EDM: Record<FieldDef['type'], string> = {
+  text: 'Edm.String',
+  number: 'Edm.Decimal',
+  date: 'Edm.Date',
+  timestamp: 'Edm.DateTimeOffset',
+  container: 'Edm.Binary',
+};
+
+const SYSTEM_FIELDS = ['ROWID', 'ROWMODID'];
+const OPTIONS = new Set(['$top', '$skip', '$select', '$filter', '$orderby', '$count', '$expand', '$format']);
+
+function xmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+export class OData {
+  constructor(private readonly ctx: SimContext) {}
+
+  private ann(name: 'context' | 'count' | 'nextLink' | 'id' | 'editLink'): string {
+    return this.ctx.settings.odataAnnotations === 'odata' ? `@odata.${name}` : `@${name}`;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    try {
+      await this.route(req, res, url);
+    } catch (e) {
+      if (e instanceof ODataError) {
+        const headers: Record<string, string> =
+          e.status === 401 ? { 'WWW-Authenticate': 'Basic realm="FileMaker"' } : {};
+        await sendJson(this.ctx, res, 'odata', e.status, { error: { code: e.code, message: e.message } }, headers);
+        return;
+      }
+      if (e instanceof FilterError) {
+        await sendJson(this.ctx, res, 'odata', 400, { error: { code: e.code, message: e.message } });
+        return;
+      }
+      throw e;
+    }
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    const auth = req.headers.authorization ?? '';
+    const basic = /^Basic\s+(\S+)$/i.exec(auth);
+    let ok = false;
+    if (basic) {
+      const [user, ...pass] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
+      ok = user === this.ctx.config.username && pass.join(':') === this.ctx.config.password;
+    } else {
+      const fmid = /^FMID\s+(\S+)$/i.exec(auth);
+      ok = !!fmid && fmid[1] === this.ctx.config.password;
+    }
+    if (!ok) throw new ODataError(401, '212', 'Invalid user account and/or password; please try again');
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    this.authenticate(req);
+    if (this.ctx.quotaExceeded()) {
+      this.ctx.faults.count('quota_953');
+      throw new ODataError(500, '953', 'Exceeded limit on data the FileMaker Data API can transmit');
+    }
+    if (req.method !== 'GET') throw new ODataError(403, '-1002', 'The simulator serves OData read-only');
+    const rawPath = url.pathname.slice('/fmi/odata/v4'.length);
+    const segs = rawPath
+      .split('/')
+      .filter(Boolean)
+      .map((s) => {
+        try {
+          return decodeURIComponent(s);
+        } catch {
+          throw new ODataError(400, '-1002', 'Malformed URL');
+        }
+      });
+    for (const k of url.searchParams.keys()) {
+      if (k.startsWith('$') && !OPTIONS.has(k)) throw new ODataError(400, '-1002', `Unsupported query option ${k}`);
+    }
+    const base = `http://${req.headers.host ?? 'localhost'}/fmi/odata/v4`;
+    const db = this.ctx.config.database;
+    if (segs.length === 0) {
+      return this.json(res, {
+        [this.ann('context')]: `${base}/$metadata`,
+        value: [{ name: db, kind: 'EntityContainer', url: db }],
+      });
+    }
+    if (segs[0] !== db) throw new ODataError(404, '802', `Unable to open file ${segs[0]}`);
+    const dbBase = `${base}/${encodeURIComponent(db)}`;
+    if (segs.length === 1) {
+      const value = this.ctx.ds.tableList.map((t) => ({ name: t.def.name, kind: 'EntitySet', url: t.def.name }));
+      return this.json(res, { [this.ann('context')]: `${dbBase}/$metadata`, value });
+    }
+    if (segs[1] === '$metadata' && segs.length === 2) return this.metadata(req, res, url);
+    const m = /^([^()]+)(?:\((.*)\))?$/.exec(segs[1]!);
+    if (!m) throw new ODataError(400, '-1002', 'Malformed resource path');
+    const table = this.ctx.ds.table(m[1]!);
+    if (!table) throw new ODataError(404, '-1002', `Table '${m[1]}' not defined in database`);
+    const keyRaw = m[2];
+    if (keyRaw === undefined) {
+      if (segs[2] === '$count' && segs.length === 3) {
+        const rows = this.filtered(table, url);
+        return send(this.ctx, res, 'odata', 200, 'text/plain; charset=utf-8', String(rows.length));
+      }
+      if (segs.length !== 2) throw new ODataError(400, '-1002', 'Malformed resource path');
+      return this.collection(res, url, table, dbBase);
+    }
+    const rec = this.byKey(table, keyRaw);
+    if (segs.length === 2) return this.entity(res, url, table, rec, dbBase);
+    const f = this.field(table, segs[2]!);
+    if (segs.length === 3) {
+      if (f.type === 'container')
+        throw new ODataError(400, '-1002', `Container field ${f.name} is only readable via /$value`);
+      return this.json(res, {
+        [this.ann('context')]: `${dbBase}/$metadata#${table.def.name}(${keyRaw})/${f.name}`,
+        value: this.value(f, rec),
+      });
+    }
+    if (segs[3] === '$value' && segs.length === 4) return this.rawValue(res, table, rec, f);
+    throw new ODataError(400, '-1002', 'Malformed resource path');
+  }
+
+  private byKey(table: SimTable, keyRaw: string): SimRecord {
+    let rec: SimRecord | undefined;
+    const str = /^'((?:[^']|'')*)'$/.exec(keyRaw);
+    if (str) {
+      const id = str[1]!.replace(/''/g, "'");
+      rec = table.byId.get(id) ?? table.byId.get(id.toUpperCase());
+    } else if (/^\d+$/.test(keyRaw)) {
+      rec = table.byRecordId.get(Number(keyRaw));
+    } else {
+      throw new ODataError(400, '-1002', `Malformed key (${keyRaw})`);
+    }
+    if (!rec) throw new ODataError(404, '-1023', 'No record with that key');
+    return rec;
+  }
+
+  private field(table: SimTable, name: string): FieldDef {
+    const f = table.def.fields.find((x) => x.name === name);
+    if (!f) throw new ODataError(400, '8309', `Field '${name}' not found in table '${table.def.name}'`);
+    return f;
+  }
+
+  private value(f: FieldDef, rec: SimRecord): string | number | null {
+    const v = rec.fields[f.name];
+    if (v === undefined || v === '') return null;
+    if (f.type === 'timestamp') return `${String(v)}Z`;
+    return v;
+  }
+
+  private filtered(table: SimTable, url: URL): SimRecord[] {
+    const filter = url.searchParams.get('$filter');
+    let rows = table.records;
+    if (filter) {
+      const pred = parseFilter(filter, [
+        ...table.def.fields,
+        ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
+      ]);
+      const withSystem = (r: SimRecord) => pred(this.withSystem(r));
+      rows = rows.filter(withSystem);
+    }
+    return rows;
+  }
+
+  private withSystem(r: SimRecord): SimRecord {
+    // ROWID/ROWMODID are filterable and sortable like fields; build a view only when someone asks for them.
+    return { ...r, fields: { ...r.fields, ROWID: r.recordId, ROWMODID: r.modId } };
+  }
+
+  private parseInt(url: URL, name: string): number | undefined {
+    const v = url.searchParams.get(name);
+    if (v === null) return undefined;
+    if (!/^\d+$/.test(v)) throw new ODataError(400, '-1002', `Invalid ${name}`);
+    return Number(v);
+  }
+
+  private select(table: SimTable, url: URL): FieldDef[] {
+    const raw = url.searchParams.get('$select');
+    const plain = table.def.fields.filter((f) => f.type !== 'container');
+    if (!raw) return plain;
+    return splitList(raw).map((n) => {
+      const name = unquote(n);
+      if (SYSTEM_FIELDS.includes(name)) return { name, type: 'number' as const };
+      const f = this.field(table, name);
+      if (f.type === 'container') throw new ODataError(400, '-1002', `Container field ${name} cannot be selected`);
+      return f;
+    });
+  }
+
+  private orderBy(table: SimTable, url: URL): { field: FieldDef; descending: boolean }[] {
+    const raw = url.searchParams.get('$orderby');
+    if (!raw) return [];
+    return splitList(raw).map((item) => {
+      const m = /^("[^"]+"|\S+)(?:\s+(asc|desc))?$/i.exec(item.trim());
+      if (!m) throw new ODataError(400, '-1002', `Invalid $orderby ${item}`);
+      const name = unquote(m[1]!);
+      const f = SYSTEM_FIELDS.includes(name) ? { name, type: 'number' as const } : this.field(table, name);
+      return { field: f, descending: (m[2] ?? '').toLowerCase() === 'desc' };
+    });
+  }
+
+  private row(table: SimTable, rec: SimRecord, fields: FieldDef[], dbBase: string): Record<string, unknown> {
+    const key = `${table.def.name}(${rec.recordId})`;
+    const out: Record<string, unknown> = {
+      [this.ann('id')]: `${dbBase}/${encodeURIComponent(table.def.name)}(${rec.recordId})`,
+      [this.ann('editLink')]: key,
+    };
+    for (const f of fields) {
+      if (f.name === 'ROWID') out.ROWID = rec.recordId;
+      else if (f.name === 'ROWMODID') out.ROWMODID = rec.modId;
+      else out[f.name] = this.value(f, rec);
+    }
+    return out;
+  }
+
+  private collection(res: ServerResponse, url: URL, table: SimTable, dbBase: string): void | Promise<void> {
+    const fields = this.select(table, url);
+    const order = this.orderBy(table, url);
+    const top = this.parseInt(url, '$top');
+    const skip = this.parseInt(url, '$skip') ?? 0;
+    const countParam = url.searchParams.get('$count');
+    if (countParam !== null && countParam !== 'true' && countParam !== 'false')
+      throw new ODataError(400, '-1002', 'Invalid $count');
+    let rows = this.filtered(table, url);
+    if (order.length) {
+      const needsSystem = order.some((o) => SYSTEM_FIELDS.includes(o.field.name));
+      const cmp = comparator(order);
+      rows = needsSystem
+        ? rows
+            .map((r) => this.withSystem(r))
+            .sort(cmp)
+            .map((v) => table.byRecordId.get(v.recordId)!)
+        : url.searchParams.has('$filter')
+          ? [...rows].sort(cmp)
+          : this.ctx.sorted(table, `odata:${url.searchParams.get('$orderby')}`, () => [...table.records].sort(cmp));
+    }
+    const cap = this.ctx.settings.odataPageCap;
+    const want = top === undefined ? rows.length - skip : Math.min(top, rows.length - skip);
+    const take = Math.max(0, Math.min(want, cap));
+    const page = rows.slice(skip, skip + take);
+    const body: Record<string, unknown> = { [this.ann('context')]: `${dbBase}/$metadata#${table.def.name}` };
+    if (countParam === 'true') body[this.ann('count')] = rows.length;
+    body.value = page.map((r) => this.row(table, r, fields, dbBase));
+    if (want > cap) {
+      const next = new URL(url.toString());
+      next.searchParams.set('$skip', String(skip + cap));
+      if (top !== undefined) next.searchParams.set('$top', String(top - cap));
+      body[this.ann('nextLink')] = `${dbBase}/${encodeURIComponent(table.def.name)}?${next.searchParams.toString()}`;
+    }
+    return this.json(res, body);
+  }
+
+  private entity(res: ServerResponse, url: URL, table: SimTable, rec: SimRecord, dbBase: string): void | Promise<void> {
+    const body = {
+      [this.ann('context')]: `${dbBase}/$metadata#${table.def.name}/$entity`,
+      ...this.row(table, rec, this.select(table, url), dbBase),
+    };
+    return this.json(res, body);
+  }
+
+  private async rawValue(res: ServerResponse, table: SimTable, rec: SimRecord, f: FieldDef): Promise<void> {
+    if (f.type !== 'container') {
+      const v = this.value(f, rec);
+      return send(
+        this.ctx,
+        res,
+        'odata',
+        v === null ? 204 : 200,
+        'text/plain; charset=utf-8',
+        v === null ? '' : String(v),
+      );
+    }
+    const info = rec.containers[f.name]!;
+    if (info.state === 'empty') return send(this.ctx, res, 'odata', 204, 'text/plain', '');
+    const key = { seed: this.ctx.config.seed, table: table.def.name, recordIndex: rec.index, field: f.name };
+    if (info.state === 'broken' && info.brokenMode === 'http500') {
+      this.ctx.faults.count('container_broken');
+      return send(this.ctx, res, 'odata', 500, 'text/html; charset=utf-8', htmlError(500));
+    }
+    res.writeHead(200, {
+      'Content-Type': CONTENT_TYPES[info.kind],
+      'Content-Length': String(info.size),
+      'Content-Disposition': contentDisposition(info.filename),
+    });
+    this.ctx.containerInFlight++;
+    try {
+      if (info.state === 'broken') this.ctx.faults.count('container_broken');
+      const limit = info.state === 'broken' ? Math.floor(info.size * 0.6) : Infinity;
+      await writeBody(this.ctx, res, 'odata', containerChunks(key, info), limit);
+    } finally {
+      this.ctx.containerInFlight--;
+    }
+  }
+
+  /** Serialises, and with `brokenJsonRate` reproduces FileMaker's JSON defects: raw control characters, bare `?`. */
+  private json(res: ServerResponse, body: Record<string, unknown>): void | Promise<void> {
+    let text = JSON.stringify(body);
+    const s = this.ctx.settings;
+    if (s.brokenJsonRate > 0 && this.ctx.faults.rng.chance(s.brokenJsonRate)) {
+      const m = /"([^"@][^"]*)":"([^"\\]*)"/.exec(text);
+      if (m) {
+        this.ctx.faults.count('broken_json');
+        const bare = this.ctx.faults.rng.chance(0.5);
+        const replacement = bare ? `"${m[1]}":?` : `"${m[1]}":"${m[2]}\n\u0001"`;
+        text = text.slice(0, m.index) + replacement + text.slice(m.index + m[0].length);
+      }
+    }
+    return send(this.ctx, res, 'odata', 200, 'application/json; charset=utf-8', text, { 'OData-Version': '4.0' });
+  }
+
+  private metadata(req: IncomingMessage, res: ServerResponse, url: URL): void | Promise<void> {
+    const db = this.ctx.config.database;
+    const tables = this.ctx.ds.tableList;
+    const accept = req.headers.accept ?? '';
+    const wantsJson =
+      url.searchParams.get('$format') === 'json' || (accept.includes('application/json') && !accept.includes('xml'));
+    if (wantsJson) {
+      const schema: Record<string, unknown> = {};
+      const container: Record<string, unknown> = { $Kind: 'EntityContainer' };
+      for (const t of tables) {
+        const type: Record<string, unknown> = { $Kind: 'EntityType', $Key: ['id'] };
+        for (const f of t.def.fields) type[f.name] = { $Type: EDM[f.type], $Nullable: f.name !== 'id' };
+        type.ROWID = { $Type: 'Edm.Decimal' };
+        type.ROWMODID = { $Type: 'Edm.Decimal' };
+        schema[t.def.name] = type;
+        container[t.def.name] = { $Collection: true, $Type: `${db}.${t.def.name}` };
+      }
+      schema[db] = container;
+      return this.json(res, { $Version: '4.01', $EntityContainer: `${db}.${db}`, [db]: schema });
+    }
+    const types = tables.map((t) => {
+      const props = t.def.fields
+        .map((f) => {
+          const nullable = f.name === 'id' ? ' Nullable="false"' : '';
+          const ext =
+            f.type === 'container' ? '<Annotation Term="com.filemaker.odata.ExternalSecurePath" Bool="false"/>' : '';
+          return `<Property Name="${xmlEscape(f.name)}" Type="${EDM[f.type]}"${nullable}>${ext}</Property>`;
+        })
+        .join('');
+      return `<EntityType Name="${xmlEscape(t.def.name)}"><Key><PropertyRef Name="id"/></Key>${props}<Property Name="ROWID" Type="Edm.Decimal"/><Property Name="ROWMODID" Type="Edm.Decimal"/></EntityType>`;
+    });
+    const sets = tables.map(
+      (t) => `<EntitySet Name="${xmlEscape(t.def.name)}" EntityType="${xmlEscape(db)}.${xmlEscape(t.def.name)}"/>`,
+    );
+    const xml =
+      '<?xml version="1.0" encoding="utf-8"?>' +
+      '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>' +
+      `<Schema Namespace="${xmlEscape(db)}" xmlns="http://docs.oasis-open.org/odata/ns/edm">${types.join('')}` +
+      `<EntityContainer Name="${xmlEscape(db)}">${sets.join('')}</EntityContainer></Schema>` +
+      '</edmx:DataServices></edmx:Edmx>';
+    return send(this.ctx, res, 'odata', 200, 'application/xml; charset=utf-8', xml, { 'OData-Version': '4.0' });
+  }
+}
