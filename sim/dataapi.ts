@@ -51,7 +51,8 @@ const bad = (detail: string) => new FmError('960', 400, detail);
 
 function scalar(v: unknown): string {
   if (v === null || v === undefined) return '';
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
 }
 
 function envelope(response: object, code = '0', message?: string) {
