@@ -1,0 +1,239 @@
+/**
+ * S3 keys, file extensions, Content-Disposition and content sniffing for the files phases. Keys are deterministic
+ * (patient target id + FileMaker id), so a re-import finds the object it uploaded before and re-links it instead of
+ * spending the FileMaker transfer quota again.
+ *
+ * Pure: no Node built-ins.
+ */
+
+export const KEY_PREFIX = 'patients/filemaker-import';
+
+/**
+ * One key segment. UUIDs, slugs and ISO dates pass unchanged; anything else (a non-UUID FileMaker id could hold
+ * `/` or `..`) is percent-encoded byte by byte, which keeps distinct ids distinct and the key free of traversal.
+ */
+export function keySegment(value: string): string {
+  if (value === '') throw new RangeError('empty S3 key segment');
+  let out = '';
+  for (const byte of new TextEncoder().encode(value)) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+function ext(extension: string): string {
+  return keySegment(extension.replace(/^\.+/, '').toLowerCase() || 'bin');
+}
+
+/** `patients/filemaker-import/documents/{patient_id|unlinked}/{type-slug}/{filemaker_id}.{ext}` */
+export function documentKey(
+  patientId: string | null,
+  typeSlug: string,
+  filemakerId: string,
+  extension: string,
+): string {
+  return `${KEY_PREFIX}/documents/${keySegment(patientId ?? 'unlinked')}/${keySegment(typeSlug)}/${keySegment(filemakerId)}.${ext(extension)}`;
+}
+
+/** `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/{filemaker_id}.{ext}` */
+export function imageKey(
+  patientId: string | null,
+  dateISO: string | null,
+  filemakerId: string,
+  extension: string,
+): string {
+  return `${imageFolder(patientId, dateISO)}/${keySegment(filemakerId)}.${ext(extension)}`;
+}
+
+/**
+ * `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/thumbnails/{filemaker_id}.webp` —
+ * next to its image, so listing or deleting a batch's folder covers both.
+ */
+export function thumbnailKey(patientId: string | null, dateISO: string | null, filemakerId: string): string {
+  return `${imageFolder(patientId, dateISO)}/thumbnails/${keySegment(filemakerId)}.webp`;
+}
+
+function imageFolder(patientId: string | null, dateISO: string | null): string {
+  return `${KEY_PREFIX}/images/${keySegment(patientId ?? 'unlinked')}/${keySegment(dateISO ?? 'undated')}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Content types and extensions
+
+const EXT_BY_TYPE: Readonly<Record<string, string>> = {
+  'application/pdf': 'pdf',
+  'image/jpeg': 'jpg',
+  'image/pjpeg': 'jpg',
+  'image/png': 'png',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+  'image/heic': 'heic',
+  'image/heif': 'heif',
+  'image/tiff': 'tif',
+  'image/bmp': 'bmp',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
+  'application/msword': 'doc',
+  'application/vnd.ms-excel': 'xls',
+  'application/rtf': 'rtf',
+  'text/rtf': 'rtf',
+  'text/plain': 'txt',
+  'text/csv': 'csv',
+  'application/zip': 'zip',
+};
+
+/** Types that say nothing about the content: the filename, URL or the bytes decide instead. */
+const GENERIC_TYPES = new Set([
+  '',
+  'application/octet-stream',
+  'binary/octet-stream',
+  'application/binary',
+  'application/unknown',
+  'application/download',
+  'application/force-download',
+  'application/x-download',
+]);
+
+/** The media type without parameters, lower-cased (`Image/JPEG; charset=x` → `image/jpeg`). */
+export function mediaType(contentType: string | null | undefined): string {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+export function isGenericContentType(contentType: string | null | undefined): boolean {
+  return GENERIC_TYPES.has(mediaType(contentType));
+}
+
+function extensionOf(name: string | null | undefined): string | undefined {
+  if (!name) return undefined;
+  const base = name.split(/[?#]/)[0]?.split(/[/\\]/).pop() ?? '';
+  const m = /\.([A-Za-z0-9]{1,8})$/.exec(base);
+  if (!m?.[1]) return undefined;
+  const e = m[1].toLowerCase();
+  return e === 'jpeg' || e === 'jpe' ? 'jpg' : e === 'tiff' ? 'tif' : e;
+}
+
+/**
+ * The extension for an object key, without the dot: from a specific content type first (it comes from the response
+ * or from sniffing the bytes); else from the original filename; else from the container URL's path (FileMaker
+ * container URLs end in `.<ext>` but not always); else `bin`. A zip type defers to a filename ending in docx/xlsx/pptx.
+ */
+export function extensionFor(
+  contentType: string | null | undefined,
+  filename?: string | null,
+  urlPath?: string | null,
+): string {
+  const type = mediaType(contentType);
+  const fromName = extensionOf(filename);
+  const fromUrl = extensionOf(urlPath);
+  if (type === 'application/zip' && ['docx', 'xlsx', 'pptx'].includes(fromName ?? fromUrl ?? '')) {
+    return (fromName ?? fromUrl) as string;
+  }
+  const fromType = GENERIC_TYPES.has(type) ? undefined : EXT_BY_TYPE[type];
+  return fromType ?? fromName ?? fromUrl ?? 'bin';
+}
+
+/** The content type to store: the response's when specific, else sniffed from the first bytes, else octet-stream. */
+export function effectiveContentType(contentType: string | null | undefined, firstBytes: Uint8Array): string {
+  if (!isGenericContentType(contentType)) return mediaType(contentType);
+  return sniffContentType(firstBytes) ?? 'application/octet-stream';
+}
+
+function startsWith(bytes: Uint8Array, sig: readonly number[], offset = 0): boolean {
+  if (bytes.length < offset + sig.length) return false;
+  return sig.every((b, i) => bytes[offset + i] === b);
+}
+
+function ascii(bytes: Uint8Array, from: number, to: number): string {
+  return String.fromCharCode(...bytes.subarray(from, Math.min(to, bytes.length)));
+}
+
+const HEIC_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'hevm', 'hevs']);
+const HEIF_BRANDS = new Set(['mif1', 'msf1', 'heif']);
+
+/**
+ * Detect the type from the first bytes (give at least 4 KB for DOCX): PDF, JPEG, PNG, GIF, WEBP, HEIC/HEIF (ISO BMFF
+ * `ftyp` brand), TIFF, RTF, and ZIP — reported as DOCX/XLSX/PPTX when an entry name under `word/`, `xl/` or `ppt/`
+ * appears in the bytes given (Office writes those entries near the start), else `application/zip`. Undefined when
+ * nothing matches.
+ */
+export function sniffContentType(firstBytes: Uint8Array): string | undefined {
+  const b = firstBytes;
+  if (startsWith(b, [0x25, 0x50, 0x44, 0x46, 0x2d])) return 'application/pdf';
+  if (startsWith(b, [0xff, 0xd8, 0xff])) return 'image/jpeg';
+  if (startsWith(b, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
+  if (ascii(b, 0, 6) === 'GIF87a' || ascii(b, 0, 6) === 'GIF89a') return 'image/gif';
+  if (ascii(b, 0, 4) === 'RIFF' && ascii(b, 8, 12) === 'WEBP') return 'image/webp';
+  if (ascii(b, 4, 8) === 'ftyp') {
+    const brand = ascii(b, 8, 12).toLowerCase();
+    if (HEIC_BRANDS.has(brand)) return 'image/heic';
+    if (HEIF_BRANDS.has(brand)) return 'image/heif';
+  }
+  if (startsWith(b, [0x49, 0x49, 0x2a, 0x00]) || startsWith(b, [0x4d, 0x4d, 0x00, 0x2a])) return 'image/tiff';
+  if (ascii(b, 0, 5) === '{\\rtf') return 'application/rtf';
+  if (startsWith(b, [0x50, 0x4b, 0x03, 0x04])) {
+    const text = ascii(b, 0, 64 * 1024);
+    if (text.includes('word/')) return 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+    if (text.includes('xl/')) return 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+    if (text.includes('ppt/')) return 'application/vnd.openxmlformats-officedocument.presentationml.presentation';
+    return 'application/zip';
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Content-Disposition
+
+// RFC 8187 attr-char: everything else is percent-encoded in `filename*`.
+const ATTR_CHAR = /[A-Za-z0-9!#$&+.^_`|~-]/;
+
+/**
+ * A `Content-Disposition` header value for an original filename (RFC 6266). Directory parts and control characters
+ * are removed first. A plain ASCII name gives `attachment; filename="name"`. A name with non-ASCII characters, `"`,
+ * `\` or `%` also gets `filename*=UTF-8''<percent-encoded>`, and its `filename` is an ASCII fallback (accents
+ * stripped, other characters → `_`) for old clients. An empty name gives the bare disposition. The result is pure
+ * ASCII, as S3 metadata and HTTP headers require.
+ */
+export function contentDisposition(
+  filename: string | null | undefined,
+  disposition: 'attachment' | 'inline' = 'attachment',
+): string {
+  const name = cleanFilename(filename ?? '');
+  if (name === '') return disposition;
+  const plain = /^[\x20-\x7e]*$/.test(name) && !/["\\%]/.test(name);
+  if (plain) return `${disposition}; filename="${name}"`;
+  const fallback =
+    name
+      .normalize('NFKD')
+      .replace(/[\u0300-\u036f]/g, '')
+      .replace(/[^\x20-\x7e]|["\\%]/gu, '_')
+      .trim() || 'file';
+  return `${disposition}; filename="${fallback}"; filename*=UTF-8''${encodeRfc8187(name)}`;
+}
+
+function encodeRfc8187(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    if (ATTR_CHAR.test(ch)) out += ch;
+    else for (const byte of new TextEncoder().encode(ch)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Base name only, no control characters, lone surrogates replaced, NFC, at most 255 code points keeping the extension. */
+export function cleanFilename(raw: string): string {
+  let s = raw.replace(/[\u0000-\u001f\u007f]/g, '');
+  s = s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  s = (s.split(/[/\\]/).pop() ?? '').normalize('NFC').trim();
+  if (s === '.' || s === '..') return '';
+  const chars = Array.from(s);
+  if (chars.length <= 255) return s;
+  const dot = s.lastIndexOf('.');
+  const extension = dot > 0 && s.length - dot <= 9 ? s.slice(dot) : '';
+  return (
+    Array.from(s.slice(0, s.length - extension.length))
+      .slice(0, 255 - extension.length)
+      .join('') + extension
+  );
+}

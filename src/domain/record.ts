@@ -1,0 +1,191 @@
+/**
+ * Validation of an incoming record and a small reader the mappers use to pull typed, cleaned values out of it while
+ * collecting findings. Messages name ids and fields, never values: the ledger and logs must hold no patient data.
+ */
+import { z } from 'zod';
+import { normalizeFileMakerId } from './ids';
+import {
+  TEXT_LIMITS,
+  cleanText,
+  parseBoolean,
+  parseDate,
+  parseFmTimestamp,
+  sanitizeRaw,
+  type DateIssue,
+  type ParsedDate,
+} from './normalize';
+import { type ReasonCode } from './reasons';
+import { SOURCE_TABLES, type SourceTableName } from './tables';
+import { type Finding, type FmFieldValue, type MapContext, type MapOutcome } from './types';
+
+/** Cap for one value inside filemaker_metadata (jsonb); far above any real field, it only stops hostile input. */
+export const METADATA_MAX_CHARS = 10_000_000;
+
+/** Stored in filemaker_metadata instead of a container URL: URLs expire and differ on every read. */
+export const CONTAINER_MARKER = '[container]';
+
+const fieldValue = z.union([z.string(), z.number(), z.null()]);
+const fmRecordSchema = z.object({
+  recordId: z.union([z.string(), z.number()]).optional(),
+  modId: z.union([z.string(), z.number()]).optional(),
+  fieldData: z.record(z.string(), fieldValue),
+  portalData: z.record(z.string(), z.array(z.unknown())).optional(),
+});
+
+const DATE_FINDING: Record<DateIssue, ReasonCode> = {
+  ambiguous: 'DATE_AMBIGUOUS',
+  impossible: 'DATE_IMPOSSIBLE',
+  unparseable: 'DATE_UNPARSEABLE',
+};
+
+/** An id made safe and short for a message (a non-UUID id could hold anything someone typed). */
+export function messageId(id: string): string {
+  return id.length > 100 ? `${id.slice(0, 100)}…` : id;
+}
+
+/** A field name made safe to put in a message (it comes from the layout, but is still source data). */
+function fieldName(name: string): string {
+  return cleanText(name, { maxLength: 100 }).value;
+}
+
+export class RecordReader {
+  readonly findings: Finding[] = [];
+  /** Lower-case, trimmed FileMaker id. */
+  readonly filemakerId: string;
+
+  constructor(
+    readonly table: SourceTableName,
+    private readonly fields: Readonly<Record<string, FmFieldValue>>,
+    filemakerId: string,
+    readonly ctx: MapContext,
+  ) {
+    this.filemakerId = filemakerId;
+  }
+
+  raw(field: string): FmFieldValue {
+    return this.fields[field] ?? '';
+  }
+
+  /** Cleaned text; '' when empty. Records TEXT_SANITIZED / TEXT_TRUNCATED findings. */
+  text(field: string, maxLength: number = TEXT_LIMITS.short): string {
+    const r = cleanText(this.raw(field), { maxLength });
+    if (r.sanitized) this.flag('TEXT_SANITIZED', field);
+    if (r.truncated) this.flag('TEXT_TRUNCATED', field);
+    return r.value;
+  }
+
+  /** Cleaned text, null when empty. */
+  optText(field: string, maxLength: number = TEXT_LIMITS.short): string | null {
+    const v = this.text(field, maxLength);
+    return v === '' ? null : v;
+  }
+
+  date(field: string): string | null {
+    return this.dateResult(field).value;
+  }
+
+  dateResult(field: string): ParsedDate {
+    const r = parseDate(this.raw(field), { preferDayFirst: this.ctx.preferDayFirst });
+    if (r.issue) this.flag(DATE_FINDING[r.issue], field);
+    return r;
+  }
+
+  /** An ISO instant from a FileMaker timestamp (or date) in the clinic's zone. */
+  timestamp(field: string): string | null {
+    const r = parseFmTimestamp(this.raw(field), {
+      timeZone: this.ctx.timeZone,
+      preferDayFirst: this.ctx.preferDayFirst,
+    });
+    if (r.issue) this.flag(DATE_FINDING[r.issue], field);
+    return r.value;
+  }
+
+  /** A normalised foreign key, null when empty; a non-UUID key is kept and flagged NON_UUID_ID. */
+  fk(field: string): string | null {
+    const id = normalizeFileMakerId(this.raw(field));
+    if (id === null) return null;
+    if (!id.isUuid) this.flag('NON_UUID_ID', field);
+    return id.value;
+  }
+
+  bool(field: string): boolean {
+    const r = parseBoolean(this.raw(field));
+    if (r.invalid) this.flag('INVALID_BOOLEAN', field);
+    return r.value;
+  }
+
+  flag(code: ReasonCode, field?: string): void {
+    this.findings.push(field === undefined ? { code } : { code, field });
+  }
+
+  /** The sanitised fieldData for `filemaker_metadata`, keys in source order. */
+  metadata(): Record<string, FmFieldValue> {
+    const containers = new Set(SOURCE_TABLES[this.table].containerFields);
+    const out: Record<string, FmFieldValue> = {};
+    for (const [key, value] of Object.entries(this.fields)) {
+      const k = sanitizeRaw(key, 1_000).value as string;
+      if (containers.has(key)) {
+        out[k] = value === '' ? '' : CONTAINER_MARKER;
+        continue;
+      }
+      const r = sanitizeRaw(value, METADATA_MAX_CHARS);
+      if (r.truncated) this.flag('METADATA_TRUNCATED', key);
+      out[k] = r.value;
+    }
+    return out;
+  }
+
+  /** "API_Notes <id>": the prefix of every message about this record. */
+  describe(): string {
+    return `${this.table} ${messageId(this.filemakerId)}`;
+  }
+}
+
+type ErrorOutcome = Extract<MapOutcome<never>, { kind: 'error' }>;
+
+/**
+ * Validate the record shape with zod, require every field the table's mapper reads, and normalise `id`.
+ * null field values (OData) are read as `""`.
+ */
+export function readRecord(
+  input: unknown,
+  table: SourceTableName,
+  ctx: MapContext,
+): { ok: true; reader: RecordReader } | { ok: false; outcome: ErrorOutcome } {
+  const parsed = fmRecordSchema.safeParse(input);
+  if (!parsed.success) {
+    const paths = [...new Set(parsed.error.issues.map((i) => i.path.map((p) => fieldName(String(p))).join('.')))];
+    return {
+      ok: false,
+      outcome: {
+        kind: 'error',
+        reason: 'INVALID_RECORD',
+        message: `${table} record has invalid ${paths.length > 0 ? paths.slice(0, 10).join(', ') : 'shape'}`,
+      },
+    };
+  }
+  const fields: Record<string, FmFieldValue> = {};
+  for (const [k, v] of Object.entries(parsed.data.fieldData)) fields[k] = v ?? '';
+  const recordId = parsed.data.recordId === undefined ? '?' : fieldName(String(parsed.data.recordId));
+  const id = normalizeFileMakerId(fields.id);
+  if (id === null) {
+    return {
+      ok: false,
+      outcome: { kind: 'error', reason: 'MISSING_ID', message: `${table} recordId ${recordId} has no id` },
+    };
+  }
+  const missing = SOURCE_TABLES[table].requiredFields.filter((f) => !(f in fields));
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      outcome: {
+        kind: 'error',
+        reason: 'MISSING_FIELD',
+        message: `${table} ${messageId(id.value)} lacks field(s) ${missing.map(fieldName).join(', ')}`,
+      },
+    };
+  }
+  const reader = new RecordReader(table, fields, id.value, ctx);
+  if (!id.isUuid) reader.flag('NON_UUID_ID', 'id');
+  return { ok: true, reader };
+}

@@ -1,0 +1,165 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  cleanFilename,
+  contentDisposition,
+  documentKey,
+  effectiveContentType,
+  extensionFor,
+  imageKey,
+  isGenericContentType,
+  keySegment,
+  sniffContentType,
+  thumbnailKey,
+} from '../../src/domain/keys';
+
+const PATIENT = '4c1f30a3-b075-5321-956f-f8e6bdbdb161';
+const FMID = '0f8c7a12-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+
+describe('S3 keys', () => {
+  test('document key has the documented shape', () => {
+    assert.equal(
+      documentKey(PATIENT, 'ndis-report', FMID, 'pdf'),
+      `patients/filemaker-import/documents/${PATIENT}/ndis-report/${FMID}.pdf`,
+    );
+  });
+
+  test('an unlinked document goes under unlinked/', () => {
+    assert.equal(
+      documentKey(null, 'other', FMID, '.PDF'),
+      `patients/filemaker-import/documents/unlinked/other/${FMID}.pdf`,
+    );
+  });
+
+  test('image and thumbnail keys share the patient/day folder', () => {
+    assert.equal(
+      imageKey(PATIENT, '2024-06-20', FMID, 'jpg'),
+      `patients/filemaker-import/images/${PATIENT}/2024-06-20/${FMID}.jpg`,
+    );
+    assert.equal(
+      thumbnailKey(PATIENT, '2024-06-20', FMID),
+      `patients/filemaker-import/images/${PATIENT}/2024-06-20/thumbnails/${FMID}.webp`,
+    );
+    assert.equal(imageKey(null, null, FMID, ''), `patients/filemaker-import/images/unlinked/undated/${FMID}.bin`);
+  });
+
+  test('a hostile non-UUID id cannot escape its folder and stays distinct', () => {
+    assert.equal(keySegment('../x'), '%2E%2E%2Fx');
+    assert.equal(
+      documentKey(null, 'other', '../../etc', 'pdf'),
+      'patients/filemaker-import/documents/unlinked/other/%2E%2E%2F%2E%2E%2Fetc.pdf',
+    );
+    assert.notEqual(keySegment('a/b'), keySegment('a_b'));
+    assert.equal(keySegment('é'), '%C3%A9');
+    assert.throws(() => keySegment(''), RangeError);
+  });
+});
+
+describe('extensionFor', () => {
+  test('prefers a specific content type', () => {
+    assert.equal(extensionFor('image/jpeg', 'scan.jpeg', null), 'jpg');
+    assert.equal(extensionFor('application/pdf; charset=binary', 'letter.doc', null), 'pdf');
+    assert.equal(extensionFor('application/vnd.openxmlformats-officedocument.wordprocessingml.document'), 'docx');
+    assert.equal(extensionFor('image/heic'), 'heic');
+  });
+
+  test('falls back to the filename, then the URL path, then bin for generic types', () => {
+    assert.equal(extensionFor('application/octet-stream', 'Report.PDF', null), 'pdf');
+    assert.equal(
+      extensionFor(
+        'application/octet-stream',
+        null,
+        'https://fm/Streaming_SSL/MainDB/ABCDEF.png?RCType=EmbeddedRCFileProcessor',
+      ),
+      'png',
+    );
+    assert.equal(extensionFor('', null, 'https://fm/Streaming_SSL/MainDB/ABCDEF?RCType=x'), 'bin');
+    assert.equal(extensionFor(undefined), 'bin');
+  });
+
+  test('a zip type defers to an Office filename', () => {
+    assert.equal(extensionFor('application/zip', 'plan.docx'), 'docx');
+    assert.equal(extensionFor('application/zip', 'archive.zip'), 'zip');
+  });
+});
+
+describe('contentDisposition', () => {
+  test('a plain ASCII filename is quoted', () => {
+    assert.equal(contentDisposition('referral 2024.pdf'), 'attachment; filename="referral 2024.pdf"');
+  });
+
+  test('a non-ASCII filename gets an ASCII fallback and filename* in UTF-8', () => {
+    assert.equal(
+      contentDisposition('Résumé 2024.pdf'),
+      `attachment; filename="Resume 2024.pdf"; filename*=UTF-8''R%C3%A9sum%C3%A9%202024.pdf`,
+    );
+    assert.equal(
+      contentDisposition('王芳.jpg'),
+      `attachment; filename="__.jpg"; filename*=UTF-8''%E7%8E%8B%E8%8A%B3.jpg`,
+    );
+    assert.equal(
+      contentDisposition('foot 😊.png'),
+      `attachment; filename="foot _.png"; filename*=UTF-8''foot%20%F0%9F%98%8A.png`,
+    );
+  });
+
+  test('quotes, backslashes and percent signs are moved to filename*', () => {
+    assert.equal(
+      contentDisposition('say "hi" 100%.txt'),
+      `attachment; filename="say _hi_ 100_.txt"; filename*=UTF-8''say%20%22hi%22%20100%25.txt`,
+    );
+  });
+
+  test('directory parts and control characters are removed; empty gives the bare type', () => {
+    assert.equal(contentDisposition('C:\\scans\\left\u0000.jpg'), 'attachment; filename="left.jpg"');
+    assert.equal(contentDisposition('../../etc/passwd', 'inline'), 'inline; filename="passwd"');
+    assert.equal(contentDisposition(''), 'attachment');
+    assert.equal(contentDisposition(null), 'attachment');
+  });
+
+  test('the header is pure ASCII', () => {
+    assert.match(contentDisposition('Ngọc Ánh – ảnh.heic'), /^[\x20-\x7e]+$/);
+  });
+
+  test('over-long names are cut to 255 characters keeping the extension', () => {
+    const name = cleanFilename(`${'a'.repeat(300)}.pdf`);
+    assert.equal(name.length, 255);
+    assert.ok(name.endsWith('.pdf'));
+  });
+});
+
+describe('sniffContentType', () => {
+  const bytes = (...parts: (string | number[])[]) =>
+    Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : Buffer.from(p))));
+
+  test('recognises the clinic file types', () => {
+    assert.equal(sniffContentType(bytes('%PDF-1.7\n')), 'application/pdf');
+    assert.equal(sniffContentType(bytes([0xff, 0xd8, 0xff, 0xe0])), 'image/jpeg');
+    assert.equal(sniffContentType(bytes([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), 'image/png');
+    assert.equal(sniffContentType(bytes('GIF89a')), 'image/gif');
+    assert.equal(sniffContentType(bytes('RIFF', [0, 0, 0, 0], 'WEBPVP8 ')), 'image/webp');
+    assert.equal(sniffContentType(bytes([0, 0, 0, 0x18], 'ftypheic', [0, 0, 0, 0])), 'image/heic');
+    assert.equal(sniffContentType(bytes([0, 0, 0, 0x18], 'ftypmif1', [0, 0, 0, 0])), 'image/heif');
+    assert.equal(sniffContentType(bytes([0x49, 0x49, 0x2a, 0x00])), 'image/tiff');
+  });
+
+  test('tells a DOCX from a plain zip by its entry names', () => {
+    const docx = bytes([0x50, 0x4b, 0x03, 0x04], 'x'.repeat(26), '[Content_Types].xml', 'zzz', 'word/document.xml');
+    assert.equal(sniffContentType(docx), 'application/vnd.openxmlformats-officedocument.wordprocessingml.document');
+    assert.equal(sniffContentType(bytes([0x50, 0x4b, 0x03, 0x04], 'photos/a.jpg')), 'application/zip');
+  });
+
+  test('returns undefined for unknown or too-short input', () => {
+    assert.equal(sniffContentType(bytes('hello world')), undefined);
+    assert.equal(sniffContentType(new Uint8Array()), undefined);
+    assert.equal(sniffContentType(bytes([0xff, 0xd8])), undefined);
+  });
+
+  test('effectiveContentType sniffs only when the response type is generic', () => {
+    assert.equal(isGenericContentType('application/octet-stream'), true);
+    assert.equal(isGenericContentType('image/png'), false);
+    assert.equal(effectiveContentType('application/octet-stream', bytes('%PDF-1.4')), 'application/pdf');
+    assert.equal(effectiveContentType('image/png; q=1', bytes('%PDF-1.4')), 'image/png');
+    assert.equal(effectiveContentType('', bytes('???')), 'application/octet-stream');
+  });
+});
