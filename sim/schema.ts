@@ -183,5 +183,6 @@ export function presetCount(def: TableDef, preset: Preset, scale: number): numbe
         : Math.max(def.counts.tiny, Math.round(def.counts.seed / 10));
   // Clinics and settings are configuration, not volume: they do not grow with the scale knob.
   if (def.name === 'API_Clinic_Name' || def.odataOnly) return base;
-  return Math.max(1, Math.round(base * scale));
+  // scale 0 gives empty layouts, which FileMaker answers differently (101 on a records request).
+  return scale === 0 ? 0 : Math.max(1, Math.round(base * scale));
 }
