@@ -8,6 +8,7 @@ export const REASON_CODES = {
   MISSING_ID: 'The record has no usable `id`, so it cannot be keyed or imported.',
   INVALID_RECORD: 'The record is not a FileMaker record shape or a field holds a value of the wrong type.',
   MISSING_FIELD: 'A field the mapper reads is absent from the record (layout drift), so values would be lost silently.',
+  DOWNLOAD_FAILED: 'A container download still failed after the bounded retries (and every waterfall fallback).',
 
   // Skips: accounted for by a documented rule (ledger state `skipped`).
   EMPTY_NOTE: 'A note whose text is empty after cleaning; there is nothing to import.',
@@ -20,6 +21,7 @@ export const REASON_CODES = {
   EMPTY_CONTACT_DETAIL: 'A contact detail with no phone, email or address value.',
   NO_OWNER: 'A contact detail whose `id.key` is empty, so it belongs to nobody.',
   OWNER_NOT_FOUND: 'A contact detail whose `id.key` matches no patient, referrer or company.',
+  SOURCE_DELETED: 'An id in the manifest that FileMaker no longer returns when fetched (deleted during the run).',
 
   // Unlinked: the row is imported but a link could not be made (ledger state `unlinked`).
   NO_PATIENT: 'The patient foreign key is empty; the row is imported without a patient.',

@@ -122,15 +122,18 @@ export class RecordReader {
   metadata(): Record<string, FmFieldValue> {
     const containers = new Set(SOURCE_TABLES[this.table].containerFields);
     const out: Record<string, FmFieldValue> = {};
+    // defineProperty, so a field named `__proto__` becomes an own key (and reaches the JSON) instead of a prototype.
+    const put = (k: string, v: FmFieldValue) =>
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
     for (const [key, value] of Object.entries(this.fields)) {
       const k = sanitizeRaw(key, 1_000).value as string;
       if (containers.has(key)) {
-        out[k] = value === '' ? '' : CONTAINER_MARKER;
+        put(k, value === '' ? '' : CONTAINER_MARKER);
         continue;
       }
       const r = sanitizeRaw(value, METADATA_MAX_CHARS);
       if (r.truncated) this.flag('METADATA_TRUNCATED', key);
-      out[k] = r.value;
+      put(k, r.value);
     }
     return out;
   }
@@ -164,8 +167,22 @@ export function readRecord(
       },
     };
   }
-  const fields: Record<string, FmFieldValue> = {};
-  for (const [k, v] of Object.entries(parsed.data.fieldData)) fields[k] = v ?? '';
+  // Read the input's own keys, not zod's copy: zod assigns keys with `=`, which drops a field named `__proto__`.
+  // A null prototype keeps such a field ordinary here too; its value is checked like every other.
+  const fields = Object.create(null) as Record<string, FmFieldValue>;
+  for (const [k, v] of Object.entries((input as { fieldData: Record<string, unknown> }).fieldData)) {
+    if (v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) {
+      return {
+        ok: false,
+        outcome: {
+          kind: 'error',
+          reason: 'INVALID_RECORD',
+          message: `${table} record has invalid fieldData.${fieldName(k)}`,
+        },
+      };
+    }
+    fields[k] = v ?? '';
+  }
   const recordId = parsed.data.recordId === undefined ? '?' : fieldName(String(parsed.data.recordId));
   const id = normalizeFileMakerId(fields.id);
   if (id === null) {

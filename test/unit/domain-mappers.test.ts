@@ -874,3 +874,14 @@ describe('map context', () => {
     assert.equal(c.clinicIdByName?.('Same'), undefined);
   });
 });
+
+describe('hostile field names', () => {
+  test('a field named __proto__ is kept as an ordinary metadata field', () => {
+    const r = record('API_Company', { Name: 'Acme' });
+    const fieldData = JSON.parse(`{${JSON.stringify(r.fieldData).slice(1, -1)},"__proto__":"x"}`);
+    const o = row(mapCompany({ ...r, fieldData }, ctx));
+    assert.equal(JSON.parse(JSON.stringify(o.row.filemaker_metadata)).__proto__, 'x');
+    assert.equal(Object.getPrototypeOf(o.row.filemaker_metadata), Object.prototype);
+    assert.equal(o.row.name, 'Acme');
+  });
+});
