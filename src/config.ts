@@ -81,8 +81,8 @@ export const envSchema = z.object({
   FM_CA_FILE: z.string().min(1).optional(),
   FM_MAX_CONCURRENCY: int(1, 64).default(6),
   FM_REQUESTS_PER_SECOND: int(1, 10_000).default(50),
-  FM_TRANSFER_BUDGET: bytes.default('144GB'),
-  FM_TRANSFER_USED: bytes.default('0'),
+  FM_TRANSFER_BUDGET: bytes.default(144e9),
+  FM_TRANSFER_USED: bytes.default(0),
   // Domain
   CLINIC_TIME_ZONE: z.string().min(1).default('Australia/Sydney'),
   // Payload encryption
@@ -112,7 +112,12 @@ export interface Config {
     readonly taskQueue: string;
     readonly uiUrl: string | undefined;
     readonly tls:
-      | { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string; readonly serverName?: string }
+      | {
+          readonly certFile?: string;
+          readonly keyFile?: string;
+          readonly caFile?: string;
+          readonly serverName?: string;
+        }
       | undefined;
     readonly apiKey: string | undefined;
   };
@@ -197,7 +202,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
   if (worker && fmPassword === undefined) missing.push('  FM_PASSWORD: required (or FM_PASSWORD_FILE)');
   if (missing.length > 0) throw new ConfigError(`invalid configuration:\n${missing.join('\n')}`);
 
-  const tlsParts = [e.TEMPORAL_TLS_CERT_FILE, e.TEMPORAL_TLS_KEY_FILE, e.TEMPORAL_TLS_CA_FILE, e.TEMPORAL_TLS_SERVER_NAME];
+  const tlsParts = [
+    e.TEMPORAL_TLS_CERT_FILE,
+    e.TEMPORAL_TLS_KEY_FILE,
+    e.TEMPORAL_TLS_CA_FILE,
+    e.TEMPORAL_TLS_SERVER_NAME,
+  ];
   if ((e.TEMPORAL_TLS_CERT_FILE === undefined) !== (e.TEMPORAL_TLS_KEY_FILE === undefined)) {
     throw new ConfigError(
       'invalid configuration:\n  TEMPORAL_TLS_CERT_FILE / TEMPORAL_TLS_KEY_FILE: set both for mTLS, or neither',

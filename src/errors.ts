@@ -20,7 +20,7 @@ export class ConfigError extends FmReimportError {
 
 /** Thrown when FileMaker answers with an error code or an HTTP status that is not success. */
 export class FileMakerError extends FmReimportError {
-  override readonly name = 'FileMakerError';
+  override readonly name: string = 'FileMakerError';
   readonly code: string;
   override readonly retryable: boolean;
   constructor(

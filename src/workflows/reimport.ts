@@ -279,6 +279,10 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
             },
           ],
         });
+        if (result.notImplemented) {
+          summary.status = 'not_run';
+          summary.note = 'not implemented in this build: no records of this phase were imported';
+        }
         Object.assign(summary, result.byState, {
           bytesDownloaded: result.bytesDownloaded,
           relinked: result.relinked,
@@ -290,7 +294,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       }
       summary.durationMs = Date.now() - started;
       summaries.push(summary);
-      pp.status = summary.status === 'skipped' ? 'skipped' : 'completed';
+      pp.status =
+        summary.status === 'skipped' ? 'skipped' : summary.status === 'not_run' ? 'not_implemented' : 'completed';
       pp.finishedAt = new Date().toISOString();
       currentChild = undefined;
       notify({
@@ -424,7 +429,8 @@ function buildReport(
 export function failureCode(err: unknown): string {
   let e: unknown = err;
   for (let depth = 0; e && depth < 6; depth++) {
-    if (e instanceof ApplicationFailure && e.type) return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : 'APPLICATION_ERROR';
+    if (e instanceof ApplicationFailure && e.type)
+      return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : 'APPLICATION_ERROR';
     if (isCancellation(e)) return 'CANCELLED';
     e = (e as { cause?: unknown }).cause;
   }

@@ -1,0 +1,65 @@
+/** The activities' dependencies, built once per worker process. Tests build the same shape with their own values. */
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { createFileMakerClient, type FileMakerClient } from '../filemaker';
+import { createPool, type Pool } from '../store/db';
+import { createNotifier } from '../notify';
+import type { RunEvent } from './types';
+
+export interface ActivityDeps {
+  config: Config;
+  logger: Logger;
+  pool: Pool;
+  s3: S3Client;
+  fm: FileMakerClient;
+  notify(event: RunEvent): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Config, logger: Logger): Promise<ActivityDeps> {
+  const pool = createPool(config.database);
+  const s3 = new S3Client({
+    endpoint: config.s3.endpoint,
+    region: config.s3.region,
+    forcePathStyle: config.s3.forcePathStyle,
+    credentials:
+      config.s3.accessKeyId && config.s3.secretAccessKey
+        ? { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey }
+        : undefined,
+  });
+  const fm = createFileMakerClient({
+    url: config.filemaker.url,
+    database: config.filemaker.database,
+    username: config.filemaker.username,
+    password: config.filemaker.password,
+    caFile: config.filemaker.caFile,
+    maxConcurrency: config.filemaker.maxConcurrency,
+    logger: logger.child({ component: 'filemaker' }),
+  });
+  const notifier = createNotifier({
+    webhookUrl: config.notify.webhookUrl,
+    smtpUrl: config.notify.smtpUrl,
+    emailFrom: config.notify.emailFrom,
+    emailTo: [...config.notify.emailTo],
+    logger: logger.child({ component: 'notify' }),
+    retry: { attempts: 4, baseDelayMs: 500 },
+    cooldownThresholdSeconds: config.notify.cooldownThresholdSeconds,
+  });
+  return {
+    config,
+    logger,
+    pool,
+    s3,
+    fm,
+    notify: async (event) => {
+      await notifier.send(event);
+    },
+    close: async () => {
+      await fm.close();
+      await pool.end();
+      s3.destroy();
+      await notifier.close();
+    },
+  };
+}

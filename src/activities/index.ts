@@ -1,0 +1,217 @@
+/**
+ * createActivities(deps): every activity of the reimport, over explicit dependencies (pool, S3, FileMaker client,
+ * config, logger). Activities speak in ids, counts and keys; errors that the workflow acts on are ApplicationFailures
+ * whose type is the error's stable code.
+ */
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
+import { normalizeFileMakerId } from '../domain/ids';
+import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
+import type { FmRecord } from '../domain/types';
+import { checkSchemaVersion } from '../store/migrate';
+import type { ActivityDeps } from './deps';
+import { importRecordChunk, loadMapContext, mapperFor } from './records';
+import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
+import { runBookkeeping } from './runs';
+
+export type { ActivityDeps } from './deps';
+
+const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
+
+/** Converts our errors into ApplicationFailures the workflow can branch on (by `type`, never by class). */
+export function toFailure(err: unknown): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof FileMakerOverloadedError || err instanceof TransferQuotaError) {
+    return ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: true });
+  }
+  if (err instanceof FmReimportError) {
+    return ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: !err.retryable });
+  }
+  return err;
+}
+
+function wrap<T extends Record<string, (...args: never[]) => Promise<unknown>>>(acts: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(acts)) {
+    out[name] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        throw toFailure(err);
+      }
+    };
+  }
+  return out as T;
+}
+
+export function createActivities(deps: ActivityDeps): ReimportActivities {
+  const { pool, fm, config, logger } = deps;
+  const runs = runBookkeeping(deps);
+
+  const buildManifestOf = async (runId: string, table: SourceTableName): Promise<number> => {
+    const source = SOURCE_TABLES[table];
+    const seen = new Set<string>();
+    let batch: { filemaker_id: string; record_id: string | null; mod_id: string | null }[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await pool.query(
+        `insert into source_manifest (run_id, source_table, filemaker_id, record_id, mod_id)
+         select $1, $2, e.filemaker_id, e.record_id, e.mod_id
+           from jsonb_to_recordset($3::jsonb) as e(filemaker_id text, record_id text, mod_id text)
+         on conflict (run_id, source_table, filemaker_id) do update
+           set record_id = excluded.record_id, mod_id = excluded.mod_id`,
+        [runId, table, JSON.stringify(batch)],
+      );
+      heartbeat({ table, ids: seen.size });
+      batch = [];
+    };
+    let blank = 0;
+    for await (const entry of fm.manifest(source.odataTable, { idField: source.idField })) {
+      const id = normalizeFileMakerId(entry.id)?.value;
+      if (id === undefined) {
+        blank++;
+        continue;
+      }
+      if (seen.has(id)) continue; // the same id twice (case variants) is one record to import
+      seen.add(id);
+      batch.push({
+        filemaker_id: id,
+        record_id: entry.rowId === undefined ? null : String(entry.rowId),
+        mod_id: entry.rowModId === undefined ? null : String(entry.rowModId),
+      });
+      if (batch.length >= 2000) await flush();
+    }
+    await flush();
+    // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped.
+    const counted = await fm.count(source.odataTable);
+    if (counted > seen.size + blank) {
+      throw new ManifestError(`${table}: manifest has ${seen.size + blank} ids, FileMaker counts ${counted}`);
+    }
+    if (blank > 0) logger.warn({ table, blank }, 'records without an id are not importable');
+    return seen.size;
+  };
+
+  const reconcileTable = async (runId: string, table: SourceTableName): Promise<TableReconciliation> => {
+    const r = await pool.query<{ state: string | null; n: number }>(
+      `select l.state, count(*)::int as n
+         from source_manifest m
+         left join import_ledger l on l.run_id = m.run_id and l.source_table = m.source_table
+                                   and l.filemaker_id = m.filemaker_id
+        where m.run_id = $1 and m.source_table = $2
+        group by l.state`,
+      [runId, table],
+    );
+    const by = Object.fromEntries(r.rows.map((x) => [x.state ?? 'missing', x.n]));
+    const missing = await pool.query<{ filemaker_id: string }>(
+      `select m.filemaker_id from source_manifest m
+        where m.run_id = $1 and m.source_table = $2 and not exists (
+          select 1 from import_ledger l where l.run_id = m.run_id and l.source_table = m.source_table
+            and l.filemaker_id = m.filemaker_id and l.state in ('imported', 'unlinked', 'skipped', 'failed'))
+        order by 1 limit 50`,
+      [runId, table],
+    );
+    const manifest = r.rows.reduce((s, x) => s + x.n, 0);
+    const pending = (by.pending ?? 0) + (by.missing ?? 0);
+    return {
+      table,
+      manifest,
+      imported: by.imported ?? 0,
+      unlinked: by.unlinked ?? 0,
+      skipped: by.skipped ?? 0,
+      failed: by.failed ?? 0,
+      pending,
+      missing: missing.rows.map((x) => x.filemaker_id),
+      ok: pending === 0,
+    };
+  };
+
+  const acts: ReimportActivities = {
+    async preflight(input) {
+      const problems: string[] = [];
+      const { version } = await checkSchemaVersion(pool);
+      const sourceCounts: Partial<Record<SourceTableName, number>> = {};
+      const tables = Object.values(SOURCE_TABLES).filter((t) => input.phases.includes(t.phase));
+      for (const t of tables) {
+        const fields = new Set(await fm.layoutFields(t.layout));
+        const absent = t.requiredFields.filter((f) => !fields.has(f));
+        if (absent.length) problems.push(`${t.layout} lacks ${absent.join(', ')}`);
+        sourceCounts[t.name] = await fm.count(t.odataTable);
+      }
+      await runs.checkBucketWritable();
+      const used = await runs.transferUsedThisYear();
+      const left = config.filemaker.transferBudgetBytes - used;
+      if (left <= 0 && !input.dryRun) problems.push('the annual FileMaker transfer budget is spent');
+      if (problems.length) {
+        throw ApplicationFailure.create({
+          message: `pre-flight failed: ${problems.join('; ')}`,
+          type: 'PREFLIGHT_FAILED',
+          nonRetryable: true,
+        });
+      }
+      return {
+        schemaVersion: version,
+        sourceCounts,
+        transferLeftBytes: left,
+        transferBudgetBytes: config.filemaker.transferBudgetBytes,
+        estimatedDownloadBytes: 0,
+      };
+    },
+    startRun: (i) => runs.startRun(i.runId, i.workflowId, i.options),
+    finishRun: (i) => runs.finishRun(i.runId, i.status, i.report),
+    backup: (i) => runs.backup(i.runId),
+    restore: (i) => runs.restore(i.runId),
+    deleteRunObjects: (i) => runs.deleteRunObjects(i.runId),
+    deleteImported: () => runs.deleteImported(),
+    async buildManifest({ runId, table }) {
+      // Contact details are owned by patients, referrers and companies: know which of those exist first.
+      if (table === 'API_Contact_Details') for (const owner of OWNER_TABLES) await buildManifestOf(runId, owner);
+      return { count: await buildManifestOf(runId, table) };
+    },
+    importChunk: (input) => importRecordChunk(deps, input),
+    async importFiles() {
+      throw ApplicationFailure.create({
+        message: 'container import is not implemented in this build',
+        type: 'NOT_IMPLEMENTED',
+        nonRetryable: true,
+      });
+    },
+    finishTable: ({ table }) => runs.foldContactDetails(table),
+    reconcileTable: ({ runId, table }) => reconcileTable(runId, table),
+    async dryRunTable({ runId, table }): Promise<DryRunTableResult> {
+      const source = SOURCE_TABLES[table];
+      const ids: string[] = [];
+      for await (const e of fm.manifest(source.odataTable, { idField: source.idField })) ids.push(String(e.id));
+      const ctx = await loadMapContext(deps, runId, table);
+      const mapper = mapperFor(table);
+      const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
+      const byReason: Record<string, number> = {};
+      for (let i = 0; i < ids.length; i += 100) {
+        const records = await fm.findByIds(source.layout, source.idField, ids.slice(i, i + 100));
+        heartbeat({ table, done: i });
+        for (const rec of records) {
+          const o = mapper ? mapper(rec as FmRecord, ctx) : undefined;
+          if (!o) continue;
+          const state = o.kind === 'row' ? o.state : o.kind === 'skip' ? 'skipped' : 'failed';
+          byState[state]++;
+          const reason = o.kind === 'row' ? o.reason : o.reason;
+          if (reason) byReason[reason] = (byReason[reason] ?? 0) + 1;
+        }
+      }
+      return { table, manifest: ids.length, byState, byReason, estimatedBytes: 0 };
+    },
+    async validate({ runId, tables }) {
+      const results: TableReconciliation[] = [];
+      for (const t of tables) results.push(await reconcileTable(runId, t));
+      return { tables: results, objectMismatches: [], ok: results.every((r) => r.ok) };
+    },
+    async transferUsed() {
+      return { usedThisYearBytes: await runs.transferUsedThisYear() };
+    },
+    async notify(event) {
+      await deps.notify(event);
+    },
+  };
+  return wrap(
+    acts as unknown as Record<string, (...args: never[]) => Promise<unknown>>,
+  ) as unknown as ReimportActivities;
+}

@@ -1,0 +1,144 @@
+/**
+ * Core-record import (patients, appointments, notes, referrers): one chunk of a table's manifest per activity.
+ * Read the chunk's ids from the run's manifest, fetch those records by id (never by paging a find), map each with
+ * the pure mappers, upsert the rows in bulk, and give every id a ledger state — including ids FileMaker no longer
+ * has (SOURCE_DELETED) and records that map to an error. A bad record costs that record, never the chunk.
+ */
+import { heartbeat } from '@temporalio/activity';
+import type { FileMakerRecord } from '../filemaker';
+import { createMapContext, type MapContextSource } from '../domain/context';
+import { normalizeFileMakerId } from '../domain/ids';
+import { mapAppointment } from '../domain/mappers/appointments';
+import { mapClinic, mapContactDetail, mapPatient } from '../domain/mappers/patients';
+import { mapNote, mapSms } from '../domain/mappers/notes';
+import { mapCompany, mapPatientReferrer, mapReferrer, mapReferrerCompany } from '../domain/mappers/referrers';
+import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
+import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
+import type { ActivityDeps } from './deps';
+import type { ChunkInput, ChunkResult } from './types';
+import { emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
+import { upsertTargetRows } from './upsert';
+
+type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
+
+const MAPPERS: Partial<Record<SourceTableName, { mapper: Mapper; target: TargetTable | 'contact_details' }>> = {
+  API_Clinic_Name: { mapper: mapClinic, target: 'clinics' },
+  API_Contacts: { mapper: mapPatient, target: 'patients' },
+  API_Contact_Details: { mapper: mapContactDetail, target: 'contact_details' },
+  API_event: { mapper: mapAppointment, target: 'appointments' },
+  API_Notes: { mapper: mapNote, target: 'notes' },
+  API_Messages: { mapper: mapSms, target: 'sms_messages' },
+  API_Company: { mapper: mapCompany, target: 'companies' },
+  API_Referrer: { mapper: mapReferrer, target: 'referrers' },
+  API_ContactToReferrer: { mapper: mapPatientReferrer, target: 'patient_referrers' },
+  API_ReferrerToCompany_Join: { mapper: mapReferrerCompany, target: 'referrer_companies' },
+};
+
+export function mapperFor(table: SourceTableName): Mapper | undefined {
+  return MAPPERS[table]?.mapper;
+}
+
+/** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
+export async function loadMapContext(deps: ActivityDeps, runId: string, table: SourceTableName): Promise<MapContext> {
+  const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+    (await deps.pool.query<T>(sql, params)).rows;
+  const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
+    timeZone: deps.config.clinicTimeZone,
+  };
+  const needs = (t: SourceTableName[]) => t.includes(table);
+  if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
+    src.clinics = (await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics')).map((r) => r);
+  }
+  if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
+    const rows = await q<{ id: string; clinic: string | null }>(
+      'select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id',
+    );
+    src.patients = rows.map((r) => [r.id, r.clinic] as const);
+  }
+  if (needs(['API_Contact_Details'])) {
+    // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
+    const rows = await q<{ source_table: string; filemaker_id: string }>(
+      `select source_table, filemaker_id from source_manifest
+        where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company')`,
+      [runId],
+    );
+    src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
+    src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
+    src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
+  }
+  if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
+    src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
+  }
+  if (needs(['API_ReferrerToCompany_Join'])) {
+    src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+  }
+  if (needs(['API_Contacts'])) {
+    const rows = await q<{ owner: string; field_data: Record<string, string | number> }>(
+      `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'`,
+    );
+    src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+  }
+  if (needs(['API_Referrer', 'API_Company'])) {
+    const rows = await q<{ field_data: Record<string, string | number> }>(
+      `select field_data from contact_details where owner_table in ('referrers', 'companies')`,
+    );
+    src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+  }
+  return createMapContext(src);
+}
+
+export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): Promise<ChunkResult> {
+  const spec = MAPPERS[input.table];
+  if (!spec) throw new Error(`${input.table} is not a core-record table`);
+  const source = SOURCE_TABLES[input.table];
+  const ids = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  const result = emptyChunkResult();
+  if (ids.length === 0) return result;
+  const ctx = await loadMapContext(deps, input.runId, input.table);
+
+  const records: FileMakerRecord[] = await deps.fm.findByIds(source.layout, source.idField, ids);
+  heartbeat({ fetched: records.length });
+  const byId = new Map<string, FileMakerRecord>();
+  for (const r of records) {
+    const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
+    if (id !== undefined) byId.set(id, r);
+  }
+
+  const ledger: LedgerEntry[] = [];
+  const rows: { filemakerId: string; row: Record<string, unknown>; state: 'imported' | 'unlinked'; reason?: string }[] =
+    [];
+  for (const id of ids) {
+    const record = byId.get(id);
+    if (!record) {
+      ledger.push({ filemakerId: id, state: 'skipped', reasonCode: 'SOURCE_DELETED', message: `${input.table} ${id}` });
+      continue;
+    }
+    const outcome = spec.mapper(record as FmRecord, ctx);
+    if (outcome.kind === 'row') {
+      for (const f of outcome.findings) result.byReason[f.code] = (result.byReason[f.code] ?? 0) + 1;
+      const row = outcome.row as Record<string, unknown>;
+      // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
+      if (spec.target === 'contact_details') row.field_data = record.fieldData;
+      rows.push({
+        filemakerId: id,
+        row,
+        state: outcome.state,
+        reason: outcome.reason,
+      });
+    } else {
+      ledger.push({
+        filemakerId: id,
+        state: outcome.kind === 'skip' ? 'skipped' : 'failed',
+        reasonCode: outcome.reason,
+        message: outcome.message,
+        sourceModId: record.modId,
+      });
+    }
+  }
+
+  const written = await upsertTargetRows(deps.pool, spec.target, input.runId, rows);
+  for (const w of written) ledger.push(w);
+  await recordLedger(deps.pool, input.runId, input.table, ledger, result);
+  result.processed = ids.length;
+  return result;
+}

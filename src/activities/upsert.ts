@@ -1,0 +1,67 @@
+/** Bulk upsert of mapped rows, turned into ledger entries (a row the database refuses is `failed` with its reason). */
+import type { Pool } from '../store/db';
+import { upsertRows } from '../store/upsert';
+import type { TargetTable } from '../domain/tables';
+import type { LedgerEntry } from './ledger';
+
+export interface MappedRow {
+  filemakerId: string;
+  row: Record<string, unknown>;
+  state: 'imported' | 'unlinked';
+  reason?: string;
+}
+
+export async function upsertTargetRows(
+  pool: Pool,
+  target: TargetTable | 'contact_details',
+  runId: string,
+  rows: readonly MappedRow[],
+): Promise<LedgerEntry[]> {
+  if (rows.length === 0) return [];
+  if (target === 'contact_details') return upsertContactDetails(pool, runId, rows);
+  const result = await upsertRows(
+    pool,
+    target,
+    rows.map((r) => r.row),
+    { runId },
+  );
+  return result.outcomes.map((o, i) => {
+    const src = rows[i]!;
+    if (o.status === 'failed') {
+      return { filemakerId: src.filemakerId, state: 'failed', reasonCode: o.reason, message: o.message };
+    }
+    return {
+      filemakerId: src.filemakerId,
+      state: src.state,
+      reasonCode: src.state === 'unlinked' ? src.reason : undefined,
+      targetTable: target,
+      targetId: o.id,
+    };
+  });
+}
+
+/** Contact details are kept row by row (and folded into their owner's JSON when the owner's table is finished). */
+async function upsertContactDetails(pool: Pool, runId: string, rows: readonly MappedRow[]): Promise<LedgerEntry[]> {
+  const payload = rows.map((r) => ({
+    filemaker_id: r.filemakerId,
+    owner_table: r.row.owner_table,
+    owner_filemaker_id: r.row.owner_filemaker_id,
+    entry: r.row.entry,
+    field_data: r.row.field_data ?? {},
+  }));
+  await pool.query(
+    `insert into contact_details (filemaker_id, owner_table, owner_filemaker_id, entry, field_data, import_run_id)
+     select e.filemaker_id, e.owner_table, e.owner_filemaker_id, e.entry, e.field_data, $1
+       from jsonb_to_recordset($2::jsonb) as e(filemaker_id text, owner_table text, owner_filemaker_id text,
+            entry jsonb, field_data jsonb)
+     on conflict (filemaker_id) do update set owner_table = excluded.owner_table,
+       owner_filemaker_id = excluded.owner_filemaker_id, entry = excluded.entry, field_data = excluded.field_data,
+       import_run_id = excluded.import_run_id`,
+    [runId, JSON.stringify(payload)],
+  );
+  return rows.map((r) => ({
+    filemakerId: r.filemakerId,
+    state: 'imported',
+    targetTable: String(r.row.owner_table),
+  }));
+}

@@ -1,0 +1,76 @@
+/** Client-side operations shared by the CLI, `npm start` and tests. */
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { loadConfig, type Config } from '../config';
+import { dataConverterFor, payloadCodecFromConfig } from '../codec';
+import { temporalConnectionOptions } from '../tls';
+import type { RunProgress } from '../workflows/messages';
+import { reimportInputSchema, describeIssues, type ReimportInput } from '../workflows/options';
+import type { ReimportResult } from '../workflows/reimport';
+
+export async function connectClient(config: Config = loadConfig(process.env, 'client')) {
+  const connection = await Connection.connect(temporalConnectionOptions(config));
+  const dataConverter = config.payloadKeys ? dataConverterFor(payloadCodecFromConfig(config)) : undefined;
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  return { client, config, close: () => connection.close() };
+}
+
+/** Starts a reimport after validating its input here too, so a typo fails before anything is scheduled. */
+export async function startReimport(
+  client: Client,
+  config: Config,
+  opts: { runId?: string; input: ReimportInput },
+): Promise<WorkflowHandle> {
+  const input = Object.fromEntries(Object.entries(opts.input).filter(([, v]) => v !== undefined));
+  const parsed = reimportInputSchema.safeParse(input);
+  if (!parsed.success) throw new Error(`invalid options: ${describeIssues(parsed.error)}`);
+  const runId = opts.runId ?? `reimport-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  return client.workflow.start('reimport', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: runId,
+    args: [input],
+    // One reimport of an id at a time; a finished id cannot be reused by accident.
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+  });
+}
+
+export async function readReport(client: Client, runId: string): Promise<ReimportResult> {
+  return (await client.workflow.getHandle(runId).result()) as ReimportResult;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+export function formatResult(r: ReimportResult): string {
+  const lines = [`run ${r.runId}: ${r.status}${r.dryRun ? ' (dry-run)' : ''}`];
+  lines.push('phase          status       imported  unlinked  skipped   failed   downloaded');
+  for (const p of r.phases) {
+    lines.push(
+      `${p.phase.padEnd(14)} ${p.status.padEnd(12)} ${String(p.imported).padStart(8)}  ${String(p.unlinked).padStart(8)}  ${String(p.skipped).padStart(7)}  ${String(p.failed).padStart(7)}   ${mb(p.bytesDownloaded)}`,
+    );
+  }
+  lines.push(`downloaded from FileMaker: ${mb(r.bytesDownloaded)}`);
+  if (r.transferLeftAfterBytes !== undefined)
+    lines.push(`transfer quota left after a real run: ${mb(r.transferLeftAfterBytes)}`);
+  if (r.reportKey) lines.push(`full report: s3://…/${r.reportKey}`);
+  return lines.join('\n');
+}
+
+export function formatProgress(p: RunProgress): string {
+  const lines = [`run ${p.runId}: ${p.status}${p.currentPhase ? ` — ${p.currentPhase}` : ''}`];
+  for (const ph of p.phases) {
+    const pct = ph.total > 0 ? Math.floor((100 * ph.done) / ph.total) : ph.status === 'completed' ? 100 : 0;
+    const extra = [
+      ph.cooldownUntil ? `cooling down until ${ph.cooldownUntil}` : '',
+      ph.etaSeconds !== undefined ? `ETA ${ph.etaSeconds}s` : '',
+      ph.byState.failed ? `${ph.byState.failed} failed` : '',
+    ]
+      .filter(Boolean)
+      .join(', ');
+    lines.push(`  ${ph.phase.padEnd(13)} ${ph.status.padEnd(10)} ${ph.done}/${ph.total} (${pct}%) ${extra}`);
+  }
+  return lines.join('\n');
+}
+
+/** Link to a workflow in the Temporal Web UI (ids are encoded: phase children are `<run>/<phase>`). */
+export function webUiLink(uiUrl: string, namespace: string, workflowId: string): string {
+  return `${uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}

@@ -1,0 +1,91 @@
+/**
+ * The worker: wires real dependencies (PostgreSQL pool, S3 client, FileMaker client, notifier, payload codec) once
+ * and runs two workers — the main task queue (workflows and metadata/database activities) and the files task queue
+ * (container downloads), whose activity rate is limited for the whole cluster so that many workers together never
+ * exceed what FileMaker allows.
+ */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { loadConfig, type Config } from './config';
+import { createLogger, type Logger } from './logger';
+import { createActivities, type ActivityDeps } from './activities';
+import { dataConverterFor, payloadCodecFromConfig } from './codec';
+import { temporalConnectionOptions } from './tls';
+import { createDeps } from './activities/deps';
+
+export interface RunningWorker {
+  /** Resolves when both workers have stopped. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Starts the workers for `config`; `deps` may be given by tests, otherwise real ones are created and closed here. */
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  opts: { deps?: ActivityDeps; workflowsPath?: string; identity?: string } = {},
+): Promise<RunningWorker> {
+  const deps = opts.deps ?? (await createDeps(config, logger));
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
+  const dataConverter = config.payloadKeys ? dataConverterFor(payloadCodecFromConfig(config)) : undefined;
+  const activities = createActivities(deps);
+  const common: Partial<WorkerOptions> = {
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter,
+    identity: opts.identity,
+    // On SIGTERM/SIGINT, give in-flight activities time to heartbeat and finish their current file.
+    shutdownGraceTime: '20s',
+  };
+  const main = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: opts.workflowsPath ?? require.resolve('./workflows'),
+    activities,
+    maxConcurrentActivityTaskExecutions: 20,
+  });
+  const files = await Worker.create({
+    ...common,
+    taskQueue: `${config.temporal.taskQueue}-files`,
+    activities,
+    // Per worker: batch activities in flight; each holds up to maxConcurrency FileMaker requests (shared semaphore).
+    maxConcurrentActivityTaskExecutions: Math.max(1, config.filemaker.maxConcurrency),
+    // For the whole task queue, across every worker: batch starts per second.
+    maxTaskQueueActivitiesPerSecond: config.filemaker.requestsPerSecond,
+  });
+  logger.info(
+    { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, encrypted: Boolean(dataConverter) },
+    'worker started',
+  );
+  const done = Promise.all([main.run(), files.run()]).then(async () => {
+    await connection.close();
+    if (!opts.deps) await deps.close();
+  });
+  return {
+    done,
+    shutdown: async () => {
+      main.shutdown();
+      files.shutdown();
+      await done;
+    },
+  };
+}
+
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig(process.env, 'worker');
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'fm-reimport-worker' });
+  const worker = await startWorker(config, logger);
+  await worker.done;
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
