@@ -1,0 +1,165 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { chromium, type Page } from 'playwright-core';
+import { loadConfig } from '../../src/config';
+import { serveDashboard } from '../../src/client/dashboard';
+import { connectClient } from '../../src/client/operations';
+import type { RunProgress } from '../../src/workflows/messages';
+import { CHROMIUM_ARGS, ensureChromium } from '../../scripts/ensure-chromium';
+import { stackEnv } from '../helpers/stack';
+
+const UI_URL = 'http://127.0.0.1:8233';
+const ARTIFACTS = join(__dirname, '..', '..', 'artifacts');
+
+const field = (page: Page, phase: string, name: string) =>
+  page.locator(`li[data-phase="${phase}"] [data-field="${name}"]`);
+const count = async (page: Page, phase: string, name: string) =>
+  Number((await field(page, phase, name).textContent())!.replace(/,/g, ''));
+
+async function poll<T>(read: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`nothing changed within ${timeoutMs} ms`);
+    await delay(100);
+  }
+}
+
+/** A raw request, so the Host header can be set (fetch does not allow it). */
+function rawGet(url: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test(
+  'the dashboard shows a live run in Chromium: progress advances, cooldown and quota pause, Web UI links',
+  { timeout: 90_000 },
+  async () => {
+    const env = await stackEnv();
+    const config = loadConfig({ TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS, TEMPORAL_UI_URL: UI_URL }, 'client');
+    const testEnv = await TestWorkflowEnvironment.createFromExistingServer({ address: env.TEMPORAL_ADDRESS });
+    const taskQueue = `dashboard-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: testEnv.nativeConnection,
+      taskQueue,
+      workflowsPath: require.resolve('../fixtures/progress-workflow'),
+    });
+    const { client, close: closeClient } = await connectClient(config);
+    const runId = `reimport-dashboard-${randomUUID().slice(0, 8)}`;
+    const browser = await chromium.launch({ executablePath: ensureChromium(), args: [...CHROMIUM_ARGS] });
+    const dashboard = await serveDashboard({ client, config, runId, port: 0 });
+    try {
+      // The server side: read-only, strict CSP, loopback names only.
+      const home = await fetch(dashboard.url);
+      assert.equal(home.status, 200);
+      const csp = home.headers.get('content-security-policy') ?? '';
+      assert.match(csp, /default-src 'self'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      assert.equal((await fetch(new URL('api/progress', dashboard.url), { method: 'POST' })).status, 405);
+      assert.equal(await rawGet(dashboard.url, 'attacker.example:80'), 421);
+
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text());
+      });
+      page.on('pageerror', (e) => problems.push(e.message));
+      mkdirSync(ARTIFACTS, { recursive: true });
+
+      await worker.runUntil(async () => {
+        const handle = await testEnv.client.workflow.start('reimport', { taskQueue, workflowId: runId, args: [{}] });
+        try {
+          await page.goto(dashboard.url);
+
+          // Watch for the cooldown from the start: it lasts about 2 s in the middle of the patients phase.
+          const cooldownSeen = page
+            .waitForSelector('li[data-phase="patients"] [data-field="cooldown"]:has-text("cooling down until")', {
+              timeout: 20_000,
+            })
+            .then(() => page.screenshot({ path: join(ARTIFACTS, 'dashboard-cooldown.png') }));
+
+          // Two reads of the same phase's done-count, a poll or more apart: the page updates by itself.
+          await page.waitForSelector('li[data-phase="patients"][data-status="running"]', { timeout: 20_000 });
+          const first = await count(page, 'patients', 'done');
+          const second = await poll(async () => {
+            const n = await count(page, 'patients', 'done');
+            return n !== first ? n : undefined;
+          }, 10_000);
+          assert.ok(second > first, `done-count of patients should advance: ${first} then ${second}`);
+          assert.equal(await count(page, 'patients', 'total'), 240);
+          await cooldownSeen;
+
+          // Documents pause for the transfer budget; the run shows it too.
+          await page.waitForSelector(
+            'li[data-phase="documents"] [data-field="pause"]:text-is("paused for transfer budget")',
+            { timeout: 30_000 },
+          );
+          await page.waitForSelector('#run-status:text-is("paused for quota")', { timeout: 5_000 });
+
+          // Finished phases show what the workflow reports: counts and failures by reason code.
+          const progress = await handle.query<RunProgress>('progress');
+          const patients = progress.phases.find((p) => p.phase === 'patients')!;
+          assert.equal(patients.status, 'completed');
+          assert.equal(await count(page, 'patients', 'done'), patients.done);
+          const reasons = await page.$$eval('li[data-phase="patients"] tr[data-reason]', (rows) =>
+            rows.map((r) => [r.getAttribute('data-reason'), Number(r.lastElementChild?.textContent)]),
+          );
+          assert.deepEqual(Object.fromEntries(reasons), patients.byReason);
+          assert.ok(Object.keys(patients.byReason).length > 0);
+
+          // Links into the Web UI: the run, and each started phase at its `<run>/<phase>` child, which exists.
+          const runHref = await page.getAttribute('#run-link', 'href');
+          assert.equal(runHref, `${UI_URL}/namespaces/default/workflows/${encodeURIComponent(runId)}`);
+          for (const phase of ['backup', 'patients', 'appointments', 'documents']) {
+            const href = await field(page, phase, 'link').getAttribute('href');
+            assert.ok(href, `${phase} has a Web UI link`);
+            const prefix = `${UI_URL}/namespaces/default/workflows/`;
+            assert.ok(href.startsWith(prefix), href);
+            const workflowId = decodeURIComponent(href.slice(prefix.length));
+            assert.equal(workflowId, `${runId}/${phase}`);
+            const described = await testEnv.client.workflow.getHandle(workflowId).describe();
+            assert.equal(described.type, 'progressPhase');
+          }
+          assert.equal(
+            await field(page, 'images', 'link').getAttribute('href'),
+            null,
+            'a pending phase has no link yet',
+          );
+
+          // The recent-runs list includes this run.
+          await page.waitForSelector(`#runs-body tr.current`, { timeout: 20_000 });
+
+          await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+          assert.deepEqual(problems, [], 'no script errors or CSP violations in the page');
+        } catch (err) {
+          await page
+            .screenshot({ path: join(ARTIFACTS, 'dashboard-failure.png'), fullPage: true })
+            .catch(() => undefined);
+          if (problems.length) console.error('page errors:', problems);
+          throw err;
+        } finally {
+          await handle.terminate('dashboard test done').catch(() => undefined);
+        }
+      });
+    } finally {
+      await browser.close();
+      await dashboard.close();
+      await closeClient();
+      await testEnv.teardown();
+    }
+  },
+);
