@@ -1,0 +1,156 @@
+/**
+ * Object-level operations: HEAD with our SHA-256, batch delete, inventory by prefix, and the record of which
+ * objects existed before a run (so a rollback removes exactly the objects the run created, never older ones).
+ */
+import {
+  DeleteObjectsCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
+import type pg from 'pg';
+
+export interface ObjectInfo {
+  size: number;
+  /** Our full-object SHA-256 (hex) from `x-amz-meta-sha256`, or S3's own full-object checksum; undefined if none. */
+  sha256: string | undefined;
+  /** S3's own full-object SHA-256 (hex) when it has one (single PutObject, or recomputed on copy). */
+  s3Sha256: string | undefined;
+  contentType: string | undefined;
+  contentDisposition: string | undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
+}
+
+function s3Sha256Of(h: HeadObjectCommandOutput): string | undefined {
+  // A single PutObject's checksum is over the whole object; a multipart one ends in "-N" and is not.
+  const sum = h.ChecksumSHA256;
+  return sum && !sum.includes('-') ? Buffer.from(sum, 'base64').toString('hex') : undefined;
+}
+
+function sha256Of(h: HeadObjectCommandOutput): string | undefined {
+  const meta = h.Metadata?.sha256;
+  if (meta && /^[0-9a-f]{64}$/.test(meta)) return meta;
+  return s3Sha256Of(h);
+}
+
+/** Size and SHA-256 of an object, or undefined when there is none at `key`. */
+export async function headObject(s3: S3Client, bucket: string, key: string): Promise<ObjectInfo | undefined> {
+  try {
+    const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+    return {
+      size: h.ContentLength ?? 0,
+      sha256: sha256Of(h),
+      s3Sha256: s3Sha256Of(h),
+      contentType: h.ContentType,
+      contentDisposition: h.ContentDisposition,
+    };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export interface DeleteResult {
+  deleted: number;
+  /** Keys S3 refused to delete, with its error code (never silently dropped). */
+  errors: { key: string; code: string }[];
+}
+
+/** Deletes keys in batches of 1,000 (the DeleteObjects limit). Missing keys count as deleted (S3 semantics). */
+export async function deleteObjects(s3: S3Client, bucket: string, keys: readonly string[]): Promise<DeleteResult> {
+  const result: DeleteResult = { deleted: 0, errors: [] };
+  const unique = [...new Set(keys)];
+  for (let i = 0; i < unique.length; i += 1000) {
+    const batch = unique.slice(i, i + 1000);
+    const r = await s3.send(
+      new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+    );
+    const errs = (r.Errors ?? []).map((e) => ({ key: e.Key ?? '', code: e.Code ?? 'unknown' }));
+    result.errors.push(...errs);
+    result.deleted += batch.length - errs.length;
+  }
+  return result;
+}
+
+export interface InventoryItem {
+  key: string;
+  size: number;
+}
+
+/** Every object under `prefix`, page by page (1,000 per request), in key order. */
+export async function* inventory(s3: S3Client, bucket: string, prefix = ''): AsyncGenerator<InventoryItem> {
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
+    );
+    for (const o of page.Contents ?? []) {
+      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0 };
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/**
+ * Stores the objects that exist before a run into `s3_inventory` (idempotent: a retried activity rewrites the same
+ * rows). Returns how many were recorded.
+ */
+export async function recordInventory(
+  pool: pg.Pool,
+  runId: string,
+  items: AsyncIterable<InventoryItem & { sha256?: string }> | Iterable<InventoryItem & { sha256?: string }>,
+): Promise<number> {
+  let batch: (InventoryItem & { sha256?: string })[] = [];
+  let total = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    await pool.query(
+      `insert into s3_inventory (run_id, key, size, sha256)
+       select $1, x.key, x.size, x.sha256 from json_to_recordset($2::json) as x(key text, size bigint, sha256 text)
+       on conflict (run_id, key) do update set size = excluded.size, sha256 = excluded.sha256`,
+      [runId, JSON.stringify(batch.map((b) => ({ key: b.key, size: b.size, sha256: b.sha256 ?? null })))],
+    );
+    total += batch.length;
+    batch = [];
+  };
+  for await (const item of items) {
+    batch.push(item);
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  return total;
+}
+
+/**
+ * Keys of `current` that were not in the run's recorded inventory: the objects the run created, which a rollback
+ * may delete. Objects that existed before the run are never returned.
+ */
+export async function keysCreatedByRun(
+  pool: pg.Pool,
+  runId: string,
+  current: AsyncIterable<InventoryItem> | Iterable<InventoryItem>,
+): Promise<string[]> {
+  const created: string[] = [];
+  let batch: string[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const r = await pool.query<{ key: string }>(
+      `select k as key from unnest($2::text[]) as k
+       where not exists (select 1 from s3_inventory i where i.run_id = $1 and i.key = k)`,
+      [runId, batch],
+    );
+    created.push(...r.rows.map((x) => x.key));
+    batch = [];
+  };
+  for await (const item of current) {
+    batch.push(item.key);
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  return created;
+}

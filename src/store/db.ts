@@ -1,0 +1,61 @@
+/**
+ * The PostgreSQL pool. TLS is decided by src/tls.ts (verification always on, a private CA via DATABASE_CA_FILE);
+ * the URL's own sslmode cannot weaken it.
+ */
+import pg from 'pg';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { pgTlsOptions } from '../tls';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export interface CreatePoolOptions {
+  logger?: Logger;
+  /** Shown in pg_stat_activity, so an operator can tell the worker's connections apart. */
+  applicationName?: string;
+}
+
+export function createPool(
+  database: Pick<Config['database'], 'url' | 'caFile'> & { poolMax?: number },
+  opts: CreatePoolOptions = {},
+): Pool {
+  const tls = pgTlsOptions(database.url, database.caFile);
+  const pool = new pg.Pool({
+    connectionString: tls.connectionString,
+    ssl: tls.ssl,
+    max: database.poolMax ?? 10,
+    application_name: opts.applicationName ?? 'fm-reimport',
+    // Fail fast when the database is unreachable instead of hanging an activity until its timeout.
+    connectionTimeoutMillis: 15_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection emits 'error' on the pool; unhandled it would crash the worker.
+  pool.on('error', (err: Error & { code?: string }) => {
+    opts.logger?.warn({ code: err.code ?? 'unknown' }, 'idle PostgreSQL connection failed');
+  });
+  return pool;
+}
+
+/** Runs `fn` in one transaction on one client; rolls back on error. */
+export async function withTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  opts: { isolation?: 'read committed' | 'repeatable read' | 'serializable'; readOnly?: boolean } = {},
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    const mode = `isolation level ${opts.isolation ?? 'read committed'}${opts.readOnly ? ' read only' : ''}`;
+    await client.query(`begin ${mode}`);
+    try {
+      const result = await fn(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    client.release();
+  }
+}
