@@ -32,7 +32,7 @@ export async function startWorker(
     connection,
     namespace: config.temporal.namespace,
     dataConverter,
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
     // On SIGTERM/SIGINT, give in-flight activities time to heartbeat and finish their current file.
     shutdownGraceTime: '20s',
   };

@@ -4,7 +4,6 @@
  * Each test file gets its own database and bucket, so files can run side by side without seeing each other's data.
  */
 import { randomBytes } from 'node:crypto';
-import { after } from 'node:test';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -17,6 +16,21 @@ import {
 import { startStack, type Stack } from '../../scripts/stack';
 
 let stackPromise: Promise<Record<string, string>> | undefined;
+const cleanups: (() => Promise<void>)[] = [];
+let stopStack: (() => Promise<void>) | undefined;
+
+// Cleanup runs when the file's tests are done, whatever hook or test created the resource (node:test's `after`
+// registered inside a `before` hook would run right away). Resources first, then a private stack.
+process.once('beforeExit', () => {
+  void (async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await stopStack?.();
+  })();
+});
+
+function onCleanup(fn: () => Promise<void>) {
+  cleanups.push(fn);
+}
 
 /** Endpoints of the stack: from the environment when `npm test` started it, else a private stack for this process. */
 export function stackEnv(): Promise<Record<string, string>> {
@@ -39,8 +53,7 @@ export function stackEnv(): Promise<Record<string, string>> {
       ui: false,
       env: {},
     });
-    // Stopped when the file's tests and their `after` hooks (dropping databases, buckets) are all done.
-    process.once('beforeExit', () => void stack.stop());
+    stopStack = () => stack.stop();
     return stack.env;
   })();
   return stackPromise;
@@ -60,7 +73,7 @@ export async function createTestDatabase(): Promise<{ url: string; name: string 
   await admin.end();
   const url = new URL(env.DATABASE_URL!);
   url.pathname = `/${name}`;
-  after(async () => {
+  onCleanup(async () => {
     const c = new pg.Client({ connectionString: env.DATABASE_URL });
     await c.connect();
     await c.query(`drop database if exists ${name} with (force)`);
@@ -84,7 +97,7 @@ export async function createTestBucket(): Promise<string> {
   const s3 = await s3ClientFor();
   const bucket = uniqueName('t').replace(/_/g, '-');
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-  after(async () => {
+  onCleanup(async () => {
     for (;;) {
       const list = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
       const keys = (list.Contents ?? []).map((o) => ({ Key: o.Key! }));
