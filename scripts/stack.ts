@@ -143,7 +143,9 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
     }
     await delay(150);
   }
-  throw new Error(`${what} was not ready within ${timeoutMs / 1000}s${lastError ? `: ${String(lastError)}` : ''}`);
+  throw new Error(
+    `${what} was not ready within ${timeoutMs / 1000}s${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+  );
 }
 
 function spawnService(name: string, cmd: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv) {
