@@ -1,0 +1,106 @@
+/**
+ * `npm start`: the main job on embedded defaults. Brings up the local stack (Temporal with its Web UI and a codec
+ * server, PostgreSQL, MinIO), the FileMaker simulator with its demo data set, migrations and a worker; starts a full
+ * reimport, shows its progress, prints the Web UI link and the final report, and stays up for inspection until
+ * Ctrl-C, which stops everything it started. Endpoints set in the environment are used instead of local ones.
+ */
+import { parseEnv } from '../src/config';
+
+async function main(): Promise<void> {
+  // Validate first, before loading anything heavy: a bad value fails within a second, naming the variable.
+  try {
+    parseEnv(process.env);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(2);
+  }
+  const { join } = await import('node:path');
+  const { mkdirSync, existsSync, readFileSync, writeFileSync } = await import('node:fs');
+  const { startStack } = await import('./stack');
+  const { startSimulator } = await import('../sim/server');
+  const { loadConfig } = await import('../src/config');
+  const { createLogger } = await import('../src/logger');
+  const { migrate } = await import('../src/store/migrate');
+  const { startWorker } = await import('../src/worker');
+  const { connectClient, startReimport, formatResult } = await import('../src/client/operations');
+  const { webUiLink } = await import('../src/client/cli');
+  const { watchProgress } = await import('../src/client/progress-bars');
+  const { generateKeySpec, payloadCodecFromConfig, startCodecServer } = await import('../src/codec');
+
+  const stateDir = join(__dirname, '..', '.stack', 'local');
+  mkdirSync(stateDir, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nstopping…');
+    for (const c of cleanups.reverse()) await c().catch((e: unknown) => console.error(String(e)));
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  try {
+    // Payload encryption: a local key kept in the state folder, so the Web UI decodes through the codec server.
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (!env.PAYLOAD_KEYS && !env.PAYLOAD_KEYS_FILE) {
+      const keyFile = join(stateDir, 'payload-keys');
+      if (!existsSync(keyFile)) writeFileSync(keyFile, generateKeySpec() + '\n', { mode: 0o600 });
+      env.PAYLOAD_KEYS = readFileSync(keyFile, 'utf8').trim();
+    }
+    const codecPort = Number(env.CODEC_SERVER_PORT ?? 8888);
+    const codecUrl = `http://127.0.0.1:${codecPort}`;
+    const stack = await startStack({ stateDir, uiCodecEndpoint: codecUrl });
+    cleanups.push(() => stack.stop());
+    Object.assign(env, stack.env);
+
+    if (!env.FM_URL) {
+      const sim = await startSimulator({ preset: 'demo', profile: 'fmcloud', sizeScale: 0.05 });
+      cleanups.push(() => sim.close());
+      Object.assign(env, {
+        FM_URL: sim.url,
+        FM_DATABASE: sim.database,
+        FM_USERNAME: sim.username,
+        FM_PASSWORD: sim.password,
+      });
+      console.log(`FileMaker simulator (demo data, fmcloud profile): ${sim.url}`);
+    }
+    const config = loadConfig(env, 'worker');
+    const logger = createLogger({ level: env.LOG_LEVEL ?? 'warn', format: 'json', name: 'fm-reimport' });
+
+    const codec = await startCodecServer({
+      codec: payloadCodecFromConfig(config),
+      port: codecPort,
+      corsOrigins: stack.temporalUiUrl ? [stack.temporalUiUrl] : [],
+      logger,
+    });
+    cleanups.push(() => codec.close());
+
+    await migrate(config.database.url);
+    const worker = await startWorker(config, logger);
+    cleanups.push(() => worker.shutdown());
+
+    const { client, close } = await connectClient(config);
+    cleanups.push(close);
+    const handle = await startReimport(client, config, { input: {} });
+    const ui = config.temporal.uiUrl ?? stack.temporalUiUrl;
+    console.log(`\nreimport started: ${handle.workflowId}`);
+    if (ui) console.log(`Temporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
+    console.log(`codec server: ${codec.url}\n`);
+    await watchProgress(client, handle.workflowId, { intervalMs: 1000 });
+    try {
+      console.log('\n' + formatResult(await handle.result()));
+    } catch (err) {
+      console.log(`\nthe run did not complete: ${(err as Error).message}`);
+    }
+    if (ui) console.log(`\nTemporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
+    console.log('Everything stays up for inspection. Press Ctrl-C to stop.');
+    await new Promise<never>(() => undefined);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    await stop(1);
+  }
+}
+
+void main();
