@@ -14,7 +14,8 @@ async function main(): Promise<void> {
     console.error((err as Error).message);
     process.exit(2);
   }
-  const { join } = await import('node:path');
+  const path = await import('node:path');
+  const join = (...parts: string[]) => path.join(...parts);
   const { mkdirSync, existsSync, readFileSync, writeFileSync } = await import('node:fs');
   const { startStack } = await import('./stack');
   const { startSimulator } = await import('../sim/server');
