@@ -396,6 +396,10 @@ class Client implements FileMakerClient {
 
   /** A successful answer's JSON, or the typed error. */
   private jsonOf(res: RawResponse, what: string): unknown {
+    return this.parsedJsonOf(res, what).value;
+  }
+
+  private parsedJsonOf(res: RawResponse, what: string): { value: unknown; repaired: boolean } {
     if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
     const json = readJsonBody(header(res.headers, 'content-type'), res.body);
     if (!json.ok) throw this.fail(errorForStatus(res.status, what, json.why), what);
@@ -403,7 +407,7 @@ class Client implements FileMakerClient {
       this.c.repairedJson++;
       this.log.warn({ what }, 'FileMaker JSON had raw control characters or a bare ? value; repaired');
     }
-    return json.value;
+    return json;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -545,8 +549,9 @@ class Client implements FileMakerClient {
       });
       const json = readJsonBody(header(res.headers, 'content-type'), res.body);
       const env = json.ok ? parseEnvelope(json.value) : undefined;
-      const sessionGone =
-        env?.fmCode === '952' || (res.status === 401 && env?.fmCode !== '212' && env?.fmCode !== '10');
+      // 952 is the token's death certificate; a bare 401 without an envelope (a proxy in front) is treated alike.
+      // A 401 that carries another code (802 for a misspelt database) is a real error, not a session problem.
+      const sessionGone = env?.fmCode === '952' || (res.status === 401 && env === undefined);
       if (sessionGone) {
         this.invalidate(token);
         if (attempt === 0) {
@@ -805,16 +810,7 @@ class Client implements FileMakerClient {
       while (url !== undefined) {
         let value: unknown;
         try {
-          value = this.jsonOf(
-            await this.send('odataPage', what, {
-              method: 'GET',
-              url,
-              headers: this.odataHeaders(),
-              idempotent: true,
-              signal: opts.signal,
-            }),
-            what,
-          );
+          value = await this.odataPage(url, what, opts.signal);
         } catch (err) {
           if (withRowId && yielded === 0 && isFieldOrSyntaxError(err)) {
             // Older servers cannot $select/$orderby the ROWID system column: order by the id instead.
@@ -861,6 +857,28 @@ class Client implements FileMakerClient {
       if (windowRows !== pageSize) return;
       skip += pageSize;
     }
+  }
+
+  /**
+   * One manifest page. A page that parsed only after repair is fetched again (at most twice): a defect in transit
+   * goes away, while one that is really in the data comes back identical and is accepted as repaired. Ids are what the
+   * whole import hangs on, so a clean copy is worth two small requests.
+   */
+  private async odataPage(url: string, what: string, signal: AbortSignal | undefined): Promise<unknown> {
+    let parsed: { value: unknown; repaired: boolean } | undefined;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (attempt > 0) this.c.retries++;
+      const res = await this.send('odataPage', what, {
+        method: 'GET',
+        url,
+        headers: this.odataHeaders(),
+        idempotent: true,
+        signal,
+      });
+      parsed = this.parsedJsonOf(res, what);
+      if (!parsed.repaired) break;
+    }
+    return parsed?.value;
   }
 
   /** Resolves a next link and refuses one that leaves the FileMaker host (it would receive our Basic credentials). */
@@ -918,11 +936,14 @@ class Client implements FileMakerClient {
             throw this.fail(errorForStatus(res.statusCode, what, 'a second redirect in the handshake'), what);
           }
         }
-        if (res.statusCode >= 200 && res.statusCode <= 299) {
+        if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
           handedOver = true;
           return this.stream(res, release, what);
         }
         const errBody = await this.readCapped(res.body);
+        if (res.statusCode >= 200 && res.statusCode <= 299) {
+          throw this.fail(errorForStatus(res.statusCode, what, 'an HTML page instead of container bytes'), what);
+        }
         const status = res.statusCode;
         const stale = status === 401 || status === 403 || status === 404 || status === 410;
         if (stale && attempt === 0 && status === 401) {
@@ -967,11 +988,14 @@ class Client implements FileMakerClient {
         { authorization: this.basicAuth, accept: '*/*' },
         opts.signal,
       );
-      if (res.statusCode >= 200 && res.statusCode <= 299) {
+      if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
         handedOver = true;
         return this.stream(res, release, what);
       }
       const body = await this.readCapped(res.body);
+      if (res.statusCode >= 200 && res.statusCode <= 299) {
+        throw this.fail(errorForStatus(res.statusCode, what, 'an HTML page instead of container bytes'), what);
+      }
       throw this.errorFrom({ status: res.statusCode, headers: res.headers, body }, what);
     } finally {
       if (!handedOver) release();
@@ -1082,6 +1106,16 @@ class Client implements FileMakerClient {
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The web server in front of a stopped Data API engine answers container URLs with an HTML page and HTTP 200.
+ * Storing that as the patient's document would be silent loss, so an HTML answer without a Content-Disposition
+ * (which FileMaker sends with real container bytes) is treated as an error page.
+ */
+function isErrorPage(headers: IncomingHttpHeaders): boolean {
+  const ct = (header(headers, 'content-type') ?? '').toLowerCase();
+  return ct.startsWith('text/html') && header(headers, 'content-disposition') === undefined;
 }
 
 function str(v: unknown): string | undefined {
