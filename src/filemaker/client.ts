@@ -154,6 +154,11 @@ export interface ContainerDownload {
   readonly status: number;
 }
 
+export interface RecordContainerDownload extends ContainerDownload {
+  /** The record as read right before the download (its modId is what a later write-back should send). */
+  readonly record: FileMakerRecord;
+}
+
 export interface DownloadOptions {
   signal?: AbortSignal;
 }
@@ -192,6 +197,16 @@ export interface FileMakerClient {
     field: string,
     opts?: DownloadOptions,
   ): Promise<ContainerDownload>;
+  /**
+   * Reads the record and downloads one of its containers right away, reading the record again (at most
+   * `staleRetries` times, default 2) when the URL has gone stale in between. Resolves null for an empty container.
+   */
+  downloadRecordContainer(
+    layout: string,
+    recordId: string,
+    field: string,
+    opts?: DownloadOptions & { staleRetries?: number },
+  ): Promise<RecordContainerDownload | null>;
   stats(): FileMakerStats;
   /** Changes the per-worker concurrency cap while running. */
   setMaxConcurrency(n: number): void;
@@ -964,6 +979,36 @@ class Client implements FileMakerClient {
         throw this.errorFrom({ status, headers: res.headers, body: errBody }, what);
       } finally {
         if (!handedOver) release();
+      }
+    }
+  }
+
+  async downloadRecordContainer(
+    layout: string,
+    recordId: string,
+    field: string,
+    opts: DownloadOptions & { staleRetries?: number } = {},
+  ): Promise<RecordContainerDownload | null> {
+    const staleRetries = opts.staleRetries ?? 2;
+    for (let attempt = 0; ; attempt++) {
+      const record = await this.getRecord(layout, recordId, { signal: opts.signal });
+      if (!(field in record.fieldData)) {
+        throw new FileMakerError(`FileMaker layout "${layout}" has no field "${field}"`, undefined, undefined, {
+          code: FM_ERRORS.FIELD_MISSING,
+        });
+      }
+      const url = record.fieldData[field];
+      if (url === '' || url === null || url === undefined) return null;
+      if (typeof url !== 'string') throw this.fail(errorForStatus(200, `container ${field}`, 'not a URL'), layout);
+      try {
+        const dl = await this.downloadContainer(url, opts);
+        return { ...dl, record };
+      } catch (err) {
+        if (!(err instanceof FileMakerError && err.code === FM_ERRORS.CONTAINER_URL_STALE) || attempt >= staleRetries) {
+          throw err;
+        }
+        // The URL died between reading and fetching (a restart, or a long wait for a slot): read it again.
+        this.c.retries++;
       }
     }
   }

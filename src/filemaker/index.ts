@@ -12,6 +12,7 @@ export {
   type LayoutMetadata,
   type ManifestEntry,
   type ManifestOptions,
+  type RecordContainerDownload,
   type RequestKind,
 } from './client';
 export {

@@ -675,3 +675,82 @@ void test('logs never carry the password, tokens, cookies or field values', asyn
     }
   });
 });
+
+void test('an aborted download releases its slot and a slow answer times out as a retryable error', async () => {
+  await withSim({ faults: { bandwidthPerConnectionBps: 256 * 1024 } }, async (sim, make) => {
+    const fm = make({ maxConcurrency: 1, requestTimeoutMs: 300 });
+    const doc = (await truthContainers(sim, 'API_Docs')).find((d) => d.state === 'ok' && d.size! > 200_000)!;
+    const [rec] = await fm.findByIds('API_Docs', 'id', [doc.id]);
+    const ac = new AbortController();
+    const dl = await fm.downloadContainer(String(rec!.fieldData['Doc']), { signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(sha256Of(dl.body));
+    await sleep(20);
+    assert.equal(fm.stats().inFlight, 0, 'the slot came back after the abort');
+    sim.setFaults({ bandwidthPerConnectionBps: 0, latencyMs: 1_000 });
+    await assert.rejects(fm.count('API_Docs'), (err: unknown) => {
+      return isCode(FM_ERRORS.TIMEOUT)(err) && (err as FileMakerError).retryable;
+    });
+  });
+});
+
+void test('hostile profile: a caller that retries what the client marks retryable gets every file intact', async () => {
+  await withSim({ profile: 'hostile' }, async (sim, make) => {
+    const fm = make({ maxConcurrency: 4 });
+    const docs = (await truthContainers(sim, 'API_Docs')).filter((d) => d.state === 'ok');
+    // What an activity does: retry typed retryable errors (overloads after a pause), re-read the record when its
+    // container URL went stale.
+    const persist = async <T>(fn: () => Promise<T>): Promise<T> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await fn();
+        } catch (err) {
+          const again = err instanceof FileMakerError && (err.retryable || err.code === FM_ERRORS.CONTAINER_URL_STALE);
+          if (!again || attempt >= 30) throw err;
+          await sleep(err instanceof FileMakerOverloadedError ? 30 : 5);
+        }
+      }
+    };
+    const ids = (await persist(() => collect(fm.manifest('API_Docs', { pageSize: 10 })))).map((e) => e.id!);
+    assert.equal(ids.length, (await truthRecords(sim, 'API_Docs')).length);
+    // A server restart in the middle kills the token, every cookie and every container URL handed out so far.
+    setTimeout(() => sim.restart(), 300);
+    await Promise.all(
+      docs.map((d) =>
+        persist(async () => {
+          const [rec] = await fm.findByIds('API_Docs', 'id', [d.id]);
+          const dl = await fm.downloadContainer(String(rec!.fieldData['Doc']));
+          const got = await sha256Of(dl.body);
+          assert.equal(got.sha, d.sha256, `container of ${d.id}`);
+        }),
+      ),
+    );
+    const f = sim.stats().faults;
+    assert.ok((f['restart'] ?? 0) > 0, 'the restart happened');
+    assert.ok((f['burst'] ?? 0) + (f['concurrency_502'] ?? 0) + (f['container_401'] ?? 0) > 0, 'the profile did bite');
+    assert.equal(fm.stats().inFlight, 0, 'no slot leaked');
+  });
+});
+
+void test('downloadRecordContainer re-reads the record when the URL went stale and reports empty containers', async () => {
+  await withSim({ faults: { containerUrlTtlMs: 100 } }, async (sim, make) => {
+    const fm = make();
+    const images = await truthContainers(sim, 'API_Images');
+    const ok = images.find((c) => c.state === 'ok')!;
+    const dl = await fm.downloadRecordContainer('API_Images', ok.recordId, ok.field);
+    assert.ok(dl, 'a download');
+    assert.equal(dl.record.recordId, ok.recordId);
+    assert.equal((await sha256Of(dl.body)).sha, ok.sha256);
+    // A restart between reading and fetching: the first URL is dead, the re-read one works.
+    sim.setFaults({ failNextRequests: { status: 401, count: 2, api: 'container' } });
+    const again = await fm.downloadRecordContainer('API_Images', ok.recordId, ok.field);
+    assert.equal((await sha256Of(again!.body)).sha, ok.sha256);
+    assert.equal(fm.stats().staleContainerUrls, 1);
+    const empty = images.find((c) => c.state === 'empty');
+    if (empty) assert.equal(await fm.downloadRecordContainer('API_Images', empty.recordId, empty.field), null);
+    await assert.rejects(
+      fm.downloadRecordContainer('API_Images', ok.recordId, 'NoSuchField'),
+      isCode(FM_ERRORS.FIELD_MISSING),
+    );
+  });
+});
