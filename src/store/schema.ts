@@ -3,6 +3,7 @@
  * the DDL; test/store/migrate.test.ts checks this catalogue against the migrated database, so the two cannot
  * drift). The upsert validates and casts rows with it; backup and delete walk the tables in its order.
  */
+import { TARGET_TABLES, type TargetTable } from '../domain/tables';
 
 export type ColumnType =
   'uuid' | 'text' | 'char1' | 'boolean' | 'date' | 'timestamptz' | 'integer' | 'bigint' | 'jsonb';
@@ -26,21 +27,8 @@ export interface TableSpec {
 }
 
 /** Target tables in creation order (parents first); deletes and restores walk it backwards / forwards. */
-export const TARGET_TABLE_NAMES = [
-  'clinics',
-  'companies',
-  'referrers',
-  'patients',
-  'appointments',
-  'notes',
-  'sms_messages',
-  'patient_referrers',
-  'referrer_companies',
-  'documents',
-  'image_batches',
-  'images',
-] as const;
-export type TargetTableName = (typeof TARGET_TABLE_NAMES)[number];
+export const TARGET_TABLE_NAMES = TARGET_TABLES;
+export type TargetTableName = TargetTable;
 
 /** Columns the store owns: set by the database or by the upsert, excluded from fingerprints. */
 export const STORE_OWNED_COLUMNS = ['created_at', 'updated_at', 'import_run_id'] as const;

@@ -104,6 +104,22 @@ function emptyCounts(): Counts {
   return { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
 }
 
+function emptyResult(phase: ImportPhase): PhaseResult {
+  return {
+    phase,
+    tables: [],
+    byState: emptyCounts(),
+    byReason: {},
+    failedIds: {},
+    bytesDownloaded: 0,
+    relinked: 0,
+    retries: 0,
+    cooldowns: 0,
+    durationMs: 0,
+    executions: 1,
+  };
+}
+
 function addInto(target: Record<string, number>, source: Record<string, number>) {
   for (const [k, v] of Object.entries(source)) target[k] = (target[k] ?? 0) + v;
 }
@@ -122,20 +138,7 @@ export function cooldownSeconds(settings: Settings, n: number): number {
 export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   if (NOT_IMPLEMENTED_PHASES.includes(input.phase)) {
     setCurrentDetails(`**${input.phase}**: not implemented in this build — nothing imported`);
-    return {
-      phase: input.phase,
-      tables: [],
-      byState: emptyCounts(),
-      byReason: {},
-      failedIds: {},
-      bytesDownloaded: 0,
-      relinked: 0,
-      retries: 0,
-      cooldowns: 0,
-      durationMs: 0,
-      executions: 1,
-      notImplemented: true,
-    };
+    return { ...emptyResult(input.phase), notImplemented: true };
   }
   const tables = tablesOf(input.phase);
   const files = isFilesPhase(input.phase);
@@ -154,19 +157,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     pending: null,
     manifestTotal: 0,
     startedAtMs: nowMs(),
-    result: {
-      phase: input.phase,
-      tables: [],
-      byState: emptyCounts(),
-      byReason: {},
-      failedIds: {},
-      bytesDownloaded: 0,
-      relinked: 0,
-      retries: 0,
-      cooldowns: 0,
-      durationMs: 0,
-      executions: 1,
-    },
+    result: emptyResult(input.phase),
     progress: {
       phase: input.phase,
       status: 'running',
