@@ -57,7 +57,11 @@ async function main(): Promise<number> {
     console.log('no test files found');
     return 1;
   }
-  const stack = await startStack({ stateDir: join(root, '.stack', 'test'), fresh: true, ui: false });
+  // FM_REIMPORT_TEST_STACK names another state folder under .stack/, so two test runs on one machine do not share
+  // (and reap) one stack.
+  const stackName = process.env.FM_REIMPORT_TEST_STACK ?? 'test';
+  if (!/^[a-z0-9-]+$/.test(stackName)) throw new Error('FM_REIMPORT_TEST_STACK: lowercase letters, digits and -');
+  const stack = await startStack({ stateDir: join(root, '.stack', stackName), fresh: true, ui: false });
   let output = '';
   let code: number;
   try {
