@@ -14,6 +14,8 @@ async function main(): Promise<void> {
     console.error((err as Error).message);
     process.exit(2);
   }
+  // Node 20 is what the machines have; the AWS SDK's notice about its future Node 22 floor is noise on this screen.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const path = await import('node:path');
   const join = (...parts: string[]) => path.join(...parts);
   const { mkdirSync, existsSync, readFileSync, writeFileSync } = await import('node:fs');
@@ -32,10 +34,14 @@ async function main(): Promise<void> {
   mkdirSync(stateDir, { recursive: true });
   const cleanups: (() => Promise<void>)[] = [];
   let stopping = false;
+  const watching = new AbortController();
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log('\nstopping…');
+    watching.abort();
+    // Nothing may end the process before the stack's detached services are stopped.
+    process.on('uncaughtException', (err) => console.error(`while stopping: ${err.message}`));
     for (const c of cleanups.reverse()) await c().catch((e: unknown) => console.error(String(e)));
     process.exit(code);
   };
@@ -52,8 +58,11 @@ async function main(): Promise<void> {
     }
     const codecPort = Number(env.CODEC_SERVER_PORT ?? 8888);
     const codecUrl = `http://127.0.0.1:${codecPort}`;
-    const stack = await startStack({ stateDir, uiCodecEndpoint: codecUrl });
-    cleanups.push(() => stack.stop());
+    // Registered before it resolves: the services are detached processes, so a Ctrl-C while they are still
+    // starting must wait for them and stop them too.
+    const starting = startStack({ stateDir, uiCodecEndpoint: codecUrl });
+    cleanups.push(async () => (await starting).stop());
+    const stack = await starting;
     Object.assign(env, stack.env);
 
     if (!env.FM_URL) {
@@ -82,23 +91,33 @@ async function main(): Promise<void> {
     const worker = await startWorker(config, logger);
     cleanups.push(() => worker.shutdown());
 
-    const { client, close } = await connectClient(config);
-    cleanups.push(close);
+    // The client's connection is not closed on the way out, only dropped with the process: the SDK's gRPC retry
+    // timer throws "Channel has been shut down" (uncaught) when the connection closes under a call it is retrying.
+    const { client } = await connectClient(config);
     const handle = await startReimport(client, config, { input: {} });
     const ui = config.temporal.uiUrl ?? stack.temporalUiUrl;
     console.log(`\nreimport started: ${handle.workflowId}`);
     if (ui) console.log(`Temporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
     console.log(`codec server: ${codec.url}\n`);
-    await watchProgress(client, handle.workflowId, { intervalMs: 1000 });
+    // After Ctrl-C the watch is aborted and the services go away under pending calls: that is the stop, not the run.
+    const stopped = new Promise<never>(() => undefined);
+    await watchProgress(client, handle.workflowId, { intervalMs: 1000, signal: watching.signal }).catch(
+      (err: unknown) => {
+        if (!stopping) throw err;
+      },
+    );
+    if (stopping) return stopped;
     try {
       console.log('\n' + formatResult(await handle.result()));
     } catch (err) {
+      if (stopping) return stopped;
       console.log(`\nthe run did not complete: ${(err as Error).message}`);
     }
     if (ui) console.log(`\nTemporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
     console.log('Everything stays up for inspection. Press Ctrl-C to stop.');
     await new Promise<never>(() => undefined);
   } catch (err) {
+    if (stopping) return;
     console.error(err instanceof Error ? err.message : String(err));
     await stop(1);
   }

@@ -4,9 +4,10 @@
  * (container downloads), whose activity rate is limited for the whole cluster so that many workers together never
  * exceed what FileMaker allows.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { IllegalStateError } from '@temporalio/common';
+import { makeTelemetryFilterString, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { loadConfig, type Config } from './config';
-import { createLogger, type Logger } from './logger';
+import { createLogger, temporalLoggerFor, type Logger, type TemporalLogLevel } from './logger';
 import { createActivities, type ActivityDeps } from './activities';
 import { dataConverterFor, payloadCodecFromConfig } from './codec';
 import { temporalConnectionOptions } from './tls';
@@ -18,12 +19,41 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
+/**
+ * Installs Temporal's process-wide Runtime once: the SDK's and Core's logs go into our pino logger (the SDK's own
+ * chatter only from `sdkLevel`, WARN by default), and the SDK does not listen for signals — the process that starts
+ * the worker owns shutdown (two owners meant a second `shutdown()` on an already stopping worker, an
+ * IllegalStateError on every Ctrl-C). Returns false when a Runtime already exists (for example one a test
+ * environment created), which is then left as it is.
+ */
+export function installTemporalRuntime(logger: Logger, opts: { sdkLevel?: TemporalLogLevel } = {}): boolean {
+  const sdkLevel = opts.sdkLevel ?? 'WARN';
+  try {
+    Runtime.install({
+      logger: temporalLoggerFor(logger, {
+        sdkLevel,
+        // The files worker polls activities only, by design; the SDK warns about that on every start.
+        ignore: (message) => message === 'No workflows registered, not polling for workflow tasks',
+      }),
+      shutdownSignals: [],
+      telemetryOptions: {
+        logging: { forward: {}, filter: makeTelemetryFilterString({ core: sdkLevel, other: 'ERROR' }) },
+      },
+    });
+    return true;
+  } catch (err) {
+    if (err instanceof IllegalStateError) return false;
+    throw err;
+  }
+}
+
 /** Starts the workers for `config`; `deps` may be given by tests, otherwise real ones are created and closed here. */
 export async function startWorker(
   config: Config,
   logger: Logger,
   opts: { deps?: ActivityDeps; workflowsPath?: string; identity?: string } = {},
 ): Promise<RunningWorker> {
+  installTemporalRuntime(logger);
   const deps = opts.deps ?? (await createDeps(config, logger));
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const dataConverter = config.payloadKeys ? dataConverterFor(payloadCodecFromConfig(config)) : undefined;
@@ -60,13 +90,15 @@ export async function startWorker(
     await connection.close();
     if (!opts.deps) await deps.close();
   });
+  let stopping: Promise<void> | undefined;
   return {
     done,
-    shutdown: async () => {
-      main.shutdown();
-      files.shutdown();
-      await done;
-    },
+    // Idempotent: a second Ctrl-C or a cleanup after a signal must not call Worker.shutdown() twice.
+    shutdown: () =>
+      (stopping ??= (async () => {
+        for (const w of [main, files]) if (w.getState() === 'RUNNING') w.shutdown();
+        await done;
+      })()),
   };
 }
 
@@ -80,6 +112,13 @@ async function main() {
   }
   const logger = createLogger({ level: config.log.level, format: config.log.format, name: 'fm-reimport-worker' });
   const worker = await startWorker(config, logger);
+  // The Runtime does not handle signals (see installTemporalRuntime): this process owns shutdown.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down the worker');
+      void worker.shutdown();
+    });
+  }
   await worker.done;
 }
 
