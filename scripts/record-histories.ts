@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -209,7 +208,6 @@ async function main() {
   const phases = phasesArg ? phasesArg.slice('--phases='.length).split(',') : undefined;
   for (const w of wanted) if (!SCENARIOS.includes(w as Scenario)) throw new Error(`unknown scenario ${w}`);
   const scenarios = wanted.length ? (wanted as Scenario[]) : [...SCENARIOS];
-  Runtime.install({ logger: new DefaultLogger('WARN') });
 
   const e = process.env;
   let stopStack: (() => Promise<void>) | undefined;
