@@ -5,6 +5,7 @@
  *
  *   npm test                     everything
  *   npm test -- unit store       only those suites (folders under test/)
+ *   npm test -- e2e/files        only test files whose path under test/ starts with this
  *   npm test -- --skip-lint      tests only
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -52,7 +53,13 @@ async function main(): Promise<number> {
     }
   }
 
-  const testFiles = suites.flatMap((s) => files(join(root, 'test', s)));
+  const testFiles = suites.flatMap((s) =>
+    s.includes('/')
+      ? files(join(root, 'test', s.slice(0, s.indexOf('/')))).filter((f) =>
+          relative(join(root, 'test'), f).startsWith(s),
+        )
+      : files(join(root, 'test', s)),
+  );
   if (testFiles.length === 0) {
     console.log('no test files found');
     return 1;

@@ -1,5 +1,6 @@
 /** The activities' dependencies, built once per worker process. Tests build the same shape with their own values. */
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createS3Client } from '../s3';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { createFileMakerClient, type FileMakerClient } from '../filemaker';
@@ -19,15 +20,7 @@ export interface ActivityDeps {
 
 export async function createDeps(config: Config, logger: Logger): Promise<ActivityDeps> {
   const pool = createPool(config.database);
-  const s3 = new S3Client({
-    endpoint: config.s3.endpoint,
-    region: config.s3.region,
-    forcePathStyle: config.s3.forcePathStyle,
-    credentials:
-      config.s3.accessKeyId && config.s3.secretAccessKey
-        ? { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey }
-        : undefined,
-  });
+  const s3 = createS3Client(config.s3);
   const fm = createFileMakerClient({
     url: config.filemaker.url,
     database: config.filemaker.database,

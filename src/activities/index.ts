@@ -7,12 +7,17 @@ import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
 import { normalizeFileMakerId } from '../domain/ids';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
-import type { FmRecord } from '../domain/types';
+import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
+import { mapDocument } from '../domain/mappers/documents';
+import { mapImage } from '../domain/mappers/images';
 import { checkSchemaVersion } from '../store/migrate';
 import type { ActivityDeps } from './deps';
 import { importRecordChunk, loadMapContext, mapperFor } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
+import { FILE_TABLES, hasContainer, importFileBatch } from './files';
+import { estimateDownloadBytes, verifyObjects } from './verify';
+import { importExportBatch } from './export-images';
 
 export type { ActivityDeps } from './deps';
 
@@ -44,29 +49,45 @@ function wrap<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
   return out as T;
 }
 
+/** A manifest source key as text (FileMaker numbers arrive as JSON numbers); empty as null. */
+function sourceKeyText(v: unknown): string | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v === 'string' && v.trim() !== '') return v.trim();
+  return null;
+}
+
+/** The mapper a dry run counts outcomes with: the core mappers, and the files tables' record mappers. */
+function dryRunMapper(table: SourceTableName): ((r: FmRecord, ctx: MapContext) => MapOutcome<unknown>) | undefined {
+  if (table === 'API_Docs') return mapDocument;
+  if (table === 'API_Images') return mapImage;
+  return mapperFor(table);
+}
+
 export function createActivities(deps: ActivityDeps): ReimportActivities {
   const { pool, fm, config, logger } = deps;
   const runs = runBookkeeping(deps);
 
-  const buildManifestOf = async (runId: string, table: SourceTableName): Promise<number> => {
+  const buildManifestOf = async (runId: string, table: SourceTableName, sourceKeyField?: string): Promise<number> => {
     const source = SOURCE_TABLES[table];
     const seen = new Set<string>();
-    let batch: { filemaker_id: string; record_id: string | null; mod_id: string | null }[] = [];
+    let batch: { filemaker_id: string; record_id: string | null; mod_id: string | null; source_key: string | null }[] =
+      [];
     const flush = async () => {
       if (batch.length === 0) return;
       await pool.query(
-        `insert into source_manifest (run_id, source_table, filemaker_id, record_id, mod_id)
-         select $1, $2, e.filemaker_id, e.record_id, e.mod_id
-           from jsonb_to_recordset($3::jsonb) as e(filemaker_id text, record_id text, mod_id text)
+        `insert into source_manifest (run_id, source_table, filemaker_id, record_id, mod_id, source_key)
+         select $1, $2, e.filemaker_id, e.record_id, e.mod_id, e.source_key
+           from jsonb_to_recordset($3::jsonb) as e(filemaker_id text, record_id text, mod_id text, source_key text)
          on conflict (run_id, source_table, filemaker_id) do update
-           set record_id = excluded.record_id, mod_id = excluded.mod_id`,
+           set record_id = excluded.record_id, mod_id = excluded.mod_id, source_key = excluded.source_key`,
         [runId, table, JSON.stringify(batch)],
       );
       heartbeat({ table, ids: seen.size });
       batch = [];
     };
     let blank = 0;
-    for await (const entry of fm.manifest(source.odataTable, { idField: source.idField })) {
+    const fields = sourceKeyField ? [sourceKeyField] : undefined;
+    for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
       const id = normalizeFileMakerId(entry.id)?.value;
       if (id === undefined) {
         blank++;
@@ -78,6 +99,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         filemaker_id: id,
         record_id: entry.rowId === undefined ? null : String(entry.rowId),
         mod_id: entry.rowModId === undefined ? null : String(entry.rowModId),
+        source_key: sourceKeyText(sourceKeyField ? entry.fields?.[sourceKeyField] : undefined),
       });
       if (batch.length >= 2000) await flush();
     }
@@ -112,6 +134,9 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     );
     const manifest = r.rows.reduce((s, x) => s + x.n, 0);
     const pending = (by.pending ?? 0) + (by.missing ?? 0);
+    const objects = FILE_TABLES.includes(table)
+      ? await verifyObjects(deps, runId, table)
+      : { checked: 0, mismatches: [] as string[] };
     return {
       table,
       manifest,
@@ -121,7 +146,9 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       failed: by.failed ?? 0,
       pending,
       missing: missing.rows.map((x) => x.filemaker_id),
-      ok: pending === 0,
+      objectsChecked: objects.checked,
+      objectMismatches: objects.mismatches,
+      ok: pending === 0 && objects.mismatches.length === 0,
     };
   };
 
@@ -140,7 +167,9 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       await runs.checkBucketWritable();
       const used = await runs.transferUsedThisYear();
       const left = config.filemaker.transferBudgetBytes - used;
-      if (left <= 0 && !input.dryRun) problems.push('the annual FileMaker transfer budget is spent');
+      // A spent budget does not stop the run here: files already stored are relinked for free, and a files phase
+      // that needs bytes pauses before its first download until the budget is raised.
+      if (left <= 0) logger.warn({ left }, 'the annual FileMaker transfer budget is spent; downloads will pause');
       if (problems.length) {
         throw ApplicationFailure.create({
           message: `pre-flight failed: ${problems.join('; ')}`,
@@ -162,19 +191,14 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     restore: (i) => runs.restore(i.runId),
     deleteRunObjects: (i) => runs.deleteRunObjects(i.runId),
     deleteImported: () => runs.deleteImported(),
-    async buildManifest({ runId, table }) {
+    async buildManifest({ runId, table, sourceKeyField }) {
       // Contact details are owned by patients, referrers and companies: know which of those exist first.
       if (table === 'API_Contact_Details') for (const owner of OWNER_TABLES) await buildManifestOf(runId, owner);
-      return { count: await buildManifestOf(runId, table) };
+      return { count: await buildManifestOf(runId, table, sourceKeyField) };
     },
     importChunk: (input) => importRecordChunk(deps, input),
-    async importFiles() {
-      throw ApplicationFailure.create({
-        message: 'container import is not implemented in this build',
-        type: 'NOT_IMPLEMENTED',
-        nonRetryable: true,
-      });
-    },
+    importFiles: ({ exportSource, ...input }) =>
+      exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),
     finishTable: ({ table }) => runs.foldContactDetails(table),
     reconcileTable: ({ runId, table }) => reconcileTable(runId, table),
     async dryRunTable({ runId, table }): Promise<DryRunTableResult> {
@@ -182,9 +206,10 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       const ids: string[] = [];
       for await (const e of fm.manifest(source.odataTable, { idField: source.idField })) ids.push(String(e.id));
       const ctx = await loadMapContext(deps, runId, table);
-      const mapper = mapperFor(table);
+      const mapper = dryRunMapper(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};
+      const withFiles: string[] = [];
       for (let i = 0; i < ids.length; i += 100) {
         const records = await fm.findByIds(source.layout, source.idField, ids.slice(i, i + 100));
         heartbeat({ table, done: i });
@@ -195,14 +220,22 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
           byState[state]++;
           const reason = o.kind === 'row' ? o.reason : o.reason;
           if (reason) byReason[reason] = (byReason[reason] ?? 0) + 1;
+          const id = normalizeFileMakerId(rec.fieldData[source.idField])?.value;
+          if (id !== undefined && FILE_TABLES.includes(table) && hasContainer(table, rec as FmRecord))
+            withFiles.push(id);
         }
       }
-      return { table, manifest: ids.length, byState, byReason, estimatedBytes: 0 };
+      const estimatedBytes = withFiles.length > 0 ? await estimateDownloadBytes(deps, table, withFiles) : 0;
+      return { table, manifest: ids.length, byState, byReason, estimatedBytes };
     },
     async validate({ runId, tables }) {
       const results: TableReconciliation[] = [];
       for (const t of tables) results.push(await reconcileTable(runId, t));
-      return { tables: results, objectMismatches: [], ok: results.every((r) => r.ok) };
+      return {
+        tables: results,
+        objectMismatches: results.flatMap((r) => r.objectMismatches),
+        ok: results.every((r) => r.ok),
+      };
     },
     async transferUsed() {
       return { usedThisYearBytes: await runs.transferUsedThisYear() };

@@ -79,6 +79,11 @@ export async function recordLedger(
       ),
     ],
   );
+  countLedger(entries, into);
+}
+
+/** Adds entries' states, reasons and failed ids to a chunk's counts (without writing them). */
+export function countLedger(entries: readonly LedgerEntry[], into: ChunkResult): void {
   for (const e of entries) {
     into.byState[e.state]++;
     if (e.reasonCode && e.state !== 'imported') {

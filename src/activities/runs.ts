@@ -10,6 +10,7 @@ import type { SourceTableName } from '../domain/tables';
 import { TARGET_TABLE_NAMES, STORE_OWNED_COLUMNS } from '../store/schema';
 import type { ActivityDeps } from './deps';
 import type { BackupResult, Counts, RestoreResult, RunStatus } from './types';
+import { transferUsedThisYear } from './transfer';
 
 /** Tables a snapshot covers: every target table plus the kept contact details. Parents first. */
 const SNAPSHOT_TABLES = [...TARGET_TABLE_NAMES, 'contact_details'] as const;
@@ -71,12 +72,7 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Bytes downloaded from FileMaker this calendar year by all runs, plus what was used before fm-reimport. */
     async transferUsedThisYear(): Promise<number> {
-      const r = await pool.query<{ bytes: string | null }>(
-        `select sum(bytes)::text as bytes from import_ledger
-          where state in ('imported', 'unlinked') and bytes is not null
-            and updated_at >= date_trunc('year', now())`,
-      );
-      return Number(r.rows[0]?.bytes ?? 0) + config.filemaker.transferUsedBytes;
+      return (await transferUsedThisYear(pool)) + config.filemaker.transferUsedBytes;
     },
 
     async checkBucketWritable() {

@@ -4,6 +4,7 @@
  */
 import type { PhaseName, SourceTableName } from '../domain/tables';
 import type { NotifyEvent } from '../notify/events';
+import type { ExportLocation } from '../export/location';
 
 export type LedgerState = 'imported' | 'unlinked' | 'skipped' | 'failed';
 
@@ -56,6 +57,11 @@ export interface TableReconciliation {
   pending: number;
   /** Manifest ids without a terminal ledger state (capped). */
   missing: string[];
+  /** Files tables: stored objects of this run checked by HEAD against the ledger's size and SHA-256. */
+  objectsChecked: number;
+  /** FileMaker ids whose object is missing or differs (capped). */
+  objectMismatches: string[];
+  /** Every manifest id terminal and every checked object as recorded. */
   ok: boolean;
 }
 
@@ -79,8 +85,10 @@ export interface ChunkInput {
   offset: number;
   limit: number;
   writeBack: boolean;
-  /** Remaining transfer budget in bytes this chunk may spend (files phases). */
-  budgetLeftBytes?: number;
+  /** The annual FileMaker transfer budget in bytes (files phases): a download that would pass it is not started. */
+  transferBudgetBytes?: number;
+  /** Images phase: read the files from the FileMaker Pro bulk export instead of downloading containers. */
+  exportSource?: ExportLocation;
 }
 
 export interface DryRunTableResult {
@@ -106,7 +114,8 @@ export interface ReimportActivities {
   restore(input: { runId: string }): Promise<RestoreResult>;
   deleteRunObjects(input: { runId: string }): Promise<{ deleted: number }>;
   deleteImported(input: { runId: string }): Promise<Record<string, number>>;
-  buildManifest(input: { runId: string; table: SourceTableName }): Promise<{ count: number }>;
+  /** `sourceKeyField`: a field stored with each id as the manifest's source key (the export's `recid`). */
+  buildManifest(input: { runId: string; table: SourceTableName; sourceKeyField?: string }): Promise<{ count: number }>;
   importChunk(input: ChunkInput): Promise<ChunkResult>;
   importFiles(input: ChunkInput): Promise<ChunkResult>;
   finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;

@@ -9,11 +9,14 @@ export const REASON_CODES = {
   INVALID_RECORD: 'The record is not a FileMaker record shape or a field holds a value of the wrong type.',
   MISSING_FIELD: 'A field the mapper reads is absent from the record (layout drift), so values would be lost silently.',
   DOWNLOAD_FAILED: 'A container download still failed after the bounded retries (and every waterfall fallback).',
+  EXPORT_ROW_MALFORMED: 'A row of the FileMaker Pro export CSV that cannot be read (bad recid, wrong column count).',
+  EXPORT_RECORD_UNKNOWN: 'An export CSV row whose recid matches no API_Images record in FileMaker.',
 
   // Skips: accounted for by a documented rule (ledger state `skipped`).
   EMPTY_NOTE: 'A note whose text is empty after cleaning; there is nothing to import.',
   EMPTY_MESSAGE: 'An SMS whose body is empty after cleaning; there is nothing to import.',
   EMPTY_CONTAINER: 'A document or image record whose container fields are all empty.',
+  EXPORT_FILE_MISSING: 'An export CSV row with no `{recid}.{ext}` file; FileMaker Pro exported no bytes for it.',
   NOT_FOUND_IMAGE: 'An image record FileMaker marks `result = "Not found"` and that has no container.',
   MISSING_PATIENT: 'A patient-referrer link whose patient is empty or does not exist (the link needs both ends).',
   MISSING_REFERRER: 'A link whose referrer is empty or does not exist (the link needs both ends).',
@@ -51,6 +54,15 @@ export const REASON_CODES = {
   NOTE_DATE_FROM_CREATION: 'A note without a usable `Date`; note_date is its creationTimestamp.',
   NO_NOTE_DATE: 'A note with neither a usable `Date` nor a creationTimestamp; note_date is null.',
   EMPTY_NAME: 'A required name is empty; stored as an empty string.',
+  EXPORT_FILE_AMBIGUOUS: 'The export holds several files for one recid; one was chosen (image type, then size).',
+  EXPORT_FILE_EMPTY: 'The export file for a recid is empty (0 bytes).',
+  EXPORT_RECID_DUPLICATE: 'The export CSV lists the same recid more than once; the first row was used.',
+  IMAGE_FALLBACK: 'A larger image container was broken; the next one in the waterfall was imported instead.',
+  THUMBNAIL_UNSUPPORTED: 'The image format cannot be thumbnailed here (HEIC); the image is imported without one.',
+  THUMBNAIL_FAILED: 'The image bytes could not be decoded for a thumbnail; the image is imported without one.',
+  CONTENT_TYPE_SNIFFED: 'FileMaker sent a generic content type; the type was detected from the file bytes.',
+  WRITE_BACK_FAILED:
+    'The file is stored, but writing NexusExportDate back to FileMaker failed (reported, not retried).',
 } as const;
 
 export type ReasonCode = keyof typeof REASON_CODES;

@@ -120,6 +120,8 @@ export interface ManifestEntry {
   readonly rowId: string | undefined;
   /** OData ROWMODID: equals the Data API `modId`. */
   readonly rowModId: string | undefined;
+  /** The values of `ManifestOptions.fields` (absent when none were asked for). */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }
 
 export interface ManifestOptions {
@@ -131,6 +133,8 @@ export interface ManifestOptions {
    * last page instead of shifting earlier pages; falls back to `idField` if the server rejects ROWID.
    */
   orderBy?: 'ROWID' | 'id';
+  /** Further (non-container) fields to read with each id, e.g. a key another source uses. */
+  fields?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -810,7 +814,8 @@ class Client implements FileMakerClient {
     let yielded = 0;
     let skip = 0;
     const pageUrl = (s: number) => {
-      const select = withRowId ? `${odataFieldName(idField)},ROWID,ROWMODID` : odataFieldName(idField);
+      const extra = (opts.fields ?? []).map((f) => `,${odataFieldName(f)}`).join('');
+      const select = (withRowId ? `${odataFieldName(idField)},ROWID,ROWMODID` : odataFieldName(idField)) + extra;
       const orderBy = withRowId ? 'ROWID' : odataFieldName(idField);
       const q = [`$select=${select}`, `$orderby=${orderBy}`, `$top=${pageSize}`];
       if (s > 0) q.push(`$skip=${s}`);
@@ -856,6 +861,7 @@ class Client implements FileMakerClient {
             id: keyText(row[idField]),
             rowId: keyText(row['ROWID']) ?? undefined,
             rowModId: keyText(row['ROWMODID']) ?? undefined,
+            ...(opts.fields ? { fields: Object.fromEntries(opts.fields.map((f) => [f, row[f] ?? null])) } : {}),
           };
           // Offset paging can repeat a row when records are added mid-run; ROWID tells a repeat from a duplicate id.
           const dedupeKey = entry.rowId !== undefined ? `r:${entry.rowId}` : `i:${entry.id ?? ''}`;

@@ -16,6 +16,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700000000_target-schema',
   '1763700001000_run-ledger',
   '1763700002000_contact-details',
+  '1763700003000_files-phases',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { PHASES, type PhaseName } from '../domain/tables';
+import { exportLocationSchema } from '../export/location';
 
 export const settingsSchema = z
   .object({
@@ -30,6 +31,11 @@ export const reimportInputSchema = z
     resumeFrom: z.enum(PHASES).optional(),
     /** Metadata only: nothing is written to PostgreSQL, S3 or FileMaker, no container bytes are read. */
     dryRun: z.boolean().default(false),
+    /**
+     * Images from the FileMaker Pro bulk export instead of container downloads: `{ kind: 'folder', path }` (on the
+     * workers' machine) or `{ kind: 's3', bucket, prefix }`. The manifest still comes from FileMaker (OData).
+     */
+    imagesFrom: exportLocationSchema.optional(),
     /** PATCH `NexusExportDate` on FileMaker records after their file is safely stored. */
     writeBack: z.boolean().default(false),
     settings: settingsSchema.default(settingsSchema.parse({})),

@@ -33,6 +33,7 @@ import {
   type PhaseProgress,
 } from './messages';
 import type { Settings } from './options';
+import type { ExportLocation } from '../export/location';
 import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
 
 export interface PhaseInput {
@@ -42,9 +43,11 @@ export interface PhaseInput {
   dryRun: boolean;
   writeBack: boolean;
   settings: Settings;
-  /** Bytes this run may still download before the annual budget is reached (files phases). */
-  budgetLeftBytes?: number;
+  /** The annual FileMaker transfer budget in bytes (files phases); the activities check it before each download. */
+  transferBudgetBytes?: number;
   paused?: boolean;
+  /** Images phase: read files from the FileMaker Pro bulk export. */
+  imagesFrom?: ExportLocation;
   /** Carried across continue-as-new. */
   carried?: PhaseState;
 }
@@ -61,8 +64,8 @@ export interface PhaseResult {
   cooldowns: number;
   durationMs: number;
   executions: number;
-  /** The phase's import does not exist in this build: nothing was read or written. */
-  notImplemented?: boolean;
+  /** The longest history of this phase's executions (continue-as-new keeps each one short). */
+  maxHistoryLength: number;
 }
 
 interface PhaseState {
@@ -95,9 +98,6 @@ export function tablesOf(phase: ImportPhase): SourceTableName[] {
     .sort((a, b) => (order[a] ?? 9) - (order[b] ?? 9));
 }
 
-/** Phases whose import this build does not have yet: their child reports so instead of pretending. */
-export const NOT_IMPLEMENTED_PHASES: readonly ImportPhase[] = ['documents', 'images'];
-
 const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 'images';
 
 function emptyCounts(): Counts {
@@ -117,6 +117,7 @@ function emptyResult(phase: ImportPhase): PhaseResult {
     cooldowns: 0,
     durationMs: 0,
     executions: 1,
+    maxHistoryLength: 0,
   };
 }
 
@@ -136,12 +137,9 @@ export function cooldownSeconds(settings: Settings, n: number): number {
 }
 
 export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
-  if (NOT_IMPLEMENTED_PHASES.includes(input.phase)) {
-    setCurrentDetails(`**${input.phase}**: not implemented in this build — nothing imported`);
-    return { ...emptyResult(input.phase), notImplemented: true };
-  }
   const tables = tablesOf(input.phase);
   const files = isFilesPhase(input.phase);
+  const exportSource = input.phase === 'images' ? input.imagesFrom : undefined;
   const acts = proxyActivities<ReimportActivities>(shortActivity);
   const chunkActs = proxyActivities<ReimportActivities>(
     files ? { ...fileTransferActivity, taskQueue: filesTaskQueue() } : chunkActivity,
@@ -176,7 +174,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
 
   let settings = input.settings;
   let paused = input.paused ?? false;
-  let budgetLeft = input.budgetLeftBytes ?? Number.MAX_SAFE_INTEGER;
+  let transferBudget = input.transferBudgetBytes;
   let quotaPaused = false;
   let coolingUntil = 0;
   let overloadStreak = 0;
@@ -222,10 +220,14 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       if (window < 1) window = 1;
     }
     if (c.transferBudgetBytes !== undefined) {
-      budgetLeft = c.transferBudgetBytes;
+      transferBudget = c.transferBudgetBytes;
       quotaPaused = false;
     }
   });
+
+  const noteHistory = () => {
+    state.result.maxHistoryLength = Math.max(state.result.maxHistoryLength, workflowInfo().historyLength);
+  };
 
   const merge = (r: ChunkResult) => {
     const res = state.result;
@@ -245,7 +247,6 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     state.progress.bytesDownloaded += r.bytesDownloaded;
     state.progress.relinked += r.relinked;
     state.progress.done += r.processed;
-    budgetLeft -= r.bytesDownloaded;
   };
 
   for (; state.tableIndex < tables.length; state.tableIndex++) {
@@ -271,6 +272,8 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         ...d.byState,
         pending: 0,
         missing: [],
+        objectsChecked: 0,
+        objectMismatches: [],
         ok: true,
       });
       await report(true);
@@ -279,7 +282,11 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
 
     if (state.pending === null) {
       await condition(() => !paused);
-      const { count } = await acts.buildManifest({ runId: input.runId, table });
+      const { count } = await acts.buildManifest({
+        runId: input.runId,
+        table,
+        sourceKeyField: exportSource ? 'recid' : undefined,
+      });
       state.manifestTotal = count;
       state.progress.total += count;
       const size = files ? settings.fileBatchSize : settings.chunkSize;
@@ -298,7 +305,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       try {
         const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
         const r = files
-          ? await chunkActs.importFiles({ ...input2, budgetLeftBytes: Math.max(0, budgetLeft) })
+          ? await chunkActs.importFiles({ ...input2, transferBudgetBytes: transferBudget, exportSource })
           : await chunkActs.importChunk(input2);
         merge(r);
         overloadStreak = 0;
@@ -376,11 +383,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       if (pending.length === 0 && running === 0) break;
       if (running === 0 && historyFull()) {
         state.result.durationMs = nowMs() - state.startedAtMs;
+        noteHistory();
         await continueAsNew<typeof importPhase>({
           ...input,
           settings,
           paused,
-          budgetLeftBytes: budgetLeft,
+          transferBudgetBytes: transferBudget,
           carried: state,
         });
       }
@@ -396,14 +404,18 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     if (!rec.ok) {
       state.progress.status = 'failed';
       await report(true);
-      throw ApplicationFailure.nonRetryable(
-        `${table}: ${rec.pending} of ${rec.manifest} manifest ids have no terminal state`,
-        'RECONCILIATION_FAILED',
-      );
+      const problems = [
+        rec.pending > 0 ? `${rec.pending} of ${rec.manifest} manifest ids have no terminal state` : '',
+        rec.objectMismatches.length > 0
+          ? `${rec.objectMismatches.length} stored objects do not match their recorded size and SHA-256`
+          : '',
+      ].filter((p) => p !== '');
+      throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, 'RECONCILIATION_FAILED');
     }
   }
 
   state.result.durationMs = nowMs() - state.startedAtMs;
+  noteHistory();
   state.progress.status = 'completed';
   state.progress.finishedAt = new Date().toISOString();
   await report(true);

@@ -45,10 +45,13 @@ export const tableWorkActivity: ActivityOptions = {
   retry,
 };
 
-/** A batch of container downloads: heartbeats per file and resumes from its heartbeat after a crash. */
+/**
+ * A batch of container downloads: heartbeats per file (and every few seconds while a large one streams), so a batch
+ * on a worker that died is handed to another after 30 s; it resumes from what its ledger rows say is done.
+ */
 export const fileTransferActivity: ActivityOptions = {
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
   retry,
 };
 

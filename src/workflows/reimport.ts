@@ -56,6 +56,8 @@ export interface PhaseSummary {
   byReason: Record<string, number>;
   /** FileMaker ids of failed records, by reason (capped), for the operator to follow up. */
   failedIds: Record<string, string[]>;
+  /** Import phases: the longest history of the child's executions (continue-as-new keeps each short). */
+  maxHistoryLength?: number;
   note?: string;
 }
 
@@ -63,8 +65,13 @@ export interface ReimportResult {
   runId: string;
   status: 'completed' | 'dry_run';
   dryRun: boolean;
-  phases: Pick<PhaseSummary, 'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded'>[];
+  phases: Pick<
+    PhaseSummary,
+    'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded' | 'relinked'
+  >[];
   bytesDownloaded: number;
+  /** The longest history of any execution of this run (the parent's and every import phase's), in events. */
+  largestHistory: number;
   /** Dry-run: transfer quota left after a real run would download what it needs. */
   transferLeftAfterBytes?: number;
   reportKey?: string;
@@ -162,8 +169,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     async (bytes) => {
       transferBudget = bytes;
       progress.transferBudgetBytes = bytes;
-      const { usedThisYearBytes } = await acts.transferUsed({ runId });
-      await tellChild({ transferBudgetBytes: Math.max(0, bytes - usedThisYearBytes) });
+      await tellChild({ transferBudgetBytes: bytes });
       return bytes;
     },
     {
@@ -263,7 +269,6 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
         }
       } else {
-        const used = options.dryRun ? 0 : (await acts.transferUsed({ runId })).usedThisYearBytes;
         const result: PhaseResult = await executeChild(importPhase, {
           ...childOpts,
           args: [
@@ -275,14 +280,11 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
               writeBack: options.writeBack,
               settings,
               paused,
-              budgetLeftBytes: Math.max(0, (transferBudget ?? 0) - used),
+              transferBudgetBytes: transferBudget,
+              imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
             },
           ],
         });
-        if (result.notImplemented) {
-          summary.status = 'not_run';
-          summary.note = 'not implemented in this build: no records of this phase were imported';
-        }
         Object.assign(summary, result.byState, {
           bytesDownloaded: result.bytesDownloaded,
           relinked: result.relinked,
@@ -290,6 +292,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           cooldowns: result.cooldowns,
           byReason: result.byReason,
           failedIds: result.failedIds,
+          maxHistoryLength: result.maxHistoryLength,
         });
       }
       summary.durationMs = Date.now() - started;
@@ -390,7 +393,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     runId,
     status: options.dryRun ? 'dry_run' : 'completed',
     dryRun: options.dryRun,
-    phases: summaries.map(({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded }) => ({
+    phases: summaries.map(({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded, relinked }) => ({
       phase,
       status,
       imported,
@@ -398,11 +401,18 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       skipped,
       failed,
       bytesDownloaded,
+      relinked,
     })),
     bytesDownloaded: bytes,
+    largestHistory: largestHistory(summaries),
     transferLeftAfterBytes: options.dryRun ? preflight.transferLeftBytes - bytes : undefined,
     reportKey,
   };
+}
+
+/** The longest history among the parent's (so far) and the import phases' executions. */
+function largestHistory(phases: readonly PhaseSummary[]): number {
+  return Math.max(workflowInfo().historyLength, ...phases.map((p) => p.maxHistoryLength ?? 0));
 }
 
 function buildReport(
@@ -422,6 +432,7 @@ function buildReport(
       : undefined,
     validation,
     failure,
+    largestHistory: largestHistory(phases),
   };
 }
 

@@ -1,0 +1,717 @@
+/**
+ * The files phases (documents: API_Docs `Doc`; images: API_Images, the container waterfall): one batch of a table's
+ * manifest per activity, on the files task queue.
+ *
+ * Per file, in order:
+ * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
+ * 2. Recorded before (any run) and its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked:
+ *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
+ * 3. Else the container is read (the URL from the batch's find while it is fresh, else the record is read again
+ *    right before), the size FileMaker announces is reserved against the transfer budget, and the bytes stream to
+ *    S3 with their SHA-256 computed on the way — never held whole. Content type from the response, sniffed when
+ *    generic. A broken download is retried a bounded number of times, then the image waterfall falls back to the
+ *    next container, then the file ends `failed` DOWNLOAD_FAILED while the batch goes on.
+ * 4. The row is upserted and the ledger state written at once (one file lost to a crash is at most one download).
+ * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded.
+ *
+ * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
+ * (the workflow cools down, pauses or retries); what was done stays done. Heartbeats carry the ids finished so far.
+ */
+import { CopyObjectCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { PassThrough, Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { normalizeFileMakerId } from '../domain/ids';
+import {
+  documentKey,
+  effectiveContentType,
+  extensionFor,
+  imageKey,
+  isGenericContentType,
+  thumbnailKey,
+} from '../domain/keys';
+import { documentContainerUrl, mapDocument } from '../domain/mappers/documents';
+import { imageCandidates, mapImage, type MappedImage } from '../domain/mappers/images';
+import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
+import type { FmRecord, MapContext } from '../domain/types';
+import { FileMakerError, FileMakerOverloadedError, IntegrityError, TransferQuotaError } from '../errors';
+import { FM_ERRORS, type FileMakerRecord } from '../filemaker';
+import type { ContainerDownload } from '../filemaker/client';
+import { parseContentDisposition } from '../filemaker/content-disposition';
+import { headObject, uploadStream } from '../s3';
+import { ledgerLookup, type LedgerFile } from '../store/ledger';
+import { upsertRows } from '../store/upsert';
+import type { ActivityDeps } from './deps';
+import { countLedger, emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
+import { loadMapContext } from './records';
+import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
+import { reserveTransfer, settleTransfer, type Reservation } from './transfer';
+import type { ChunkInput, ChunkResult } from './types';
+
+export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
+
+/** Download attempts per container before it counts as broken. */
+const DOWNLOAD_ATTEMPTS = 3;
+/** A container URL from the batch's find is used while younger than this; older ones are read again. */
+const URL_FRESH_MS = 15_000;
+const SNIFF_BYTES = 4096;
+
+/** Errors that are about FileMaker or S3 as a whole, not about one file: they end the batch. */
+function endsBatch(err: unknown): boolean {
+  if (err instanceof FileMakerOverloadedError || err instanceof TransferQuotaError) return true;
+  if (err instanceof FileMakerError) {
+    return (
+      err.code === FM_ERRORS.AUTH_FAILED ||
+      err.code === FM_ERRORS.SESSION_INVALID ||
+      err.code === FM_ERRORS.UNREACHABLE ||
+      err.code === FM_ERRORS.TIMEOUT ||
+      err.code === FM_ERRORS.TLS ||
+      err.code === FM_ERRORS.FILE_UNAVAILABLE ||
+      err.code === FM_ERRORS.LAYOUT_MISSING ||
+      err.code === FM_ERRORS.FIELD_MISSING
+    );
+  }
+  // Our own integrity checks fail one file; anything else (S3 down, PostgreSQL gone) is not the file's fault.
+  return !(err instanceof IntegrityError);
+}
+
+/**
+ * A connection that breaks during one container download is what a damaged container on the server looks like
+ * too: retried as the file's own failure, and only when FileMaker then does not answer at all does it end the batch.
+ */
+function transportError(err: unknown): boolean {
+  if (err instanceof FileMakerError) return err.code === FM_ERRORS.UNREACHABLE || err.code === FM_ERRORS.TIMEOUT;
+  // A body that breaks reaches the upload as the socket's own error.
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('UND_ERR_') || ['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE'].includes(code))
+  );
+}
+
+/** A container that failed in an earlier completed run and whose record has not changed since (same modId). */
+class KnownBroken extends IntegrityError {
+  constructor(modId: string) {
+    super(`failed in an earlier run at record version ${modId}, unchanged since: not downloaded again`);
+  }
+}
+
+/** The FileMaker modId at which each id's container last failed for good in a completed earlier run. */
+async function downloadFailuresBefore(deps: ActivityDeps, input: ChunkInput, ids: readonly string[]) {
+  const r = await deps.pool.query<{ filemaker_id: string; state: string; reason_code: string | null; mod: string }>(
+    `select distinct on (l.filemaker_id) l.filemaker_id, l.state, l.reason_code, l.source_mod_id as mod
+       from import_ledger l join reimport_runs r using (run_id)
+      where l.source_table = $1 and l.filemaker_id = any($2::text[]) and l.run_id <> $3 and r.status = 'completed'
+        and l.source_mod_id is not null
+      order by l.filemaker_id, l.updated_at desc`,
+    [input.table, ids, input.runId],
+  );
+  return new Map(
+    r.rows
+      .filter((x) => x.state === 'failed' && x.reason_code === 'DOWNLOAD_FAILED')
+      .map((x) => [x.filemaker_id, x.mod]),
+  );
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof KnownBroken) return err.message;
+  if (err instanceof FileMakerError || err instanceof IntegrityError) return err.code;
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+/**
+ * Counts bytes as they pass (the transfer actually spent, also when the download breaks), and keeps the activity's
+ * heartbeat going while they flow: a large file takes longer than the heartbeat timeout, a stalled one does not.
+ */
+class ByteCounter extends Transform {
+  bytes = 0;
+  private lastBeat = Date.now();
+  constructor(private readonly beat: () => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (Date.now() - this.lastBeat > 5000) {
+      this.lastBeat = Date.now();
+      this.beat();
+    }
+    cb(null, chunk);
+  }
+}
+
+/** The first bytes of a stream (for sniffing) and a stream that still yields every byte. */
+export async function peek(body: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  while (got < n) {
+    const next = await iterator.next();
+    if (next.done) break;
+    chunks.push(next.value);
+    got += next.value.length;
+  }
+  const head = Buffer.concat(chunks, got);
+  const out = new PassThrough({ highWaterMark: 256 * 1024 });
+  out.write(head);
+  void (async () => {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) break;
+        if (!out.write(next.value)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      }
+      out.end();
+    } catch (err) {
+      out.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  out.on('close', () => body.destroy());
+  return { head: head.subarray(0, n), stream: out };
+}
+
+export interface StoredFile {
+  key: string;
+  size: number;
+  sha256: string;
+  contentType: string;
+  filename: string | null;
+  /** Bytes received from FileMaker for this file (0 when relinked). */
+  downloaded: number;
+  relinked: boolean;
+  sniffed: boolean;
+  field: string;
+}
+
+export interface FileContext {
+  deps: ActivityDeps;
+  input: ChunkInput;
+  result: ChunkResult;
+  bucket: string;
+  signal: AbortSignal;
+  budgetBytes: number;
+  /** Heartbeats with the ids finished so far. */
+  beat: () => void;
+}
+
+function urlPath(url: unknown): string | null {
+  if (typeof url !== 'string') return null;
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return null;
+  }
+}
+
+/** `.../{id}.{ext}` → ext */
+function extOfKey(key: string): string {
+  const m = /\.([A-Za-z0-9%]{1,12})$/.exec(key);
+  return m?.[1] ?? 'bin';
+}
+
+/**
+ * Step 2: the object recorded for this id by an earlier run, when S3 still holds exactly it. Moves it
+ * (server-side copy) when the key it should have now differs.
+ */
+export async function relink(
+  fc: FileContext,
+  prior: LedgerFile | undefined,
+  keyFor: (ext: string) => string,
+  field: string,
+): Promise<StoredFile | undefined> {
+  if (!prior || prior.bytes === null || prior.sha256 === null) return undefined;
+  const { s3 } = fc.deps;
+  const head = await headObject(s3, fc.bucket, prior.s3Key);
+  if (!head || head.size !== prior.bytes || head.sha256 !== prior.sha256) return undefined;
+  const key = keyFor(extOfKey(prior.s3Key));
+  if (key !== prior.s3Key) {
+    const existing = await headObject(s3, fc.bucket, key);
+    if (!existing || existing.size !== head.size || existing.sha256 !== head.sha256) {
+      await s3.send(
+        new CopyObjectCommand({
+          Bucket: fc.bucket,
+          Key: key,
+          CopySource: `${fc.bucket}/${encodeURIComponent(prior.s3Key).replace(/%2F/g, '/')}`,
+          MetadataDirective: 'COPY',
+        }),
+      );
+      const copied = await headObject(s3, fc.bucket, key);
+      if (!copied || copied.size !== head.size || copied.sha256 !== head.sha256) return undefined;
+    }
+  }
+  return {
+    key,
+    size: head.size,
+    sha256: head.sha256,
+    contentType: head.contentType ?? 'application/octet-stream',
+    filename: parseContentDisposition(head.contentDisposition).filename ?? null,
+    downloaded: 0,
+    relinked: true,
+    sniffed: false,
+    field,
+  };
+}
+
+/** Opens one container: the find's URL while fresh, else (or when it went stale) the record read again. */
+async function openContainer(
+  fc: FileContext,
+  record: FileMakerRecord,
+  readAtMs: number,
+  field: string,
+): Promise<ContainerDownload | null> {
+  const { fm } = fc.deps;
+  const layout = SOURCE_TABLES[fc.input.table].layout;
+  const url = record.fieldData[field];
+  if (typeof url === 'string' && url !== '' && Date.now() - readAtMs < URL_FRESH_MS) {
+    try {
+      return await fm.downloadContainer(url, { signal: fc.signal });
+    } catch (err) {
+      if (!(err instanceof FileMakerError && err.code === FM_ERRORS.CONTAINER_URL_STALE)) throw err;
+    }
+  }
+  return fm.downloadRecordContainer(layout, record.recordId, field, { signal: fc.signal });
+}
+
+/**
+ * Step 3 for one container field: download (bounded attempts) and stream to `keyFor(ext)`. Undefined when the
+ * container is empty now; throws the last error when every attempt broke.
+ */
+async function download(
+  fc: FileContext,
+  filemakerId: string,
+  record: FileMakerRecord,
+  readAtMs: number,
+  field: string,
+  keyFor: (ext: string) => string,
+): Promise<StoredFile | undefined> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= DOWNLOAD_ATTEMPTS; attempt++) {
+    if (attempt > 1) {
+      fc.result.retries++;
+      await delay(250 * 2 ** (attempt - 2), undefined, { signal: fc.signal });
+    }
+    let dl: ContainerDownload | null;
+    try {
+      dl = await openContainer(fc, record, attempt === 1 ? readAtMs : 0, field);
+    } catch (err) {
+      if (endsBatch(err) && !transportError(err)) throw err;
+      lastError = err;
+      continue;
+    }
+    if (dl === null) return undefined;
+    // Wired at once: a connection that breaks while the budget is checked must reach the upload as an error
+    // (pipeline also reports a body that already failed), never leave it waiting for bytes that will not come.
+    const counter = new ByteCounter(fc.beat);
+    pipeline(dl.body, counter, () => undefined);
+    let reservation: Reservation;
+    try {
+      reservation = await reserveTransfer(fc.deps.pool, {
+        runId: fc.input.runId,
+        table: fc.input.table,
+        filemakerId,
+        field,
+        bytes: dl.contentLength ?? 0,
+        budgetBytes: fc.budgetBytes,
+        usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+      });
+    } catch (err) {
+      dl.body.destroy();
+      throw err;
+    }
+    try {
+      const { head, stream } = await peek(counter, SNIFF_BYTES);
+      const contentType = effectiveContentType(dl.contentType, head);
+      const ext = extensionFor(contentType, dl.filename, urlPath(record.fieldData[field]));
+      const key = keyFor(ext);
+      const up = await uploadStream(fc.deps.s3, {
+        bucket: fc.bucket,
+        key,
+        body: stream,
+        contentType,
+        filename: dl.filename,
+        expectedSize: dl.contentLength,
+        logger: fc.deps.logger,
+      });
+      fc.result.bytesDownloaded += counter.bytes;
+      return {
+        key,
+        size: up.size,
+        sha256: up.sha256,
+        contentType,
+        filename: dl.filename ?? null,
+        downloaded: counter.bytes,
+        relinked: false,
+        sniffed: isGenericContentType(dl.contentType),
+        field,
+      };
+    } catch (err) {
+      dl.body.destroy();
+      fc.result.bytesDownloaded += counter.bytes;
+      if (endsBatch(err) && !transportError(err)) throw err;
+      lastError = err;
+      fc.deps.logger.warn(
+        { table: fc.input.table, filemakerId, field, attempt, reason: reasonOf(err) },
+        'container download broke',
+      );
+    } finally {
+      await settleTransfer(fc.deps.pool, reservation, counter.bytes);
+    }
+  }
+  if (transportError(lastError)) {
+    // Every attempt lost its connection: is FileMaker itself gone (end the batch) or only this container broken?
+    try {
+      await fc.deps.fm.productInfo();
+    } catch {
+      throw lastError;
+    }
+    throw new FileMakerError(
+      `container ${field} of ${filemakerId}: the connection broke on every attempt while FileMaker answers`,
+      undefined,
+      undefined,
+      { code: FM_ERRORS.CONTAINER_TRUNCATED },
+    );
+  }
+  throw lastError;
+}
+
+export function addFinding(result: ChunkResult, code: string) {
+  result.byReason[code] = (result.byReason[code] ?? 0) + 1;
+}
+
+/** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
+function fileMakerDate(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(d.getMonth() + 1)}/${p(d.getDate())}/${d.getFullYear()}`;
+}
+
+async function writeBack(fc: FileContext, record: FileMakerRecord, filemakerId: string): Promise<void> {
+  if (!fc.input.writeBack) return;
+  const layout = SOURCE_TABLES[fc.input.table].layout;
+  try {
+    await fc.deps.fm.patchRecord(layout, record.recordId, { NexusExportDate: fileMakerDate(new Date()) });
+  } catch (err) {
+    if (err instanceof FileMakerOverloadedError || err instanceof TransferQuotaError) throw err;
+    addFinding(fc.result, 'WRITE_BACK_FAILED');
+    fc.deps.logger.warn({ table: fc.input.table, filemakerId, reason: reasonOf(err) }, 'write-back failed');
+  }
+}
+
+async function importDocument(
+  fc: FileContext,
+  id: string,
+  record: FileMakerRecord,
+  readAtMs: number,
+  ctx: MapContext,
+  prior: LedgerFile | undefined,
+  brokenAtModId?: string,
+): Promise<LedgerEntry> {
+  const outcome = mapDocument(record as unknown as FmRecord, ctx);
+  const sourceModId = record.modId;
+  if (outcome.kind === 'error') {
+    return { filemakerId: id, state: 'failed', reasonCode: outcome.reason, message: outcome.message, sourceModId };
+  }
+  for (const f of outcome.findings ?? []) addFinding(fc.result, f.code);
+  const upsert = async (row: Record<string, unknown>, entry: LedgerEntry): Promise<LedgerEntry> => {
+    const r = await upsertRows(fc.deps.pool, 'documents', [row], { runId: fc.input.runId });
+    const o = r.outcomes[0]!;
+    if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
+    return { ...entry, targetTable: 'documents', targetId: o.id };
+  };
+  if (outcome.kind === 'skip') {
+    const entry: LedgerEntry = { filemakerId: id, state: 'skipped', reasonCode: outcome.reason, sourceModId };
+    // The document's metadata is kept (import_status 'skipped') so the clinic still sees it.
+    return outcome.row ? upsert(outcome.row as unknown as Record<string, unknown>, entry) : entry;
+  }
+  const base = outcome.row;
+  const keyFor = (ext: string) => documentKey(base.object_id, base.category, id, ext);
+  let stored: StoredFile | undefined;
+  try {
+    stored = await relink(fc, prior, keyFor, 'Doc');
+    if (!stored && brokenAtModId !== undefined) throw new KnownBroken(brokenAtModId);
+    stored ??= await download(fc, id, record, readAtMs, 'Doc', keyFor);
+  } catch (err) {
+    if (endsBatch(err)) throw err;
+    const row = { ...base, import_status: 'failed', import_error: 'DOWNLOAD_FAILED' };
+    return upsert(row, {
+      filemakerId: id,
+      state: 'failed',
+      reasonCode: 'DOWNLOAD_FAILED',
+      message: `${fc.input.table} ${id}: ${reasonOf(err)}`,
+      sourceModId,
+    });
+  }
+  if (!stored) {
+    const row = { ...base, import_status: 'skipped', import_error: 'EMPTY_CONTAINER' };
+    return upsert(row, { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId });
+  }
+  if (stored.relinked) fc.result.relinked++;
+  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+  const row = {
+    ...base,
+    s3_bucket: fc.bucket,
+    s3_key: stored.key,
+    original_name: stored.filename,
+    mime_type: stored.contentType,
+    file_size: stored.size,
+    sha256: stored.sha256,
+  };
+  const entry = await upsert(row, {
+    filemakerId: id,
+    state: outcome.state,
+    reasonCode: outcome.state === 'unlinked' ? outcome.reason : undefined,
+    s3Key: stored.key,
+    bytes: stored.size,
+    sha256: stored.sha256,
+    sourceModId,
+  });
+  return entry;
+}
+
+async function importImage(
+  fc: FileContext,
+  id: string,
+  record: FileMakerRecord,
+  readAtMs: number,
+  ctx: MapContext,
+  prior: LedgerFile | undefined,
+  brokenAtModId?: string,
+): Promise<LedgerEntry> {
+  const outcome = mapImage(record as unknown as FmRecord, ctx);
+  const sourceModId = record.modId;
+  if (outcome.kind !== 'row') {
+    return {
+      filemakerId: id,
+      state: outcome.kind === 'skip' ? 'skipped' : 'failed',
+      reasonCode: outcome.reason,
+      message: outcome.message,
+      sourceModId,
+    };
+  }
+  for (const f of outcome.findings) addFinding(fc.result, f.code);
+  const { batch, candidates } = outcome.row;
+  const keyFor = (ext: string) => imageKey(batch.patient_id, batch.batch_date, id, ext);
+
+  // The waterfall: the first container that downloads wins; a broken one falls back to the next.
+  let stored: StoredFile | undefined;
+  let lastError: unknown;
+  let fellBack = false;
+  stored = await relink(fc, prior, keyFor, '');
+  if (!stored && brokenAtModId !== undefined) lastError = new KnownBroken(brokenAtModId);
+  for (const c of stored || lastError ? [] : (candidates)) {
+    try {
+      stored = await download(fc, id, record, readAtMs, c.field, keyFor);
+    } catch (err) {
+      if (endsBatch(err)) throw err;
+      lastError = err;
+      fellBack = true;
+      continue;
+    }
+    if (stored) break;
+  }
+  if (!stored) {
+    if (lastError === undefined) {
+      // Every container was emptied between the find and the download.
+      return { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId };
+    }
+    return {
+      filemakerId: id,
+      state: 'failed',
+      reasonCode: 'DOWNLOAD_FAILED',
+      message: `${fc.input.table} ${id}: every image container broke (${reasonOf(lastError)})`,
+      sourceModId,
+    };
+  }
+  if (fellBack) addFinding(fc.result, 'IMAGE_FALLBACK');
+  return finishImage(fc, id, outcome.row, stored, {
+    state: outcome.state,
+    reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
+    sourceModId,
+  });
+}
+
+/** Thumbnail, batch and image rows for an image whose file is stored; the ledger entry to write. */
+export async function finishImage(
+  fc: FileContext,
+  id: string,
+  mapped: MappedImage,
+  stored: StoredFile,
+  outcome: { state: 'imported' | 'unlinked'; reason?: string; sourceModId?: string },
+): Promise<LedgerEntry> {
+  const { image, batch } = mapped;
+  const sourceModId = outcome.sourceModId;
+  if (stored.relinked) fc.result.relinked++;
+  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+
+  const thumb: ThumbnailResult = await ensureThumbnail(
+    fc.deps.s3,
+    fc.bucket,
+    stored.key,
+    thumbnailKey(batch.patient_id, batch.batch_date, id),
+    stored.contentType,
+    stored.size,
+  );
+  if (thumb.status === 'unsupported_format') addFinding(fc.result, 'THUMBNAIL_UNSUPPORTED');
+  if (thumb.status === 'failed') addFinding(fc.result, 'THUMBNAIL_FAILED');
+
+  const b = await upsertRows(fc.deps.pool, 'image_batches', [batch], { runId: fc.input.runId });
+  const bo = b.outcomes[0]!;
+  if (bo.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: bo.reason, message: bo.message };
+  const sourceField = stored.relinked ? await recordedField(fc, id) : stored.field;
+  const row = {
+    ...image,
+    s3_key: stored.key,
+    thumbnail_key: thumb.key,
+    mime_type: stored.contentType,
+    file_size: stored.size,
+    sha256: stored.sha256,
+    width: thumb.width,
+    height: thumb.height,
+    source_field: sourceField,
+    thumbnail_status: thumb.status,
+  };
+  const r = await upsertRows(fc.deps.pool, 'images', [row], { runId: fc.input.runId });
+  const o = r.outcomes[0]!;
+  if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
+  return {
+    filemakerId: id,
+    state: outcome.state,
+    reasonCode: outcome.reason,
+    targetTable: 'images',
+    targetId: o.id,
+    message: sourceField === null ? undefined : `${FIELD_NOTE}${sourceField}`,
+    s3Key: stored.key,
+    bytes: stored.size,
+    sha256: stored.sha256,
+    sourceModId,
+  };
+}
+
+/** An imported image's ledger message names the container it came from, so a relink can keep `source_field`. */
+const FIELD_NOTE = 'source field: ';
+
+/** The container field an earlier run imported this image from (the delete phase removed the row). */
+async function recordedField(fc: FileContext, id: string): Promise<string | null> {
+  const r = await fc.deps.pool.query<{ message: string | null }>(
+    `select message from import_ledger
+      where source_table = 'API_Images' and filemaker_id = $1 and starts_with(message, $2)
+      order by updated_at desc limit 1`,
+    [id, FIELD_NOTE],
+  );
+  const m = r.rows[0]?.message;
+  return m ? m.slice(FIELD_NOTE.length) : null;
+}
+
+interface Resume {
+  done: string[];
+}
+
+/** A batch under way: its counts, the ids still to do, and the context its files share. */
+export interface Batch {
+  fc: FileContext;
+  todo: string[];
+  done: Set<string>;
+}
+
+/**
+ * Step 1 for a batch: its manifest ids, those an earlier attempt (or an earlier batch over the same ids) already
+ * finished — counted from the ledger, not touched again — and the context for the rest. Undefined when nothing is
+ * left to do (`result` then holds the whole batch's counts).
+ */
+export async function beginBatch(
+  deps: ActivityDeps,
+  input: ChunkInput,
+  result: ChunkResult,
+): Promise<Batch | undefined> {
+  if (!FILE_TABLES.includes(input.table)) throw new Error(`${input.table} is not a files table`);
+  const activity = Context.current();
+  const ids = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  if (ids.length === 0) return undefined;
+  const resumed = activity.info.heartbeatDetails as Resume | undefined;
+  const finished = await deps.pool.query<{
+    filemaker_id: string;
+    state: LedgerEntry['state'];
+    reason_code: string | null;
+  }>(
+    `select filemaker_id, state, reason_code from import_ledger
+      where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[])
+        and state in ('imported', 'unlinked', 'skipped', 'failed')`,
+    [input.runId, input.table, ids],
+  );
+  const done = new Set<string>();
+  countLedger(
+    finished.rows.map((r) => {
+      done.add(r.filemaker_id);
+      return { filemakerId: r.filemaker_id, state: r.state, reasonCode: r.reason_code ?? undefined };
+    }),
+    result,
+  );
+  if (resumed?.done?.length) {
+    deps.logger.info(
+      { table: input.table, offset: input.offset, resumed: resumed.done.length, terminal: done.size },
+      'batch resumed after a retry',
+    );
+  }
+  const todo = ids.filter((id) => !done.has(id));
+  result.processed = ids.length;
+  if (todo.length === 0) return undefined;
+  const fc: FileContext = {
+    deps,
+    input,
+    result,
+    bucket: deps.config.s3.bucket,
+    signal: activity.cancellationSignal,
+    budgetBytes: input.transferBudgetBytes ?? deps.config.filemaker.transferBudgetBytes,
+    beat: () => activity.heartbeat({ done: [...done] } satisfies Resume),
+  };
+  return { fc, todo, done };
+}
+
+/** Writes a file's ledger entry and heartbeats: from here on a retry of the batch skips it. */
+export async function settleFile(batch: Batch, entry: LedgerEntry): Promise<void> {
+  const { fc } = batch;
+  await recordLedger(fc.deps.pool, fc.input.runId, fc.input.table, [entry], fc.result);
+  batch.done.add(entry.filemakerId);
+  fc.beat();
+}
+
+export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Promise<ChunkResult> {
+  const result = emptyChunkResult();
+  const batch = await beginBatch(deps, input, result);
+  if (!batch) return result;
+  const { fc, todo } = batch;
+  const source = SOURCE_TABLES[input.table];
+  const ctx = await loadMapContext(deps, input.runId, input.table);
+  const priors = await ledgerLookup(deps.pool, input.table, todo);
+  const failedBefore = await downloadFailuresBefore(deps, input, todo);
+  const readAtMs = Date.now();
+  const records = await deps.fm.findByIds(source.layout, source.idField, todo, { signal: fc.signal });
+  const byId = new Map<string, FileMakerRecord>();
+  for (const r of records) {
+    const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
+    if (id !== undefined) byId.set(id, r);
+  }
+
+  for (const id of todo) {
+    const record = byId.get(id);
+    let entry: LedgerEntry;
+    if (!record) {
+      entry = { filemakerId: id, state: 'skipped', reasonCode: 'SOURCE_DELETED', message: `${input.table} ${id}` };
+    } else {
+      // A container that broke on every attempt in a completed run, unchanged since, would only break again:
+      // it stays failed with its reason instead of spending the quota once more.
+      const broken = failedBefore.get(id) === record.modId ? failedBefore.get(id) : undefined;
+      entry =
+        input.table === 'API_Docs'
+          ? await importDocument(fc, id, record, readAtMs, ctx, priors.get(id), broken)
+          : await importImage(fc, id, record, readAtMs, ctx, priors.get(id), broken);
+    }
+    await settleFile(batch, entry);
+    if (record && (entry.state === 'imported' || entry.state === 'unlinked')) await writeBack(fc, record, id);
+  }
+  return result;
+}
+
+/** Whether a record has a container to download (from the find alone); used by the dry run. */
+export function hasContainer(table: SourceTableName, record: FmRecord): boolean {
+  if (table === 'API_Docs') return documentContainerUrl(record) !== null;
+  return imageCandidates(record).length > 0;
+}

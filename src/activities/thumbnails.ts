@@ -1,0 +1,112 @@
+/**
+ * Thumbnails (≤ 300×300 WebP) and the original's width and height, made with sharp (libvips) from the object
+ * already in S3: reading our own bucket costs no FileMaker transfer quota, and the download itself stays a pure
+ * stream. HEIC/HEIF cannot be decoded by the prebuilt libvips (no HEVC decoder): recorded as `unsupported_format`,
+ * never as a failed image. Undecodable bytes are `failed` for the thumbnail only; the image itself stays imported.
+ */
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import sharp from 'sharp';
+import { mediaType } from '../domain/keys';
+import { headObject } from '../s3';
+
+// One image at a time per worker and no operation cache: memory stays bounded whatever the batch window is.
+sharp.cache(false);
+sharp.concurrency(1);
+
+export const THUMBNAIL_MAX = 300;
+/** Larger sources are not decoded (sharp holds a streamed input in memory); the image is imported without one. */
+export const THUMBNAIL_SOURCE_LIMIT = 64 * 1024 * 1024;
+
+const DECODABLE = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff', 'image/bmp']);
+const UNSUPPORTED = new Set(['image/heic', 'image/heif']);
+
+export type ThumbnailStatus = 'created' | 'unsupported_format' | 'failed';
+
+export interface ThumbnailResult {
+  status: ThumbnailStatus;
+  width: number | null;
+  height: number | null;
+  /** Set when status is `created`. */
+  key: string | null;
+}
+
+async function readCapped(body: Readable, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = c as Buffer;
+    n += b.length;
+    if (n > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * The thumbnail of the object at `sourceKey`, stored at `thumbKey`. An existing thumbnail that records the
+ * original's dimensions is reused (a relinked image needs no decoding).
+ */
+export async function ensureThumbnail(
+  s3: S3Client,
+  bucket: string,
+  sourceKey: string,
+  thumbKey: string,
+  contentType: string,
+  size: number,
+): Promise<ThumbnailResult> {
+  const type = mediaType(contentType);
+  if (UNSUPPORTED.has(type)) return { status: 'unsupported_format', width: null, height: null, key: null };
+  if (!DECODABLE.has(type)) return { status: 'unsupported_format', width: null, height: null, key: null };
+  if (size > THUMBNAIL_SOURCE_LIMIT) return { status: 'failed', width: null, height: null, key: null };
+
+  const existing = await s3
+    .send(new HeadObjectCommand({ Bucket: bucket, Key: thumbKey }))
+    .then((r) => r.Metadata)
+    .catch(() => undefined);
+  const w = Number(existing?.['source-width']);
+  const h = Number(existing?.['source-height']);
+  if (existing && Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0) {
+    return { status: 'created', width: w, height: h, key: thumbKey };
+  }
+
+  const obj = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: sourceKey }));
+  const bytes = await readCapped(obj.Body as Readable, THUMBNAIL_SOURCE_LIMIT);
+  if (!bytes) return { status: 'failed', width: null, height: null, key: null };
+  let thumb: Buffer;
+  let width: number;
+  let height: number;
+  try {
+    const meta = await sharp(bytes, { failOn: 'error' }).metadata();
+    if (!meta.width || !meta.height) return { status: 'failed', width: null, height: null, key: null };
+    // Orientation 5-8 turns the picture on its side: report the size as it is shown.
+    const turned = (meta.orientation ?? 1) >= 5;
+    width = turned ? meta.height : meta.width;
+    height = turned ? meta.width : meta.height;
+    thumb = await sharp(bytes, { failOn: 'error' })
+      .rotate()
+      .resize(THUMBNAIL_MAX, THUMBNAIL_MAX, { fit: 'inside', withoutEnlargement: true })
+      .webp({ quality: 80 })
+      .toBuffer();
+  } catch {
+    return { status: 'failed', width: null, height: null, key: null };
+  }
+  const sha256 = createHash('sha256').update(thumb).digest('hex');
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: thumbKey,
+      Body: thumb,
+      ContentType: 'image/webp',
+      ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
+      Metadata: { sha256, 'source-width': String(width), 'source-height': String(height) },
+    }),
+  );
+  const check = await headObject(s3, bucket, thumbKey);
+  if (!check || check.size !== thumb.length) return { status: 'failed', width, height, key: null };
+  return { status: 'created', width, height, key: thumbKey };
+}
