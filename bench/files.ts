@@ -1,0 +1,618 @@
+/**
+ * `npm run bench`: the files phases (documents, images) against the FileMaker simulator at the clinic's counts with
+ * the `fmcloud` profile, and the figures the issue's targets are judged by. A script that prints figures, not a test.
+ *
+ *   npm run bench                               seed counts, size scale 0.05, 200 records per table for the naive client
+ *   npm run bench -- --quick                    demo counts (a tenth), 40 records per table: a smoke run
+ *   npm run bench -- --size-scale 0.02 --sample 100 --fm-concurrency 6 --concurrency 4 --batch 20
+ *
+ * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator:
+ * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
+ *    process so its peak RSS is its own (VmHWM from /proc, reset once the worker has bundled its workflows);
+ * 2. a second reimport right after, which must download nothing (files relink);
+ * 3. the naive sequential client (bench/lib/sequential.ts) over a sample of the same records, extrapolated.
+ * The simulator's counters are reset before the naive client so its requests are its own.
+ *
+ * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
+ * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × (record read + 302 + bytes) at 40 ms mean latency and 8
+ * requests at once take ~3–4 min: the source is request-bound, as it is for the clinic's many small documents, and the
+ * whole bench takes about ten minutes. Larger scales make it bandwidth-bound (and longer); the lower bound and the
+ * ratio below follow from the profile either way. The naive client's speed-up depends on that regime: a single
+ * sequential stream uses the whole bandwidth when files are large, so the speed-up shrinks as the scale grows.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, createWriteStream, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Client } from '@temporalio/client';
+import { startSimulator, type RunningSimulator } from '../sim/server';
+import { PROFILES, resolveFaults } from '../sim/faults';
+import type { Preset } from '../sim/schema';
+import { startStack, type Stack } from '../scripts/stack';
+import { connectClient, startReimport } from '../src/client/operations';
+import { loadConfig, type Config } from '../src/config';
+import { migrate } from '../src/store/migrate';
+import type { RunProgress } from '../src/workflows/messages';
+import type { PhaseResult } from '../src/workflows/phase';
+import type { ReimportResult } from '../src/workflows/reimport';
+import type { PhaseName } from '../src/domain/tables';
+import { runExecutions, spanOf, type ExecutionFacts } from './lib/executions';
+import { readMemory, resetPeak, RssSampler } from './lib/rss';
+import { runSequential, type SequentialResult } from './lib/sequential';
+import { lowerBound, StatsTimeline, type LowerBound, type StatsWindow } from './lib/source-stats';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    preset: { type: 'string' },
+    'size-scale': { type: 'string' },
+    sample: { type: 'string' },
+    seed: { type: 'string', default: '1' },
+    'fm-concurrency': { type: 'string' },
+    'timeout-min': { type: 'string' },
+    concurrency: { type: 'string' },
+    batch: { type: 'string' },
+  },
+});
+
+const num = (name: keyof typeof args, fallback: number): number => {
+  const raw = args[name];
+  if (raw === undefined || typeof raw === 'boolean') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name}: expected a positive number, got ${raw}`);
+  return v;
+};
+
+const PROFILE = 'fmcloud' as const;
+const FAULTS = resolveFaults(PROFILE);
+const PRESET = (args.preset ?? (args.quick ? 'demo' : 'seed')) as Preset;
+if (!['tiny', 'demo', 'seed'].includes(PRESET)) throw new Error('--preset: expected tiny, demo or seed');
+const SIZE_SCALE = num('size-scale', 0.05);
+const SAMPLE = num('sample', args.quick ? 40 : 200);
+const SEED = num('seed', 1);
+// The worker is configured for the source it talks to: as many requests at once as the profile allows.
+const FM_CONCURRENCY = num('fm-concurrency', PROFILES[PROFILE].maxConcurrentRequests ?? 6);
+// A reimport that has not finished by then is terminated and reported as such; the bench goes on.
+const TIMEOUT_MS = num('timeout-min', args.quick ? 10 : 30) * 60_000;
+const PHASES = ['patients', 'documents', 'images'] as const;
+const FILES_PHASES = ['documents', 'images'] as const;
+const ROOT = join(__dirname, '..');
+const STATE_DIR = join(ROOT, '.stack', 'bench');
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+const MB = 1e6;
+const MiB = 2 ** 20;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const secs = (ms: number) => fmt(ms / 1000, 1);
+
+interface WorkerProcess {
+  pid: number;
+  /** VmHWM when the worker reported ready: the start-up peak (workflow bundling included). */
+  startupPeakBytes: number;
+  /** VmRSS when the worker reported ready: its idle footprint. */
+  readyRssBytes: number;
+  stop(): Promise<void>;
+}
+
+async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  const logFile = join(STATE_DIR, 'worker.log');
+  const fd = openSync(logFile, 'a');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(__dirname, 'lib', 'worker-process.ts')],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', fd] },
+  );
+  closeSync(fd);
+  let stopping = false;
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // Everything the worker prints goes on to the log (its logger writes to stdout: an unread pipe would block it).
+  const out = createWriteStream(logFile, { flags: 'a' });
+  child.stdout!.pipe(out);
+  const ready = new Promise<void>((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen = (seen + chunk.toString('utf8')).slice(-4096);
+      if (seen.includes('"ready":true')) {
+        child.stdout!.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    void exited.then(([code, signal]) => {
+      if (!stopping) log(`the worker exited (code ${String(code)}, signal ${String(signal)}); see ${logFile}`);
+      const tail = readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n');
+      reject(new Error(`the worker exited with code ${String(code)} while starting; ${logFile}:\n${tail}`));
+    });
+  });
+  await ready;
+  const pid = child.pid!;
+  const { hwmBytes: startupPeakBytes, rssBytes: readyRssBytes } = readMemory(pid);
+  if (!resetPeak(pid)) log('cannot reset VmHWM (clear_refs): the peak below includes start-up');
+  return {
+    pid,
+    startupPeakBytes,
+    readyRssBytes,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      stopping = true;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+      out.end();
+    },
+  };
+}
+
+/** What a phase did: from its result when it completed, else from the run's last progress report. */
+interface PhaseCounts {
+  records: number;
+  /** Files stored (imported or unlinked). */
+  files: number;
+  bytesDownloaded: number;
+  relinked: number;
+  cooldowns: number;
+  /** Known from the phase's result only. */
+  retries: number | undefined;
+  /** True when taken from progress (the phase did not complete). */
+  partial: boolean;
+}
+
+interface PhaseFigures {
+  phase: string;
+  status: string;
+  wallMs: number;
+  startMs: number;
+  closeMs: number;
+  counts: PhaseCounts | undefined;
+  window: StatsWindow;
+  bound: LowerBound;
+  peakRssBytes: number;
+}
+
+interface RunFigures {
+  runId: string;
+  wallMs: number;
+  /** Undefined when the run did not complete (failed, rolled back or timed out: see `error`). */
+  result: ReimportResult | undefined;
+  error: string | undefined;
+  phases: PhaseFigures[];
+  executions: ExecutionFacts[];
+  window: StatsWindow;
+}
+
+async function runReimport(
+  client: Client,
+  config: Config,
+  runId: string,
+  timeline: StatsTimeline,
+  rss: RssSampler,
+): Promise<RunFigures> {
+  const settings = {
+    ...(args.concurrency ? { concurrency: num('concurrency', 4) } : {}),
+    ...(args.batch ? { fileBatchSize: num('batch', 20) } : {}),
+  };
+  const t0 = Date.now();
+  const handle = await startReimport(client, config, {
+    runId,
+    input: { phases: [...PHASES], ...(Object.keys(settings).length ? { settings } : {}) },
+  });
+  let progress: RunProgress | undefined;
+  const ticker = setInterval(() => {
+    handle.query<RunProgress>('progress').then(
+      (p) => {
+        progress = p;
+        const ph = p.phases.find((x) => x.phase === p.currentPhase);
+        const line = ph
+          ? `${ph.phase} ${ph.table ?? ''} ${fmt(ph.done)}/${fmt(ph.total)}, ${fmt(ph.bytesDownloaded / MB, 1)} MB` +
+            (ph.cooldowns ? `, ${ph.cooldowns} cooldowns` : '')
+          : p.status;
+        log(`${runId}: ${line} (${secs(Date.now() - t0)} s)`);
+      },
+      () => undefined,
+    );
+  }, 15_000);
+  let result: ReimportResult | undefined;
+  let error: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), TIMEOUT_MS)));
+  try {
+    const outcome = await Promise.race([handle.result() as Promise<ReimportResult>, timedOut]);
+    if (outcome === 'timeout') {
+      error = `did not finish within ${TIMEOUT_MS / 60_000} min (terminated)`;
+      progress = await handle.query<RunProgress>('progress').catch(() => progress);
+      await handle.terminate('benchmark timeout');
+    } else result = outcome;
+  } catch (err) {
+    error = describe(err);
+    // A closed run still answers queries (replayed by the worker): its last progress has the partial counts.
+    progress = await handle.query<RunProgress>('progress').catch(() => progress);
+  } finally {
+    clearInterval(ticker);
+    clearTimeout(timer);
+  }
+  const t1 = Date.now();
+  const executions = await runExecutions(client, runId);
+  const summaries = new Map(result?.phases.map((p) => [p.phase, p]));
+  const phases: PhaseFigures[] = [];
+  const children = [...new Set(executions.map((e) => e.workflowId).filter((id) => id !== runId))];
+  for (const workflowId of children) {
+    const phase = workflowId.slice(runId.length + 1);
+    const span = spanOf(executions, workflowId) ?? {
+      startMs: executions.find((e) => e.workflowId === workflowId)!.startMs,
+      closeMs: t1,
+    };
+    const last = executions.filter((e) => e.workflowId === workflowId).at(-1)!;
+    let counts: PhaseCounts | undefined;
+    if ((PHASES as readonly string[]).includes(phase)) {
+      if (last.status === 'COMPLETED') {
+        const r = (await client.workflow.getHandle(workflowId).result()) as PhaseResult;
+        counts = {
+          records: r.byState.imported + r.byState.unlinked + r.byState.skipped + r.byState.failed,
+          files: r.byState.imported + r.byState.unlinked,
+          bytesDownloaded: r.bytesDownloaded,
+          relinked: r.relinked,
+          cooldowns: r.cooldowns,
+          retries: r.retries,
+          partial: false,
+        };
+      } else {
+        const p = progress?.phases.find((x) => x.phase === phase);
+        if (p) {
+          counts = {
+            records: p.done,
+            files: p.byState.imported + p.byState.unlinked,
+            bytesDownloaded: p.bytesDownloaded,
+            relinked: p.relinked,
+            cooldowns: p.cooldowns,
+            retries: undefined,
+            partial: true,
+          };
+        }
+      }
+    }
+    const summary = summaries.get(phase as PhaseName);
+    const window = timeline.window(span.startMs, span.closeMs);
+    phases.push({
+      phase,
+      status: summary
+        ? summary.status === 'not_run'
+          ? 'not implemented'
+          : summary.status
+        : last.status.toLowerCase().replace(/_/g, ' '),
+      wallMs: span.closeMs - span.startMs,
+      startMs: span.startMs,
+      closeMs: span.closeMs,
+      counts,
+      window,
+      bound: lowerBound(window, FAULTS),
+      peakRssBytes: rss.peakBetween(span.startMs, span.closeMs),
+    });
+  }
+  return { runId, wallMs: t1 - t0, result, error, phases, executions, window: timeline.window(t0, t1) };
+}
+
+const outcome = (run: RunFigures) => run.result?.status ?? `not completed: ${run.error ?? 'unknown'}`;
+
+/** A failure chain in one line (workflow failures wrap the phase's, which wraps the activity's). */
+function describe(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e instanceof Error && parts.length < 6; e = e.cause) parts.push(e.message);
+  return parts.join(' ← ') || String(err);
+}
+
+/** Sums of the files phases of a run, as one stretch of work. */
+function filesTotals(run: RunFigures) {
+  const ph = run.phases.filter((p) => (FILES_PHASES as readonly string[]).includes(p.phase));
+  const sum = (f: (p: PhaseFigures) => number) => ph.reduce((s, p) => s + f(p), 0);
+  const window = { bytes: sum((p) => p.window.bytes), requests: sum((p) => p.window.requests) };
+  return {
+    implemented: ph.length > 0 && ph.every((p) => p.status !== 'not implemented'),
+    /** Both phases completed: only then are the ratio and the speed-up meaningful. */
+    complete: ph.length === FILES_PHASES.length && ph.every((p) => p.status === 'completed'),
+    wallMs: sum((p) => p.wallMs),
+    files: sum((p) => p.counts?.files ?? 0),
+    records: sum((p) => p.counts?.records ?? 0),
+    downloaded: sum((p) => p.counts?.bytesDownloaded ?? 0),
+    relinked: sum((p) => p.counts?.relinked ?? 0),
+    containerBytes: sum((p) => p.window.containerBytes),
+    requests: window.requests,
+    overloads: sum((p) => p.window.overloads),
+    faults: ph.reduce<Record<string, number>>((acc, p) => {
+      for (const [k, v] of Object.entries(p.window.faults)) acc[k] = (acc[k] ?? 0) + v;
+      return acc;
+    }, {}),
+    cooldowns: sum((p) => p.counts?.cooldowns ?? 0),
+    bound: lowerBound(window, FAULTS),
+    peakRssBytes: Math.max(0, ...ph.map((p) => p.peakRssBytes)),
+  };
+}
+
+/** Rows keyed by their first column, so console.table shows that instead of an index. */
+function keyed<T extends Record<string, unknown>>(rows: T[], key: keyof T): Record<string, Omit<T, typeof key>> {
+  return Object.fromEntries(
+    rows.map((r) => {
+      const { [key]: k, ...rest } = r;
+      return [String(k), rest];
+    }),
+  );
+}
+
+function phaseTable(run: RunFigures) {
+  const rows = run.phases.map((p) => {
+    const c = p.counts;
+    const files = c && p.phase !== 'patients';
+    const perSecond = (n: number) => fmt(n / Math.max(0.001, p.wallMs / 1000), 1);
+    return {
+      phase: p.phase,
+      status: p.status + (c?.partial ? ' (partial counts)' : ''),
+      'wall s': secs(p.wallMs),
+      records: c ? fmt(c.records) : '',
+      files: files ? fmt(c.files) : '',
+      'files/s': files ? perSecond(c.files) : '',
+      'MB down': c ? fmt(c.bytesDownloaded / MB, 1) : '',
+      'MB/s': files ? perSecond(c.bytesDownloaded / MB) : '',
+      relinked: c ? fmt(c.relinked) : '',
+      'FM requests': fmt(p.window.requests),
+      '502s absorbed': fmt(p.window.overloads),
+      cooldowns: c ? fmt(c.cooldowns) : '',
+      retries: c?.retries !== undefined ? fmt(c.retries) : '',
+      'bound s': secs(p.bound.boundMs),
+      'peak RSS MB': p.peakRssBytes > 0 ? fmt(p.peakRssBytes / MB) : '',
+      // The bound is the source's; only the files phases are FileMaker-bound (the others wait on PostgreSQL).
+      ratio: files && p.status === 'completed' && p.bound.boundMs > 0 ? fmt(p.wallMs / p.bound.boundMs, 2) : '',
+    };
+  });
+  return keyed(rows, 'phase');
+}
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  log(`preset ${PRESET}, profile ${PROFILE}, size scale ${SIZE_SCALE}, naive sample ${SAMPLE} per table`);
+  const cleanups: (() => Promise<void>)[] = [];
+  // One cleanup, however many paths ask for it (a signal, and the run failing because the signal closed things).
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      for (const c of cleanups.reverse()) await c().catch((e: unknown) => log(`cleanup: ${String(e)}`));
+    })());
+  // Ctrl-C stops what the bench started (stack services run in their own process groups and would outlive it).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`);
+      void cleanUp().then(() => process.exit(130));
+    });
+  }
+  try {
+    const stack: Stack = await startStack({ stateDir: STATE_DIR, fresh: true, ui: false, env: {}, log });
+    cleanups.push(() => stack.stop());
+    const sim: RunningSimulator = await startSimulator({
+      preset: PRESET,
+      profile: PROFILE,
+      sizeScale: SIZE_SCALE,
+      seed: SEED,
+    });
+    cleanups.push(() => sim.close());
+    const counts = {
+      documents: sim.dataset.table('API_Docs')!.records.length,
+      images: sim.dataset.table('API_Images')!.records.length,
+    };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...stack.env,
+      FM_URL: sim.url,
+      FM_DATABASE: sim.database,
+      FM_USERNAME: sim.username,
+      FM_PASSWORD: sim.password,
+      FM_MAX_CONCURRENCY: String(FM_CONCURRENCY),
+      TEMPORAL_TASK_QUEUE: 'fm-reimport-bench',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+      LOG_FORMAT: 'json',
+    };
+    const config = loadConfig(env, 'worker');
+    await migrate(config.database.url);
+    const worker = await startWorkerProcess(env);
+    cleanups.push(() => worker.stop());
+    log(`worker pid ${worker.pid} ready (start-up peak ${fmt(worker.startupPeakBytes / MB)} MB)`);
+    const { client, close } = await connectClient(config);
+    cleanups.push(close);
+
+    const rss = new RssSampler(worker.pid);
+    cleanups.push(async () => rss.stop());
+    const timeline = new StatsTimeline(sim);
+    cleanups.push(async () => timeline.stop());
+
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    log('first reimport: patients, documents, images');
+    const first = await runReimport(client, config, `bench-${stamp}-1`, timeline, rss);
+    log(`first reimport ${outcome(first)} in ${secs(first.wallMs)} s`);
+    let second: RunFigures | undefined;
+    if (first.result) {
+      log('second reimport (files already stored: must relink, download nothing)');
+      second = await runReimport(client, config, `bench-${stamp}-2`, timeline, rss);
+      log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
+    }
+    const peakRss = readMemory(worker.pid).hwmBytes;
+    timeline.stop();
+    rss.stop();
+
+    sim.resetStats();
+    const s3 = new S3Client({
+      endpoint: config.s3.endpoint,
+      region: config.s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: config.s3.accessKeyId!, secretAccessKey: config.s3.secretAccessKey! },
+    });
+    cleanups.push(async () => s3.destroy());
+    const naiveBucket = 'bench-naive';
+    await s3.send(new CreateBucketCommand({ Bucket: naiveBucket }));
+    log(`sequential client: ${SAMPLE} records per table`);
+    const naive = await runSequential({
+      fmUrl: sim.url,
+      database: sim.database,
+      username: sim.username,
+      password: sim.password,
+      s3,
+      bucket: naiveBucket,
+      sample: SAMPLE,
+      log,
+    });
+    const naiveStats = sim.stats();
+
+    report({ counts, first, second, naive, naiveStats, worker, peakRss, totalMs: Date.now() - t0 });
+  } finally {
+    await cleanUp();
+  }
+}
+
+function report(r: {
+  counts: { documents: number; images: number };
+  first: RunFigures;
+  second: RunFigures | undefined;
+  naive: SequentialResult;
+  naiveStats: ReturnType<RunningSimulator['stats']>;
+  worker: WorkerProcess;
+  peakRss: number;
+  totalMs: number;
+}): void {
+  const f = FAULTS;
+  console.log(
+    `\nfm-reimport files benchmark — ${PRESET} counts (${fmt(r.counts.documents)} documents, ${fmt(r.counts.images)} ` +
+      `images), ${PROFILE} profile, size scale ${SIZE_SCALE}, seed ${SEED}, FM_MAX_CONCURRENCY ${FM_CONCURRENCY}`,
+  );
+  console.log(
+    `source limits: ${fmt(f.bandwidthTotalBps / MiB, 1)} MiB/s in total, ${f.maxConcurrentRequests} requests at once, ` +
+      `${f.latencyMs}–${f.latencyMs + f.latencyJitterMs} ms latency (mean ${f.latencyMs + f.latencyJitterMs / 2}), ` +
+      `502 bursts of ${f.burstLength} at ${f.burstRate * 100}% of requests`,
+  );
+  console.log(`lower bound = max(bytes ÷ bandwidth, requests × mean latency ÷ ${f.maxConcurrentRequests})`);
+
+  for (const [name, run] of [
+    ['first', r.first],
+    ['second', r.second],
+  ] as const) {
+    if (!run) {
+      console.log(`\n${name} reimport: not run (the first did not complete)`);
+      continue;
+    }
+    console.log(`\n${name} reimport ${run.runId}: ${outcome(run)}, ${secs(run.wallMs)} s`);
+    console.table(phaseTable(run));
+  }
+
+  const ft = filesTotals(r.first);
+  const st = r.second ? filesTotals(r.second) : undefined;
+  const speedup = ft.wallMs > 0 ? r.naive.estimatedMs / ft.wallMs : 0;
+  const ratio = ft.bound.boundMs > 0 ? ft.wallMs / ft.bound.boundMs : 0;
+  const histories = [...r.first.executions, ...(r.second?.executions ?? [])];
+  const largest = histories.reduce<ExecutionFacts | undefined>(
+    (m, e) => (m && m.events >= e.events ? m : e),
+    undefined,
+  );
+
+  console.log(
+    'sequential client (one request at a time; sample timed, extrapolated to every record, 502 waits left out):',
+  );
+  console.table(
+    keyed(
+      r.naive.tables.map((t) => ({
+        layout: t.layout,
+        records: fmt(t.records),
+        'list s': secs(t.listMs),
+        sampled: t.sampled,
+        'sample s': secs(t.sampleMs),
+        'ms/record': fmt((t.sampleMs - t.overloadWaitMs) / Math.max(1, t.sampled), 1),
+        downloaded: t.downloaded,
+        'MB down': fmt(t.bytes / MB, 1),
+        empty: t.empty,
+        failed: t.failed,
+        '502 waits': t.overloadWaits,
+        'waited s': secs(t.overloadWaitMs),
+        'estimated min': fmt(t.estimatedMs / 60_000, 1),
+      })),
+      'layout',
+    ),
+  );
+  console.log(
+    `  sequential requests: ${fmt(r.naiveStats.requests.total)}; 502s answered: ` +
+      `${fmt((r.naiveStats.faults.burst ?? 0) + (r.naiveStats.faults.concurrency_502 ?? 0))}`,
+  );
+
+  console.log(`\nexecutions (one row per history; continue-as-new runs are rows of their own): ${histories.length}`);
+  console.table(
+    histories.map((e) => ({
+      workflow: e.workflowId,
+      type: e.type,
+      status: e.status,
+      events: e.events,
+      'history KB': e.historyBytes !== undefined ? fmt(e.historyBytes / 1024) : '',
+    })),
+  );
+
+  const na = !ft.complete;
+  const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const faults = Object.entries(ft.faults)
+    .filter(([k]) => k !== 'latency' && k !== 'bandwidth_wait')
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(', ');
+  const rows: [figure: string, value: string, target?: string, result?: string][] = [
+    [
+      'files phases wall time',
+      `${secs(ft.wallMs)} s`,
+      '',
+      !ft.implemented ? 'not implemented' : na ? 'did not complete' : '',
+    ],
+    ['files stored', `${fmt(ft.files)} of ${fmt(ft.records)} records`],
+    ['files/s', fmt((ft.files * 1000) / Math.max(1, ft.wallMs), 1)],
+    ['MB/s downloaded', fmt(ft.downloaded / MB / Math.max(0.001, ft.wallMs / 1000), 1)],
+    ['FileMaker requests', fmt(ft.requests)],
+    ['502s absorbed', fmt(ft.overloads)],
+    ['faults injected', faults || 'none'],
+    ['cooldowns taken', fmt(ft.cooldowns)],
+    [
+      'source lower bound',
+      `${secs(ft.bound.boundMs)} s (bytes ${secs(ft.bound.bandwidthMs)} s, requests ${secs(ft.bound.latencyMs)} s)`,
+    ],
+    ['ratio to lower bound', na ? 'n/a' : fmt(ratio, 2), '≤ 1.3', na ? 'n/a' : mark(ratio <= 1.3)],
+    ['sequential client (estimated)', `${fmt(r.naive.estimatedMs / 60_000, 1)} min`],
+    ['speed-up over sequential', na ? 'n/a' : `${fmt(speedup, 1)}×`, '≥ 10×', na ? 'n/a' : mark(speedup >= 10)],
+    ['worker peak RSS (after start-up)', `${fmt(r.peakRss / MB)} MB`, '< 300 MB', mark(r.peakRss < 300 * MB)],
+    ['worker RSS when ready (idle)', `${fmt(r.worker.readyRssBytes / MB)} MB`],
+    [
+      'worker RSS growth, files phases',
+      ft.peakRssBytes > 0 ? `${fmt((ft.peakRssBytes - r.worker.readyRssBytes) / MB)} MB over idle` : 'n/a',
+    ],
+    ['worker peak RSS (incl. bundling)', `${fmt(Math.max(r.peakRss, r.worker.startupPeakBytes) / MB)} MB`],
+    [
+      'largest history',
+      largest ? `${fmt(largest.events)} events (${largest.workflowId})` : 'n/a',
+      '≤ 10,000',
+      largest ? mark(largest.events <= 10_000) : 'n/a',
+    ],
+    [
+      're-run bytes downloaded',
+      st
+        ? `${fmt(st.downloaded)} B (source sent ${fmt(st.containerBytes)} container bytes; ${fmt(st.relinked)} relinked)`
+        : 'not run',
+      '0',
+      na || !st || !r.second?.result ? 'n/a' : mark(st.downloaded === 0 && st.containerBytes === 0),
+    ],
+  ];
+  console.log(`\nsummary (files phases = documents + images of the first reimport; total bench ${secs(r.totalMs)} s)`);
+  console.table(
+    keyed(
+      rows.map(([figure, value, target = '', result = '']) => ({ figure, value, target, result })),
+      'figure',
+    ),
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
