@@ -182,7 +182,6 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         sourceCounts,
         transferLeftBytes: left,
         transferBudgetBytes: config.filemaker.transferBudgetBytes,
-        estimatedDownloadBytes: 0,
       };
     },
     startRun: (i) => runs.startRun(i.runId, i.workflowId, i.options),

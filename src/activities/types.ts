@@ -43,8 +43,6 @@ export interface PreflightResult {
   /** Transfer quota left this licence year, in bytes, before this run. */
   transferLeftBytes: number;
   transferBudgetBytes: number;
-  /** Bytes the run will need at most: files whose objects are not already stored, estimated from averages. */
-  estimatedDownloadBytes: number;
 }
 
 export interface TableReconciliation {

@@ -302,6 +302,9 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
 
     const runChunk = async (offset: number) => {
       running++;
+      // A batch that ran into the budget it started with pauses the phase; one whose budget was raised meanwhile
+      // only goes back in line (else a raise during its flight would be lost and the pause last forever).
+      const budgetAtStart = transferBudget;
       try {
         const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
         const r = files
@@ -336,6 +339,8 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
             coolingUntil = 0;
             await report(true);
           }
+        } else if (type === QUOTA && transferBudget !== budgetAtStart) {
+          pending.unshift(offset);
         } else if (type === QUOTA) {
           pending.unshift(offset);
           if (!quotaPaused) {

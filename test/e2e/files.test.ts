@@ -21,6 +21,7 @@ import {
   assertFilesLanded,
   assertImagesLanded,
   containerBytes,
+  expectedDocuments,
   expectedImages,
   setup,
   start,
@@ -36,6 +37,23 @@ describe('files phases on a clean FileMaker', () => {
   });
   after(async () => {
     await s?.close();
+  });
+
+  test('a dry run estimates the bytes to download and writes nothing', { timeout: 300_000 }, async () => {
+    const before = await containerBytes(s);
+    const result = (await (await start(s, `dry-${randomUUID()}`, { dryRun: true })).result()) as ReimportResult;
+    assert.equal(result.status, 'dry_run', 'dry run');
+    const docs = expectedDocuments(await truthContainers(s, 'API_Docs'));
+    const withFile = [...docs.values()].filter((c) => c.state !== 'empty').length;
+    const estimate = result.phases.find((p) => p.phase === 'documents')?.bytesDownloaded ?? 0;
+    // Nothing is stored yet: every document with a container is estimated at the clinic's average (512 KiB).
+    assert.equal(estimate, withFile * 512 * 1024, 'documents estimate');
+    assert.equal((await containerBytes(s)) - before, 0, 'the dry run read no container');
+    const keys: string[] = [];
+    for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) keys.push(o.key);
+    assert.deepEqual(keys, [], 'no object written');
+    const rows = await s.pool.query<{ n: number }>('select count(*)::int as n from documents');
+    assert.equal(rows.rows[0]!.n, 0, 'no row written');
   });
 
   test(
