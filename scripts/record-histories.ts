@@ -149,9 +149,15 @@ export async function recordScenario(ctx: RecordContext, scenario: Scenario, run
     try {
       const handle = await start({ settings: { chunkSize: 5, cooldownBaseSeconds: 0.5, cooldownMaxSeconds: 2 } });
       const child = ctx.client.workflow.getHandle(`${runId}/appointments`);
+      let ended: string | undefined;
+      handle.result().then(
+        () => (ended = 'completed'),
+        (err: unknown) =>
+          (ended = `failed: ${err instanceof Error ? (err.cause?.message ?? err.message) : String(err)}`),
+      );
       await waitFor('the appointments phase to make progress', async () => {
+        if (ended) throw new Error(`the run ended before appointments could be paused (${ended})`);
         const p = await handle.query<RunProgress>('progress');
-        if (p.status === 'completed') throw new Error('the run ended before appointments could be paused');
         if (p.phases.find((x) => x.phase === 'appointments')?.status !== 'running') return undefined;
         // The child's own progress: its reports to the parent are throttled.
         const own = await child.query<PhaseProgress>('phaseProgress').catch(() => undefined);
@@ -282,7 +288,10 @@ async function main() {
     await connection.close();
     await pool.end();
     await sim.close();
-    await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
+    // Not `with (force)`: terminating a connection some pool still holds would crash this process with its error.
+    await admin
+      .query(`drop database if exists ${dbName}`)
+      .catch((err: unknown) => console.warn(`database ${dbName} left behind: ${String(err)}`));
     await admin.end();
     for (;;) {
       const list = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
