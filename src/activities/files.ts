@@ -395,15 +395,21 @@ async function writeBack(fc: FileContext, record: FileMakerRecord, filemakerId: 
   }
 }
 
-async function importDocument(
-  fc: FileContext,
-  id: string,
-  record: FileMakerRecord,
-  readAtMs: number,
-  ctx: MapContext,
-  prior: LedgerFile | undefined,
-  brokenAtModId?: string,
-): Promise<LedgerEntry> {
+/** One record of a batch and what is known about it before its file is touched. */
+interface FileJob {
+  id: string;
+  record: FileMakerRecord;
+  /** When the batch's find read the record (its container URLs are that old). */
+  readAtMs: number;
+  ctx: MapContext;
+  /** What the ledger recorded for this id in an earlier run, if anything (relink candidate). */
+  prior: LedgerFile | undefined;
+  /** Set when this container failed for good in a completed run at this same record version. */
+  brokenAtModId?: string;
+}
+
+async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntry> {
+  const { id, record, readAtMs, ctx, prior, brokenAtModId } = job;
   const outcome = mapDocument(record as unknown as FmRecord, ctx);
   const sourceModId = record.modId;
   if (outcome.kind === 'error') {
@@ -466,15 +472,8 @@ async function importDocument(
   return entry;
 }
 
-async function importImage(
-  fc: FileContext,
-  id: string,
-  record: FileMakerRecord,
-  readAtMs: number,
-  ctx: MapContext,
-  prior: LedgerFile | undefined,
-  brokenAtModId?: string,
-): Promise<LedgerEntry> {
+async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> {
+  const { id, record, readAtMs, ctx, prior, brokenAtModId } = job;
   const outcome = mapImage(record as unknown as FmRecord, ctx);
   const sourceModId = record.modId;
   if (outcome.kind !== 'row') {
@@ -496,7 +495,7 @@ async function importImage(
   let fellBack = false;
   stored = await relink(fc, prior, keyFor, '');
   if (!stored && brokenAtModId !== undefined) lastError = new KnownBroken(brokenAtModId);
-  for (const c of stored || lastError ? [] : (candidates)) {
+  for (const c of stored || lastError ? [] : candidates) {
     try {
       stored = await download(fc, id, record, readAtMs, c.field, keyFor);
     } catch (err) {
@@ -699,10 +698,8 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
       // A container that broke on every attempt in a completed run, unchanged since, would only break again:
       // it stays failed with its reason instead of spending the quota once more.
       const broken = failedBefore.get(id) === record.modId ? failedBefore.get(id) : undefined;
-      entry =
-        input.table === 'API_Docs'
-          ? await importDocument(fc, id, record, readAtMs, ctx, priors.get(id), broken)
-          : await importImage(fc, id, record, readAtMs, ctx, priors.get(id), broken);
+      const job: FileJob = { id, record, readAtMs, ctx, prior: priors.get(id), brokenAtModId: broken };
+      entry = input.table === 'API_Docs' ? await importDocument(fc, job) : await importImage(fc, job);
     }
     await settleFile(batch, entry);
     if (record && (entry.state === 'imported' || entry.state === 'unlinked')) await writeBack(fc, record, id);
