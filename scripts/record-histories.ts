@@ -153,7 +153,7 @@ export async function recordScenario(ctx: RecordContext, scenario: Scenario, run
       handle.result().then(
         () => (ended = 'completed'),
         (err: unknown) =>
-          (ended = `failed: ${err instanceof Error ? (err.cause?.message ?? err.message) : String(err)}`),
+          (ended = `failed: ${err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err)}`),
       );
       await waitFor('the appointments phase to make progress', async () => {
         if (ended) throw new Error(`the run ended before appointments could be paused (${ended})`);
