@@ -204,7 +204,25 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       const source = SOURCE_TABLES[table];
       const ids: string[] = [];
       for await (const e of fm.manifest(source.odataTable, { idField: source.idField })) ids.push(String(e.id));
-      const ctx = await loadMapContext(deps, runId, table);
+      // A dry run writes no manifests: the owners of contact details are read from FileMaker directly.
+      const ownerIds = async (t: SourceTableName) => {
+        const out: string[] = [];
+        const s = SOURCE_TABLES[t];
+        for await (const e of fm.manifest(s.odataTable, { idField: s.idField })) {
+          const id = normalizeFileMakerId(e.id)?.value;
+          if (id !== undefined) out.push(id);
+        }
+        return out;
+      };
+      const owners =
+        table === 'API_Contact_Details'
+          ? {
+              patients: await ownerIds('API_Contacts'),
+              referrers: await ownerIds('API_Referrer'),
+              companies: await ownerIds('API_Company'),
+            }
+          : undefined;
+      const ctx = await loadMapContext(deps, runId, table, owners);
       const mapper = dryRunMapper(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};

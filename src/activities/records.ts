@@ -38,8 +38,20 @@ export function mapperFor(table: SourceTableName): Mapper | undefined {
   return MAPPERS[table]?.mapper;
 }
 
+/** Owner ids by table, when they do not come from the run's manifests (a dry run writes none). */
+export interface ContactOwners {
+  patients: readonly string[];
+  referrers: readonly string[];
+  companies: readonly string[];
+}
+
 /** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
-export async function loadMapContext(deps: ActivityDeps, runId: string, table: SourceTableName): Promise<MapContext> {
+export async function loadMapContext(
+  deps: ActivityDeps,
+  runId: string,
+  table: SourceTableName,
+  owners?: ContactOwners,
+): Promise<MapContext> {
   const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     (await deps.pool.query<T>(sql, params)).rows;
   const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
@@ -55,7 +67,11 @@ export async function loadMapContext(deps: ActivityDeps, runId: string, table: S
     );
     src.patients = rows.map((r) => [r.id, r.clinic] as const);
   }
-  if (needs(['API_Contact_Details'])) {
+  if (needs(['API_Contact_Details']) && owners) {
+    src.patients = owners.patients.map((id) => [id, null] as const);
+    src.referrers = [...owners.referrers];
+    src.companies = [...owners.companies];
+  } else if (needs(['API_Contact_Details'])) {
     // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
     const rows = await q<{ source_table: string; filemaker_id: string }>(
       `select source_table, filemaker_id from source_manifest

@@ -3,6 +3,7 @@ import type { Pool } from '../store/db';
 import { upsertRows } from '../store/upsert';
 import type { TargetTable } from '../domain/tables';
 import type { LedgerEntry } from './ledger';
+import { targetId } from '../domain/ids';
 
 export interface MappedRow {
   filemakerId: string;
@@ -43,6 +44,8 @@ export async function upsertTargetRows(
 /** Contact details are kept row by row (and folded into their owner's JSON when the owner's table is finished). */
 async function upsertContactDetails(pool: Pool, runId: string, rows: readonly MappedRow[]): Promise<LedgerEntry[]> {
   const payload = rows.map((r) => ({
+    // A stable key (like the target tables'): a re-run updates the same row, and the snapshot fingerprint holds.
+    id: targetId('contact_details', r.filemakerId),
     filemaker_id: r.filemakerId,
     owner_table: r.row.owner_table,
     owner_filemaker_id: r.row.owner_filemaker_id,
@@ -50,11 +53,11 @@ async function upsertContactDetails(pool: Pool, runId: string, rows: readonly Ma
     field_data: r.row.field_data ?? {},
   }));
   await pool.query(
-    `insert into contact_details (filemaker_id, owner_table, owner_filemaker_id, entry, field_data, import_run_id)
-     select e.filemaker_id, e.owner_table, e.owner_filemaker_id, e.entry, e.field_data, $1
-       from jsonb_to_recordset($2::jsonb) as e(filemaker_id text, owner_table text, owner_filemaker_id text,
+    `insert into contact_details (id, filemaker_id, owner_table, owner_filemaker_id, entry, field_data, import_run_id)
+     select e.id, e.filemaker_id, e.owner_table, e.owner_filemaker_id, e.entry, e.field_data, $1
+       from jsonb_to_recordset($2::jsonb) as e(id uuid, filemaker_id text, owner_table text, owner_filemaker_id text,
             entry jsonb, field_data jsonb)
-     on conflict (filemaker_id) do update set owner_table = excluded.owner_table,
+     on conflict (filemaker_id) do update set id = excluded.id, owner_table = excluded.owner_table,
        owner_filemaker_id = excluded.owner_filemaker_id, entry = excluded.entry, field_data = excluded.field_data,
        import_run_id = excluded.import_run_id`,
     [runId, JSON.stringify(payload)],

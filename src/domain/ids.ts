@@ -70,7 +70,7 @@ export function uuidv5(name: string, namespace: string): string {
  * The id is normalised first, so `ABC` and ` abc ` give the same row. For `image_batches` the "FileMaker id" is the
  * batch key (`{patient_id|unlinked}/{yyyy-mm-dd|undated}`).
  */
-export function targetId(table: TargetTable, filemakerId: string): string {
+export function targetId(table: TargetTable | 'contact_details', filemakerId: string): string {
   const id = normalizeFileMakerId(filemakerId);
   if (id === null) throw new RangeError(`targetId(${table}): empty FileMaker id`);
   return uuidv5(`${table}:${id.value}`, PROJECT_NAMESPACE);

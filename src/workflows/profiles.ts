@@ -34,7 +34,8 @@ export const shortActivity: ActivityOptions = { startToCloseTimeout: '10 minutes
 /** A chunk of core records: one FileMaker find and one bulk upsert per few hundred records. */
 export const chunkActivity: ActivityOptions = {
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '2 minutes',
+  // A chunk on a worker that died is handed to another after a minute (a chunk heartbeats after its fetch).
+  heartbeatTimeout: '1 minute',
   retry,
 };
 

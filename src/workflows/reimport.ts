@@ -14,6 +14,7 @@ import {
   CancellationScope,
   ChildWorkflowFailure,
   executeChild,
+  startChild,
   getExternalWorkflowHandle,
   isCancellation,
   log,
@@ -269,7 +270,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
         }
       } else {
-        const result: PhaseResult = await executeChild(importPhase, {
+        const child = await startChild(importPhase, {
           ...childOpts,
           args: [
             {
@@ -285,6 +286,10 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
             },
           ],
         });
+        // A pause, settings or budget that arrived while the child was being started reached no one: send the
+        // state as it is now (the child applies the same state twice harmlessly).
+        await tellChild({ paused, settings, transferBudgetBytes: transferBudget });
+        const result: PhaseResult = await child.result();
         Object.assign(summary, result.byState, {
           bytesDownloaded: result.bytesDownloaded,
           relinked: result.relinked,
