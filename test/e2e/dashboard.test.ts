@@ -10,10 +10,17 @@ import { Worker } from '@temporalio/worker';
 import { chromium, type Page } from 'playwright-core';
 import { loadConfig } from '../../src/config';
 import { serveDashboard } from '../../src/client/dashboard';
-import { connectClient } from '../../src/client/operations';
+import { connectClient, startReimport } from '../../src/client/operations';
 import type { RunProgress } from '../../src/workflows/messages';
 import { CHROMIUM_ARGS, ensureChromium } from '../../scripts/ensure-chromium';
-import { stackEnv } from '../helpers/stack';
+import pg from 'pg';
+import type { WorkflowHandle } from '@temporalio/client';
+import { startSimulator } from '../../sim/server';
+import { generateKeySpec } from '../../src/codec';
+import { createLogger } from '../../src/logger';
+import { migrate } from '../../src/store/migrate';
+import { startWorker } from '../../src/worker';
+import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
 
 const UI_URL = 'http://127.0.0.1:8233';
 const ARTIFACTS = join(__dirname, '..', '..', 'artifacts');
@@ -160,6 +167,94 @@ test(
       await dashboard.close();
       await closeClient();
       await testEnv.teardown();
+    }
+  },
+);
+
+test(
+  'the dashboard follows a real tiny reimport in Chromium: the patients done-count advances as rows land',
+  { timeout: 240_000 },
+  async () => {
+    const env = await stackEnv();
+    const db = await createTestDatabase();
+    const bucket = await createTestBucket();
+    await migrate(db.url);
+    // Latency on every FileMaker request and small chunks one at a time stretch the tiny run's patients phase over
+    // several seconds, so the page is seen in the middle of it.
+    const sim = await startSimulator({ preset: 'tiny', seed: 5, faults: { latencyMs: 120 } });
+    const config = loadConfig({
+      ...env,
+      DATABASE_URL: db.url,
+      S3_BUCKET: bucket,
+      FM_URL: sim.url,
+      FM_DATABASE: sim.database,
+      FM_USERNAME: sim.username,
+      FM_PASSWORD: sim.password,
+      TEMPORAL_TASK_QUEUE: `dashboard-real-${randomUUID()}`,
+      TEMPORAL_UI_URL: UI_URL,
+      PAYLOAD_KEYS: generateKeySpec('dashboard-test'),
+    });
+    const worker = await startWorker(config, createLogger({ level: 'warn', format: 'json' }));
+    const { client, close: closeClient } = await connectClient(config);
+    const pool = new pg.Pool({ connectionString: db.url });
+    const runId = `reimport-dashboard-real-${randomUUID().slice(0, 8)}`;
+    const browser = await chromium.launch({ executablePath: ensureChromium(), args: [...CHROMIUM_ARGS] });
+    const dashboard = await serveDashboard({ client, config, runId, port: 0 });
+    let handle: WorkflowHandle | undefined;
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text());
+      });
+      page.on('pageerror', (e) => problems.push(e.message));
+      mkdirSync(ARTIFACTS, { recursive: true });
+      try {
+        // Every phase, as an operator starts it; the page is open before the run begins.
+        await page.goto(dashboard.url);
+        handle = await startReimport(client, config, {
+          runId,
+          input: { settings: { chunkSize: 5, concurrency: 1, cooldownBaseSeconds: 0.2, cooldownMaxSeconds: 1 } },
+        });
+        await page.waitForSelector('li[data-phase="patients"][data-status="running"]', { timeout: 60_000 });
+        const first = await poll(async () => {
+          const n = await count(page, 'patients', 'done');
+          return n > 0 ? n : undefined;
+        }, 30_000);
+        const second = await poll(async () => {
+          const n = await count(page, 'patients', 'done');
+          return n > first ? n : undefined;
+        }, 20_000);
+        const total = await count(page, 'patients', 'total');
+        assert.ok(second > first, `done-count of patients advances: ${first} then ${second}`);
+        assert.ok(second <= total, `done ${second} never passes the total ${total}`);
+        await page.screenshot({ path: join(ARTIFACTS, 'dashboard-real-run.png'), fullPage: true });
+
+        // The page agrees with the workflow and with the rows in PostgreSQL once the phase is done.
+        await page.waitForSelector('li[data-phase="patients"][data-status="completed"]', { timeout: 120_000 });
+        const patients = (await handle.query<RunProgress>('progress')).phases.find((p) => p.phase === 'patients')!;
+        await poll(async () => ((await count(page, 'patients', 'done')) === patients.done ? true : undefined), 5_000);
+        assert.equal(await count(page, 'patients', 'total'), patients.total, 'the page shows the workflow total');
+        const rows = await pool.query<{ n: number }>('select count(*)::int as n from patients');
+        assert.ok(rows.rows[0]!.n > 0, `patient rows landed: ${rows.rows[0]!.n}`);
+        assert.ok(rows.rows[0]!.n <= patients.done, `no more rows (${rows.rows[0]!.n}) than records done`);
+        assert.deepEqual(problems, [], 'no script errors or CSP violations in the page');
+      } catch (err) {
+        await page
+          .screenshot({ path: join(ARTIFACTS, 'dashboard-real-run-failure.png'), fullPage: true })
+          .catch(() => undefined);
+        if (problems.length) console.error('page errors:', problems);
+        throw err;
+      }
+    } finally {
+      // The later phases (files) are not what this test is about: stop the run here.
+      await handle?.terminate('dashboard test done').catch(() => undefined);
+      await browser.close();
+      await dashboard.close();
+      await worker.shutdown();
+      await closeClient();
+      await pool.end();
+      await sim.close();
     }
   },
 );
