@@ -6,92 +6,28 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
-import pg from 'pg';
-import { startSimulator } from '../../sim/server';
-import { migrate } from '../../src/store/migrate';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { assertFilesLanded, setup, start, type Setup } from '../helpers/files';
-import { createTestBucket, createTestDatabase, s3ClientFor, stackEnv } from '../helpers/stack';
-
-const ROOT = join(__dirname, '..', '..');
+import { prepareRun, spawnWorkerProcess, type TestRun } from '../helpers/run';
 
 describe('files phases: a worker killed with SIGKILL mid-batch', () => {
-  let s: Setup;
+  let s: TestRun;
   const children: ChildProcess[] = [];
   let workerEnv: NodeJS.ProcessEnv;
+  const spawnWorker = () => spawnWorkerProcess(workerEnv, children);
 
   before(async () => {
-    const env = await stackEnv();
-    const db = await createTestDatabase();
-    const bucket = await createTestBucket();
-    await migrate(db.url);
-    const sim = await startSimulator({ preset: 'tiny', seed: 21, sizeScale: 0.1 });
-    const taskQueue = `files-kill-${randomUUID()}`;
-    workerEnv = {
-      ...process.env,
-      ...env,
-      DATABASE_URL: db.url,
-      S3_BUCKET: bucket,
-      FM_URL: sim.url,
-      FM_DATABASE: sim.database,
-      FM_USERNAME: sim.username,
-      FM_PASSWORD: sim.password,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      LOG_LEVEL: 'error',
-      LOG_FORMAT: 'json',
-    };
-    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-    const pool = new pg.Pool({ connectionString: db.url });
-    const s3 = await s3ClientFor();
-    s = {
-      sim,
-      client: new Client({ connection }),
-      connection,
-      pool,
-      s3,
-      bucket,
-      taskQueue,
-      worker: undefined as never,
-      async close() {
-        await connection.close();
-        await pool.end();
-        await sim.close();
-        s3.destroy();
-      },
-    };
+    s = await prepareRun({ preset: 'tiny', seed: 21, sizeScale: 0.1 }, 'files-kill');
+    workerEnv = { ...process.env, ...s.env, LOG_LEVEL: 'error', LOG_FORMAT: 'json' };
   });
 
   after(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await s?.close();
   });
-
-  const spawnWorker = async (): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'fixtures', 'worker-process.ts')], {
-      cwd: ROOT,
-      env: workerEnv,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    children.push(child);
-    const lines = createInterface({ input: child.stdout });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('worker process did not become ready in 60 s')), 60_000);
-      child.once('exit', (code, signal) => reject(new Error(`worker process exited (${code ?? signal})`)));
-      lines.on('line', (line) => {
-        if (line.includes('"ready":true')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    return child;
-  };
 
   test(
     'the replacement worker resumes the batch; every file once, with its checksum',

@@ -7,21 +7,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
-import { startSimulator, type RunningSimulator } from '../../sim/server';
-import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
-import { migrate } from '../../src/store/migrate';
-import { startWorker, type RunningWorker } from '../../src/worker';
+import type pg from 'pg';
+import type { RunningSimulator } from '../../sim/server';
+import type { RunningWorker } from '../../src/worker';
 import { KEY_PREFIX } from '../../src/domain/keys';
 import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
 import type { RunProgress } from '../../src/workflows/messages';
 import type { Settings } from '../../src/workflows/options';
 import type { PhaseResult } from '../../src/workflows/phase';
 import type { ReimportResult } from '../../src/workflows/reimport';
-import { createTestBucket, createTestDatabase, s3ClientFor, stackEnv } from '../helpers/stack';
+import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 
 const CORE = ['patients', 'appointments', 'notes', 'referrers'] as const;
 const CORE_TABLES = (Object.keys(SOURCE_TABLES) as SourceTableName[]).filter((t) =>
@@ -60,43 +57,21 @@ describe('operator controls of a running reimport', () => {
   let sim: RunningSimulator;
   let worker: RunningWorker;
   let client: Client;
-  let connection: Connection;
   let pool: pg.Pool;
   let s3: S3Client;
   let bucket: string;
   let taskQueue: string;
+  let run: TestRun;
 
   before(async () => {
-    const env = await stackEnv();
-    const db = await createTestDatabase();
-    bucket = await createTestBucket();
-    await migrate(db.url);
-    sim = await startSimulator({ preset: 'tiny', seed: 11 });
-    taskQueue = `controls-${randomUUID()}`;
-    const config = loadConfig({
-      ...env,
-      DATABASE_URL: db.url,
-      S3_BUCKET: bucket,
-      FM_URL: sim.url,
-      FM_DATABASE: sim.database,
-      FM_USERNAME: sim.username,
-      FM_PASSWORD: sim.password,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      LOG_LEVEL: 'warn',
-    });
-    worker = await startWorker(config, createLogger({ level: 'warn', format: 'json' }));
-    connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-    client = new Client({ connection });
-    pool = new pg.Pool({ connectionString: db.url });
-    s3 = await s3ClientFor();
+    run = await prepareRun({ preset: 'tiny', seed: 11 }, 'controls');
+    ({ sim, client, pool, taskQueue, bucket, s3 } = run);
+    worker = await startTestWorker(run);
   });
 
   after(async () => {
     await worker?.shutdown();
-    await connection?.close();
-    await pool?.end();
-    await sim?.close();
-    s3?.destroy();
+    await run?.close();
   });
 
   const start = (id: string, input: Record<string, unknown> = {}): Promise<WorkflowHandle> =>

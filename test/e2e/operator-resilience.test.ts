@@ -5,10 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
@@ -21,8 +19,8 @@ import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
 import type { RunProgress } from '../../src/workflows/messages';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
+import { spawnWorkerProcess } from '../helpers/run';
 
-const ROOT = join(__dirname, '..', '..');
 const CORE = ['patients', 'appointments', 'notes', 'referrers'] as const;
 const PHASES = ['backup', 'delete', ...CORE, 'validation'];
 /** Where each core source table's rows land. */
@@ -160,27 +158,7 @@ describe('reimport resilience', () => {
       await sim?.close();
     });
 
-    /** A worker in its own process (test/fixtures/worker-process.ts); resolves once it polls. */
-    const spawnWorker = async (): Promise<ChildProcess> => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'fixtures', 'worker-process.ts')], {
-        cwd: ROOT,
-        env: workerEnv,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      children.push(child);
-      const lines = createInterface({ input: child.stdout });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('worker process did not become ready in 60 s')), 60_000);
-        child.once('exit', (code, signal) => reject(new Error(`worker process exited (${code ?? signal})`)));
-        lines.on('line', (line) => {
-          if (line.includes('"ready":true')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      return child;
-    };
+    const spawnWorker = () => spawnWorkerProcess(workerEnv, children);
 
     test('is replaced by a new worker and the run completes with nothing lost or duplicated', async () => {
       const first = await spawnWorker();

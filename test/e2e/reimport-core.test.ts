@@ -6,14 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import pg from 'pg';
-import { startSimulator, type RunningSimulator } from '../../sim/server';
-import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
-import { migrate } from '../../src/store/migrate';
-import { startWorker, type RunningWorker } from '../../src/worker';
-import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
+import type pg from 'pg';
+import type { RunningSimulator } from '../../sim/server';
+import type { RunningWorker } from '../../src/worker';
+import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 import type { ReimportResult } from '../../src/workflows/reimport';
 
 const CORE = ['patients', 'appointments', 'notes', 'referrers'];
@@ -22,39 +19,19 @@ describe('reimport of the core records', () => {
   let sim: RunningSimulator;
   let worker: RunningWorker;
   let client: Client;
-  let connection: Connection;
   let pool: pg.Pool;
   let taskQueue: string;
+  let prepared: TestRun;
 
   before(async () => {
-    const env = await stackEnv();
-    const db = await createTestDatabase();
-    const bucket = await createTestBucket();
-    await migrate(db.url);
-    sim = await startSimulator({ preset: 'tiny', seed: 7 });
-    taskQueue = `reimport-${randomUUID()}`;
-    const config = loadConfig({
-      ...env,
-      DATABASE_URL: db.url,
-      S3_BUCKET: bucket,
-      FM_URL: sim.url,
-      FM_DATABASE: sim.database,
-      FM_USERNAME: sim.username,
-      FM_PASSWORD: sim.password,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      LOG_LEVEL: 'warn',
-    });
-    worker = await startWorker(config, createLogger({ level: 'warn', format: 'json' }));
-    connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-    client = new Client({ connection });
-    pool = new pg.Pool({ connectionString: db.url });
+    prepared = await prepareRun({ preset: 'tiny', seed: 7 }, 'reimport');
+    ({ sim, client, pool, taskQueue } = prepared);
+    worker = await startTestWorker(prepared);
   });
 
   after(async () => {
     await worker?.shutdown();
-    await connection?.close();
-    await pool?.end();
-    await sim?.close();
+    await prepared?.close();
   });
 
   const run = (id: string, input: Record<string, unknown> = {}) =>

@@ -1,16 +1,9 @@
 /** Shared by the files-phase end-to-end tests: a stack-backed setup and assertions against the simulator's truth. */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import type { S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
-import { startSimulator, type RunningSimulator } from '../../sim/server';
-import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
+import type { SimulatorOptions } from '../../sim/server';
 import { headObject } from '../../src/s3';
-import { migrate } from '../../src/store/migrate';
-import { startWorker, type RunningWorker } from '../../src/worker';
-import { createTestBucket, createTestDatabase, s3ClientFor, stackEnv } from './stack';
+import type { RunningWorker } from '../../src/worker';
+import { prepareRun, startTestWorker, type TestRun } from './run';
 
 export const PHASES = ['backup', 'delete', 'patients', 'documents', 'images', 'validation'];
 export const WATERFALL = ['image_Full', 'image_Ex_large', 'image_large', 'image_medium', 'image_small'];
@@ -25,56 +18,20 @@ export interface TruthContainer {
   extension?: string;
 }
 
-export interface Setup {
-  sim: RunningSimulator;
-  worker: RunningWorker;
-  client: Client;
-  connection: Connection;
-  pool: pg.Pool;
-  s3: S3Client;
-  bucket: string;
-  taskQueue: string;
-  close(): Promise<void>;
+/** A prepared run with a worker in this process. */
+export interface Setup extends TestRun {
+  worker?: RunningWorker;
 }
 
-export async function setup(sim: Parameters<typeof startSimulator>[0]): Promise<Setup> {
-  const env = await stackEnv();
-  const db = await createTestDatabase();
-  const bucket = await createTestBucket();
-  await migrate(db.url);
-  const simulator = await startSimulator(sim);
-  const taskQueue = `files-${randomUUID()}`;
-  const config = loadConfig({
-    ...env,
-    DATABASE_URL: db.url,
-    S3_BUCKET: bucket,
-    FM_URL: simulator.url,
-    FM_DATABASE: simulator.database,
-    FM_USERNAME: simulator.username,
-    FM_PASSWORD: simulator.password,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    LOG_LEVEL: 'warn',
-  });
-  const worker = await startWorker(config, createLogger({ level: 'error', format: 'json' }));
-  const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
-  const client = new Client({ connection });
-  const pool = new pg.Pool({ connectionString: db.url });
-  const s3 = await s3ClientFor();
+export async function setup(sim: SimulatorOptions): Promise<Setup> {
+  const run = await prepareRun(sim, 'files');
+  const worker = await startTestWorker(run, 'error');
   return {
-    sim: simulator,
+    ...run,
     worker,
-    client,
-    connection,
-    pool,
-    s3,
-    bucket,
-    taskQueue,
     async close() {
       await worker.shutdown();
-      await connection.close();
-      await pool.end();
-      await simulator.close();
-      s3.destroy();
+      await run.close();
     },
   };
 }
