@@ -1,16 +1,28 @@
-// Simulator throughput: metadata requests/s and container MB/s with the clean profile. The simulator runs in a child
-// process (as it does under `npm start`) so the load client here does not share its event loop.
+// Simulator throughput: metadata requests/s and container MB/s with the clean profile, and memory as the data set
+// grows. The simulator runs in a child process (as it does under `npm start`) so the load client here does not share
+// its event loop, and each scale of the memory section gets a fresh process.
+//   npm run bench:sim                 both sections
+//   npm run bench:sim -- throughput   requests/s and MB/s only
+//   npm run bench:sim -- memory       RSS at scale 1, 2 and 4 of the seed preset only
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Agent, Pool, request } from 'undici';
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 5000);
 
-async function startChild(): Promise<{ url: string; database: string; stop: () => void }> {
+interface Child {
+  url: string;
+  database: string;
+  pid: number;
+  stop: () => Promise<void>;
+}
+
+async function startChild(scale = 1): Promise<Child> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'sim/cli.ts', '--preset', 'seed', '--json', '--size-scale', '1'],
+    ['--import', 'tsx', 'sim/cli.ts', '--preset', 'seed', '--scale', String(scale), '--json', '--size-scale', '1'],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -18,7 +30,22 @@ async function startChild(): Promise<{ url: string; database: string; stop: () =
   const rl = createInterface({ input: child.stdout });
   const [line] = (await once(rl, 'line')) as [string];
   const info = JSON.parse(line) as { url: string; database: string };
-  return { ...info, stop: () => child.kill('SIGTERM') };
+  const exited = once(child, 'exit');
+  return {
+    ...info,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Resident set size of another process in MB, from /proc (Linux). */
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) / 1024;
 }
 
 async function loop(
@@ -40,12 +67,103 @@ async function loop(
 }
 
 async function main(): Promise<void> {
-  const sim = await startChild();
-  try {
-    await measure(sim);
-  } finally {
-    sim.stop();
+  const section = process.argv[2] ?? 'all';
+  if (!['all', 'throughput', 'memory'].includes(section)) throw new Error(`unknown section ${section}`);
+  if (section !== 'memory') {
+    const sim = await startChild();
+    try {
+      await measure(sim);
+    } finally {
+      await sim.stop();
+    }
   }
+  if (section !== 'throughput') await memory();
+}
+
+/**
+ * Memory as the data set grows: for scale 1, 2 and 4 of the seed preset, a fresh simulator process is measured once
+ * it has built its data set and again after serving an OData manifest (every id of every table, following next links
+ * past the 10,000-record page cap) and a sample of whole records through both APIs.
+ */
+async function memory(): Promise<void> {
+  const scales = [1, 2, 4];
+  const rows: { scale: number; records: number; built: number; served: number }[] = [];
+  for (const scale of scales) {
+    const sim = await startChild(scale);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const built = rssMb(sim.pid);
+      const records = await serveManifest(sim);
+      rows.push({ scale, records, built, served: rssMb(sim.pid) });
+    } finally {
+      await sim.stop();
+    }
+  }
+  console.log('FileMaker simulator memory (seed preset, RSS of a fresh simulator process per scale)');
+  console.log(`  ${'scale'.padEnd(6)} ${'records'.padStart(9)} ${'built MB'.padStart(9)} ${'served MB'.padStart(10)}`);
+  for (const r of rows) {
+    console.log(
+      `  ${String(r.scale).padEnd(6)} ${String(r.records).padStart(9)} ${r.built.toFixed(0).padStart(9)} ${r.served.toFixed(0).padStart(10)}`,
+    );
+  }
+  const first = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  console.log(
+    `  growth scale ${first.scale} -> ${last.scale} (${(last.records / first.records).toFixed(1)}x records): ` +
+      `built ${(last.built / first.built).toFixed(2)}x, served ${(last.served / first.served).toFixed(2)}x RSS`,
+  );
+}
+
+async function serveManifest(sim: { url: string; database: string }): Promise<number> {
+  const auth = `Basic ${Buffer.from('admin:sim-password').toString('base64')}`;
+  const pool = new Pool(sim.url, { connections: 4, pipelining: 1 });
+  const json = async (path: string, headers: Record<string, string>, init: { method?: string; body?: string } = {}) => {
+    const r = await pool.request({ path, method: init.method ?? 'GET', headers, body: init.body });
+    const text = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`${path} -> ${r.statusCode}`);
+    return { headers: r.headers, body: JSON.parse(text) as Record<string, unknown> };
+  };
+  const odataBase = `/fmi/odata/v4/${encodeURIComponent(sim.database)}`;
+  const tables = ((await json(odataBase, { authorization: auth })).body.value as { name: string }[]).map((t) => t.name);
+  let total = 0;
+  const recordIds = new Map<string, string[]>();
+  for (const name of tables) {
+    let next: string | undefined = `${odataBase}/${encodeURIComponent(name)}?$select=id,ROWID`;
+    const sample: string[] = [];
+    while (next) {
+      const { body } = await json(next, { authorization: auth });
+      const value = body.value as { id: string; ROWID: number }[];
+      for (let i = 0; i < value.length; i++) {
+        if ((total + i) % 97 === 0) sample.push(String(value[i]!.ROWID));
+      }
+      total += value.length;
+      const link = (body['@odata.nextLink'] ?? body['@nextLink']) as string | undefined;
+      next = link ? new URL(link).pathname + new URL(link).search : undefined;
+    }
+    recordIds.set(name, sample);
+  }
+  // A sample of whole records: OData by key, and the Data API (with portals) for the layouts.
+  const login = await json(
+    `/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}/sessions`,
+    {
+      authorization: auth,
+      'content-type': 'application/json',
+    },
+    { method: 'POST', body: '{}' },
+  );
+  const bearer = { authorization: `Bearer ${String(login.headers['x-fm-data-access-token'])}` };
+  for (const [name, ids] of recordIds) {
+    for (const rid of ids.slice(0, 200)) {
+      await json(`${odataBase}/${encodeURIComponent(name)}(${rid})`, { authorization: auth });
+      if (name !== 'Clinic Settings')
+        await json(
+          `/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}/layouts/${encodeURIComponent(name)}/records/${rid}`,
+          bearer,
+        );
+    }
+  }
+  await pool.close();
+  return total;
 }
 
 async function measure(sim: { url: string; database: string }): Promise<void> {

@@ -2,6 +2,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Dataset, SimRecord, SimTable } from './dataset';
+import { hash32 } from './prng';
 import { FaultState, TokenBucket, type Api, type FaultSettings } from './faults';
 
 export interface SimConfig {
@@ -26,6 +27,32 @@ interface Session {
 
 const apis: (Api | 'total')[] = ['data', 'odata', 'container', 'total'];
 
+const normKey = (v: string) => v.trim().toUpperCase();
+
+/**
+ * Foreign-key hashes of a table's generated records, sorted, with the record position alongside: eight bytes a
+ * record instead of a map of strings. Built once; written records are checked separately, so writes never stale it.
+ */
+interface PortalIndex {
+  hashes: Uint32Array;
+  rows: Int32Array;
+}
+
+function buildPortalIndex(table: SimTable, foreignKey: string): PortalIndex {
+  const all = new Uint32Array(table.count);
+  const keyed: number[] = [];
+  for (let i = 0; i < table.count; i++) {
+    const v = normKey(String(table.generated(i).fields[foreignKey] ?? ''));
+    if (!v) continue;
+    all[i] = hash32(v);
+    keyed.push(i);
+  }
+  // By hash, then record order.
+  const rows = Int32Array.from(keyed).sort((a, b) => all[a]! - all[b]! || a - b);
+  const hashes = Uint32Array.from(rows, (i) => all[i]!);
+  return { hashes, rows };
+}
+
 export class SimContext {
   readonly sessions = new Map<string, Session>();
   readonly faults: FaultState;
@@ -41,8 +68,8 @@ export class SimContext {
   sessionsLoggedOut = 0;
   sessionsExpired = 0;
   private readonly connBuckets = new WeakMap<Socket, TokenBucket>();
-  private readonly sortCache = new Map<string, { version: number; order: SimRecord[] }>();
-  private readonly portalIndex = new Map<string, { version: number; map: Map<string, SimRecord[]> }>();
+  private readonly sortCache = new Map<string, { version: number; order: Int32Array }>();
+  private readonly portalIndex = new Map<string, PortalIndex>();
 
   constructor(
     readonly ds: Dataset,
@@ -122,8 +149,8 @@ export class SimContext {
     return h.digest();
   }
 
-  /** Sorted record order, cached until the table is written to. */
-  sorted(table: SimTable, key: string, compute: () => SimRecord[]): SimRecord[] {
+  /** Sorted record order (record positions), cached until the table is written to. */
+  sorted(table: SimTable, key: string, compute: () => Int32Array): Int32Array {
     const k = `${table.def.name}|${key}`;
     const hit = this.sortCache.get(k);
     if (hit && hit.version === table.version) return hit.order;
@@ -134,23 +161,30 @@ export class SimContext {
 
   /** Related records by normalised foreign key, the way FileMaker's case-insensitive relationship matches them. */
   related(table: SimTable, foreignKey: string, parentId: string): SimRecord[] {
+    const want = normKey(parentId);
+    if (!want) return [];
     const k = `${table.def.name}|${foreignKey}`;
     let idx = this.portalIndex.get(k);
-    if (!idx || idx.version !== table.version) {
-      const map = new Map<string, SimRecord[]>();
-      for (const r of table.records) {
-        const v = String(r.fields[foreignKey] ?? '')
-          .trim()
-          .toUpperCase();
-        if (!v) continue;
-        let list = map.get(v);
-        if (!list) map.set(v, (list = []));
-        list.push(r);
-      }
-      idx = { version: table.version, map };
+    if (!idx) {
+      idx = buildPortalIndex(table, foreignKey);
       this.portalIndex.set(k, idx);
     }
-    return idx.map.get(parentId.trim().toUpperCase()) ?? [];
+    // Candidates: generated records whose key hashes alike, and every written record; then the real comparison.
+    const h = hash32(want);
+    const candidates = new Set<number>();
+    let lo = 0;
+    let hi = idx.hashes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (idx.hashes[mid]! < h) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < idx.hashes.length && idx.hashes[i] === h; i++) candidates.add(idx.rows[i]!);
+    for (const i of table.writtenIndexes()) candidates.add(i);
+    return [...candidates]
+      .sort((a, b) => a - b)
+      .map((i) => table.at(i)!)
+      .filter((r) => normKey(String(r.fields[foreignKey] ?? '')) === want);
   }
 
   stats(): SimulatorStats {

@@ -2,8 +2,8 @@
 // codes; HTTP 500 for FileMaker errors, 400 for bad parameters, 401 for authentication.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
-import type { FieldValue, SimRecord, SimTable } from './dataset';
-import { comparator, criterion, type Criterion } from './find';
+import { indexAt, indexListLength, type FieldValue, type IndexList, type SimRecord, type SimTable } from './dataset';
+import { criterion, sortRows, type Criterion } from './find';
 import {
   nowTimestamp,
   parseDateInput,
@@ -177,7 +177,7 @@ export class DataApi {
       database: this.ctx.config.database,
       layout: table.def.name,
       table: table.def.name,
-      totalRecordCount: table.records.length,
+      totalRecordCount: table.count,
       foundCount: found,
       returnedCount: returned,
     };
@@ -198,15 +198,21 @@ export class DataApi {
 
   private sorted(
     table: SimTable,
-    records: SimRecord[],
+    rows: IndexList,
     spec: { field: FieldDef; descending: boolean }[],
     all: boolean,
-  ) {
-    if (!spec.length) return records;
-    const cmp = comparator(spec);
-    if (!all) return [...records].sort(cmp);
+  ): IndexList {
+    if (!spec.length) return rows;
+    if (!all) return sortRows(table, rows, spec);
     const key = spec.map((s) => `${s.field.name}:${s.descending ? 'd' : 'a'}`).join(',');
-    return this.ctx.sorted(table, key, () => [...table.records].sort(cmp));
+    return this.ctx.sorted(table, key, () => sortRows(table, table.count, spec));
+  }
+
+  /** The records at positions [from, to) of a row list. */
+  private page(table: SimTable, rows: IndexList, from: number, to: number): SimRecord[] {
+    const out: SimRecord[] = [];
+    for (let j = Math.max(0, from); j < Math.min(to, indexListLength(rows)); j++) out.push(table.at(indexAt(rows, j))!);
+    return out;
   }
 
   private portalRanges(
@@ -327,10 +333,11 @@ export class DataApi {
       const limit = parsePositive(q('_limit'), '_limit', 100);
       const spec = this.sortSpec(table, q('_sort'));
       const o = { df, origin, portals: this.portalRanges(table, q, '_'), portalFilter: this.portalFilter(q('portal')) };
-      const all = this.sorted(table, table.records, spec, true);
+      const all = this.sorted(table, table.count, spec, true);
+      const total = indexListLength(all);
       // FileMaker answers 101 both for an empty layout and for an offset past the last record.
-      if (offset > all.length) throw new FmError('101', 500);
-      const page = all.slice(offset - 1, offset - 1 + limit);
+      if (offset > total) throw new FmError('101', 500);
+      const page = this.page(table, all, offset - 1, offset - 1 + limit);
       return sendJson(
         this.ctx,
         res,
@@ -338,14 +345,15 @@ export class DataApi {
         200,
         envelope({
           ...scriptResults(queryScripts),
-          dataInfo: this.dataInfo(table, all.length, page.length),
+          dataInfo: this.dataInfo(table, total, page.length),
           data: page.map((r) => this.render(table, r, o)),
         }),
       );
     }
     if (sub === 'records' && subId !== undefined && more.length === 0) {
       if (!/^\d+$/.test(subId)) throw bad('recordId');
-      const rec = table.byRecordId.get(Number(subId));
+      const index = table.indexOfRecordId(Number(subId));
+      const rec = index < 0 ? undefined : table.at(index);
       if (method === 'GET') {
         if (!rec) throw new FmError('101', 500);
         const o = {
@@ -366,7 +374,7 @@ export class DataApi {
           }),
         );
       }
-      if (method === 'PATCH') return this.patch(req, res, table, rec);
+      if (method === 'PATCH') return this.patch(req, res, table, index);
       if (method === 'DELETE') throw new FmError('200', 500, 'record access is denied for this account');
     }
     if (sub === 'records' && subId === undefined && method === 'POST') {
@@ -465,6 +473,7 @@ export class DataApi {
       if (typeof r !== 'object' || r === null || Array.isArray(r)) throw bad('query');
       let omit = false;
       const crits: Criterion[] = [];
+      let exactId: string | undefined;
       for (const [k, v] of Object.entries(r as Record<string, unknown>)) {
         if (k === 'omit') {
           omit = v === true || String(v).toLowerCase() === 'true';
@@ -472,26 +481,32 @@ export class DataApi {
         }
         if (typeof v !== 'string' && typeof v !== 'number') throw bad(`query.${k}`);
         crits.push(criterion(field(table, k), v, df));
+        const raw = String(v).trim();
+        if (k === 'id' && raw.startsWith('==')) exactId = raw.slice(2);
       }
-      return { omit, match: (rec: SimRecord) => crits.every((c) => c(rec)) };
+      return { omit, exactId, match: (rec: SimRecord) => crits.every((c) => c(rec)) };
     });
     const offset = parsePositive(body.offset, 'offset', 1);
     const limit = parsePositive(body.limit, 'limit', 100);
     const spec = this.sortSpec(table, body.sort);
     const portals = this.portalRanges(table, (k) => body[k], '');
     const portalFilter = this.portalFilter(body.portal);
-    const found = new Set<SimRecord>();
-    for (const r of requests) {
-      for (const rec of table.records) {
+    // Requests apply in order (finds add, omits take away), which for one record is a fold over the requests: so
+    // each record is generated once, however many requests there are.
+    const inSet = (rec: SimRecord) => {
+      let found = false;
+      for (const r of requests) {
         if (r.omit) {
-          if (found.has(rec) && r.match(rec)) found.delete(rec);
-        } else if (!found.has(rec) && r.match(rec)) found.add(rec);
+          if (found && r.match(rec)) found = false;
+        } else if (!found && r.match(rec)) found = true;
       }
-    }
-    if (found.size === 0) throw new FmError('401', this.ctx.settings.noRecordsStatus);
-    const inOrder = table.records.filter((r) => found.has(r));
-    const all = this.sorted(table, inOrder, spec, false);
-    const page = all.slice(offset - 1, offset - 1 + limit);
+      return found;
+    };
+    const hits: number[] = [];
+    for (const i of this.findCandidates(table, requests)) if (inSet(table.peek(i))) hits.push(i);
+    if (hits.length === 0) throw new FmError('401', this.ctx.settings.noRecordsStatus);
+    const all = this.sorted(table, Int32Array.from(hits), spec, false);
+    const page = this.page(table, all, offset - 1, offset - 1 + limit);
     const o = { df, origin, portals, portalFilter };
     return sendJson(
       this.ctx,
@@ -500,19 +515,32 @@ export class DataApi {
       200,
       envelope({
         ...scriptResults(body as Scripts),
-        dataInfo: this.dataInfo(table, all.length, page.length),
+        dataInfo: this.dataInfo(table, indexListLength(all), page.length),
         data: page.map((r) => this.render(table, r, o)),
       }),
     );
   }
 
-  private async patch(
-    req: IncomingMessage,
-    res: ServerResponse,
-    table: SimTable,
-    rec: SimRecord | undefined,
-  ): Promise<void> {
+  /**
+   * Positions that can be in a find's found set, in record order. Only find requests add records, so when every
+   * find request asks for one exact primary key (the engine's finds by id lists), the candidates are those keys'
+   * records plus any record written since (its key may have changed); otherwise every record.
+   */
+  private findCandidates(table: SimTable, requests: { omit: boolean; exactId?: string }[]): Iterable<number> {
+    const adds = requests.filter((r) => !r.omit);
+    if (adds.length === 0 || adds.some((r) => r.exactId === undefined)) return range(table.count);
+    const out = new Set<number>(table.writtenIndexes());
+    for (const r of adds) {
+      // `==` compares case-insensitively; generated keys are uppercase.
+      const i = table.indexOfGeneratedId(r.exactId!.toUpperCase());
+      if (i >= 0) out.add(i);
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+
+  private async patch(req: IncomingMessage, res: ServerResponse, table: SimTable, index: number): Promise<void> {
     const body = await this.jsonBody(req);
+    const rec = index < 0 ? undefined : table.at(index);
     if (!rec) throw new FmError('101', 500);
     const fieldData = body.fieldData;
     if (fieldData === undefined) throw new FmError('958', 400, 'fieldData');
@@ -539,19 +567,24 @@ export class DataApi {
         updates[k] = s;
       }
     }
-    Object.assign(rec.fields, updates);
-    rec.modId++;
-    rec.fields.modificationTimestamp = nowTimestamp();
-    if (typeof rec.fields.id === 'string' && !table.byId.has(rec.fields.id)) table.byId.set(rec.fields.id, rec);
-    table.version++;
+    // Only now does the record move to the table's overlay of written records (the same object `at` returned).
+    const target = table.mutable(index)!;
+    Object.assign(target.fields, updates);
+    target.modId++;
+    target.fields.modificationTimestamp = nowTimestamp();
+    table.written(target);
     return sendJson(
       this.ctx,
       res,
       'data',
       200,
-      envelope({ ...scriptResults(body as Scripts), modId: String(rec.modId) }),
+      envelope({ ...scriptResults(body as Scripts), modId: String(target.modId) }),
     );
   }
+}
+
+function* range(n: number): Generator<number> {
+  for (let i = 0; i < n; i++) yield i;
 }
 
 const PRODUCT_INFO = {

@@ -1,5 +1,7 @@
-// Generates the clinic's data set from a seed. Metadata records live in memory (they are small and PATCH must really
-// change them); container bytes are never stored, only described (see containers.ts).
+// Generates the clinic's data set from a seed. Nothing is generated up front: a record is a pure function of
+// (seed, table, index), foreign keys are picked from the other tables' counts and primary keys decode back to their
+// record, so memory stays flat as the data set grows. Records that PATCH changes live in a per-table overlay.
+// Container bytes are never stored, only described (see containers.ts).
 import * as C from './content';
 import { Rng, hash32 } from './prng';
 import { IMAGE_CONTAINERS, TABLES, TABLE_BY_NAME, presetCount, type Preset, type TableDef } from './schema';
@@ -28,15 +30,135 @@ export interface SimRecord {
   readonly quality: string[];
 }
 
-export interface SimTable {
-  readonly def: TableDef;
-  readonly index: number;
-  readonly records: SimRecord[];
-  readonly byRecordId: Map<number, SimRecord>;
-  /** Primary key (`id`) exactly as stored, uppercase. */
-  readonly byId: Map<string, SimRecord>;
-  /** Bumped on every write so cached sort orders and portal indexes know to rebuild. */
-  version: number;
+/** A list of record indexes: every record of a table in order (a count), or a selection (found set, sort order). */
+export type IndexList = number | Int32Array;
+
+export function indexListLength(rows: IndexList): number {
+  return typeof rows === 'number' ? rows : rows.length;
+}
+
+export function indexAt(rows: IndexList, i: number): number {
+  return typeof rows === 'number' ? i : rows[i]!;
+}
+
+/** How many generated records a table keeps for repeated reads (pages, then their containers and portals). */
+const CACHE_SIZE = 512;
+
+/**
+ * One table. Records are not stored: each is a pure function of (seed, table, index), generated when asked for,
+ * with a small cache for repeated reads. Only records that were written to (PATCH) live in an overlay, so memory
+ * stays flat however large the data set is.
+ */
+export class SimTable {
+  /** Bumped on every write so cached sort orders and found sets know to rebuild. */
+  version = 0;
+  private readonly cache = new Map<number, SimRecord>();
+  private readonly overlay = new Map<number, SimRecord>();
+  /** Primary keys written by PATCH that are not some record's generated key, as FileMaker would now find them. */
+  private readonly writtenIds = new Map<string, number>();
+
+  constructor(
+    readonly def: TableDef,
+    readonly index: number,
+    readonly count: number,
+    private readonly gen: RecordGenerator,
+  ) {}
+
+  /** Every record, materialised in a fresh array: for verifiers and tests only (it costs memory in proportion). */
+  get records(): SimRecord[] {
+    return Array.from({ length: this.count }, (_, i) => this.peek(i));
+  }
+
+  /** The record at a position (0-based, record order), or undefined past the end. */
+  at(index: number): SimRecord | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.count) return undefined;
+    const written = this.overlay.get(index);
+    if (written) return written;
+    let rec = this.cache.get(index);
+    if (rec) {
+      this.cache.delete(index);
+    } else {
+      rec = this.gen.record(this.def, index);
+      if (this.cache.size >= CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
+    }
+    this.cache.set(index, rec);
+    return rec;
+  }
+
+  /** Like `at`, for scans: does not push out the cache's recent entries. */
+  peek(index: number): SimRecord {
+    return this.overlay.get(index) ?? this.cache.get(index) ?? this.gen.record(this.def, index);
+  }
+
+  /** The record as generated, ignoring writes. */
+  generated(index: number): SimRecord {
+    return this.cache.get(index) ?? this.gen.record(this.def, index);
+  }
+
+  /** Every record in record order, generated one by one. */
+  *scan(): Generator<SimRecord> {
+    for (let i = 0; i < this.count; i++) yield this.peek(i);
+  }
+
+  /** Positions of written records, which may no longer hold their generated values. */
+  writtenIndexes(): number[] {
+    return [...this.overlay.keys()];
+  }
+
+  /** The record to write to: from then on it lives in the overlay. */
+  mutable(index: number): SimRecord | undefined {
+    const written = this.overlay.get(index);
+    if (written) return written;
+    const rec = this.at(index);
+    if (!rec) return undefined;
+    this.cache.delete(index);
+    this.overlay.set(index, rec);
+    return rec;
+  }
+
+  /** Call after writing to a record (from `mutable`). */
+  written(rec: SimRecord): void {
+    const id = rec.fields.id;
+    if (typeof id === 'string' && !this.byId(id, true)) this.writtenIds.set(id, rec.index);
+    this.version++;
+  }
+
+  /** FileMaker's internal record id for a position. Gaps imitate deleted records. */
+  static recordIdOf(index: number): number {
+    return index + 1 + Math.floor(index / 9) * 2;
+  }
+
+  indexOfRecordId(recordId: number): number {
+    if (!Number.isInteger(recordId) || recordId < 1) return -1;
+    const block = Math.floor((recordId - 1) / 11);
+    const within = (recordId - 1) % 11;
+    if (within >= 9) return -1;
+    const index = block * 9 + within;
+    return index < this.count ? index : -1;
+  }
+
+  byRecordId(recordId: number): SimRecord | undefined {
+    const i = this.indexOfRecordId(recordId);
+    return i < 0 ? undefined : this.at(i);
+  }
+
+  /** Position whose generated primary key is exactly `id`, or -1. */
+  indexOfGeneratedId(id: string): number {
+    const i = this.gen.indexOfId(this.def.name, id);
+    return i >= 0 && i < this.count && this.gen.idOf(this.def.name, i) === id ? i : -1;
+  }
+
+  /** Record by primary key exactly as stored (generated or written since). */
+  byId(id: string, exactOnly = false): SimRecord | undefined {
+    const keys = exactOnly ? [id] : [id, id.toUpperCase()];
+    for (const k of keys) {
+      const i = this.indexOfGeneratedId(k);
+      if (i >= 0) return this.at(i);
+      const w = this.writtenIds.get(k);
+      if (w !== undefined) return this.at(w);
+    }
+    return undefined;
+  }
 }
 
 export interface DatasetOptions {
@@ -51,39 +173,42 @@ export class Dataset {
   readonly tableList: SimTable[] = [];
 
   constructor(readonly opts: DatasetOptions) {
-    const gen = new Generator(opts, this);
+    const counts = new Map(TABLES.map((def) => [def.name, presetCount(def, opts.preset, opts.scale)]));
+    const gen = new RecordGenerator(opts, counts);
     TABLES.forEach((def, index) => {
-      const count = presetCount(def, opts.preset, opts.scale);
-      const table: SimTable = { def, index, records: [], byRecordId: new Map(), byId: new Map(), version: 0 };
+      const table = new SimTable(def, index, counts.get(def.name)!, gen);
       this.tables.set(def.name, table);
       this.tableList.push(table);
-      for (let i = 0; i < count; i++) {
-        const rng = new Rng(opts.seed, def.name, i);
-        const rec: SimRecord = {
-          index: i,
-          // Gaps imitate deleted records: recordId is FileMaker's internal serial, not a row number.
-          recordId: i + 1 + Math.floor(i / 9) * 2,
-          modId: rng.int(0, 12),
-          fields: {},
-          containers: {},
-          quality: [],
-        };
-        gen.fill(def, rec, rng);
-        table.records.push(rec);
-        table.byRecordId.set(rec.recordId, rec);
-        const id = rec.fields.id;
-        if (typeof id === 'string') table.byId.set(id, rec);
-      }
     });
   }
 
   table(name: string): SimTable | undefined {
     return this.tables.get(name);
   }
+}
 
-  ids(name: string): string[] {
-    return (this.tables.get(name)?.records ?? []).map((r) => String(r.fields.id));
-  }
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, '0'));
+const hex8 = (n: number) => HEX[n >>> 24]! + HEX[(n >>> 16) & 255]! + HEX[(n >>> 8) & 255]! + HEX[n & 255]!;
+
+/**
+ * A version-4 UUID from four draws, uppercase like FileMaker's Get(UUID). The same format as `Rng.uuid`, built
+ * without string parsing because the generator makes one for every record it is asked for.
+ */
+function uuid(rng: RecordRng, tail?: number): string {
+  const a = rng.u32();
+  const b = hex8(rng.u32());
+  const c = hex8(rng.u32());
+  const d = rng.u32();
+  const variant = '89AB'[parseInt(c[0]!, 16) & 3]!;
+  return `${hex8(a)}-${b.slice(0, 4)}-4${b.slice(5)}-${variant}${c.slice(1, 4)}-${c.slice(4)}${hex8(tail ?? d)}`;
+}
+
+function feistelRound(v: number, key: number): number {
+  let h = Math.imul(v ^ key, 0x9e3779b1);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  return h & 0xffff;
 }
 
 const DAY = 86_400_000;
@@ -92,15 +217,82 @@ const T_END = Date.UTC(2024, 5, 30);
 const pad = (v: number, w = 2) => String(v).padStart(w, '0');
 
 function isoTs(ms: number): string {
-  const dt = new Date(ms);
-  return `${dt.getUTCFullYear()}-${pad(dt.getUTCMonth() + 1)}-${pad(dt.getUTCDate())}T${pad(dt.getUTCHours())}:${pad(dt.getUTCMinutes())}:${pad(dt.getUTCSeconds())}`;
+  return new Date(ms).toISOString().slice(0, 19);
+}
+
+/** murmur3's finaliser over a key and a record position: the per-record seed, without building strings. */
+function mix(key: number, index: number): number {
+  let h = (key ^ Math.imul(index, 0x9e3779b1)) | 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
+}
+
+/**
+ * The record generator's randomness: sfc32 like `Rng`, seeded from (seed, table) once per table and the record's
+ * position per record with integer arithmetic only, since records are generated on every read.
+ */
+class RecordRng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d = 1;
+
+  constructor(tableKey: number, index: number) {
+    this.a = mix(tableKey ^ 0x68e31da4, index);
+    this.b = mix(tableKey ^ 0x1b56c4e9, index);
+    this.c = mix(tableKey ^ 0x7f4a7c15, index);
+    for (let i = 0; i < 12; i++) this.u32();
+  }
+
+  u32(): number {
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return t >>> 0;
+  }
+
+  next(): number {
+    return this.u32() / 4294967296;
+  }
+
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    const item = items[Math.floor(this.next() * items.length)];
+    if (item === undefined) throw new Error('pick from empty list');
+    return item;
+  }
+
+  logNormal(median: number, sigma: number): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return median * Math.exp(sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
+  }
 }
 
 /**
  * Picks one case per dimension. The first records of every table take each case in turn, so even the tiny preset
  * contains every data-quality case at least once; after that cases occur at their rates.
  */
-function dimension(rng: Rng, index: number, offset: number, cases: readonly (readonly [string, number])[]): string {
+function dimension(
+  rng: RecordRng,
+  index: number,
+  offset: number,
+  cases: readonly (readonly [string, number])[],
+): string {
   const forced = index - offset;
   if (forced >= 0 && forced < cases.length) return cases[forced]![0];
   let x = rng.next();
@@ -111,39 +303,107 @@ function dimension(rng: Rng, index: number, offset: number, cases: readonly (rea
   return '';
 }
 
-class Generator {
-  private readonly cache = new Map<string, string[]>();
+class RecordGenerator {
   private readonly clinicians: string[];
+  private readonly idKeys = new Map<string, Uint32Array>();
+  private readonly tableKeys = new Map<string, number>();
+  private clinics: SimRecord[] | undefined;
+  /** Position of the parent the last `fk` call picked, or -1 (none, orphan). */
+  private picked = -1;
 
   constructor(
     private readonly opts: DatasetOptions,
-    private readonly ds: Dataset,
+    private readonly counts: ReadonlyMap<string, number>,
   ) {
     const r = new Rng(opts.seed, 'clinicians');
     this.clinicians = Array.from({ length: 9 }, () => r.uuid());
   }
 
-  private parentIds(table: string): string[] {
-    let ids = this.cache.get(table);
-    if (!ids) {
-      ids = this.ds.ids(table);
-      this.cache.set(table, ids);
+  /** A record as generated, from (seed, table, index) alone. */
+  record(def: TableDef, index: number): SimRecord {
+    const rng = new RecordRng(this.tableKey(def.name), index);
+    const rec: SimRecord = {
+      index,
+      recordId: SimTable.recordIdOf(index),
+      modId: rng.int(0, 12),
+      fields: {},
+      containers: {},
+      quality: [],
+    };
+    this.fill(def, rec, rng);
+    return rec;
+  }
+
+  private tableKey(table: string): number {
+    let k = this.tableKeys.get(table);
+    if (k === undefined) {
+      k = hash32(this.opts.seed, table);
+      this.tableKeys.set(table, k);
     }
-    return ids;
+    return k;
+  }
+
+  private feistelKeys(table: string): Uint32Array {
+    let k = this.idKeys.get(table);
+    if (!k) {
+      k = Uint32Array.from([0, 1, 2, 3], (r) => hash32(this.opts.seed, table, 'id-permutation', r));
+      this.idKeys.set(table, k);
+    }
+    return k;
+  }
+
+  /**
+   * Primary keys are random-looking UUIDs whose last 32 bits are a keyed permutation of the record's position, so a
+   * key leads back to its record without an index in memory.
+   */
+  private idFor(rng: RecordRng, table: string, index: number): string {
+    const keys = this.feistelKeys(table);
+    let l = index >>> 16;
+    let r = index & 0xffff;
+    for (let round = 0; round < 4; round++) {
+      const t = r;
+      r = l ^ feistelRound(r, keys[round]!);
+      l = t;
+    }
+    return uuid(rng, ((l << 16) | r) >>> 0);
+  }
+
+  idOf(table: string, index: number): string {
+    const rng = new RecordRng(this.tableKey(table), index);
+    rng.int(0, 12); // modId comes first
+    return this.idFor(rng, table, index);
+  }
+
+  /** The position a key would belong to if it were generated (-1 if it cannot be); callers check the key. */
+  indexOfId(table: string, id: string): number {
+    if (id.length !== 36 || !/^[0-9A-Fa-f]{8}$/.test(id.slice(28))) return -1;
+    const keys = this.feistelKeys(table);
+    const x = parseInt(id.slice(28), 16);
+    let l = x >>> 16;
+    let r = x & 0xffff;
+    for (let round = 3; round >= 0; round--) {
+      const t = l;
+      l = r ^ feistelRound(l, keys[round]!);
+      r = t;
+    }
+    return ((l << 16) | r) >>> 0;
   }
 
   /** A foreign key as the clinic stored it: usually right, sometimes lowercase, padded, orphaned or missing. */
-  private fk(rng: Rng, rec: SimRecord, parent: string, mode: string, tagSuffix: string): string {
-    const ids = this.parentIds(parent);
-    if (mode === 'none' || ids.length === 0) {
+  private fk(rng: RecordRng, rec: SimRecord, parent: string, mode: string, tagSuffix: string): string {
+    const count = this.counts.get(parent) ?? 0;
+    this.picked = -1;
+    if (mode === 'none' || count === 0) {
       rec.quality.push(`no_${tagSuffix}`);
       return '';
     }
     if (mode === 'orphan') {
       rec.quality.push(`orphan_${tagSuffix}`);
-      return rng.uuid();
+      return uuid(rng);
     }
-    const id = rng.pick(ids);
+    const j = Math.floor(rng.next() * count);
+    this.picked = j;
+    const id = this.idOf(parent, j);
     if (mode === 'lower') {
       rec.quality.push('fk_lowercase');
       return id.toLowerCase();
@@ -155,7 +415,17 @@ class Generator {
     return id;
   }
 
-  private fkMode(rng: Rng, i: number, offset: number, orphan: number, none: number): string {
+  /** Clinics as generated (a fixed handful: they do not grow with the scale), for names copied into contacts. */
+  private clinic(index: number): SimRecord | undefined {
+    if (!this.clinics) {
+      const def = TABLE_BY_NAME.get('API_Clinic_Name')!;
+      const n = this.counts.get(def.name) ?? 0;
+      this.clinics = Array.from({ length: n }, (_, i) => this.record(def, i));
+    }
+    return this.clinics[index];
+  }
+
+  private fkMode(rng: RecordRng, i: number, offset: number, orphan: number, none: number): string {
     return dimension(rng, i, offset, [
       ['orphan', orphan],
       ['none', none],
@@ -166,7 +436,7 @@ class Generator {
 
   /** Dates typed into text fields over the years: US, day-first, ISO, ambiguous, impossible, empty. */
   private messyDate(
-    rng: Rng,
+    rng: RecordRng,
     rec: SimRecord,
     i: number,
     offset: number,
@@ -208,7 +478,7 @@ class Generator {
     }
   }
 
-  private messyTime(rng: Rng, rec: SimRecord, i: number, offset: number): string {
+  private messyTime(rng: RecordRng, rec: SimRecord, i: number, offset: number): string {
     const mode = dimension(rng, i, offset, [
       ['24', 0.01],
       ['day', 0.01],
@@ -224,7 +494,7 @@ class Generator {
   }
 
   /** Free text with the occasional hostile string, unicode or control character. */
-  private text(rng: Rng, rec: SimRecord, i: number, offset: number, words: number): string {
+  private text(rng: RecordRng, rec: SimRecord, i: number, offset: number, words: number): string {
     const base = Array.from({ length: words }, () => rng.pick(C.WORDS)).join(' ');
     const mode = dimension(rng, i, offset, [
       ['hostile', 0.01],
@@ -247,7 +517,7 @@ class Generator {
     return base;
   }
 
-  private name(rng: Rng, rec: SimRecord, i: number, offset: number): [string, string] {
+  private name(rng: RecordRng, rec: SimRecord, i: number, offset: number): [string, string] {
     const mode = dimension(rng, i, offset, [
       ['unicode', 0.04],
       ['hostile', 0.01],
@@ -269,7 +539,7 @@ class Generator {
     return [first, last];
   }
 
-  private timestamps(rng: Rng, rec: SimRecord): number {
+  private timestamps(rng: RecordRng, rec: SimRecord): number {
     const created = T_START + Math.floor(rng.next() * (T_END - T_START));
     const modified = Math.min(T_END, created + Math.floor(rng.next() * 400 * DAY));
     rec.fields.creationTimestamp = isoTs(created);
@@ -277,16 +547,16 @@ class Generator {
     return created;
   }
 
-  private phone(rng: Rng): string {
+  private phone(rng: RecordRng): string {
     return rng.chance(0.8)
       ? `04${rng.int(10, 99)} ${rng.int(100, 999)} ${rng.int(100, 999)}`
       : `+614${rng.int(10000000, 99999999)}`;
   }
 
-  fill(def: TableDef, rec: SimRecord, rng: Rng): void {
+  private fill(def: TableDef, rec: SimRecord, rng: RecordRng): void {
     const f = rec.fields;
     const i = rec.index;
-    f.id = rng.uuid();
+    f.id = this.idFor(rng, def.name, i);
     switch (def.name) {
       case 'API_Clinic_Name':
         f.Name = C.CLINIC_NAMES[i % C.CLINIC_NAMES.length] ?? 'Clinic';
@@ -328,7 +598,7 @@ class Generator {
           ['lower', 0.03],
         ]);
         f.id_Clinic = this.fk(rng, rec, 'API_Clinic_Name', clinicMode, 'clinic');
-        const clinic = this.ds.table('API_Clinic_Name')?.byId.get(String(f.id_Clinic).trim().toUpperCase());
+        const clinic = this.picked >= 0 ? this.clinic(this.picked) : undefined;
         f.Clinic_Name = clinic ? String(clinic.fields.Name) : rng.chance(0.5) ? 'Old Clinic' : '';
         f.Funding = rng.pick(C.FUNDING);
         f['Health Number'] = rng.chance(0.7) ? `${rng.int(2000, 6999)} ${rng.int(10000, 99999)} ${rng.int(1, 9)}` : '';
@@ -387,7 +657,8 @@ class Generator {
         f.idCal = rng.pick(this.clinicians).toLowerCase();
         f.id_Clinic = this.fk(rng, rec, 'API_Clinic_Name', '', 'clinic');
         f.id_Clinician = rng.pick(this.clinicians);
-        const noStart = dimension(rng, i, 4, [['no_start', 0.15]]) === 'no_start';
+        // Records 10-12 carry the forced odd start times, so they must have a start.
+        const noStart = dimension(rng, i, 4, [['no_start', 0.15]]) === 'no_start' && (i < 10 || i > 12);
         f.startDate = noStart ? '' : this.messyDate(rng, rec, i, 5, 2016, 2024, 0);
         f.startTime = noStart ? '' : this.messyTime(rng, rec, i, 10);
         if (noStart) rec.quality.push('no_start');
@@ -467,18 +738,18 @@ class Generator {
     this.timestamps(rng, rec);
   }
 
-  private exportDate(rng: Rng, rec: SimRecord): string {
+  private exportDate(rng: RecordRng, rec: SimRecord): string {
     // A minority was already exported by an earlier run; the rest is what "not yet exported" finds select.
     if (dimension(rng, rec.index, 1, [['exported', 0.1]]) !== 'exported') return '';
     rec.quality.push('already_exported');
     return `2024-0${rng.int(1, 6)}-${pad(rng.int(1, 28))}`;
   }
 
-  private fillDoc(rec: SimRecord, rng: Rng): void {
+  private fillDoc(rec: SimRecord, rng: RecordRng): void {
     const f = rec.fields;
     const i = rec.index;
     f.id_Contact = this.fk(rng, rec, 'API_Contacts', this.fkMode(rng, i, 2, 0.01, 0.01), 'patient');
-    f.id_Order = rng.chance(0.2) ? rng.uuid() : '';
+    f.id_Order = rng.chance(0.2) ? uuid(rng) : '';
     const type = rng.pick(C.DOC_TYPES);
     f.Type = type;
     f.Date = this.messyDate(rng, rec, i, 6, 2015, 2024, 0.02);
@@ -497,13 +768,13 @@ class Generator {
     rec.containers.Doc = this.container(rng, rec, state, kind, size, `${stem}.${kind}`);
   }
 
-  private fillImage(rec: SimRecord, rng: Rng): void {
+  private fillImage(rec: SimRecord, rng: RecordRng): void {
     const f = rec.fields;
     const i = rec.index;
     f.recid = 10_000 + i;
     f.id_Contact = this.fk(rng, rec, 'API_Contacts', this.fkMode(rng, i, 2, 0.01, 0.01), 'patient');
     // ID.KEY looks like a patient key but is the image's own legacy key: linking on it was one of the clinic's bugs.
-    f['ID.KEY'] = rng.uuid();
+    f['ID.KEY'] = uuid(rng);
     const kind = i < 3 ? (['jpg', 'png', 'heic'] as const)[i]! : rng.pick(IMAGE_KINDS);
     f.Type = rng.pick(C.IMAGE_TYPES);
     f.date = this.messyDate(rng, rec, i, 7, 2015, 2024, 0.02);
@@ -544,7 +815,7 @@ class Generator {
   }
 
   private container(
-    rng: Rng,
+    rng: RecordRng,
     rec: SimRecord,
     state: string,
     kind: ContainerKind,

@@ -25,7 +25,7 @@ export async function exportImages(ds: Dataset, outDir: string): Promise<ExportR
   const lines = ['recid,id_Contact,date,Type'];
   let files = 0;
   let bytes = 0;
-  for (const rec of table.records) {
+  for (const rec of table.scan()) {
     const f = rec.fields;
     lines.push([f.recid, f.id_Contact, f.date, f.Type].map(csvCell).join(','));
     // FileMaker Pro cannot export bytes it cannot read, so a broken best container falls through to the next one.
@@ -43,5 +43,5 @@ export async function exportImages(ds: Dataset, outDir: string): Promise<ExportR
   }
   const csvPath = join(outDir, 'images_metadata.csv');
   await writeFile(csvPath, `\ufeff${lines.join('\r\n')}\r\n`, 'utf8');
-  return { files, bytes, rows: table.records.length, csvPath };
+  return { files, bytes, rows: table.count, csvPath };
 }

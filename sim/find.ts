@@ -1,7 +1,7 @@
 // FileMaker find-request semantics, as far as a migration uses them: `=` (empty), `==x` (whole field), `=x`,
 // `*` (not empty), comparisons, `a...b` ranges and the default word-prefix match. Requests are processed in order:
 // find requests add to the found set, omit requests take away from it.
-import type { SimRecord } from './dataset';
+import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
 import { parseDateInput, parseTimestampInput, type DateFormats } from './format';
 import type { FieldDef } from './schema';
 
@@ -89,4 +89,30 @@ export function comparator(specs: { field: FieldDef; descending: boolean }[]): (
     }
     return a.recordId - b.recordId;
   };
+}
+
+/**
+ * Sorts record positions with `comparator(specs)`. Only the sort fields of each record are kept while sorting, so a
+ * sort costs a few values a record rather than the records themselves. `view` adds computed fields (OData's ROWID).
+ */
+export function sortRows(
+  table: SimTable,
+  rows: IndexList,
+  specs: { field: FieldDef; descending: boolean }[],
+  view: (r: SimRecord) => SimRecord = (r) => r,
+): Int32Array {
+  const n = indexListLength(rows);
+  const keys: SimRecord[] = new Array<SimRecord>(n);
+  for (let j = 0; j < n; j++) {
+    const i = indexAt(rows, j);
+    const r = view(table.peek(i));
+    const fields: SimRecord['fields'] = {};
+    for (const { field } of specs) {
+      const v = r.fields[field.name];
+      if (v !== undefined) fields[field.name] = v;
+    }
+    keys[j] = { index: i, recordId: r.recordId, modId: r.modId, fields, containers: {}, quality: [] };
+  }
+  keys.sort(comparator(specs));
+  return Int32Array.from(keys, (k) => k.index);
 }

@@ -3,8 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
 import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
-import type { SimRecord, SimTable } from './dataset';
-import { comparator } from './find';
+import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
+import { sortRows } from './find';
 import { htmlError, send, sendJson, writeBody } from './http';
 import { FilterError, parseFilter, splitList, unquote } from './odata-filter';
 import type { FieldDef } from './schema';
@@ -117,7 +117,7 @@ export class OData {
     if (keyRaw === undefined) {
       if (segs[2] === '$count' && segs.length === 3) {
         const rows = this.filtered(table, url);
-        return send(this.ctx, res, 'odata', 200, 'text/plain; charset=utf-8', String(rows.length));
+        return send(this.ctx, res, 'odata', 200, 'text/plain; charset=utf-8', String(indexListLength(rows)));
       }
       if (segs.length !== 2) throw new ODataError(400, '-1002', 'Malformed resource path');
       return this.collection(res, url, table, dbBase);
@@ -142,9 +142,9 @@ export class OData {
     const str = /^'((?:[^']|'')*)'$/.exec(keyRaw);
     if (str) {
       const id = str[1]!.replace(/''/g, "'");
-      rec = table.byId.get(id) ?? table.byId.get(id.toUpperCase());
+      rec = table.byId(id);
     } else if (/^\d+$/.test(keyRaw)) {
-      rec = table.byRecordId.get(Number(keyRaw));
+      rec = table.byRecordId(Number(keyRaw));
     } else {
       throw new ODataError(400, '-1002', `Malformed key (${keyRaw})`);
     }
@@ -165,18 +165,17 @@ export class OData {
     return v;
   }
 
-  private filtered(table: SimTable, url: URL): SimRecord[] {
+  /** Positions of the records `$filter` keeps, in record order (all of them without a filter). */
+  private filtered(table: SimTable, url: URL): IndexList {
     const filter = url.searchParams.get('$filter');
-    let rows = table.records;
-    if (filter) {
-      const pred = parseFilter(filter, [
-        ...table.def.fields,
-        ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
-      ]);
-      const withSystem = (r: SimRecord) => pred(this.withSystem(r));
-      rows = rows.filter(withSystem);
-    }
-    return rows;
+    if (!filter) return table.count;
+    const pred = parseFilter(filter, [
+      ...table.def.fields,
+      ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
+    ]);
+    const hits: number[] = [];
+    for (const r of table.scan()) if (pred(this.withSystem(r))) hits.push(r.index);
+    return Int32Array.from(hits);
   }
 
   private withSystem(r: SimRecord): SimRecord {
@@ -241,23 +240,25 @@ export class OData {
     let rows = this.filtered(table, url);
     if (order.length) {
       const needsSystem = order.some((o) => SYSTEM_FIELDS.includes(o.field.name));
-      const cmp = comparator(order);
+      const filteredRows = rows;
       rows = needsSystem
-        ? rows
-            .map((r) => this.withSystem(r))
-            .sort(cmp)
-            .map((v) => table.byRecordId.get(v.recordId)!)
+        ? sortRows(table, rows, order, (r) => this.withSystem(r))
         : url.searchParams.has('$filter')
-          ? [...rows].sort(cmp)
-          : this.ctx.sorted(table, `odata:${url.searchParams.get('$orderby')}`, () => [...table.records].sort(cmp));
+          ? sortRows(table, rows, order)
+          : this.ctx.sorted(table, `odata:${url.searchParams.get('$orderby')}`, () =>
+              sortRows(table, filteredRows, order),
+            );
     }
+    const total = indexListLength(rows);
     const cap = this.ctx.settings.odataPageCap;
-    const want = top === undefined ? rows.length - skip : Math.min(top, rows.length - skip);
+    const want = top === undefined ? total - skip : Math.min(top, total - skip);
     const take = Math.max(0, Math.min(want, cap));
-    const page = rows.slice(skip, skip + take);
     const body: Record<string, unknown> = { [this.ann('context')]: `${dbBase}/$metadata#${table.def.name}` };
-    if (countParam === 'true') body[this.ann('count')] = rows.length;
-    body.value = page.map((r) => this.row(table, r, fields, dbBase));
+    if (countParam === 'true') body[this.ann('count')] = total;
+    const value: Record<string, unknown>[] = [];
+    // Pages can be 10,000 records: read past the record cache so a big page does not flush it.
+    for (let j = skip; j < skip + take; j++) value.push(this.row(table, table.peek(indexAt(rows, j)), fields, dbBase));
+    body.value = value;
     if (want > cap) {
       const next = new URL(url.toString());
       next.searchParams.set('$skip', String(skip + cap));

@@ -42,7 +42,7 @@ function decode(ctx: SimContext, hex: string): Decoded | null {
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
   if (!ctx.hmac('url', payload).subarray(0, 22).equals(mac)) return null;
   const table = ctx.ds.tableList[payload.readUInt8(0)];
-  const rec = table?.records[payload.readUInt32BE(1)];
+  const rec = table?.at(payload.readUInt32BE(1));
   const field = table?.def.fields[payload.readUInt8(5)]?.name;
   if (!table || !rec || !field) return null;
   return { table, rec, field, issuedAt: ctx.t0 + payload.readUInt32BE(6) * DECI };

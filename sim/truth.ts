@@ -1,7 +1,7 @@
 // Ground truth for verifiers (tests, benchmarks): what every table holds and every container's size and hash.
 // The engine must never read this; it sees FileMaker only through the Data API and OData.
 import { CONTENT_TYPES, containerSha256 } from './containers';
-import type { Dataset } from './dataset';
+import type { Dataset, FieldValue } from './dataset';
 
 export interface TruthContainer {
   recordId: string;
@@ -17,25 +17,29 @@ export interface TruthContainer {
 }
 
 export function truthTables(ds: Dataset): { name: string; count: number; odataOnly: boolean }[] {
-  return ds.tableList.map((t) => ({ name: t.def.name, count: t.records.length, odataOnly: t.def.odataOnly }));
+  return ds.tableList.map((t) => ({ name: t.def.name, count: t.count, odataOnly: t.def.odataOnly }));
 }
 
 export function truthTable(ds: Dataset, name: string) {
   const table = ds.table(name);
   if (!table) return undefined;
-  return table.records.map((r) => ({
-    recordId: String(r.recordId),
-    modId: String(r.modId),
-    fieldData: { ...r.fields },
-    quality: [...r.quality],
-  }));
+  const out: { recordId: string; modId: string; fieldData: Record<string, FieldValue>; quality: string[] }[] = [];
+  for (const r of table.scan()) {
+    out.push({
+      recordId: String(r.recordId),
+      modId: String(r.modId),
+      fieldData: { ...r.fields },
+      quality: [...r.quality],
+    });
+  }
+  return out;
 }
 
 export function truthContainers(ds: Dataset, name: string, withHashes = true): TruthContainer[] | undefined {
   const table = ds.table(name);
   if (!table) return undefined;
   const out: TruthContainer[] = [];
-  for (const r of table.records) {
+  for (const r of table.scan()) {
     for (const [field, info] of Object.entries(r.containers)) {
       const base = { recordId: String(r.recordId), id: String(r.fields.id), field, state: info.state };
       if (info.state === 'empty') {
@@ -62,12 +66,9 @@ export function qualitySummary(ds: Dataset): Record<string, Record<string, { cou
   const out: Record<string, Record<string, { count: number; share: number }>> = {};
   for (const t of ds.tableList) {
     const counts: Record<string, number> = {};
-    for (const r of t.records) for (const q of new Set(r.quality)) counts[q] = (counts[q] ?? 0) + 1;
+    for (const r of t.scan()) for (const q of new Set(r.quality)) counts[q] = (counts[q] ?? 0) + 1;
     out[t.def.name] = Object.fromEntries(
-      Object.entries(counts).map(([k, n]) => [
-        k,
-        { count: n, share: Math.round((n / t.records.length) * 10000) / 10000 },
-      ]),
+      Object.entries(counts).map(([k, n]) => [k, { count: n, share: Math.round((n / t.count) * 10000) / 10000 }]),
     );
   }
   return out;
