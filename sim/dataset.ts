@@ -166,6 +166,8 @@ export interface DatasetOptions {
   scale: number;
   seed: number;
   sizeScale: number;
+  /** The first `count` documents are sound PDF containers of exactly `bytes` (for memory tests: one 1 GB file). */
+  largeDocuments?: { count: number; bytes: number };
 }
 
 export class Dataset {
@@ -756,12 +758,18 @@ class RecordGenerator {
     f.num = rng.int(1, 99999);
     f.imported = rng.chance(0.1) ? 1 : 0;
     f.NexusExportDate = this.exportDate(rng, rec);
-    const state = dimension(rng, i, 0, [
+    let state = dimension(rng, i, 0, [
       ['empty', 0.03],
       ['broken', 0.02],
     ]);
-    const kind = i < 5 ? (['pdf', 'docx', 'jpg', 'png', 'heic'] as const)[i]! : rng.pick(DOC_KINDS);
-    const size = Math.round(Math.min(40e6, rng.logNormal(300_000, 1.0)) * this.opts.sizeScale);
+    let kind = i < 5 ? (['pdf', 'docx', 'jpg', 'png', 'heic'] as const)[i]! : rng.pick(DOC_KINDS);
+    let size = Math.round(Math.min(40e6, rng.logNormal(300_000, 1.0)) * this.opts.sizeScale);
+    const large = this.opts.largeDocuments;
+    if (large && i < large.count) {
+      state = 'ok';
+      kind = 'pdf';
+      size = large.bytes;
+    }
     const stem = rng.chance(0.05)
       ? `Lettre d'orientation – ${rng.pick(C.UNICODE_LAST_NAMES)}`
       : `${type}_${rng.pick(C.LAST_NAMES)}_${f.num}`;

@@ -22,6 +22,8 @@ export interface SimulatorOptions {
   profile?: Profile;
   faults?: Partial<FaultSettings>;
   sizeScale?: number;
+  /** The first `count` documents are sound PDF containers of exactly `bytes`. */
+  largeDocuments?: { count: number; bytes: number };
   host?: string;
   port?: number;
   adminPort?: number;
@@ -69,6 +71,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     scale: opts.scale ?? 1,
     seed,
     sizeScale: opts.sizeScale ?? 1,
+    largeDocuments: opts.largeDocuments,
   });
   const config = {
     database: opts.database ?? 'WEP-DatabaseV2',
