@@ -49,6 +49,7 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('fm-reimport'),
+  TEMPORAL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   TEMPORAL_UI_URL: url(['http:', 'https:']).optional(),
   TEMPORAL_TLS_CERT_FILE: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY_FILE: z.string().min(1).optional(),
@@ -110,6 +111,8 @@ export interface Config {
     readonly address: string;
     readonly namespace: string;
     readonly taskQueue: string;
+    /** A workflow bundle built by `npm run bundle`; without it the worker bundles the workflows at start. */
+    readonly workflowBundle: string | undefined;
     readonly uiUrl: string | undefined;
     readonly tls:
       | {
@@ -219,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
       address: e.TEMPORAL_ADDRESS ?? 'localhost:7233',
       namespace: e.TEMPORAL_NAMESPACE,
       taskQueue: e.TEMPORAL_TASK_QUEUE,
+      workflowBundle: e.TEMPORAL_WORKFLOW_BUNDLE,
       uiUrl: e.TEMPORAL_UI_URL,
       tls: tlsParts.some((p) => p !== undefined)
         ? {

@@ -69,7 +69,10 @@ export async function startWorker(
   const main = await Worker.create({
     ...common,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath: opts.workflowsPath ?? require.resolve('./workflows'),
+    // A prebuilt bundle spares the worker the bundler's memory (see `npm run bundle`).
+    ...(config.temporal.workflowBundle && !opts.workflowsPath
+      ? { workflowBundle: { codePath: config.temporal.workflowBundle } }
+      : { workflowsPath: opts.workflowsPath ?? require.resolve('./workflows') }),
     activities,
     maxConcurrentActivityTaskExecutions: 20,
   });

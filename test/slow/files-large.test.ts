@@ -8,6 +8,10 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleWorkflows } from '../../scripts/bundle-workflows';
 import { headObject } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { start, truthContainers } from '../helpers/files';
@@ -40,7 +44,12 @@ describe('a 1 GiB container', () => {
     'streams to S3 with the worker’s memory bounded, and lands with its checksum',
     { timeout: 900_000 },
     async () => {
-      const worker = await spawnWorkerProcess({ ...process.env, ...s.env, LOG_LEVEL: 'error' }, children);
+      // A prebuilt workflow bundle, as production runs it: the bundler's memory stays out of the worker.
+      const bundle = await bundleWorkflows(join(await mkdtemp(join(tmpdir(), 'fm-bundle-')), 'workflows.js'));
+      const worker = await spawnWorkerProcess(
+        { ...process.env, ...s.env, LOG_LEVEL: 'error', TEMPORAL_WORKFLOW_BUNDLE: bundle },
+        children,
+      );
       const pid = worker.pid!;
       const runId = `big-${randomUUID()}`;
       // Patients first, so the worker has bundled its workflows and warmed up before the baseline is taken.
