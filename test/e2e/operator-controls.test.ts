@@ -177,9 +177,10 @@ describe('operator controls of a running reimport', () => {
 
   test('pause stops FileMaker reads and writes mid-phase; resume completes with every manifest id terminal', async () => {
     // Slow answers so that the run is still mid-phase when the pause arrives.
-    sim.setFaults({ latencyMs: 120 });
+    sim.setFaults({ latencyMs: 200 });
     const runId = `pause-${randomUUID()}`;
-    const handle = await start(runId, { settings: { chunkSize: 3, concurrency: 2 } });
+    // Small chunks, one at a time: appointments take many seconds, and progress reaches the parent every 2 s.
+    const handle = await start(runId, { settings: { chunkSize: 2, concurrency: 1 } });
     try {
       const phase = await waitFor('an import phase with progress', async () => {
         const p = await progressOf(handle);
@@ -243,7 +244,9 @@ describe('operator controls of a running reimport', () => {
       assert.deepEqual(await notLanded(runId), [], 'every imported or unlinked id has its row');
     } finally {
       sim.setFaults({ latencyMs: 0 });
-      await handle.signal('resume').catch(() => undefined);
+      // A run left behind by a failed assertion would keep writing while the next test looks: end it.
+      const { status } = await handle.describe();
+      if (status.name === 'RUNNING') await handle.terminate('test cleanup').catch(() => undefined);
     }
   });
 
