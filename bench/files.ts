@@ -4,21 +4,26 @@
  *
  *   npm run bench                               seed counts, size scale 0.05, 200 records per table for the naive client
  *   npm run bench -- --quick                    demo counts (a tenth), 40 records per table: a smoke run
- *   npm run bench -- --size-scale 0.02 --sample 100 --fm-concurrency 6 --concurrency 4 --batch 20
+ *   npm run bench -- --size-scale 0.02 --sample 100 --fm-concurrency 6 --concurrency 4 --batch 20 --timeout-min 20
+ *   npm run bench -- --cooldown-base 0.5 --cooldown-max 10     the engine with short cooldowns
+ *   npm run bench -- --faults '{"burstRate":0}'                fmcloud without its 502 bursts
  *
  * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator:
  * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
- *    process so its peak RSS is its own (VmHWM from /proc, reset once the worker has bundled its workflows);
+ *    process with a prebuilt workflow bundle (as production runs it) so its peak RSS is its own (VmHWM from /proc,
+ *    reset once the worker is ready, so start-up is reported apart);
  * 2. a second reimport right after, which must download nothing (files relink);
  * 3. the naive sequential client (bench/lib/sequential.ts) over a sample of the same records, extrapolated.
  * The simulator's counters are reset before the naive client so its requests are its own.
  *
  * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
- * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × (record read + 302 + bytes) at 40 ms mean latency and 8
- * requests at once take ~3–4 min: the source is request-bound, as it is for the clinic's many small documents, and the
- * whole bench takes about ten minutes. Larger scales make it bandwidth-bound (and longer); the lower bound and the
- * ratio below follow from the profile either way. The naive client's speed-up depends on that regime: a single
- * sequential stream uses the whole bandwidth when files are large, so the speed-up shrinks as the scale grows.
+ * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × ~2.2 requests (a share of a find, the 302, the bytes)
+ * at 40 ms mean latency and 8 requests at once take ~3.5 min: the source is request-bound, as it is for the clinic's
+ * many small documents, and an engine at target speed keeps the whole bench to about ten minutes (a reimport still
+ * running after --timeout-min, default 30, is terminated and reported as not completed). Larger scales make the source
+ * bandwidth-bound; the lower bound and the ratio follow from the profile either way. The naive client's speed-up
+ * depends on the regime: one sequential stream gets the whole bandwidth when files are large, so it shrinks as the
+ * scale grows.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,8 +33,9 @@ import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { startSimulator, type RunningSimulator } from '../sim/server';
-import { PROFILES, resolveFaults } from '../sim/faults';
+import { parseFaultPatch, PROFILES, resolveFaults } from '../sim/faults';
 import type { Preset } from '../sim/schema';
+import { bundleWorkflows } from '../scripts/bundle-workflows';
 import { startStack, type Stack } from '../scripts/stack';
 import { connectClient, startReimport } from '../src/client/operations';
 import { loadConfig, type Config } from '../src/config';
@@ -54,6 +60,9 @@ const { values: args } = parseArgs({
     'timeout-min': { type: 'string' },
     concurrency: { type: 'string' },
     batch: { type: 'string' },
+    'cooldown-base': { type: 'string' },
+    'cooldown-max': { type: 'string' },
+    faults: { type: 'string' },
   },
 });
 
@@ -66,14 +75,25 @@ const num = (name: keyof typeof args, fallback: number): number => {
 };
 
 const PROFILE = 'fmcloud' as const;
-const FAULTS = resolveFaults(PROFILE);
+// Overrides of the profile for exploring where the time goes, e.g. --faults '{"burstRate":0}'; the bound follows them.
+const FAULT_OVERRIDES = args.faults ? parseFaultPatch(JSON.parse(args.faults)) : {};
+const FAULTS = resolveFaults(PROFILE, FAULT_OVERRIDES);
 const PRESET = (args.preset ?? (args.quick ? 'demo' : 'seed')) as Preset;
 if (!['tiny', 'demo', 'seed'].includes(PRESET)) throw new Error('--preset: expected tiny, demo or seed');
 const SIZE_SCALE = num('size-scale', 0.05);
 const SAMPLE = num('sample', args.quick ? 40 : 200);
 const SEED = num('seed', 1);
-// The worker is configured for the source it talks to: as many requests at once as the profile allows.
-const FM_CONCURRENCY = num('fm-concurrency', PROFILES[PROFILE].maxConcurrentRequests ?? 6);
+// The engine is configured for the source it talks to, as an operator would: as many requests at once as the profile
+// allows, per worker (FM_MAX_CONCURRENCY) and in batches in flight per phase (each batch reads its files one by one).
+const SOURCE_CONCURRENCY = FAULTS.maxConcurrentRequests || PROFILES[PROFILE].maxConcurrentRequests || 6;
+const FM_CONCURRENCY = num('fm-concurrency', SOURCE_CONCURRENCY);
+const BATCHES_IN_FLIGHT = num('concurrency', SOURCE_CONCURRENCY);
+const BATCH_SIZE = args.batch ? num('batch', 20) : undefined;
+// The engine's own cooldowns unless told otherwise (for exploring how much of the wall time they cost).
+const COOLDOWNS = {
+  ...(args['cooldown-base'] ? { cooldownBaseSeconds: num('cooldown-base', 5) } : {}),
+  ...(args['cooldown-max'] ? { cooldownMaxSeconds: num('cooldown-max', 300) } : {}),
+};
 // A reimport that has not finished by then is terminated and reported as such; the bench goes on.
 const TIMEOUT_MS = num('timeout-min', args.quick ? 10 : 30) * 60_000;
 const PHASES = ['patients', 'documents', 'images'] as const;
@@ -90,7 +110,7 @@ const secs = (ms: number) => fmt(ms / 1000, 1);
 
 interface WorkerProcess {
   pid: number;
-  /** VmHWM when the worker reported ready: the start-up peak (workflow bundling included). */
+  /** VmHWM when the worker reported ready: the start-up peak. */
   startupPeakBytes: number;
   /** VmRSS when the worker reported ready: its idle footprint. */
   readyRssBytes: number;
@@ -192,13 +212,14 @@ async function runReimport(
   rss: RssSampler,
 ): Promise<RunFigures> {
   const settings = {
-    ...(args.concurrency ? { concurrency: num('concurrency', 4) } : {}),
-    ...(args.batch ? { fileBatchSize: num('batch', 20) } : {}),
+    concurrency: BATCHES_IN_FLIGHT,
+    ...(BATCH_SIZE ? { fileBatchSize: BATCH_SIZE } : {}),
+    ...COOLDOWNS,
   };
   const t0 = Date.now();
   const handle = await startReimport(client, config, {
     runId,
-    input: { phases: [...PHASES], ...(Object.keys(settings).length ? { settings } : {}) },
+    input: { phases: [...PHASES], settings },
   });
   let progress: RunProgress | undefined;
   const ticker = setInterval(() => {
@@ -371,7 +392,10 @@ function phaseTable(run: RunFigures) {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  log(`preset ${PRESET}, profile ${PROFILE}, size scale ${SIZE_SCALE}, naive sample ${SAMPLE} per table`);
+  log(
+    `preset ${PRESET}, profile ${PROFILE}${args.faults ? ` with ${args.faults}` : ''}, size scale ${SIZE_SCALE}, ` +
+      `naive sample ${SAMPLE} per table`,
+  );
   const cleanups: (() => Promise<void>)[] = [];
   // One cleanup, however many paths ask for it (a signal, and the run failing because the signal closed things).
   let cleaning: Promise<void> | undefined;
@@ -392,6 +416,7 @@ async function main(): Promise<void> {
     const sim: RunningSimulator = await startSimulator({
       preset: PRESET,
       profile: PROFILE,
+      faults: FAULT_OVERRIDES,
       sizeScale: SIZE_SCALE,
       seed: SEED,
     });
@@ -412,6 +437,8 @@ async function main(): Promise<void> {
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       LOG_FORMAT: 'json',
     };
+    // A prebuilt workflow bundle, as production runs the worker: the bundler's memory stays out of its RSS.
+    env.TEMPORAL_WORKFLOW_BUNDLE = await bundleWorkflows(join(STATE_DIR, 'workflow-bundle.js'));
     const config = loadConfig(env, 'worker');
     await migrate(config.database.url);
     const worker = await startWorkerProcess(env);
@@ -481,7 +508,15 @@ function report(r: {
   const f = FAULTS;
   console.log(
     `\nfm-reimport files benchmark — ${PRESET} counts (${fmt(r.counts.documents)} documents, ${fmt(r.counts.images)} ` +
-      `images), ${PROFILE} profile, size scale ${SIZE_SCALE}, seed ${SEED}, FM_MAX_CONCURRENCY ${FM_CONCURRENCY}`,
+      `images), ${PROFILE} profile${args.faults ? ` with ${args.faults}` : ''}, size scale ${SIZE_SCALE}, seed ${SEED}`,
+  );
+  console.log(
+    `engine: FM_MAX_CONCURRENCY ${FM_CONCURRENCY}, ${BATCHES_IN_FLIGHT} batches in flight per phase, ` +
+      `${BATCH_SIZE ?? 'default'} files per batch, ` +
+      (Object.keys(COOLDOWNS).length
+        ? `cooldowns ${COOLDOWNS.cooldownBaseSeconds ?? 'default'} s doubling to ${COOLDOWNS.cooldownMaxSeconds ?? 'default'} s`
+        : 'default cooldowns') +
+      ', one worker',
   );
   console.log(
     `source limits: ${fmt(f.bandwidthTotalBps / MiB, 1)} MiB/s in total, ${f.maxConcurrentRequests} requests at once, ` +
@@ -584,7 +619,7 @@ function report(r: {
       'worker RSS growth, files phases',
       ft.peakRssBytes > 0 ? `${fmt((ft.peakRssBytes - r.worker.readyRssBytes) / MB)} MB over idle` : 'n/a',
     ],
-    ['worker peak RSS (incl. bundling)', `${fmt(Math.max(r.peakRss, r.worker.startupPeakBytes) / MB)} MB`],
+    ['worker peak RSS (incl. start-up)', `${fmt(Math.max(r.peakRss, r.worker.startupPeakBytes) / MB)} MB`],
     [
       'largest history',
       largest ? `${fmt(largest.events)} events (${largest.workflowId})` : 'n/a',

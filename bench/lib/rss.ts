@@ -24,8 +24,8 @@ export function readMemory(pid: number): ProcMemory {
 
 /**
  * Resets the process's VmHWM to its current RSS (writing 5 to clear_refs, Linux ≥ 4.0), so what follows is measured
- * without the start-up peak (the worker bundles its workflow code with webpack once, which briefly costs more than
- * the work itself). Returns false where the kernel or permissions do not allow it.
+ * without the start-up peak (loading the workflow code and connecting). Returns false where the kernel or
+ * permissions do not allow it.
  */
 export function resetPeak(pid: number): boolean {
   try {
