@@ -404,9 +404,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const log = opts.log ?? ((l: string) => console.error(`[stack] ${l}`));
   const env = opts.env ?? process.env;
   const stateDir = resolve(opts.stateDir);
+  // Stale services first: their pid files are in the state folder that `fresh` removes.
+  if (existsSync(stateDir)) reapStale(stateDir);
   if (opts.fresh) rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
-  reapStale(stateDir);
   const started: Managed[] = [];
   const out: Record<string, string> = {};
   let ui: string | undefined = env.TEMPORAL_UI_URL;

@@ -318,10 +318,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         const type = failureType(err);
         if (type === OVERLOADED) {
           pending.unshift(offset);
-          overloadStreak++;
-          window = Math.max(1, Math.floor(window / 2));
-          const seconds = cooldownSeconds(settings, overloadStreak);
+          // One overload episode is one step: the batches that were in flight when it began fail together and
+          // must not each double the cooldown and halve the window.
           if (coolingUntil <= nowMs()) {
+            overloadStreak++;
+            window = Math.max(1, Math.floor(window / 2));
+            const seconds = cooldownSeconds(settings, overloadStreak);
             state.result.cooldowns++;
             state.progress.cooldowns++;
             coolingUntil = nowMs() + seconds * 1000;
