@@ -50,6 +50,8 @@ import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
+/** Files of one batch processed at once. */
+const FILES_IN_FLIGHT = 2;
 /** Download attempts per container before it counts as broken. */
 const DOWNLOAD_ATTEMPTS = 3;
 /** A container URL from the batch's find is used while younger than this; older ones are read again. */
@@ -689,7 +691,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     if (id !== undefined) byId.set(id, r);
   }
 
-  for (const id of todo) {
+  const importOne = async (id: string) => {
     const record = byId.get(id);
     let entry: LedgerEntry;
     if (!record) {
@@ -703,7 +705,25 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     }
     await settleFile(batch, entry);
     if (record && (entry.state === 'imported' || entry.state === 'unlinked')) await writeBack(fc, record, id);
-  }
+  };
+
+  // A few files at a time, so FileMaker is not idle while a file is uploaded, thumbnailed and recorded (the
+  // worker's FileMaker semaphore still caps the requests). The first error ends the batch once the files in
+  // flight are settled: what is done stays done.
+  const queue = [...todo];
+  let failure: { error: unknown } | undefined;
+  const lane = async () => {
+    while (queue.length > 0 && failure === undefined) {
+      const id = queue.shift()!;
+      try {
+        await importOne(id);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, todo.length) }, lane));
+  if (failure !== undefined) throw failure.error;
   return result;
 }
 
