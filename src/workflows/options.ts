@@ -15,7 +15,8 @@ export const settingsSchema = z
     /** Files per batch activity of a files phase. */
     fileBatchSize: z.number().int().min(1).max(500).default(20),
     /** First cooldown after an overload answer; doubles on each further one, reset after a success. */
-    cooldownBaseSeconds: z.number().min(0.01).max(3600).default(5),
+    // Short first: a 502 burst is usually over in a second, and consecutive overloads double it (1, 2, 4 … 300 s).
+    cooldownBaseSeconds: z.number().min(0.01).max(3600).default(1),
     /** Longest cooldown. */
     cooldownMaxSeconds: z.number().min(0.01).max(86_400).default(300),
   })
