@@ -237,52 +237,14 @@ function mix(key: number, index: number): number {
  * The record generator's randomness: sfc32 like `Rng`, seeded from (seed, table) once per table and the record's
  * position per record with integer arithmetic only, since records are generated on every read.
  */
-class RecordRng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d = 1;
-
-  constructor(tableKey: number, index: number) {
-    this.a = mix(tableKey ^ 0x68e31da4, index);
-    this.b = mix(tableKey ^ 0x1b56c4e9, index);
-    this.c = mix(tableKey ^ 0x7f4a7c15, index);
-    for (let i = 0; i < 12; i++) this.u32();
-  }
-
-  u32(): number {
-    const t = (((this.a + this.b) | 0) + this.d) | 0;
-    this.d = (this.d + 1) | 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) | 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) | 0;
-    return t >>> 0;
-  }
-
-  next(): number {
-    return this.u32() / 4294967296;
-  }
-
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-
-  pick<T>(items: readonly T[]): T {
-    const item = items[Math.floor(this.next() * items.length)];
-    if (item === undefined) throw new Error('pick from empty list');
-    return item;
-  }
-
-  logNormal(median: number, sigma: number): number {
-    const u = 1 - this.next();
-    const v = this.next();
-    return median * Math.exp(sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
-  }
+/** A record's own generator, from (table, index) alone: any record can be generated without the others. */
+type RecordRng = Rng;
+function recordRng(tableKey: number, index: number): RecordRng {
+  return Rng.fromWords(
+    mix(tableKey ^ 0x68e31da4, index),
+    mix(tableKey ^ 0x1b56c4e9, index),
+    mix(tableKey ^ 0x7f4a7c15, index),
+  );
 }
 
 /**
@@ -323,7 +285,7 @@ class RecordGenerator {
 
   /** A record as generated, from (seed, table, index) alone. */
   record(def: TableDef, index: number): SimRecord {
-    const rng = new RecordRng(this.tableKey(def.name), index);
+    const rng = recordRng(this.tableKey(def.name), index);
     const rec: SimRecord = {
       index,
       recordId: SimTable.recordIdOf(index),
@@ -371,7 +333,7 @@ class RecordGenerator {
   }
 
   idOf(table: string, index: number): string {
-    const rng = new RecordRng(this.tableKey(table), index);
+    const rng = recordRng(this.tableKey(table), index);
     rng.int(0, 12); // modId comes first
     return this.idFor(rng, table, index);
   }

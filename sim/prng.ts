@@ -36,6 +36,17 @@ export class Rng {
     for (let i = 0; i < 12; i++) this.u32();
   }
 
+  /** A generator seeded from three 32-bit words (no string hashing: cheap enough for one per record). */
+  static fromWords(a: number, b: number, c: number): Rng {
+    const rng = Object.create(Rng.prototype) as Rng;
+    rng.a = a;
+    rng.b = b;
+    rng.c = c;
+    rng.d = 1;
+    for (let i = 0; i < 12; i++) rng.u32();
+    return rng;
+  }
+
   u32(): number {
     const t = (((this.a + this.b) | 0) + this.d) | 0;
     this.d = (this.d + 1) | 0;
