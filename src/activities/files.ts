@@ -44,6 +44,7 @@ import { upsertRows } from '../store/upsert';
 import type { ActivityDeps } from './deps';
 import { countLedger, emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
 import { loadMapContext } from './records';
+import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
 import { reserveTransfer, settleTransfer, type Reservation } from './transfer';
 import type { ChunkInput, ChunkResult } from './types';
@@ -710,20 +711,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   // A few files at a time, so FileMaker is not idle while a file is uploaded, thumbnailed and recorded (the
   // worker's FileMaker semaphore still caps the requests). The first error ends the batch once the files in
   // flight are settled: what is done stays done.
-  const queue = [...todo];
-  let failure: { error: unknown } | undefined;
-  const lane = async () => {
-    while (queue.length > 0 && failure === undefined) {
-      const id = queue.shift()!;
-      try {
-        await importOne(id);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(FILES_IN_FLIGHT, todo.length) }, lane));
-  if (failure !== undefined) throw failure.error;
+  await inParallel(todo, FILES_IN_FLIGHT, importOne);
   return result;
 }
 

@@ -254,9 +254,6 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         ok: results.every((r) => r.ok),
       };
     },
-    async transferUsed() {
-      return { usedThisYearBytes: await runs.transferUsedThisYear() };
-    },
     async notify(event) {
       await deps.notify(event);
     },

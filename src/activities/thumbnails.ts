@@ -20,7 +20,6 @@ export const THUMBNAIL_MAX = 300;
 export const THUMBNAIL_SOURCE_LIMIT = 64 * 1024 * 1024;
 
 const DECODABLE = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff', 'image/bmp']);
-const UNSUPPORTED = new Set(['image/heic', 'image/heif']);
 
 export type ThumbnailStatus = 'created' | 'unsupported_format' | 'failed';
 
@@ -59,9 +58,9 @@ export async function ensureThumbnail(
   contentType: string,
   size: number,
 ): Promise<ThumbnailResult> {
-  const type = mediaType(contentType);
-  if (UNSUPPORTED.has(type)) return { status: 'unsupported_format', width: null, height: null, key: null };
-  if (!DECODABLE.has(type)) return { status: 'unsupported_format', width: null, height: null, key: null };
+  // HEIC/HEIF and anything else libvips cannot decode here (PDF scans stored as images, TIFF variants …).
+  if (!DECODABLE.has(mediaType(contentType)))
+    return { status: 'unsupported_format', width: null, height: null, key: null };
   if (size > THUMBNAIL_SOURCE_LIMIT) return { status: 'failed', width: null, height: null, key: null };
 
   const existing = await s3

@@ -20,16 +20,6 @@ export async function transferUsedThisYear(pool: Pool): Promise<number> {
   return Number(r.rows[0]?.b ?? 0);
 }
 
-/** Bytes a run downloaded (settled and open), for its report. */
-export async function transferUsedByRun(pool: Pool, runId: string): Promise<number> {
-  const r = await pool.query<{ b: string }>(
-    `select coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b
-       from transfer_log where run_id = $1`,
-    [runId],
-  );
-  return Number(r.rows[0]?.b ?? 0);
-}
-
 export interface Reservation {
   readonly id: string;
   readonly bytes: number;

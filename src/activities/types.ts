@@ -120,7 +120,6 @@ export interface ReimportActivities {
   reconcileTable(input: { runId: string; table: SourceTableName }): Promise<TableReconciliation>;
   dryRunTable(input: { runId: string; table: SourceTableName }): Promise<DryRunTableResult>;
   validate(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult>;
-  transferUsed(input: { runId: string }): Promise<{ usedThisYearBytes: number }>;
   notify(event: RunEvent): Promise<void>;
 }
 

@@ -7,6 +7,7 @@ import { headObject } from '../s3';
 import { ledgerLookup } from '../store/ledger';
 import type { SourceTableName } from '../domain/tables';
 import type { ActivityDeps } from './deps';
+import { inParallel } from './parallel';
 
 const HEADS_IN_FLIGHT = 16;
 const MISMATCHES_KEPT = 50;
@@ -16,17 +17,6 @@ const DEFAULT_FILE_BYTES: Partial<Record<SourceTableName, number>> = {
   API_Docs: 512 * 1024,
   API_Images: 3 * 1024 * 1024,
 };
-
-async function inParallel<T>(items: readonly T[], n: number, fn: (item: T, index: number) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
 
 /** HEADs every object the run recorded for `table`; returns the ids whose object is missing or differs. */
 export async function verifyObjects(

@@ -23,6 +23,7 @@ import { createLogger } from '../../src/logger';
 import { migrate } from '../../src/store/migrate';
 import { startWorker, type RunningWorker } from '../../src/worker';
 import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
+import { historyText, payloadsIn } from '../helpers/history';
 
 const KEY_ID = 'history-test';
 const MARKER = `Marker-Patient-${randomUUID()}`;
@@ -67,35 +68,6 @@ after(async () => {
   await codecServer?.close();
   await sim?.close();
 });
-
-/** Every Payload in a history, with where it was found. */
-function payloadsIn(value: unknown, path = '', out: { path: string; payload: Payload }[] = []) {
-  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return out;
-  const v = value as Record<string, unknown>;
-  const meta = v.metadata;
-  if (
-    meta &&
-    typeof meta === 'object' &&
-    'encoding' in meta &&
-    Object.values(meta).every((x) => x instanceof Uint8Array)
-  ) {
-    out.push({ path, payload: v });
-    return out;
-  }
-  for (const [k, x] of Object.entries(v)) payloadsIn(x, `${path}.${k}`, out);
-  return out;
-}
-
-/**
- * Every string and every byte field (read as UTF-8) of a history, walked by hand: JSON.stringify would call the
- * protobuf messages' toJSON, which turns bytes into base64 and hides the very plaintext this looks for.
- */
-function historyText(value: unknown, out: string[] = []): string {
-  if (typeof value === 'string') out.push(value);
-  else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
-  else if (value !== null && typeof value === 'object') for (const x of Object.values(value)) historyText(x, out);
-  return out.join('\n');
-}
 
 const utf8 = (b: Uint8Array | null | undefined) => Buffer.from(b ?? new Uint8Array()).toString('utf8');
 const b64 = (b: Uint8Array | null | undefined) => Buffer.from(b ?? new Uint8Array()).toString('base64');

@@ -29,6 +29,7 @@ import { migrate } from '../../src/store/migrate';
 import { installTemporalRuntime, startWorker, type RunningWorker } from '../../src/worker';
 import type { RunProgress } from '../../src/workflows/messages';
 import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
+import { historyText, payloadsIn } from '../helpers/history';
 
 const FM_PASSWORD = `fm-Pa55-${randomBytes(6).toString('hex')}`;
 const SMTP_PASSWORD = `smtp-Pa55-${randomBytes(6).toString('hex')}`;
@@ -256,36 +257,6 @@ async function runHistories(client: Client, rootId: string): Promise<{ id: strin
     }
   }
   return out;
-}
-
-/** Every Payload in a history (inputs, results, failures' encoded attributes, memos, headers, search attributes). */
-function payloadsIn(value: unknown, path = '', out: { path: string; payload: Payload }[] = []) {
-  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return out;
-  const v = value as Record<string, unknown>;
-  const meta = v.metadata;
-  if (
-    meta &&
-    typeof meta === 'object' &&
-    'encoding' in meta &&
-    Object.values(meta).every((x) => x instanceof Uint8Array)
-  ) {
-    out.push({ path, payload: v });
-    return out;
-  }
-  for (const [k, x] of Object.entries(v)) payloadsIn(x, `${path}.${k}`, out);
-  return out;
-}
-
-/** The whole history as text, every byte field read as UTF-8. */
-/**
- * Every string and every byte field (read as UTF-8) of a history, walked by hand: JSON.stringify would call the
- * protobuf messages' toJSON, which turns bytes into base64 and hides the very plaintext this looks for.
- */
-function historyText(value: unknown, out: string[] = []): string {
-  if (typeof value === 'string') out.push(value);
-  else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
-  else if (value !== null && typeof value === 'object') for (const x of Object.values(value)) historyText(x, out);
-  return out.join('\n');
 }
 
 const payloadText = (p: Payload) =>
