@@ -19,7 +19,7 @@ const forbiddenInWorkflows = [
 const message = 'Workflows are deterministic: do I/O in activities.';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.stack/**', 'artifacts/**', 'eslint.config.mjs', 'scripts/*.mjs'] },
+  { ignores: ['node_modules/**', '.stack/**', 'artifacts/**', 'dist/**', 'eslint.config.mjs', 'scripts/*.mjs'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
