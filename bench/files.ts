@@ -122,7 +122,13 @@ async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess
   const fd = openSync(logFile, 'a');
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', join(__dirname, 'lib', 'worker-process.ts')],
+    // BENCH_WORKER_NODE_ARGS adds Node flags NODE_OPTIONS refuses, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    [
+      ...(process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
+      '--import',
+      'tsx',
+      join(__dirname, 'lib', 'worker-process.ts'),
+    ],
     { cwd: ROOT, env, stdio: ['ignore', 'pipe', fd] },
   );
   closeSync(fd);

@@ -166,8 +166,9 @@ export async function recordScenario(ctx: RecordContext, scenario: Scenario, run
       await handle.signal('pause');
       await sleep(1000);
       await handle.executeUpdate('setSettings', { args: [{ concurrency: 2 }] });
-      // Two overload answers: the phase cools down on a durable timer and halves its window.
-      ctx.sim.setFaults({ failNextRequests: { status: 503, count: 2, api: 'data' } });
+      // More overload answers in a row than the client repeats (3): the phase cools down on a durable timer and
+      // halves its window.
+      ctx.sim.setFaults({ failNextRequests: { status: 503, count: 8, api: 'data' } });
       await handle.signal('resume');
       await handle.result();
     } finally {

@@ -140,7 +140,11 @@ export class OData {
   private byKey(table: SimTable, keyRaw: string): SimRecord {
     let rec: SimRecord | undefined;
     const str = /^'((?:[^']|'')*)'$/.exec(keyRaw);
-    if (str) {
+    // `ROWID=n`: the alternate key FileMaker accepts on every table, primary key designated or not.
+    const rowId = /^ROWID=(\d+)$/.exec(keyRaw);
+    if (rowId) {
+      rec = table.byRecordId(Number(rowId[1]));
+    } else if (str) {
       const id = str[1]!.replace(/''/g, "'");
       rec = table.byId(id);
     } else if (/^\d+$/.test(keyRaw)) {

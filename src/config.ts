@@ -82,6 +82,8 @@ export const envSchema = z.object({
   FM_CA_FILE: z.string().min(1).optional(),
   FM_MAX_CONCURRENCY: int(1, 64).default(6),
   FM_REQUESTS_PER_SECOND: int(1, 10_000).default(50),
+  FM_OVERLOAD_RETRIES: int(0, 10).default(3),
+  FM_CONTAINER_API: z.enum(['odata', 'dataapi']).default('odata'),
   FM_TRANSFER_BUDGET: bytes.default(144e9),
   FM_TRANSFER_USED: bytes.default(0),
   // Domain
@@ -142,6 +144,13 @@ export interface Config {
     readonly caFile: string | undefined;
     readonly maxConcurrency: number;
     readonly requestsPerSecond: number;
+    /** Overload answers repeated after a short backoff before the workflow's durable cooldown takes over. */
+    readonly overloadRetries: number;
+    /**
+     * How containers are read: `odata` — one GET of `Table(ROWID=n)/Field/$value` per file; `dataapi` — the URL in
+     * the record's fieldData with the 302 + cookie handshake (two requests, and the URL must be fresh).
+     */
+    readonly containerApi: 'odata' | 'dataapi';
     readonly transferBudgetBytes: number;
     readonly transferUsedBytes: number;
   };
@@ -252,6 +261,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
       caFile: e.FM_CA_FILE,
       maxConcurrency: e.FM_MAX_CONCURRENCY,
       requestsPerSecond: e.FM_REQUESTS_PER_SECOND,
+      overloadRetries: e.FM_OVERLOAD_RETRIES,
+      containerApi: e.FM_CONTAINER_API,
       transferBudgetBytes: e.FM_TRANSFER_BUDGET,
       transferUsedBytes: e.FM_TRANSFER_USED,
     },

@@ -28,6 +28,7 @@ export async function createDeps(config: Config, logger: Logger): Promise<Activi
     password: config.filemaker.password,
     caFile: config.filemaker.caFile,
     maxConcurrency: config.filemaker.maxConcurrency,
+    overloadRetries: config.filemaker.overloadRetries,
     logger: logger.child({ component: 'filemaker' }),
   });
   const notifier = createNotifier({

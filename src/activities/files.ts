@@ -6,8 +6,8 @@
  * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
  * 2. Recorded before (any run) and its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked:
  *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
- * 3. Else the container is read (the URL from the batch's find while it is fresh, else the record is read again
- *    right before), the size FileMaker announces is reserved against the transfer budget, and the bytes stream to
+ * 3. Else the container is read — over OData by the record's ROWID in one request (default), or over the Data API
+ *    (the URL from the batch's find while it is fresh, else the record read again right before) — the size FileMaker announces is reserved against the transfer budget, and the bytes stream to
  *    S3 with their SHA-256 computed on the way — never held whole. Content type from the response, sniffed when
  *    generic. A broken download is retried a bounded number of times, then the image waterfall falls back to the
  *    next container, then the file ends `failed` DOWNLOAD_FAILED while the batch goes on.
@@ -183,6 +183,8 @@ export interface StoredFile {
   relinked: boolean;
   sniffed: boolean;
   field: string;
+  /** The stored bytes, when a single-part upload kept them (images, for the thumbnail). */
+  body?: Buffer;
 }
 
 export interface FileContext {
@@ -254,7 +256,10 @@ export async function relink(
   };
 }
 
-/** Opens one container: the find's URL while fresh, else (or when it went stale) the record read again. */
+/**
+ * Opens one container. Over OData: one GET by the record's ROWID, right now (nothing goes stale). Over the Data API:
+ * the find's URL while fresh, else (or when it went stale) the record read again. Null when the container is empty.
+ */
 async function openContainer(
   fc: FileContext,
   record: FileMakerRecord,
@@ -262,6 +267,14 @@ async function openContainer(
   field: string,
 ): Promise<ContainerDownload | null> {
   const { fm } = fc.deps;
+  if (fc.deps.config.filemaker.containerApi === 'odata') {
+    const dl = await fm.downloadODataContainer(fc.input.table, { rowId: record.recordId }, field, {
+      signal: fc.signal,
+    });
+    if (dl.status !== 204) return dl;
+    dl.body.resume();
+    return null;
+  }
   const layout = SOURCE_TABLES[fc.input.table].layout;
   const url = record.fieldData[field];
   if (typeof url === 'string' && url !== '' && Date.now() - readAtMs < URL_FRESH_MS) {
@@ -333,6 +346,10 @@ async function download(
         filename: dl.filename,
         expectedSize: dl.contentLength,
         logger: fc.deps.logger,
+        // Relink found no identical object for this id: nothing to look for before writing.
+        skipIfIdentical: false,
+        // An image's bytes (when they fit one part) go on to its thumbnail without a GET.
+        keepBody: fc.input.table === 'API_Images',
       });
       fc.result.bytesDownloaded += counter.bytes;
       return {
@@ -345,6 +362,7 @@ async function download(
         relinked: false,
         sniffed: isGenericContentType(dl.contentType),
         field,
+        body: up.body,
       };
     } catch (err) {
       dl.body.destroy();
@@ -550,6 +568,7 @@ export async function finishImage(
     thumbnailKey(batch.patient_id, batch.batch_date, id),
     stored.contentType,
     stored.size,
+    { source: stored.body, fresh: !stored.relinked },
   );
   if (thumb.status === 'unsupported_format') addFinding(fc.result, 'THUMBNAIL_UNSUPPORTED');
   if (thumb.status === 'failed') addFinding(fc.result, 'THUMBNAIL_FAILED');

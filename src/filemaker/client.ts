@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { type Readable, Transform, pipeline } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../errors';
@@ -23,6 +24,7 @@ import { Semaphore, type Release } from './semaphore';
 import {
   FM_ERRORS,
   type FileMakerRecord,
+  type ODataKey,
   errorForFmCode,
   errorForStatus,
   exactFindValue,
@@ -57,6 +59,14 @@ export interface FileMakerClientOptions {
   requestTimeoutMs?: number;
   /** Data API version path segment. Default `vLatest`. */
   dataApiVersion?: 'v1' | 'v2' | 'vLatest';
+  /**
+   * Overload answers (502/503/504/429, code 812) repeated with a short jittered backoff before they are reported as
+   * FileMakerOverloadedError: a burst of a few answers costs a fraction of a second instead of a durable cooldown.
+   * Default 3; 0 reports the first one.
+   */
+  overloadRetries?: number;
+  /** First backoff before repeating an overloaded request; doubles per repeat. Default 250 ms. */
+  overloadBackoffMs?: number;
 }
 
 export type RequestKind =
@@ -86,8 +96,10 @@ export interface FileMakerStats {
   readonly logins: number;
   /** Logins that replaced an earlier token (expired, killed by a restart, or refreshed after idling). */
   readonly relogins: number;
-  /** Answers that said "overloaded": HTTP 502/503/504/429 or codes 812/956. */
+  /** Overloads reported to the caller (after the short repeats): HTTP 502/503/504/429 or codes 812/956. */
   readonly overloads: number;
+  /** Overload answers absorbed by repeating the request after a short backoff. */
+  readonly overloadsAbsorbed: number;
   /** Answers that were not the JSON they should have been (HTML pages, broken envelopes). */
   readonly badResponses: number;
   /** OData/Data API bodies that only parsed after repairing FileMaker's known JSON defects. */
@@ -194,10 +206,13 @@ export interface FileMakerClient {
   patchRecord(layout: string, recordId: string, fieldData: Record<string, unknown>, modId?: string): Promise<string>;
   /** A container URL from `fieldData`, with FileMaker's 302 + cookie handshake; streamed, never buffered. */
   downloadContainer(url: string, opts?: DownloadOptions): Promise<ContainerDownload>;
-  /** One container over OData: `/{table}('{id}')/{field}/$value`. */
+  /**
+   * One container over OData in one request: `/{table}({key})/{field}/$value`, the key a primary key value or
+   * `{ rowId }` (the Data API recordId, FileMaker's ROWID alternate key). An empty container answers 204 with no bytes.
+   */
   downloadODataContainer(
     table: string,
-    id: string | number,
+    id: ODataKey,
     field: string,
     opts?: DownloadOptions,
   ): Promise<ContainerDownload>;
@@ -220,6 +235,14 @@ export { FM_ERRORS, isFileMakerError, type FileMakerErrorCode, type FileMakerRec
 
 const DEFAULT_IDLE_REFRESH_MS = 14 * 60_000;
 const DEFAULT_TIMEOUT_MS = 120_000;
+const DEFAULT_OVERLOAD_RETRIES = 3;
+const DEFAULT_OVERLOAD_BACKOFF_MS = 250;
+
+/** An answer that says "too busy": an overload status, or FileMaker's 812/956 in the envelope of an HTTP 500. */
+function isOverloadAnswer(status: number, body: Buffer): boolean {
+  if (isOverloadStatus(status)) return true;
+  return status === 500 && body.length < 4096 && /"code"\s*:\s*"(812|956)"/.test(body.toString('utf8'));
+}
 /** Error bodies of container requests are read only this far (enough for an envelope, never a whole file). */
 const MAX_ERROR_BODY = 64 * 1024;
 const ODATA_MAX_PAGE = 10_000;
@@ -253,6 +276,7 @@ interface Counters {
   logins: number;
   relogins: number;
   overloads: number;
+  overloadsAbsorbed: number;
   badResponses: number;
   repairedJson: number;
   staleContainerUrls: number;
@@ -267,6 +291,8 @@ class Client implements FileMakerClient {
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly idleRefreshMs: number;
+  private readonly overloadRetries: number;
+  private readonly overloadBackoffMs: number;
   private readonly basicAuth: string;
   private readonly c: Counters = {
     requests: {},
@@ -276,6 +302,7 @@ class Client implements FileMakerClient {
     logins: 0,
     relogins: 0,
     overloads: 0,
+    overloadsAbsorbed: 0,
     badResponses: 0,
     repairedJson: 0,
     staleContainerUrls: 0,
@@ -298,6 +325,8 @@ class Client implements FileMakerClient {
     this.log = opts.logger.child({ component: 'filemaker' });
     this.timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.idleRefreshMs = opts.idleRefreshMs ?? DEFAULT_IDLE_REFRESH_MS;
+    this.overloadRetries = opts.overloadRetries ?? DEFAULT_OVERLOAD_RETRIES;
+    this.overloadBackoffMs = opts.overloadBackoffMs ?? DEFAULT_OVERLOAD_BACKOFF_MS;
     this.basicAuth = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
     this.agent = new Agent({
       keepAliveTimeout: 10_000,
@@ -327,6 +356,7 @@ class Client implements FileMakerClient {
       logins: this.c.logins,
       relogins: this.c.relogins,
       overloads: this.c.overloads,
+      overloadsAbsorbed: this.c.overloadsAbsorbed,
       badResponses: this.c.badResponses,
       repairedJson: this.c.repairedJson,
       staleContainerUrls: this.c.staleContainerUrls,
@@ -338,6 +368,19 @@ class Client implements FileMakerClient {
 
   setMaxConcurrency(n: number): void {
     this.sem.setLimit(n);
+  }
+
+  /**
+   * Waits before repeating an overloaded request: 250 ms, 500 ms, 1 s (by default), each with half of it jittered so
+   * the requests that met the same burst do not come back at the same instant. The slot stays held: while FileMaker
+   * is overloaded this worker sends less.
+   */
+  private async overloadBackoff(repeat: number, what: string, signal: AbortSignal | undefined): Promise<void> {
+    this.c.overloadsAbsorbed++;
+    const full = this.overloadBackoffMs * 2 ** repeat;
+    const ms = full / 2 + Math.random() * (full / 2);
+    this.log.debug({ what, repeat: repeat + 1, ms: Math.round(ms) }, 'FileMaker overloaded, repeating shortly');
+    await delay(ms, undefined, { signal });
   }
 
   /** Counts an error on its way out (overloads and bad responses feed the stats the engine's throttle reads). */
@@ -360,6 +403,7 @@ class Client implements FileMakerClient {
   /** One HTTP exchange with the body read whole (metadata only; containers use `openStream`). */
   private async send(kind: RequestKind, what: string, o: SendOptions): Promise<RawResponse> {
     const release = await this.sem.acquire(o.signal);
+    let overloadRepeats = 0;
     try {
       for (let attempt = 0; ; attempt++) {
         const started = Date.now();
@@ -377,6 +421,10 @@ class Client implements FileMakerClient {
           const body = Buffer.from(await res.body.arrayBuffer());
           this.c.metadataBytes += body.length;
           this.log.debug({ kind, what, status: res.statusCode, bytes: body.length, ms: Date.now() - started }, 'fm');
+          if (isOverloadAnswer(res.statusCode, body) && overloadRepeats < this.overloadRetries) {
+            await this.overloadBackoff(overloadRepeats++, what, o.signal);
+            continue;
+          }
           return { status: res.statusCode, headers: res.headers, body };
         } catch (err) {
           if (isAbort(err, o.signal)) throw err;
@@ -1021,11 +1069,12 @@ class Client implements FileMakerClient {
 
   async downloadODataContainer(
     table: string,
-    id: string | number,
+    id: ODataKey,
     field: string,
     opts: DownloadOptions = {},
   ): Promise<ContainerDownload> {
-    const what = `container ${field} of ${String(id)} in table "${table}"`;
+    // Only the field and table name the download in logs and errors: a key can be patient data.
+    const what = `container ${field} in table "${table}"`;
     const url = `${this.odataBase}/${pathSegment(table)}${odataKey(id)}/${pathSegment(field)}/$value`;
     const release = await this.sem.acquire(opts.signal);
     let handedOver = false;
@@ -1061,6 +1110,7 @@ class Client implements FileMakerClient {
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<Dispatcher.ResponseData> {
+    let overloadRepeats = 0;
     for (let attempt = 0; ; attempt++) {
       this.c.requests[kind] = (this.c.requests[kind] ?? 0) + 1;
       try {
@@ -1073,7 +1123,11 @@ class Client implements FileMakerClient {
           // Per chunk, not per body: a 1 GB container may take long, but never this long without a byte.
           bodyTimeout: this.timeoutMs,
         });
-        if (isOverloadStatus(res.statusCode)) this.log.debug({ what, status: res.statusCode }, 'container overload');
+        if (isOverloadStatus(res.statusCode) && overloadRepeats < this.overloadRetries) {
+          await this.drain(res.body);
+          await this.overloadBackoff(overloadRepeats++, what, signal);
+          continue;
+        }
         return res;
       } catch (err) {
         if (isAbort(err, signal)) throw err;

@@ -302,7 +302,14 @@ export function pathSegment(s: string): string {
 }
 
 /** An OData key predicate: `('text')` with quotes doubled, or `(42)` for numbers. */
-export function odataKey(id: string | number): string {
+/** A record's OData key: its primary key value, or `{ rowId }` for the ROWID alternate key (the Data API recordId). */
+export type ODataKey = string | number | { readonly rowId: string };
+
+export function odataKey(id: ODataKey): string {
+  if (typeof id === 'object') {
+    if (!/^\d+$/.test(id.rowId)) throw new RangeError('ROWID must be digits');
+    return `(ROWID=${id.rowId})`;
+  }
   if (typeof id === 'number') return `(${id})`;
   return `('${encodeURIComponent(id.replace(/'/g, "''"))}')`;
 }

@@ -10,7 +10,8 @@
  *   the object onto itself; a crash in between leaves an object without the metadata, which the skip check treats
  *   as "not identical" and uploads again: wasteful, never wrong.
  * Memory per upload stays near partSize × queueSize whatever the file's size: nothing holds more than that.
- * Every upload ends with a HEAD that must show the size and SHA-256 we computed (IntegrityError otherwise).
+ * Every upload is confirmed: a single PutObject by the SHA-256 S3 verified and echoed (a HEAD when a store does not
+ * echo it), a multipart one by a HEAD that must show the size and SHA-256 we computed (IntegrityError otherwise).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -39,6 +40,14 @@ export interface UploadStreamOptions {
    *  recognised by HEAD alone, without reading the body. */
   expectedSha256?: string;
   logger?: Logger;
+  /**
+   * Look for an identical object (HEAD) before writing a small one, and skip the write when it is there. Default
+   * true; callers that know no such object should exist (a file about to be stored for the first time) save the
+   * request — overwriting an identical object is harmless.
+   */
+  skipIfIdentical?: boolean;
+  /** Hand back the bytes of a single-part upload (already in memory) so the caller can use them without a GET. */
+  keepBody?: boolean;
   /** Overrides for tests and the benchmark. */
   partSize?: number;
   queueSize?: number;
@@ -53,6 +62,8 @@ export interface UploadStreamResult {
   sha256: string;
   /** 1 for a single PutObject. */
   parts: number;
+  /** The bytes written, for a single-part upload with `keepBody`. */
+  body?: Buffer;
 }
 
 /** Hashes the whole stream and each `partSize` slice of it (to check S3's composite checksum). */
@@ -168,12 +179,15 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
     const data = Buffer.concat(head.chunks, head.bytes);
     checkSize(data.length);
     const sha256 = createHash('sha256').update(data).digest('hex');
-    const existing = await headObject(s3, bucket, key);
-    if (existing && existing.size === data.length && existing.sha256 === sha256) {
-      log?.debug({ key, size: data.length }, 'identical object exists; upload skipped');
-      return { bucket, key, skipped: true, size: data.length, sha256, parts: 0 };
+    const kept = opts.keepBody ? { body: data } : {};
+    if (opts.skipIfIdentical ?? true) {
+      const existing = await headObject(s3, bucket, key);
+      if (existing && existing.size === data.length && existing.sha256 === sha256) {
+        log?.debug({ key, size: data.length }, 'identical object exists; upload skipped');
+        return { bucket, key, skipped: true, size: data.length, sha256, parts: 0, ...kept };
+      }
     }
-    await s3.send(
+    const put = await s3.send(
       new PutObjectCommand({
         Bucket: bucket,
         Key: key,
@@ -185,9 +199,11 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
         Metadata: { sha256 },
       }),
     );
-    await confirm(s3, bucket, key, data.length, sha256);
+    // S3 checked the body against the SHA-256 we sent and echoes it: that is the confirmation. A store that does
+    // not echo it gets the HEAD.
+    if (put.ChecksumSHA256 !== hexToBase64(sha256)) await confirm(s3, bucket, key, data.length, sha256);
     log?.debug({ key, size: data.length, parts: 1 }, 'object uploaded');
-    return { bucket, key, skipped: false, size: data.length, sha256, parts: 1 };
+    return { bucket, key, skipped: false, size: data.length, sha256, parts: 1, ...kept };
   }
 
   // Multipart: replay what was read, then the rest of the body, through the hasher into Upload.

@@ -17,6 +17,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700001000_run-ledger',
   '1763700002000_contact-details',
   '1763700003000_files-phases',
+  '1763700004000_transfer-totals',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

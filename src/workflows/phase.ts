@@ -125,7 +125,7 @@ function addInto(target: Record<string, number>, source: Record<string, number>)
   for (const [k, v] of Object.entries(source)) target[k] = (target[k] ?? 0) + v;
 }
 
-function failureType(err: unknown): string | undefined {
+export function failureType(err: unknown): string | undefined {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
   if (err instanceof ApplicationFailure) return err.type ?? undefined;
   return undefined;
@@ -225,6 +225,48 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     }
   });
 
+  /**
+   * FileMaker stayed overloaded through the client's short repeats: a durable cooldown, longer after each episode in
+   * a row, and a smaller window. One episode is one step: the batches that were in flight when it began fail
+   * together and must not each double the cooldown and halve the window.
+   */
+  const coolDown = async () => {
+    if (coolingUntil > nowMs()) return;
+    overloadStreak++;
+    window = Math.max(1, Math.floor(window / 2));
+    const seconds = cooldownSeconds(settings, overloadStreak);
+    state.result.cooldowns++;
+    state.progress.cooldowns++;
+    coolingUntil = nowMs() + seconds * 1000;
+    notify({
+      type: 'cooldown_long',
+      runId: input.runId,
+      workflowId: workflowInfo().workflowId,
+      phase: input.phase,
+      cooldownSeconds: seconds,
+      reasonCode: OVERLOADED,
+    });
+    await report(true);
+    // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
+    await sleep(seconds * 1000);
+    coolingUntil = 0;
+    await report(true);
+  };
+
+  /** A metadata call (manifest, dry-run estimate) that FileMaker's overload only delays: cool down and call again. */
+  const untilNotOverloaded = async <T>(call: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const r = await call();
+        overloadStreak = 0;
+        return r;
+      } catch (err) {
+        if (failureType(err) !== OVERLOADED) throw err;
+        await coolDown();
+      }
+    }
+  };
+
   const noteHistory = () => {
     state.result.maxHistoryLength = Math.max(state.result.maxHistoryLength, workflowInfo().historyLength);
   };
@@ -254,7 +296,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     state.progress.table = table;
 
     if (input.dryRun) {
-      const d = await acts.dryRunTable({ runId: input.runId, table });
+      const d = await untilNotOverloaded(() => acts.dryRunTable({ runId: input.runId, table }));
       state.progress.total += d.manifest;
       merge({
         processed: d.manifest,
@@ -282,11 +324,9 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
 
     if (state.pending === null) {
       await condition(() => !paused);
-      const { count } = await acts.buildManifest({
-        runId: input.runId,
-        table,
-        sourceKeyField: exportSource ? 'recid' : undefined,
-      });
+      const { count } = await untilNotOverloaded(() =>
+        acts.buildManifest({ runId: input.runId, table, sourceKeyField: exportSource ? 'recid' : undefined }),
+      );
       state.manifestTotal = count;
       state.progress.total += count;
       const size = files ? settings.fileBatchSize : settings.chunkSize;
@@ -318,29 +358,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         const type = failureType(err);
         if (type === OVERLOADED) {
           pending.unshift(offset);
-          // One overload episode is one step: the batches that were in flight when it began fail together and
-          // must not each double the cooldown and halve the window.
-          if (coolingUntil <= nowMs()) {
-            overloadStreak++;
-            window = Math.max(1, Math.floor(window / 2));
-            const seconds = cooldownSeconds(settings, overloadStreak);
-            state.result.cooldowns++;
-            state.progress.cooldowns++;
-            coolingUntil = nowMs() + seconds * 1000;
-            notify({
-              type: 'cooldown_long',
-              runId: input.runId,
-              workflowId: workflowInfo().workflowId,
-              phase: input.phase,
-              cooldownSeconds: seconds,
-              reasonCode: OVERLOADED,
-            });
-            await report(true);
-            // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
-            await sleep(seconds * 1000);
-            coolingUntil = 0;
-            await report(true);
-          }
+          await coolDown();
         } else if (type === QUOTA && transferBudget !== budgetAtStart) {
           pending.unshift(offset);
         } else if (type === QUOTA) {

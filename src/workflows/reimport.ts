@@ -21,6 +21,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   condition,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -38,8 +39,8 @@ import {
   type RunProgress,
 } from './messages';
 import { describeIssues, reimportInputSchema, selectPhases, settingsSchema, type ReimportOptions } from './options';
-import { importPhase, type PhaseResult } from './phase';
-import { notifyActivity, shortActivity, tableWorkActivity } from './profiles';
+import { cooldownSeconds, failureType, importPhase, type PhaseResult } from './phase';
+import { OVERLOADED, notifyActivity, shortActivity, tableWorkActivity } from './profiles';
 import { backupPhase, deletePhase, validationPhase } from './steps';
 
 export interface PhaseSummary {
@@ -185,7 +186,17 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     notifier.notify(event).catch(() => log.warn('notification failed', { type: event.type }));
   };
 
-  const preflight = await acts.preflight({ runId, phases, dryRun: options.dryRun });
+  // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
+  const preflight = await (async () => {
+    for (let n = 1; ; n++) {
+      try {
+        return await acts.preflight({ runId, phases, dryRun: options.dryRun });
+      } catch (err) {
+        if (failureType(err) !== OVERLOADED) throw err;
+        await sleep(cooldownSeconds(settings, n) * 1000);
+      }
+    }
+  })();
   if (transferBudget === undefined) transferBudget = preflight.transferBudgetBytes;
   progress.transferBudgetBytes = transferBudget;
 

@@ -67,24 +67,29 @@ describe('files phases: a worker killed with SIGKILL mid-batch', () => {
   );
 });
 
-describe('files phases on the hostile FileMaker profile', () => {
-  let s: Setup;
-  before(async () => {
-    s = await setup({ preset: 'tiny', seed: 22, sizeScale: 0.1, profile: 'hostile' });
-  });
-  after(async () => {
-    await s?.close();
-  });
-
-  test('loses nothing and duplicates nothing', { timeout: 400_000 }, async () => {
-    const runId = `run-${randomUUID()}`;
-    const handle = await start(s, runId, {
-      settings: { fileBatchSize: 6, cooldownBaseSeconds: 1, cooldownMaxSeconds: 4 },
+for (const containerApi of ['odata', 'dataapi'] as const) {
+  describe(`files phases on the hostile FileMaker profile, containers over ${containerApi}`, () => {
+    let s: Setup;
+    before(async () => {
+      s = await setup(
+        { preset: 'tiny', seed: 22, sizeScale: 0.1, profile: 'hostile' },
+        { FM_CONTAINER_API: containerApi },
+      );
     });
-    const result = (await handle.result()) as ReimportResult;
-    assert.equal(result.status, 'completed', 'the run completed on the hostile profile');
-    const faults = s.sim.stats().faults;
-    assert.ok(Object.values(faults).reduce((a, b) => a + b, 0) > 0, 'the simulator injected faults');
-    await assertFilesLanded(s, runId);
+    after(async () => {
+      await s?.close();
+    });
+
+    test('loses nothing and duplicates nothing', { timeout: 400_000 }, async () => {
+      const runId = `run-${randomUUID()}`;
+      const handle = await start(s, runId, {
+        settings: { fileBatchSize: 6, cooldownBaseSeconds: 1, cooldownMaxSeconds: 4 },
+      });
+      const result = (await handle.result()) as ReimportResult;
+      assert.equal(result.status, 'completed', 'the run completed on the hostile profile');
+      const faults = s.sim.stats().faults;
+      assert.ok(Object.values(faults).reduce((a, b) => a + b, 0) > 0, 'the simulator injected faults');
+      await assertFilesLanded(s, runId);
+    });
   });
-});
+}

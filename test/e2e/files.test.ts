@@ -92,7 +92,11 @@ describe('files phases on a clean FileMaker', () => {
 describe('files phases under faults', () => {
   let s: Setup;
   before(async () => {
-    s = await setup({ preset: 'tiny', seed: 12, sizeScale: 0.1, faults: { latencyMs: 15 } });
+    // The Data API's container URLs (302 + cookie handshake) are what a restart and short URL lifetimes break.
+    s = await setup(
+      { preset: 'tiny', seed: 12, sizeScale: 0.1, faults: { latencyMs: 15 } },
+      { FM_CONTAINER_API: 'dataapi' },
+    );
   });
   after(async () => {
     await s?.close();

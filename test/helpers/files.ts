@@ -23,8 +23,10 @@ export interface Setup extends TestRun {
   worker?: RunningWorker;
 }
 
-export async function setup(sim: SimulatorOptions): Promise<Setup> {
+/** `env` adds worker settings, e.g. `FM_CONTAINER_API: 'dataapi'` for the Data API's container handshake. */
+export async function setup(sim: SimulatorOptions, env: Record<string, string> = {}): Promise<Setup> {
   const run = await prepareRun(sim, 'files');
+  Object.assign(run.env, env);
   const worker = await startTestWorker(run, 'error');
   return {
     ...run,

@@ -81,6 +81,8 @@ async function withSim(
       maxConcurrency: 4,
       logger: createLogger({ level: 'trace', format: 'json', destination: logs }),
       requestTimeoutMs: 10_000,
+      // Overloads reach the caller at once unless a test asks for the short repeats.
+      overloadRetries: 0,
       ...o,
     });
     clients.push(c);
@@ -380,6 +382,35 @@ void test('an HTML 502 page is an overload error and is never parsed', async () 
     sim.setFaults({ failNextRequests: { status: 503, count: 1, api: 'odata' } });
     await assert.rejects(collect(fm.manifest('API_Docs')), FileMakerOverloadedError);
     assert.equal(fm.stats().overloads, 3);
+  });
+});
+
+void test('a short burst of 502/503 is absorbed by repeating after a backoff; a longer one still reaches the caller', async () => {
+  await withSim({}, async (sim, make) => {
+    const fm = make({ overloadRetries: 3, overloadBackoffMs: 20 });
+    const doc = (await truthContainers(sim, 'API_Docs')).find((d) => d.state === 'ok')!;
+    await fm.layoutTotalCount('API_Docs');
+    // Three overloads per call: each call still answers, on every API and both legs of a container download.
+    for (const api of ['data', 'odata', 'container'] as const) {
+      sim.setFaults({ failNextRequests: { status: api === 'odata' ? 503 : 502, count: 3, api } });
+      if (api === 'data') assert.equal(await fm.layoutTotalCount('API_Docs'), await fm.count('API_Docs'));
+      else if (api === 'odata')
+        assert.equal(
+          (await sha256Of((await fm.downloadODataContainer('API_Docs', doc.id, 'Doc')).body)).sha,
+          doc.sha256,
+        );
+      else {
+        const [rec] = await fm.findByIds('API_Docs', 'id', [doc.id]);
+        const dl = await fm.downloadContainer(String(rec!.fieldData['Doc']));
+        assert.equal((await sha256Of(dl.body)).sha, doc.sha256);
+      }
+    }
+    assert.equal(fm.stats().overloadsAbsorbed, 9);
+    assert.equal(fm.stats().overloads, 0);
+    // Four in a row exceed the repeats: the caller gets the overload error (and the workflow cools down).
+    sim.setFaults({ failNextRequests: { status: 502, count: 4, api: 'data' } });
+    await assert.rejects(fm.layoutTotalCount('API_Docs'), FileMakerOverloadedError);
+    assert.equal(fm.stats().overloads, 1);
   });
 });
 
