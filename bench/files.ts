@@ -37,6 +37,7 @@ import { parseFaultPatch, PROFILES, resolveFaults } from '../sim/faults';
 import type { Preset } from '../sim/schema';
 import { bundleWorkflows } from '../scripts/bundle-workflows';
 import { startStack, type Stack } from '../scripts/stack';
+import { ensureBuilt, productionWorkerLaunch } from '../scripts/worker-launch';
 import { connectClient, startReimport } from '../src/client/operations';
 import { loadConfig, type Config } from '../src/config';
 import { migrate } from '../src/store/migrate';
@@ -118,18 +119,19 @@ interface WorkerProcess {
 }
 
 async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  const launch = productionWorkerLaunch();
   const logFile = join(STATE_DIR, 'worker.log');
   const fd = openSync(logFile, 'a');
   const child: ChildProcess = spawn(
     process.execPath,
+    // As production runs it: compiled JavaScript, plain node, the flags of `npm run worker:prod`.
     // BENCH_WORKER_NODE_ARGS adds Node flags NODE_OPTIONS refuses, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
     [
+      ...launch.nodeArgs,
       ...(process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
-      '--import',
-      'tsx',
-      join(__dirname, 'lib', 'worker-process.ts'),
+      ensureBuilt(),
     ],
-    { cwd: ROOT, env, stdio: ['ignore', 'pipe', fd] },
+    { cwd: ROOT, env: { ...env, ...launch.env }, stdio: ['ignore', 'pipe', fd] },
   );
   closeSync(fd);
   let stopping = false;

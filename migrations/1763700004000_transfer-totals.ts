@@ -23,12 +23,16 @@ create table transfer_totals (
   constraint transfer_totals_bytes_check check (bytes >= 0)
 );
 
-create function transfer_year_total(p_year int) returns void language sql as $$
-  insert into transfer_totals (year, bytes)
-  select p_year, coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)
-    from transfer_log where extract(year from at)::int = p_year
-  on conflict (year) do nothing
-$$;
+-- Seeds a year's total from the log, once: the sum runs only when the row is missing.
+create function transfer_year_total(p_year int) returns void language plpgsql as $$
+begin
+  if not exists (select 1 from transfer_totals where year = p_year) then
+    insert into transfer_totals (year, bytes)
+    select p_year, coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)
+      from transfer_log where extract(year from at)::int = p_year
+    on conflict (year) do nothing;
+  end if;
+end $$;
 
 create function reserve_transfer(p_run text, p_table text, p_id text, p_field text, p_bytes bigint, p_limit bigint)
 returns bigint language plpgsql as $$

@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
+import { ensureBuilt, productionWorkerLaunch } from '../../scripts/worker-launch';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
@@ -82,13 +83,25 @@ export async function startTestWorker(
 }
 
 /**
- * A worker in a process of its own (test/fixtures/worker-process.ts), resolved once it polls. Push it to `children`
- * so the test can kill what is left at the end.
+ * A worker in a process of its own (scripts/worker-process.ts), resolved once it polls. Push it to `children`
+ * so the test can kill what is left at the end. `built`: compiled JavaScript with the production flags of
+ * `npm run worker:prod`, for tests that measure the worker's memory.
  */
-export async function spawnWorkerProcess(env: NodeJS.ProcessEnv, children: ChildProcess[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join('test', 'fixtures', 'worker-process.ts')], {
+export async function spawnWorkerProcess(
+  env: NodeJS.ProcessEnv,
+  children: ChildProcess[],
+  opts: { built?: boolean } = {},
+): Promise<ChildProcess> {
+  let args = ['--import', 'tsx', join('scripts', 'worker-process.ts')];
+  let launchEnv: Record<string, string> = {};
+  if (opts.built) {
+    const launch = productionWorkerLaunch();
+    args = [...launch.nodeArgs, ensureBuilt()];
+    launchEnv = launch.env;
+  }
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env,
+    env: { ...env, ...launchEnv },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);

@@ -46,9 +46,11 @@ describe('a 1 GiB container', () => {
     async () => {
       // A prebuilt workflow bundle, as production runs it: the bundler's memory stays out of the worker.
       const bundle = await bundleWorkflows(join(await mkdtemp(join(tmpdir(), 'fm-bundle-')), 'workflows.js'));
+      // As production runs it (`npm run worker:prod`): compiled JavaScript under plain node with its memory flags.
       const worker = await spawnWorkerProcess(
         { ...process.env, ...s.env, LOG_LEVEL: 'error', TEMPORAL_WORKFLOW_BUNDLE: bundle },
         children,
+        { built: true },
       );
       const pid = worker.pid!;
       const runId = `big-${randomUUID()}`;
@@ -79,10 +81,10 @@ describe('a 1 GiB container', () => {
       const head = await headObject(s.s3, s.bucket, l.rows[0]!.s3_key);
       assert.equal(head?.size, GiB, 'object size');
       assert.equal(head?.sha256, big.sha256, 'object SHA-256');
-      // Parts of 8 MiB, 4 in flight, plus stream buffers: far below the file; 200 MiB leaves room for GC timing.
-      const growth = peak - baseline;
+      // Parts of 8 MiB, 4 in flight, plus stream buffers: far below the file. The target is the whole worker under
+      // 300 MB (the issue's figure), whatever it streams.
       console.log(`1 GiB document: worker RSS ${baseline.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB peak`);
-      assert.ok(growth < 200, `worker memory grew by ${growth.toFixed(0)} MiB while streaming 1 GiB`);
+      assert.ok(peak * 1.048576 < 300, `worker peak RSS ${(peak * 1.048576).toFixed(0)} MB while streaming 1 GiB`);
     },
   );
 });
