@@ -10,16 +10,17 @@
  *
  * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator:
  * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
- *    process with a prebuilt workflow bundle (as production runs it) so its peak RSS is its own (VmHWM from /proc,
+ *    process as production runs it (compiled, `npm run worker:prod`'s flags, a prebuilt workflow bundle) so its peak
+ *    RSS is its own (VmHWM from /proc,
  *    reset once the worker is ready, so start-up is reported apart);
  * 2. a second reimport right after, which must download nothing (files relink);
  * 3. the naive sequential client (bench/lib/sequential.ts) over a sample of the same records, extrapolated.
  * The simulator's counters are reset before the naive client so its requests are its own.
  *
  * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
- * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × ~2.2 requests (a share of a find, the 302, the bytes)
- * at 40 ms mean latency and 8 requests at once take ~3.5 min: the source is request-bound, as it is for the clinic's
- * many small documents, and an engine at target speed keeps the whole bench to about ten minutes (a reimport still
+ * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × ~1.05 requests (one OData GET each, plus a share of
+ * the batch's find) at 40 ms mean latency and 8 requests at once take ~95 s: the source is request-bound, as it is
+ * for the clinic's many small documents, and an engine at target speed keeps the whole bench to about ten minutes (a reimport still
  * running after --timeout-min, default 30, is terminated and reported as not completed). Larger scales make the source
  * bandwidth-bound; the lower bound and the ratio follow from the profile either way. The naive client's speed-up
  * depends on the regime: one sequential stream gets the whole bandwidth when files are large, so it shrinks as the

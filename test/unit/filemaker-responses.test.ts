@@ -183,6 +183,8 @@ void test('names are encoded for paths and OData syntax', () => {
   assert.equal(odataKey("O'Brien"), "('O''Brien')");
   assert.equal(odataKey('AB-1'), "('AB-1')");
   assert.equal(odataKey(42), '(42)');
+  assert.equal(odataKey({ rowId: '1234' }), '(ROWID=1234)');
+  assert.throws(() => odataKey({ rowId: '1) or (1' }), RangeError);
   assert.equal(odataFieldName('id'), 'id');
   assert.equal(odataFieldName('id_Contact'), '"id_Contact"');
   assert.equal(odataFieldName('Health Number'), '"Health Number"');
