@@ -361,6 +361,43 @@ function filesTotals(run: RunFigures) {
   };
 }
 
+/**
+ * A files phase's wall time split by what its history shows: before the first batch (child start, manifest),
+ * batches (first importFiles scheduled to last closed), and after them (finishing and reconciling the table).
+ */
+function filesPhaseBreakdown(run: RunFigures) {
+  const rows: Record<string, Record<string, string>> = {};
+  for (const phase of ['documents', 'images']) {
+    const id = `${run.runId}/${phase}`;
+    const execs = run.executions.filter((e) => e.workflowId === id);
+    const span = spanOf(run.executions, id);
+    if (!span || execs.length === 0) continue;
+    const merged = (type: string) => {
+      const spans = execs.map((e) => e.activities[type]).filter((a) => a !== undefined);
+      if (spans.length === 0) return undefined;
+      return {
+        count: spans.reduce((n, a) => n + a.count, 0),
+        first: Math.min(...spans.map((a) => a.firstScheduledMs)),
+        last: Math.max(...spans.map((a) => a.lastClosedMs)),
+      };
+    };
+    const batches = merged('importFiles');
+    const manifest = merged('buildManifest');
+    const reconcile = merged('reconcileTable');
+    if (!batches) continue;
+    rows[phase] = {
+      'wall s': secs(span.closeMs - span.startMs),
+      'before batches s': secs(batches.first - span.startMs),
+      'manifest s': manifest ? secs(manifest.last - manifest.first) : '',
+      'batches s': secs(batches.last - batches.first),
+      'batch activities': fmt(batches.count),
+      'after batches s': secs(span.closeMs - batches.last),
+      'reconcile s': reconcile ? secs(reconcile.last - reconcile.first) : '',
+    };
+  }
+  return rows;
+}
+
 /** Rows keyed by their first column, so console.table shows that instead of an index. */
 function keyed<T extends Record<string, unknown>>(rows: T[], key: keyof T): Record<string, Omit<T, typeof key>> {
   return Object.fromEntries(
@@ -545,6 +582,8 @@ function report(r: {
     console.log(`\n${name} reimport ${run.runId}: ${outcome(run)}, ${secs(run.wallMs)} s`);
     console.table(phaseTable(run));
   }
+  console.log('\nwhere a files phase of the first reimport spends its time (from its history):');
+  console.table(filesPhaseBreakdown(r.first));
 
   const ft = filesTotals(r.first);
   const st = r.second ? filesTotals(r.second) : undefined;

@@ -14,6 +14,50 @@ export interface ExecutionFacts {
   /** Events in this execution's history, counted from the fetched history itself. */
   events: number;
   historyBytes: number | undefined;
+  /** Per activity type: how many ran, from the first scheduled to the last closed (ms since epoch). */
+  activities: Record<string, ActivitySpan>;
+}
+
+export interface ActivitySpan {
+  count: number;
+  firstScheduledMs: number;
+  lastClosedMs: number;
+}
+
+type HistoryEvent = NonNullable<
+  Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']
+>[number];
+
+function eventMs(e: HistoryEvent): number {
+  const t = e.eventTime;
+  if (!t) return 0;
+  return Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+}
+
+/** Activity spans of one history: scheduled events name the type, closing events refer to them by event id. */
+function activitySpans(events: readonly HistoryEvent[]): Record<string, ActivitySpan> {
+  const typeOf = new Map<string, string>();
+  const out: Record<string, ActivitySpan> = {};
+  for (const e of events) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) {
+      const type = scheduled.activityType?.name ?? 'unknown';
+      typeOf.set(String(e.eventId), type);
+      const span = (out[type] ??= { count: 0, firstScheduledMs: eventMs(e), lastClosedMs: 0 });
+      span.count++;
+      continue;
+    }
+    const closed =
+      e.activityTaskCompletedEventAttributes ??
+      e.activityTaskFailedEventAttributes ??
+      e.activityTaskTimedOutEventAttributes ??
+      e.activityTaskCanceledEventAttributes;
+    if (closed?.scheduledEventId != null) {
+      const span = out[typeOf.get(String(closed.scheduledEventId)) ?? ''];
+      if (span) span.lastClosedMs = Math.max(span.lastClosedMs, eventMs(e));
+    }
+  }
+  return out;
 }
 
 /**
@@ -39,6 +83,7 @@ export async function runExecutions(client: Client, runWorkflowId: string): Prom
       closeMs: info.closeTime?.getTime(),
       events: history.events?.length ?? info.historyLength,
       historyBytes: info.historySize,
+      activities: activitySpans(history.events ?? []),
     });
   }
   return out.sort((a, b) => a.startMs - b.startMs);

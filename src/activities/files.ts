@@ -11,7 +11,8 @@
  *    S3 with their SHA-256 computed on the way — never held whole. Content type from the response, sniffed when
  *    generic. A broken download is retried a bounded number of times, then the image waterfall falls back to the
  *    next container, then the file ends `failed` DOWNLOAD_FAILED while the batch goes on.
- * 4. The row is upserted and the ledger state written at once (one file lost to a crash is at most one download).
+ * 4. The row is upserted and the ledger state written at once (a crash loses at most the files in flight), in
+ *    statements shared with the worker's other files in flight (group commit, ./file-writes.ts).
  * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded.
  *
  * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
@@ -40,13 +41,13 @@ import type { ContainerDownload } from '../filemaker/client';
 import { parseContentDisposition } from '../filemaker/content-disposition';
 import { headObject, uploadStream } from '../s3';
 import { ledgerLookup, type LedgerFile } from '../store/ledger';
-import { upsertRows } from '../store/upsert';
 import type { ActivityDeps } from './deps';
-import { countLedger, emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
+import { countLedger, emptyChunkResult, manifestSlice, type LedgerEntry } from './ledger';
 import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
-import { reserveTransfer, settleTransfer, type Reservation } from './transfer';
+import { fileWritesFor, type FileWrites } from './file-writes';
+import type { Reservation } from './transfer';
 import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
@@ -194,6 +195,8 @@ export interface FileContext {
   bucket: string;
   signal: AbortSignal;
   budgetBytes: number;
+  /** Reservations, rows and ledger entries, group-committed with the other files in flight. */
+  writes: FileWrites;
   /** Heartbeats with the ids finished so far. */
   beat: () => void;
 }
@@ -320,7 +323,7 @@ async function download(
     pipeline(dl.body, counter, () => undefined);
     let reservation: Reservation;
     try {
-      reservation = await reserveTransfer(fc.deps.pool, {
+      reservation = await fc.writes.reserve({
         runId: fc.input.runId,
         table: fc.input.table,
         filemakerId,
@@ -374,7 +377,7 @@ async function download(
         'container download broke',
       );
     } finally {
-      await settleTransfer(fc.deps.pool, reservation, counter.bytes);
+      await fc.writes.settle(reservation, counter.bytes);
     }
   }
   if (transportError(lastError)) {
@@ -438,8 +441,7 @@ async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntr
   }
   for (const f of outcome.findings ?? []) addFinding(fc.result, f.code);
   const upsert = async (row: Record<string, unknown>, entry: LedgerEntry): Promise<LedgerEntry> => {
-    const r = await upsertRows(fc.deps.pool, 'documents', [row], { runId: fc.input.runId });
-    const o = r.outcomes[0]!;
+    const o = await fc.writes.upsert('documents', row, fc.input.runId);
     if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
     return { ...entry, targetTable: 'documents', targetId: o.id };
   };
@@ -573,8 +575,7 @@ export async function finishImage(
   if (thumb.status === 'unsupported_format') addFinding(fc.result, 'THUMBNAIL_UNSUPPORTED');
   if (thumb.status === 'failed') addFinding(fc.result, 'THUMBNAIL_FAILED');
 
-  const b = await upsertRows(fc.deps.pool, 'image_batches', [batch], { runId: fc.input.runId });
-  const bo = b.outcomes[0]!;
+  const bo = await fc.writes.upsert('image_batches', batch as unknown as Record<string, unknown>, fc.input.runId);
   if (bo.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: bo.reason, message: bo.message };
   const sourceField = stored.relinked ? await recordedField(fc, id) : stored.field;
   const row = {
@@ -589,8 +590,7 @@ export async function finishImage(
     source_field: sourceField,
     thumbnail_status: thumb.status,
   };
-  const r = await upsertRows(fc.deps.pool, 'images', [row], { runId: fc.input.runId });
-  const o = r.outcomes[0]!;
+  const o = await fc.writes.upsert('images', row, fc.input.runId);
   if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
   return {
     filemakerId: id,
@@ -681,6 +681,7 @@ export async function beginBatch(
     bucket: deps.config.s3.bucket,
     signal: activity.cancellationSignal,
     budgetBytes: input.transferBudgetBytes ?? deps.config.filemaker.transferBudgetBytes,
+    writes: fileWritesFor(deps.pool),
     beat: () => activity.heartbeat({ done: [...done] } satisfies Resume),
   };
   return { fc, todo, done };
@@ -689,7 +690,7 @@ export async function beginBatch(
 /** Writes a file's ledger entry and heartbeats: from here on a retry of the batch skips it. */
 export async function settleFile(batch: Batch, entry: LedgerEntry): Promise<void> {
   const { fc } = batch;
-  await recordLedger(fc.deps.pool, fc.input.runId, fc.input.table, [entry], fc.result);
+  await fc.writes.ledger(fc.input.runId, fc.input.table, entry, fc.result);
   batch.done.add(entry.filemakerId);
   fc.beat();
 }

@@ -6,7 +6,6 @@
  * A reservation that was never settled (a worker killed mid-download) keeps counting what it reserved: a quota is
  * better over-counted than over-spent.
  */
-import { TransferQuotaError } from '../errors';
 import type { Pool } from '../store/db';
 
 const USED_SQL = `select coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b
@@ -23,41 +22,4 @@ export interface Reservation {
   readonly bytes: number;
 }
 
-/**
- * Reserves `bytes` for one download, or throws TransferQuotaError when the year's use plus `bytes` would pass
- * `budgetBytes`. `usedOutsideBytes` is what the licence year used before fm-reimport counted (configuration).
- */
-export async function reserveTransfer(
-  pool: Pool,
-  opts: {
-    runId: string;
-    table: string;
-    filemakerId: string;
-    field: string;
-    bytes: number;
-    budgetBytes: number;
-    usedOutsideBytes: number;
-  },
-): Promise<Reservation> {
-  const limit = opts.budgetBytes - opts.usedOutsideBytes;
-  const r = await pool.query<{ id: string | null }>('select reserve_transfer($1, $2, $3, $4, $5, $6)::text as id', [
-    opts.runId,
-    opts.table,
-    opts.filemakerId,
-    opts.field,
-    opts.bytes,
-    Math.max(0, limit),
-  ]);
-  const id = r.rows[0]?.id ?? null;
-  if (id === null) {
-    const used = (await transferUsedThisYear(pool)) + opts.usedOutsideBytes;
-    throw new TransferQuotaError(
-      `transfer budget reached: ${used} of ${opts.budgetBytes} bytes used this year, the next file needs ${opts.bytes}`,
-    );
-  }
-  return { id, bytes: opts.bytes };
-}
-
-export async function settleTransfer(pool: Pool, reservation: Reservation, bytes: number): Promise<void> {
-  await pool.query('select settle_transfer($1::bigint, $2)', [reservation.id, bytes]);
-}
+/** Reservation and settlement are group-committed with the other files in flight: see ./file-writes.ts. */

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import pg from 'pg';
+import { fileWritesFor } from '../../src/activities/file-writes';
+import { emptyChunkResult } from '../../src/activities/ledger';
+import { transferUsedThisYear } from '../../src/activities/transfer';
+import { TransferQuotaError } from '../../src/errors';
+import { migratedDatabase } from './fixtures';
+
+const database = migratedDatabase();
+
+describe('transfer quota and group-committed file writes', () => {
+  let url: string;
+  before(async () => {
+    ({ url } = await database);
+  });
+
+  test('reservations from two workers at once never pass the budget; settlement moves the total to what arrived', async () => {
+    // Two pools: two worker processes, each with its own group commit, contending for the same year total.
+    const pools = [new pg.Pool({ connectionString: url, max: 4 }), new pg.Pool({ connectionString: url, max: 4 })];
+    try {
+      await pools[0]!.query('delete from transfer_log; delete from transfer_totals');
+      const budget = 10_000;
+      const outside = 1_000;
+      const attempts = Array.from({ length: 60 }, (_, i) =>
+        fileWritesFor(pools[i % 2]!)
+          .reserve({
+            runId: 'run-q',
+            table: 'API_Docs',
+            filemakerId: `D-${i}`,
+            field: 'Doc',
+            bytes: 500,
+            budgetBytes: budget,
+            usedOutsideBytes: outside,
+          })
+          .then(
+            (r) => ({ ok: true as const, r }),
+            (err: unknown) => ({ ok: false as const, err }),
+          ),
+      );
+      const results = await Promise.all(attempts);
+      const granted = results.filter((x) => x.ok);
+      // (10,000 − 1,000) ÷ 500 = 18 fit; every other attempt is a TransferQuotaError.
+      assert.equal(granted.length, 18);
+      for (const x of results) if (!x.ok) assert.ok(x.err instanceof TransferQuotaError, String(x.err));
+      assert.equal(await transferUsedThisYear(pools[0]!), 18 * 500);
+
+      // Half the downloads broke after 200 bytes, one got 50 more than announced; settling twice changes nothing.
+      await Promise.all(
+        granted.map((x, i) => {
+          if (!x.ok) throw new Error('unreachable');
+          return fileWritesFor(pools[i % 2]!).settle(x.r, i === 0 ? 550 : i % 2 === 0 ? 500 : 200);
+        }),
+      );
+      const first = granted[0]!;
+      if (first.ok) await fileWritesFor(pools[1]!).settle(first.r, 550);
+      const expected = 550 + 8 * 500 + 9 * 200;
+      assert.equal(await transferUsedThisYear(pools[0]!), expected, 'the log');
+      const total = await pools[0]!.query<{ bytes: string }>('select bytes::text from transfer_totals');
+      assert.equal(Number(total.rows[0]!.bytes), expected, 'the year total equals the log');
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
+  test('rows and ledger entries of concurrent files share statements and each file gets its own outcome', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    try {
+      const writes = fileWritesFor(pool);
+      const result = emptyChunkResult();
+      const runId = 'run-g';
+      await pool.query(
+        `insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running') on conflict do nothing`,
+        [runId],
+      );
+      let statements = 0;
+      const query = pool.query.bind(pool);
+      pool.query = ((...args: Parameters<typeof pool.query>) => {
+        statements++;
+        return query(...args);
+      }) as typeof pool.query;
+      const ids = Array.from({ length: 20 }, (_, i) => `l-${i}`);
+      await Promise.all(
+        ids.map((id, i) =>
+          writes.ledger(
+            runId,
+            'API_Docs',
+            i === 3
+              ? { filemakerId: id, state: 'failed', reasonCode: 'DOWNLOAD_FAILED', message: 'broken' }
+              : { filemakerId: id, state: 'imported' },
+            result,
+          ),
+        ),
+      );
+      assert.ok(statements < ids.length / 2, `${statements} statements for ${ids.length} concurrent entries`);
+      assert.equal(result.byState.imported, 19);
+      assert.equal(result.byState.failed, 1);
+      const rows = await query<{ n: number }>(
+        `select count(*)::int as n from import_ledger where run_id = $1 and source_table = 'API_Docs'`,
+        [runId],
+      );
+      assert.equal(rows.rows[0]!.n, 20);
+    } finally {
+      await pool.end();
+    }
+  });
+});
