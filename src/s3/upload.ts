@@ -3,7 +3,7 @@
  *
  * - Small files (≤ one part, the vast majority: documents average ~0.5 MB) are buffered (at most one part), hashed,
  *   and sent with one PutObject carrying `x-amz-checksum-sha256`, so S3 verifies the whole object on arrival.
- * - Larger files go through @aws-sdk/lib-storage `Upload` (multipart, 8 MiB parts, 4 in flight), which sends a
+ * - Larger files go through @aws-sdk/lib-storage `Upload` (multipart, 8 MiB parts, 2 in flight), which sends a
  *   SHA-256 per part that S3 verifies; the object's own checksum is then "composite" (a hash of part hashes), so we
  *   check it against the part hashes we computed, and store our full-object SHA-256 as `x-amz-meta-sha256`.
  *   Metadata is fixed when a multipart upload starts, before the hash is known, so it is set afterwards by copying
@@ -23,7 +23,7 @@ import { contentDisposition } from './content-disposition';
 import { deleteObjects, headObject } from './objects';
 
 export const PART_SIZE = 8 * 1024 * 1024;
-export const QUEUE_SIZE = 4;
+export const QUEUE_SIZE = 2;
 // CopyObject in one request is limited to 5 GB; clinic files are far below (images are a few MB).
 const MAX_SELF_COPY = 5 * 1024 ** 3;
 

@@ -81,7 +81,7 @@ describe('a 1 GiB container', () => {
       const head = await headObject(s.s3, s.bucket, l.rows[0]!.s3_key);
       assert.equal(head?.size, GiB, 'object size');
       assert.equal(head?.sha256, big.sha256, 'object SHA-256');
-      // Parts of 8 MiB, 4 in flight, plus stream buffers: far below the file. The target is the whole worker under
+      // Parts of 8 MiB, 2 in flight, plus stream buffers: far below the file. The target is the whole worker under
       // 300 MB (the issue's figure), whatever it streams.
       console.log(`1 GiB document: worker RSS ${baseline.toFixed(0)} MiB before, ${peak.toFixed(0)} MiB peak`);
       assert.ok(peak * 1.048576 < 300, `worker peak RSS ${(peak * 1.048576).toFixed(0)} MB while streaming 1 GiB`);
