@@ -356,6 +356,7 @@ function filesTotals(run: RunFigures) {
       return acc;
     }, {}),
     cooldowns: sum((p) => p.counts?.cooldowns ?? 0),
+    inFlightMs: sum((p) => p.window.inFlightMs),
     bound: lowerBound(window, FAULTS),
     peakRssBytes: Math.max(0, ...ph.map((p) => p.peakRssBytes)),
   };
@@ -428,6 +429,9 @@ function phaseTable(run: RunFigures) {
       cooldowns: c ? fmt(c.cooldowns) : '',
       retries: c?.retries !== undefined ? fmt(c.retries) : '',
       'bound s': secs(p.bound.boundMs),
+      // Mean requests in flight at the source over the phase, of the SOURCE_CONCURRENCY it serves at once.
+      'FM busy':
+        SOURCE_CONCURRENCY > 0 ? `${fmt(p.window.inFlightMs / Math.max(1, p.wallMs), 1)}/${SOURCE_CONCURRENCY}` : '',
       'peak RSS MB': p.peakRssBytes > 0 ? fmt(p.peakRssBytes / MB) : '',
       // The bound is the source's; only the files phases are FileMaker-bound (the others wait on PostgreSQL).
       ratio: files && p.status === 'completed' && p.bound.boundMs > 0 ? fmt(p.wallMs / p.bound.boundMs, 2) : '',
@@ -657,6 +661,10 @@ function report(r: {
     [
       'source lower bound',
       `${secs(ft.bound.boundMs)} s (bytes ${secs(ft.bound.bandwidthMs)} s, requests ${secs(ft.bound.latencyMs)} s)`,
+    ],
+    [
+      'FileMaker kept busy',
+      `${fmt(ft.inFlightMs / Math.max(1, ft.wallMs), 1)} of ${SOURCE_CONCURRENCY} requests in flight on average`,
     ],
     ['ratio to lower bound', na ? 'n/a' : fmt(ratio, 2), '≤ 1.3', na ? 'n/a' : mark(ratio <= 1.3)],
     ['sequential client (estimated)', `${fmt(r.naive.estimatedMs / 60_000, 1)} min`],

@@ -4,7 +4,8 @@
  * `{"ready":true,"pid":…}` on stdout once it polls. Compiled into dist/ by `npm run build:js`, it runs as production
  * runs the worker (`npm run worker:prod`: plain node with the same flags; see scripts/worker-launch.ts).
  *
- * FM_REIMPORT_MEMORY_LOG_MS=1000 writes the process's memory by kind (MB) to stderr once a period.
+ * FM_REIMPORT_MEMORY_LOG_MS=1000 writes the process's memory by kind (MB) and the main thread's event-loop
+ * utilization to stderr once a period.
  */
 import { loadConfig } from '../src/config';
 import { createLogger } from '../src/logger';
@@ -18,10 +19,15 @@ async function main() {
   const every = Number(process.env.FM_REIMPORT_MEMORY_LOG_MS ?? 0);
   if (every > 0) {
     const mb = (n: number) => Math.round(n / 1048576);
+    let elu = performance.eventLoopUtilization();
     setInterval(() => {
       const m = process.memoryUsage();
       const memory = { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), external: mb(m.external) };
-      process.stderr.write(`${JSON.stringify({ memory })}\n`);
+      // How busy the main thread was since the last line (1 = never idle: everything on it waits in line).
+      const now = performance.eventLoopUtilization();
+      const eventLoop = Math.round(performance.eventLoopUtilization(now, elu).utilization * 100) / 100;
+      elu = now;
+      process.stderr.write(`${JSON.stringify({ memory, eventLoop })}\n`);
     }, every).unref();
   }
   const stop = () => {

@@ -19,6 +19,8 @@ export interface SimulatorStats {
   sessions: { active: number; created: number; loggedOut: number; expired: number };
   quotaUsedBytes: number;
   inFlight: number;
+  /** Requests in flight integrated over time (request-milliseconds): how busy clients kept the server. */
+  inFlightMs: number;
 }
 
 interface Session {
@@ -59,6 +61,8 @@ export class SimContext {
   readonly t0 = Date.now();
   secret = randomBytes(32);
   inFlight = 0;
+  private inFlightMs = 0;
+  private inFlightSince = Date.now();
   containerInFlight = 0;
   requests = Object.fromEntries(apis.map((a) => [a, 0])) as Record<Api | 'total', number>;
   bytes = Object.fromEntries(apis.map((a) => [a, 0])) as Record<Api | 'total', number>;
@@ -200,7 +204,19 @@ export class SimContext {
       },
       quotaUsedBytes: this.settings.quotaUsedBytes + this.quotaSent,
       inFlight: this.inFlight,
+      inFlightMs: this.busyMs(),
     };
+  }
+
+  /** A request arrives (+1) or its answer closes (−1); the time-integral of requests in flight is kept. */
+  changeInFlight(delta: 1 | -1): void {
+    this.inFlightMs = this.busyMs();
+    this.inFlightSince = Date.now();
+    this.inFlight += delta;
+  }
+
+  private busyMs(): number {
+    return this.inFlightMs + this.inFlight * (Date.now() - this.inFlightSince);
   }
 
   resetStats(): void {

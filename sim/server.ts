@@ -107,8 +107,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     if (!api) return send(ctx, res, 'data', 404, 'text/html', '<html><body><h1>404 Not Found</h1></body></html>');
     ctx.requests[api]++;
     ctx.requests.total++;
-    ctx.inFlight++;
-    res.once('close', () => ctx.inFlight--);
+    ctx.changeInFlight(1);
+    res.once('close', () => ctx.changeInFlight(-1));
     const s = ctx.settings;
     const forced = ctx.faults.takeForced(api);
     if (forced !== null) {

@@ -15,6 +15,8 @@ export interface StatsWindow {
   /** 502/503 answers the source gave: bursts and over-concurrency refusals. */
   overloads: number;
   faults: Record<string, number>;
+  /** Requests in flight at the source, integrated over the window (request-ms). */
+  inFlightMs: number;
 }
 
 export class StatsTimeline {
@@ -70,6 +72,7 @@ export function diff(a: SimulatorStats, b: SimulatorStats): StatsWindow {
     containerBytes: b.bytes.container - a.bytes.container,
     overloads: (faults.burst ?? 0) + (faults.concurrency_502 ?? 0),
     faults,
+    inFlightMs: b.inFlightMs - a.inFlightMs,
   };
 }
 

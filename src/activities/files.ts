@@ -40,6 +40,8 @@ import { FM_ERRORS, type FileMakerRecord } from '../filemaker';
 import type { ContainerDownload } from '../filemaker/client';
 import { parseContentDisposition } from '../filemaker/content-disposition';
 import { headObject, uploadStream } from '../s3';
+import { ByteBudget, type Release } from '../s3/buffer-budget';
+import { PART_SIZE, QUEUE_SIZE } from '../s3/upload';
 import { ledgerLookup, type LedgerFile } from '../store/ledger';
 import type { ActivityDeps } from './deps';
 import { countLedger, emptyChunkResult, manifestSlice, type LedgerEntry } from './ledger';
@@ -53,12 +55,24 @@ import type { ChunkInput, ChunkResult } from './types';
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
 /** Files of one batch processed at once. */
-const FILES_IN_FLIGHT = 2;
+const FILES_IN_FLIGHT = 4;
 /** Download attempts per container before it counts as broken. */
 const DOWNLOAD_ATTEMPTS = 3;
 /** A container URL from the batch's find is used while younger than this; older ones are read again. */
 const URL_FRESH_MS = 15_000;
 const SNIFF_BYTES = 4096;
+/**
+ * Bytes the worker's uploads may hold in memory at once (small files whole, large ones their parts in flight). At
+ * the clinic's sizes (image renditions of several MB) this, not the number of files in flight, bounds the memory.
+ */
+const UPLOAD_BUFFER_BYTES = 64 * 1024 * 1024;
+const UPLOAD_BUFFERS = new ByteBudget(UPLOAD_BUFFER_BYTES);
+
+/** A download's share of the buffer budget: the whole file when it fits one part, else the parts in flight. */
+function bufferShare(contentLength: number | undefined): number {
+  if (contentLength !== undefined && contentLength <= PART_SIZE) return contentLength;
+  return PART_SIZE * (QUEUE_SIZE + 1);
+}
 
 /** Errors that are about FileMaker or S3 as a whole, not about one file: they end the batch. */
 function endsBatch(err: unknown): boolean {
@@ -186,6 +200,8 @@ export interface StoredFile {
   field: string;
   /** The stored bytes, when a single-part upload kept them (images, for the thumbnail). */
   body?: Buffer;
+  /** Gives the kept bytes' share of the upload buffer budget back; call once done with `body`. */
+  release?: Release;
 }
 
 export interface FileContext {
@@ -336,7 +352,10 @@ async function download(
       dl.body.destroy();
       throw err;
     }
+    let releaseBuffer: Release | undefined;
+    let handedOver = false;
     try {
+      releaseBuffer = await UPLOAD_BUFFERS.acquire(bufferShare(dl.contentLength), fc.signal);
       const { head, stream } = await peek(counter, SNIFF_BYTES);
       const contentType = effectiveContentType(dl.contentType, head);
       const ext = extensionFor(contentType, dl.filename, urlPath(record.fieldData[field]));
@@ -355,6 +374,8 @@ async function download(
         keepBody: fc.input.table === 'API_Images',
       });
       fc.result.bytesDownloaded += counter.bytes;
+      // The kept bytes stay counted against the buffer budget until the caller is done with them.
+      handedOver = up.body !== undefined;
       return {
         key,
         size: up.size,
@@ -366,6 +387,7 @@ async function download(
         sniffed: isGenericContentType(dl.contentType),
         field,
         body: up.body,
+        release: handedOver ? releaseBuffer : undefined,
       };
     } catch (err) {
       dl.body.destroy();
@@ -377,6 +399,7 @@ async function download(
         'container download broke',
       );
     } finally {
+      if (!handedOver) releaseBuffer?.();
       await fc.writes.settle(reservation, counter.bytes);
     }
   }
@@ -543,11 +566,15 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
     };
   }
   if (fellBack) addFinding(fc.result, 'IMAGE_FALLBACK');
-  return finishImage(fc, id, outcome.row, stored, {
-    state: outcome.state,
-    reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
-    sourceModId,
-  });
+  try {
+    return await finishImage(fc, id, outcome.row, stored, {
+      state: outcome.state,
+      reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
+      sourceModId,
+    });
+  } finally {
+    stored.release?.();
+  }
 }
 
 /** Thumbnail, batch and image rows for an image whose file is stored; the ledger entry to write. */
