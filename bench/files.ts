@@ -65,6 +65,7 @@ const { values: args } = parseArgs({
     'cooldown-base': { type: 'string' },
     'cooldown-max': { type: 'string' },
     faults: { type: 'string' },
+    workers: { type: 'string' },
   },
 });
 
@@ -88,7 +89,10 @@ const SEED = num('seed', 1);
 // The engine is configured for the source it talks to, as an operator would: as many requests at once as the profile
 // allows, per worker (FM_MAX_CONCURRENCY) and in batches in flight per phase (each batch reads its files one by one).
 const SOURCE_CONCURRENCY = FAULTS.maxConcurrentRequests || PROFILES[PROFILE].maxConcurrentRequests || 6;
-const FM_CONCURRENCY = num('fm-concurrency', SOURCE_CONCURRENCY);
+// Worker processes: the source's concurrency is split between them (FM_MAX_CONCURRENCY each), as an operator running
+// several workers against one FileMaker host would.
+const WORKERS = Math.floor(num('workers', 1));
+const FM_CONCURRENCY = num('fm-concurrency', Math.max(1, Math.floor(SOURCE_CONCURRENCY / WORKERS)));
 const BATCHES_IN_FLIGHT = num('concurrency', SOURCE_CONCURRENCY);
 const BATCH_SIZE = args.batch ? num('batch', 20) : undefined;
 // The engine's own cooldowns unless told otherwise (for exploring how much of the wall time they cost).
@@ -119,9 +123,9 @@ interface WorkerProcess {
   stop(): Promise<void>;
 }
 
-async function startWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+async function startWorkerProcess(env: NodeJS.ProcessEnv, index: number): Promise<WorkerProcess> {
   const launch = productionWorkerLaunch();
-  const logFile = join(STATE_DIR, 'worker.log');
+  const logFile = join(STATE_DIR, index === 0 ? 'worker.log' : `worker-${index + 1}.log`);
   const fd = openSync(logFile, 'a');
   const child: ChildProcess = spawn(
     process.execPath,
@@ -218,7 +222,7 @@ async function runReimport(
   config: Config,
   runId: string,
   timeline: StatsTimeline,
-  rss: RssSampler,
+  rss: Pick<RssSampler, 'peakBetween'>,
 ): Promise<RunFigures> {
   const settings = {
     concurrency: BATCHES_IN_FLIGHT,
@@ -491,14 +495,28 @@ async function main(): Promise<void> {
     env.TEMPORAL_WORKFLOW_BUNDLE = await bundleWorkflows(join(STATE_DIR, 'workflow-bundle.js'));
     const config = loadConfig(env, 'worker');
     await migrate(config.database.url);
-    const worker = await startWorkerProcess(env);
-    cleanups.push(() => worker.stop());
-    log(`worker pid ${worker.pid} ready (start-up peak ${fmt(worker.startupPeakBytes / MB)} MB)`);
+    const workers: WorkerProcess[] = [];
+    for (let i = 0; i < WORKERS; i++) {
+      const w = await startWorkerProcess(env, i);
+      workers.push(w);
+      cleanups.push(() => w.stop());
+      log(`worker pid ${w.pid} ready (start-up peak ${fmt(w.startupPeakBytes / MB)} MB)`);
+    }
+    // The figures of the worker that used the most memory (the target is per worker).
+    const worker: WorkerProcess = {
+      ...workers[0]!,
+      startupPeakBytes: Math.max(...workers.map((w) => w.startupPeakBytes)),
+      readyRssBytes: Math.max(...workers.map((w) => w.readyRssBytes)),
+    };
     const { client, close } = await connectClient(config);
     cleanups.push(close);
 
-    const rss = new RssSampler(worker.pid);
-    cleanups.push(async () => rss.stop());
+    const samplers = workers.map((w) => new RssSampler(w.pid));
+    cleanups.push(async () => samplers.forEach((x) => x.stop()));
+    const rss = {
+      peakBetween: (a: number, b: number) => Math.max(...samplers.map((x) => x.peakBetween(a, b))),
+      stop: () => samplers.forEach((x) => x.stop()),
+    };
     const timeline = new StatsTimeline(sim);
     cleanups.push(async () => timeline.stop());
 
@@ -512,7 +530,7 @@ async function main(): Promise<void> {
       second = await runReimport(client, config, `bench-${stamp}-2`, timeline, rss);
       log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
     }
-    const peakRss = readMemory(worker.pid).hwmBytes;
+    const peakRss = Math.max(...workers.map((w) => readMemory(w.pid).hwmBytes));
     timeline.stop();
     rss.stop();
 
@@ -566,7 +584,7 @@ function report(r: {
       (Object.keys(COOLDOWNS).length
         ? `cooldowns ${COOLDOWNS.cooldownBaseSeconds ?? 'default'} s doubling to ${COOLDOWNS.cooldownMaxSeconds ?? 'default'} s`
         : 'default cooldowns') +
-      ', one worker',
+      (WORKERS === 1 ? ', one worker' : `, ${WORKERS} workers (peak RSS: the largest of them)`),
   );
   console.log(
     `source limits: ${fmt(f.bandwidthTotalBps / MiB, 1)} MiB/s in total, ${f.maxConcurrentRequests} requests at once, ` +
