@@ -65,9 +65,10 @@ const URL_FRESH_MS = 15_000;
 const SNIFF_BYTES = 4096;
 /**
  * Bytes the worker's uploads may hold in memory at once (small files whole, large ones their parts in flight). At
- * the clinic's sizes (image renditions of several MB) this, not the number of files in flight, bounds the memory.
+ * the clinic's sizes (image renditions of several MB) this, not the number of files in flight, bounds the memory;
+ * 32 MiB is more than a second of FileMaker Cloud's bandwidth, so it does not slow a bandwidth-bound phase.
  */
-const UPLOAD_BUFFER_BYTES = 64 * 1024 * 1024;
+const UPLOAD_BUFFER_BYTES = 32 * 1024 * 1024;
 const UPLOAD_BUFFERS = new ByteBudget(UPLOAD_BUFFER_BYTES);
 
 /** A download's share of the buffer budget: the whole file when it fits one part, else the parts in flight. */
