@@ -9,11 +9,14 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { mediaType } from '../domain/keys';
+import { Semaphore } from '../filemaker/semaphore';
 import { headObject } from '../s3';
 
-// One image at a time per worker and no operation cache: memory stays bounded whatever the batch window is.
+// One libvips thread per image, no operation cache, and at most two images decoded at once per worker: a PNG is
+// decoded whole (a JPEG shrinks on load), so memory stays bounded whatever the batch window and the photo sizes.
 sharp.cache(false);
 sharp.concurrency(1);
+const DECODES = new Semaphore(2);
 
 export const THUMBNAIL_MAX = 300;
 /** Larger sources are not decoded (sharp holds a streamed input in memory); the image is imported without one. */
@@ -90,6 +93,7 @@ export async function ensureThumbnail(
   let thumb: Buffer;
   let width: number;
   let height: number;
+  const release = await DECODES.acquire();
   try {
     const meta = await sharp(bytes, { failOn: 'error' }).metadata();
     if (!meta.width || !meta.height) return { status: 'failed', width: null, height: null, key: null };
@@ -104,6 +108,8 @@ export async function ensureThumbnail(
       .toBuffer();
   } catch {
     return { status: 'failed', width: null, height: null, key: null };
+  } finally {
+    release();
   }
   const sha256 = createHash('sha256').update(thumb).digest('hex');
   const checksum = Buffer.from(sha256, 'hex').toString('base64');

@@ -9,4 +9,5 @@ void test('the production worker launch is read from package.json: heap caps and
   assert.ok(Number(flag('--max-old-space-size')!.split('=')[1]) <= 256, 'an old space that keeps the worker < 300 MB');
   assert.ok(flag('--max-semi-space-size'), 'young generation capped');
   assert.equal(launch.env.MALLOC_ARENA_MAX, '2');
+  assert.equal(launch.env.MALLOC_MMAP_THRESHOLD_, '131072');
 });
