@@ -12,10 +12,12 @@ import { mediaType } from '../domain/keys';
 import { Semaphore } from '../filemaker/semaphore';
 import { headObject } from '../s3';
 
-// One libvips thread per image, no operation cache, and at most two images decoded at once per worker: a PNG is
-// decoded whole (a JPEG shrinks on load), so memory stays bounded whatever the batch window and the photo sizes.
+// One libvips thread per image and no operation cache. A JPEG shrinks on load; other formats are decoded whole, so
+// those above BIG_DECODE_PIXELS (4 MP: 16 MB of RGBA) are decoded two at a time per worker: memory stays bounded
+// whatever the batch window and the photo sizes, and small images are not held up.
 sharp.cache(false);
 sharp.concurrency(1);
+const BIG_DECODE_PIXELS = 4_000_000;
 const DECODES = new Semaphore(2);
 
 export const THUMBNAIL_MAX = 300;
@@ -93,10 +95,12 @@ export async function ensureThumbnail(
   let thumb: Buffer;
   let width: number;
   let height: number;
-  const release = await DECODES.acquire();
+  let release: (() => void) | undefined;
   try {
+    // The header only: cheap, and tells how much a decode will take.
     const meta = await sharp(bytes, { failOn: 'error' }).metadata();
     if (!meta.width || !meta.height) return { status: 'failed', width: null, height: null, key: null };
+    if (meta.width * meta.height > BIG_DECODE_PIXELS && meta.format !== 'jpeg') release = await DECODES.acquire();
     // Orientation 5-8 turns the picture on its side: report the size as it is shown.
     const turned = (meta.orientation ?? 1) >= 5;
     width = turned ? meta.height : meta.width;
@@ -109,7 +113,7 @@ export async function ensureThumbnail(
   } catch {
     return { status: 'failed', width: null, height: null, key: null };
   } finally {
-    release();
+    release?.();
   }
   const sha256 = createHash('sha256').update(thumb).digest('hex');
   const checksum = Buffer.from(sha256, 'hex').toString('base64');
