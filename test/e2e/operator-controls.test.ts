@@ -14,6 +14,7 @@ import type { RunningSimulator } from '../../sim/server';
 import type { RunningWorker } from '../../src/worker';
 import { KEY_PREFIX } from '../../src/domain/keys';
 import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
+import { CORE_TARGET_OF } from '../helpers/targets';
 import type { RunProgress } from '../../src/workflows/messages';
 import type { Settings } from '../../src/workflows/options';
 import type { PhaseResult } from '../../src/workflows/phase';
@@ -38,19 +39,6 @@ const WRITTEN_TABLES = [
   'referrer_companies',
 ];
 const TERMINAL = ['imported', 'unlinked', 'skipped', 'failed'];
-/** Where each core source table's rows land. */
-const TARGET_OF: Partial<Record<SourceTableName, string>> = {
-  API_Clinic_Name: 'clinics',
-  API_Contacts: 'patients',
-  API_Contact_Details: 'contact_details',
-  API_event: 'appointments',
-  API_Notes: 'notes',
-  API_Messages: 'sms_messages',
-  API_Company: 'companies',
-  API_Referrer: 'referrers',
-  API_ContactToReferrer: 'patient_referrers',
-  API_ReferrerToCompany_Join: 'referrer_companies',
-};
 type StateCounts = { imported: number; unlinked: number; skipped: number; failed: number };
 
 describe('operator controls of a running reimport', () => {
@@ -163,7 +151,7 @@ describe('operator controls of a running reimport', () => {
   /** Ids the ledger says were imported (or unlinked) by the run whose row is absent, or was not written by the run. */
   const notLanded = async (runId: string): Promise<string[]> => {
     const out: string[] = [];
-    for (const [table, target] of Object.entries(TARGET_OF)) {
+    for (const [table, target] of Object.entries(CORE_TARGET_OF)) {
       const r = await pool.query<{ filemaker_id: string }>(
         `select l.filemaker_id from import_ledger l
           where l.run_id = $1 and l.source_table = $2 and l.state in ('imported', 'unlinked')

@@ -16,6 +16,7 @@ import { createLogger } from '../../src/logger';
 import { migrate } from '../../src/store/migrate';
 import { startWorker, type RunningWorker } from '../../src/worker';
 import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
+import { CORE_TARGET_OF } from '../helpers/targets';
 import type { RunProgress } from '../../src/workflows/messages';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { createTestBucket, createTestDatabase, stackEnv } from '../helpers/stack';
@@ -23,19 +24,7 @@ import { spawnWorkerProcess } from '../helpers/run';
 
 const CORE = ['patients', 'appointments', 'notes', 'referrers'] as const;
 const PHASES = ['backup', 'delete', ...CORE, 'validation'];
-/** Where each core source table's rows land. */
-const TARGET_OF: Record<string, string> = {
-  API_Clinic_Name: 'clinics',
-  API_Contacts: 'patients',
-  API_Contact_Details: 'contact_details',
-  API_event: 'appointments',
-  API_Notes: 'notes',
-  API_Messages: 'sms_messages',
-  API_Company: 'companies',
-  API_Referrer: 'referrers',
-  API_ContactToReferrer: 'patient_referrers',
-  API_ReferrerToCompany_Join: 'referrer_companies',
-};
+const TARGET_OF = CORE_TARGET_OF as Readonly<Record<string, string>>;
 const CORE_TABLES = (Object.keys(SOURCE_TABLES) as SourceTableName[]).filter((t) =>
   (CORE as readonly string[]).includes(SOURCE_TABLES[t].phase),
 );

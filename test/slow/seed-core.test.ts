@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { loadMapContext, mapperFor } from '../../src/activities/records';
 import type { ActivityDeps } from '../../src/activities/deps';
 import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
+import { CORE_TARGET_OF } from '../helpers/targets';
 import type { FmRecord } from '../../src/domain/types';
 import { prepareRow } from '../../src/store/sanitize';
 import { TABLE_SPECS } from '../../src/store/schema';
@@ -20,17 +21,9 @@ import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 
 const PHASES = ['backup', 'delete', 'patients', 'appointments', 'notes', 'referrers', 'validation'];
 /** Source table → the target table its rows land in (contact details are folded into patients). */
-const TARGETS: Partial<Record<SourceTableName, keyof typeof TABLE_SPECS>> = {
-  API_Clinic_Name: 'clinics',
-  API_Contacts: 'patients',
-  API_event: 'appointments',
-  API_Notes: 'notes',
-  API_Messages: 'sms_messages',
-  API_Company: 'companies',
-  API_Referrer: 'referrers',
-  API_ContactToReferrer: 'patient_referrers',
-  API_ReferrerToCompany_Join: 'referrer_companies',
-};
+const TARGETS = Object.fromEntries(
+  Object.entries(CORE_TARGET_OF).filter(([source]) => source !== 'API_Contact_Details'),
+) as Partial<Record<SourceTableName, keyof typeof TABLE_SPECS>>;
 // filemaker_metadata is the record as the Data API answered it (layout fields, FileMaker's number and date text),
 // not as the truth endpoint lists it; the mapped columns are what this test reconciles.
 const SKIP_COLUMNS = new Set(['created_at', 'updated_at', 'import_run_id', 'filemaker_metadata']);
