@@ -78,3 +78,22 @@ export class ManifestError extends FmReimportError {
     super(message);
   }
 }
+
+const RETRYABLE_S3_CODES = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'BadDigest']);
+
+/**
+ * Thrown when S3 refuses a request or cannot be reached (after the SDK-like retries of src/s3/wire.ts). `code` is
+ * S3's own error code (`AccessDenied`, `NoSuchBucket`, ...), `HTTP_<status>` when it gave none, or `S3_UNREACHABLE`.
+ */
+export class S3RequestError extends FmReimportError {
+  override readonly name = 'S3RequestError';
+  override readonly retryable: boolean;
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly httpStatus: number | undefined,
+  ) {
+    super(message);
+    this.retryable = httpStatus === undefined || httpStatus >= 500 || RETRYABLE_S3_CODES.has(code);
+  }
+}

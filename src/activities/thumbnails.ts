@@ -4,13 +4,14 @@
  * stream. HEIC/HEIF cannot be decoded by the prebuilt libvips (no HEVC decoder): recorded as `unsupported_format`,
  * never as a failed image. Undecodable bytes are `failed` for the thumbnail only; the image itself stays imported.
  */
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { mediaType } from '../domain/keys';
 import { Semaphore } from '../filemaker/semaphore';
 import { headObject } from '../s3';
+import { S3Wire } from '../s3/wire';
 
 // One libvips thread per image and no operation cache. A JPEG shrinks on load; other formats are decoded whole, so
 // those above BIG_DECODE_PIXELS (4 MP: 16 MB of RGBA) are decoded two at a time per worker: memory stays bounded
@@ -74,9 +75,9 @@ export async function ensureThumbnail(
   if (size > THUMBNAIL_SOURCE_LIMIT) return { status: 'failed', width: null, height: null, key: null };
 
   if (!opts.fresh) {
-    const existing = await s3
-      .send(new HeadObjectCommand({ Bucket: bucket, Key: thumbKey }))
-      .then((r) => r.Metadata)
+    const existing = await S3Wire.for(s3)
+      .head(bucket, thumbKey)
+      .then((r) => r?.metadata)
       .catch(() => undefined);
     const w = Number(existing?.['source-width']);
     const h = Number(existing?.['source-height']);
@@ -117,18 +118,16 @@ export async function ensureThumbnail(
   }
   const sha256 = createHash('sha256').update(thumb).digest('hex');
   const checksum = Buffer.from(sha256, 'hex').toString('base64');
-  const put = await s3.send(
-    new PutObjectCommand({
-      Bucket: bucket,
-      Key: thumbKey,
-      Body: thumb,
-      ContentType: 'image/webp',
-      ChecksumSHA256: checksum,
-      Metadata: { sha256, 'source-width': String(width), 'source-height': String(height) },
-    }),
-  );
+  const put = await S3Wire.for(s3).put({
+    bucket,
+    key: thumbKey,
+    body: thumb,
+    sha256,
+    contentType: 'image/webp',
+    metadata: { sha256, 'source-width': String(width), 'source-height': String(height) },
+  });
   // S3 verified the SHA-256 we sent and echoes it; a store that does not gets a HEAD.
-  if (put.ChecksumSHA256 !== checksum) {
+  if (put.checksumSha256 !== checksum) {
     const check = await headObject(s3, bucket, thumbKey);
     if (!check || check.size !== thumb.length) return { status: 'failed', width, height, key: null };
   }

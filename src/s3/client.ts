@@ -5,10 +5,11 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../config';
 import { s3RequestHandler } from '../tls';
+import { S3Wire } from './wire';
 
 export function createS3Client(s3: Config['s3']): S3Client {
   const requestHandler = s3RequestHandler({ caFile: s3.caFile, connectionTimeoutMs: 10_000 });
-  return new S3Client({
+  const client = new S3Client({
     region: s3.region,
     forcePathStyle: s3.forcePathStyle,
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
@@ -21,4 +22,6 @@ export function createS3Client(s3: Config['s3']): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 5,
   });
+  S3Wire.trustFor(client, s3.caFile);
+  return client;
 }

@@ -2,14 +2,9 @@
  * Object-level operations: HEAD with our SHA-256, batch delete, inventory by prefix, and the record of which
  * objects existed before a run (so a rollback removes exactly the objects the run created, never older ones).
  */
-import {
-  DeleteObjectsCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type S3Client,
-  type HeadObjectCommandOutput,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
+import { S3Wire } from './wire';
 
 export interface ObjectInfo {
   size: number;
@@ -21,38 +16,24 @@ export interface ObjectInfo {
   contentDisposition: string | undefined;
 }
 
-function isNotFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404;
-}
-
-function s3Sha256Of(h: HeadObjectCommandOutput): string | undefined {
+function s3Sha256Of(checksum: string | undefined): string | undefined {
   // A single PutObject's checksum is over the whole object; a multipart one ends in "-N" and is not.
-  const sum = h.ChecksumSHA256;
-  return sum && !sum.includes('-') ? Buffer.from(sum, 'base64').toString('hex') : undefined;
-}
-
-function sha256Of(h: HeadObjectCommandOutput): string | undefined {
-  const meta = h.Metadata?.sha256;
-  if (meta && /^[0-9a-f]{64}$/.test(meta)) return meta;
-  return s3Sha256Of(h);
+  return checksum && !checksum.includes('-') ? Buffer.from(checksum, 'base64').toString('hex') : undefined;
 }
 
 /** Size and SHA-256 of an object, or undefined when there is none at `key`. */
 export async function headObject(s3: S3Client, bucket: string, key: string): Promise<ObjectInfo | undefined> {
-  try {
-    const h = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
-    return {
-      size: h.ContentLength ?? 0,
-      sha256: sha256Of(h),
-      s3Sha256: s3Sha256Of(h),
-      contentType: h.ContentType,
-      contentDisposition: h.ContentDisposition,
-    };
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const h = await S3Wire.for(s3).head(bucket, key);
+  if (!h) return undefined;
+  const s3Sha256 = s3Sha256Of(h.checksumSha256);
+  const meta = h.metadata['sha256'];
+  return {
+    size: h.size,
+    sha256: meta && /^[0-9a-f]{64}$/.test(meta) ? meta : s3Sha256,
+    s3Sha256,
+    contentType: h.contentType,
+    contentDisposition: h.contentDisposition,
+  };
 }
 
 export interface DeleteResult {

@@ -15,12 +15,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { CopyObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { IntegrityError } from '../errors';
 import type { Logger } from '../logger';
 import { contentDisposition } from './content-disposition';
 import { deleteObjects, headObject } from './objects';
+import { S3Wire } from './wire';
 
 export const PART_SIZE = 8 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
@@ -187,21 +188,18 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
         return { bucket, key, skipped: true, size: data.length, sha256, parts: 0, ...kept };
       }
     }
-    const put = await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: data,
-        ContentLength: data.length,
-        ContentType: contentType,
-        ContentDisposition: disposition,
-        ChecksumSHA256: hexToBase64(sha256),
-        Metadata: { sha256 },
-      }),
-    );
+    const put = await S3Wire.for(s3).put({
+      bucket,
+      key,
+      body: data,
+      sha256,
+      contentType,
+      contentDisposition: disposition,
+      metadata: { sha256 },
+    });
     // S3 checked the body against the SHA-256 we sent and echoes it: that is the confirmation. A store that does
     // not echo it gets the HEAD.
-    if (put.ChecksumSHA256 !== hexToBase64(sha256)) await confirm(s3, bucket, key, data.length, sha256);
+    if (put.checksumSha256 !== hexToBase64(sha256)) await confirm(s3, bucket, key, data.length, sha256);
     log?.debug({ key, size: data.length, parts: 1 }, 'object uploaded');
     return { bucket, key, skipped: false, size: data.length, sha256, parts: 1, ...kept };
   }

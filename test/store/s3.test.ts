@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { before, describe, test } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import {
   contentDisposition,
@@ -14,7 +14,9 @@ import {
   uploadStream,
 } from '../../src/s3';
 import { createRun } from '../../src/store/ledger';
-import { createTestBucket, s3ClientFor } from '../helpers/stack';
+import { S3RequestError } from '../../src/errors';
+import { S3Wire } from '../../src/s3/wire';
+import { createTestBucket, s3ClientFor, stackEnv } from '../helpers/stack';
 import { migratedDatabase } from './fixtures';
 
 const database = migratedDatabase();
@@ -194,5 +196,76 @@ describe('S3 layer', () => {
     const left: string[] = [];
     for await (const o of inventory(s3, bucket, 'inv/')) left.push(o.key);
     assert.deepEqual(left, keys.slice(1100));
+  });
+  test('the direct PUT and HEAD (src/s3/wire.ts) keep hostile keys, metadata and checksums exactly as the SDK reads them', async () => {
+    const wire = S3Wire.for(s3);
+    const keys = [
+      "patients/x/images/O'Brien (2) [scan] *final*!.jpg",
+      'patients/x/documents/Müller Ärztebrief 100%+rest ~ #1 & co.pdf',
+      'patients/x/semi;colon=eq:colon,comma@at$dollar +plus ?query#hash.bin',
+    ];
+    for (const key of keys) {
+      const body = randomBytes(10_000);
+      const put = await wire.put({
+        bucket,
+        key,
+        body,
+        sha256: sha256(body),
+        contentType: 'image/jpeg',
+        contentDisposition: contentDisposition('Müller "x".jpg'),
+        metadata: { sha256: sha256(body), 'source-width': '640' },
+      });
+      assert.equal(put.checksumSha256, Buffer.from(sha256(body), 'hex').toString('base64'), 'S3 echoes the checksum');
+      const sdk = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      assert.equal(sdk.ContentLength, body.length, key);
+      assert.deepEqual(sdk.Metadata, { sha256: sha256(body), 'source-width': '640' });
+      assert.equal(sdk.ContentDisposition, contentDisposition('Müller "x".jpg'));
+      assert.equal(sha256(await download(s3, bucket, key)), sha256(body), key);
+      const h = await headObject(s3, bucket, key);
+      assert.equal(h?.size, body.length);
+      assert.equal(h?.sha256, sha256(body));
+      assert.equal(h?.s3Sha256, sha256(body));
+    }
+    assert.equal(await headObject(s3, bucket, 'patients/x/never-written.pdf'), undefined);
+  });
+
+  test('the direct PUT refuses a body that does not match its SHA-256, and a wrong secret, with S3 codes and no object', async () => {
+    const body = randomBytes(5_000);
+    const key = 'patients/x/corrupt.bin';
+    const wrong = sha256(Buffer.concat([body, Buffer.from('x')]));
+    await assert.rejects(
+      S3Wire.for(s3).put({ bucket, key, body, sha256: wrong, contentType: 'application/octet-stream' }),
+      (err: unknown) => err instanceof S3RequestError && err.httpStatus === 400 && /Mismatch|BadDigest/.test(err.code),
+    );
+    assert.equal(await headObject(s3, bucket, key), undefined);
+
+    const env = await stackEnv();
+    const impostor = new S3Client({
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION ?? 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: env.S3_ACCESS_KEY_ID!, secretAccessKey: 'not-the-secret' },
+    });
+    await assert.rejects(
+      S3Wire.for(impostor).put({ bucket, key, body, sha256: sha256(body), contentType: 'application/octet-stream' }),
+      (err: unknown) =>
+        err instanceof S3RequestError &&
+        err.code === 'SignatureDoesNotMatch' &&
+        !err.retryable &&
+        !err.message.includes('not-the-secret'),
+    );
+    assert.equal(await headObject(s3, bucket, key), undefined);
+
+    const nowhere = new S3Client({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      maxAttempts: 2,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
+    await assert.rejects(
+      S3Wire.for(nowhere).head(bucket, key),
+      (err: unknown) => err instanceof S3RequestError && err.code === 'S3_UNREACHABLE' && err.retryable,
+    );
   });
 });
