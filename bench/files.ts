@@ -29,6 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, createWriteStream, openSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -46,6 +47,7 @@ import type { RunProgress } from '../src/workflows/messages';
 import type { PhaseResult } from '../src/workflows/phase';
 import type { ReimportResult } from '../src/workflows/reimport';
 import type { PhaseName } from '../src/domain/tables';
+import { CpuTimeline } from './lib/cpu';
 import { runExecutions, spanOf, type ExecutionFacts } from './lib/executions';
 import { readMemory, resetPeak, RssSampler } from './lib/rss';
 import { runSequential, type SequentialResult } from './lib/sequential';
@@ -338,6 +340,34 @@ function describe(err: unknown): string {
   return parts.join(' ← ') || String(err);
 }
 
+/** The processes each part of the bench runs as (pid files of the stack in STATE_DIR). */
+function cpuRoots(workerPids: number[]): Record<string, number[]> {
+  const pidIn = (file: string) => {
+    try {
+      const pid = Number(readFileSync(join(STATE_DIR, file), 'utf8').split('\n')[0]);
+      return pid > 0 ? [pid] : [];
+    } catch {
+      return [];
+    }
+  };
+  return {
+    worker: workerPids,
+    temporal: pidIn('temporal.pid'),
+    postgres: pidIn(join('pg', 'postmaster.pid')),
+    minio: pidIn('minio.pid'),
+    'bench + simulator': [process.pid],
+  };
+}
+
+/** CPU seconds per part over the files phases of a run (the phases run one after the other). */
+function filesCpu(run: RunFigures, cpu: CpuTimeline): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const p of run.phases.filter((x) => (FILES_PHASES as readonly string[]).includes(x.phase))) {
+    for (const [k, v] of Object.entries(cpu.window(p.startMs, p.closeMs))) total[k] = (total[k] ?? 0) + v;
+  }
+  return total;
+}
+
 /** Sums of the files phases of a run, as one stretch of work. */
 function filesTotals(run: RunFigures) {
   const ph = run.phases.filter((p) => (FILES_PHASES as readonly string[]).includes(p.phase));
@@ -519,6 +549,8 @@ async function main(): Promise<void> {
     };
     const timeline = new StatsTimeline(sim);
     cleanups.push(async () => timeline.stop());
+    const cpu = CpuTimeline.available() ? new CpuTimeline(cpuRoots(workers.map((w) => w.pid))) : undefined;
+    cleanups.push(async () => cpu?.stop());
 
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     log('first reimport: patients, documents, images');
@@ -531,6 +563,8 @@ async function main(): Promise<void> {
       log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
     }
     const peakRss = Math.max(...workers.map((w) => readMemory(w.pid).hwmBytes));
+    const cpuFiles = cpu ? filesCpu(first, cpu) : undefined;
+    cpu?.stop();
     timeline.stop();
     rss.stop();
 
@@ -557,7 +591,7 @@ async function main(): Promise<void> {
     });
     const naiveStats = sim.stats();
 
-    report({ counts, first, second, naive, naiveStats, worker, peakRss, totalMs: Date.now() - t0 });
+    report({ counts, first, second, naive, naiveStats, worker, peakRss, cpuFiles, totalMs: Date.now() - t0 });
   } finally {
     await cleanUp();
   }
@@ -571,6 +605,7 @@ function report(r: {
   naiveStats: ReturnType<RunningSimulator['stats']>;
   worker: WorkerProcess;
   peakRss: number;
+  cpuFiles: Record<string, number> | undefined;
   totalMs: number;
 }): void {
   const f = FAULTS;
@@ -644,6 +679,25 @@ function report(r: {
     `  sequential requests: ${fmt(r.naiveStats.requests.total)}; 502s answered: ` +
       `${fmt((r.naiveStats.faults.burst ?? 0) + (r.naiveStats.faults.concurrency_502 ?? 0))}`,
   );
+
+  if (r.cpuFiles) {
+    const files = Math.max(1, ft.files);
+    console.log(
+      `\nCPU during the files phases of the first reimport (${secs(ft.wallMs)} s on ${availableParallelism()} cores; ` +
+        'each part with its child processes):',
+    );
+    console.table(
+      keyed(
+        Object.entries(r.cpuFiles).map(([part, s]) => ({
+          part,
+          'CPU s': fmt(s, 1),
+          cores: fmt(s / Math.max(0.001, ft.wallMs / 1000), 2),
+          'ms per file': fmt((s * 1000) / files, 2),
+        })),
+        'part',
+      ),
+    );
+  }
 
   console.log(`\nexecutions (one row per history; continue-as-new runs are rows of their own): ${histories.length}`);
   console.table(
