@@ -7,8 +7,11 @@
  *   npm run bench -- --size-scale 0.02 --sample 100 --fm-concurrency 6 --concurrency 4 --batch 20 --timeout-min 20
  *   npm run bench -- --cooldown-base 0.5 --cooldown-max 10     the engine with short cooldowns
  *   npm run bench -- --faults '{"burstRate":0}'                fmcloud without its 502 bursts
+ *   npm run bench -- --objects-on-disk          MinIO's objects in the state folder instead of tmpfs
  *
- * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator:
+ * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator. MinIO keeps
+ * its objects on tmpfs when they fit in memory twice over: on disk, its file creation cost more CPU than the worker
+ * (scripts/stack.ts, objectsInMemory), and in production S3 is not on the worker's machine at all.
  * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
  *    process as production runs it (compiled, `npm run worker:prod`'s flags, a prebuilt workflow bundle) so its peak
  *    RSS is its own (VmHWM from /proc,
@@ -29,7 +32,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, createWriteStream, openSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -68,6 +71,7 @@ const { values: args } = parseArgs({
     'cooldown-max': { type: 'string' },
     faults: { type: 'string' },
     workers: { type: 'string' },
+    'objects-on-disk': { type: 'boolean', default: false },
   },
 });
 
@@ -86,6 +90,9 @@ const FAULTS = resolveFaults(PROFILE, FAULT_OVERRIDES);
 const PRESET = (args.preset ?? (args.quick ? 'demo' : 'seed')) as Preset;
 if (!['tiny', 'demo', 'seed'].includes(PRESET)) throw new Error('--preset: expected tiny, demo or seed');
 const SIZE_SCALE = num('size-scale', 0.05);
+// The clinic's containers at full size: ~26 GB over 17,933 files (documents and images).
+const CLINIC_CONTAINER_BYTES = 26e9;
+const CLINIC_FILES = 11_269 + 6_664;
 const SAMPLE = num('sample', args.quick ? 40 : 200);
 const SEED = num('seed', 1);
 // The engine is configured for the source it talks to, as an operator would: as many requests at once as the profile
@@ -495,8 +502,6 @@ async function main(): Promise<void> {
     });
   }
   try {
-    const stack: Stack = await startStack({ stateDir: STATE_DIR, fresh: true, ui: false, env: {}, log });
-    cleanups.push(() => stack.stop());
     const sim: RunningSimulator = await startSimulator({
       preset: PRESET,
       profile: PROFILE,
@@ -509,6 +514,19 @@ async function main(): Promise<void> {
       documents: sim.dataset.table('API_Docs')!.records.length,
       images: sim.dataset.table('API_Images')!.records.length,
     };
+    // S3's objects in memory (see StackOptions.objectsInMemory) when twice what a run stores fits in free memory.
+    const storedEstimate = CLINIC_CONTAINER_BYTES * SIZE_SCALE * ((counts.documents + counts.images) / CLINIC_FILES);
+    const objectsInMemory = !args['objects-on-disk'] && 2 * storedEstimate < freemem();
+    log(`S3 objects ${objectsInMemory ? 'in memory (tmpfs)' : 'on disk'}; about ${fmt(storedEstimate / MB)} MB stored`);
+    const stack: Stack = await startStack({
+      stateDir: STATE_DIR,
+      fresh: true,
+      ui: false,
+      env: {},
+      log,
+      objectsInMemory,
+    });
+    cleanups.push(() => stack.stop());
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...stack.env,

@@ -68,7 +68,12 @@ async function main(): Promise<number> {
   // (and reap) one stack.
   const stackName = process.env.FM_REIMPORT_TEST_STACK ?? 'test';
   if (!/^[a-z0-9-]+$/.test(stackName)) throw new Error('FM_REIMPORT_TEST_STACK: lowercase letters, digits and -');
-  const stack = await startStack({ stateDir: join(root, '.stack', stackName), fresh: true, ui: false });
+  const stack = await startStack({
+    stateDir: join(root, '.stack', stackName),
+    fresh: true,
+    ui: false,
+    objectsInMemory: true,
+  });
   let output = '';
   let code: number;
   try {
