@@ -7,6 +7,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
+// New processes (PostgreSQL backends as the pool grows) are picked up within this many samples.
+const RESCAN_EVERY = 8;
 
 interface Sample {
   t: number;
@@ -43,25 +45,41 @@ export class CpuTimeline {
     return readStat(String(process.pid)) !== undefined;
   }
 
-  sample(): void {
-    const procs = new Map<number, { ppid: number; ticks: number }>();
+  /** pid → group, for the processes of the roots' trees; rebuilt from all of /proc every RESCAN_EVERY samples. */
+  private members = new Map<number, string>();
+  private sinceScan = Number.POSITIVE_INFINITY;
+
+  /** Walks all of /proc (a few hundred small reads): only now and then, so the simulator's event loop stays free. */
+  private rescan(): void {
+    const parent = new Map<number, number>();
     for (const name of readdirSync('/proc')) {
       if (!/^\d+$/.test(name)) continue;
       const st = readStat(name);
-      if (st) procs.set(Number(name), st);
+      if (st) parent.set(Number(name), st.ppid);
     }
     const groupOf = new Map<number, string>();
     for (const [group, pids] of Object.entries(this.roots)) for (const pid of pids) groupOf.set(pid, group);
+    this.members = new Map();
+    for (const pid of parent.keys()) {
+      for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; hops++) {
+        const group = groupOf.get(p);
+        if (group !== undefined) {
+          this.members.set(pid, group);
+          break;
+        }
+        p = parent.get(p);
+      }
+    }
+    this.sinceScan = 0;
+  }
+
+  sample(): void {
+    if (this.sinceScan++ >= RESCAN_EVERY) this.rescan();
     const seconds: Record<string, number> = {};
     for (const group of Object.keys(this.roots)) seconds[group] = 0;
-    for (const [pid, st] of procs) {
-      let group: string | undefined;
-      for (let p: number | undefined = pid, hops = 0; p !== undefined && p > 1 && hops < 64; hops++) {
-        group = groupOf.get(p);
-        if (group !== undefined) break;
-        p = procs.get(p)?.ppid;
-      }
-      if (group !== undefined) seconds[group] = (seconds[group] ?? 0) + st.ticks / TICKS_PER_SECOND;
+    for (const [pid, group] of this.members) {
+      const st = readStat(String(pid));
+      if (st) seconds[group] = (seconds[group] ?? 0) + st.ticks / TICKS_PER_SECOND;
     }
     this.samples.push({ t: Date.now(), seconds });
   }

@@ -47,8 +47,9 @@ export const tableWorkActivity: ActivityOptions = {
 };
 
 /**
- * A batch of container downloads: heartbeats per file (and every few seconds while a large one streams), so a batch
- * on a worker that died is handed to another after 30 s; it resumes from what its ledger rows say is done.
+ * A batch of container downloads: heartbeats as files finish (at most once a second) and every few seconds while a
+ * large one streams, so a batch on a worker that died is handed to another after 30 s; it resumes from what its ledger
+ * rows say is done.
  */
 export const fileTransferActivity: ActivityOptions = {
   startToCloseTimeout: '2 hours',
