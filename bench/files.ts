@@ -7,11 +7,11 @@
  *   npm run bench -- --size-scale 0.02 --sample 100 --fm-concurrency 6 --concurrency 4 --batch 20 --timeout-min 20
  *   npm run bench -- --cooldown-base 0.5 --cooldown-max 10     the engine with short cooldowns
  *   npm run bench -- --faults '{"burstRate":0}'                fmcloud without its 502 bursts
- *   npm run bench -- --objects-on-disk          MinIO's objects in the state folder instead of tmpfs
+ *   npm run bench -- --on-disk                  the stack's data in .stack/bench instead of tmpfs
  *
- * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator. MinIO keeps
- * its objects on tmpfs when they fit in memory twice over: on disk, its file creation cost more CPU than the worker
- * (scripts/stack.ts, objectsInMemory), and in production S3 is not on the worker's machine at all.
+ * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator. The stack keeps
+ * its data on tmpfs when the objects fit in memory twice over: on this machine's disk, file creation cost MinIO more
+ * CPU than the worker spent, and slowed down from run to run (scripts/stack.ts, inMemory).
  * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
  *    process as production runs it (compiled, `npm run worker:prod`'s flags, a prebuilt workflow bundle) so its peak
  *    RSS is its own (VmHWM from /proc,
@@ -71,7 +71,7 @@ const { values: args } = parseArgs({
     'cooldown-max': { type: 'string' },
     faults: { type: 'string' },
     workers: { type: 'string' },
-    'objects-on-disk': { type: 'boolean', default: false },
+    'on-disk': { type: 'boolean', default: false },
   },
 });
 
@@ -514,17 +514,17 @@ async function main(): Promise<void> {
       documents: sim.dataset.table('API_Docs')!.records.length,
       images: sim.dataset.table('API_Images')!.records.length,
     };
-    // S3's objects in memory (see StackOptions.objectsInMemory) when twice what a run stores fits in free memory.
+    // The stack's data in memory (see StackOptions.inMemory) when twice what a run stores fits in free memory.
     const storedEstimate = CLINIC_CONTAINER_BYTES * SIZE_SCALE * ((counts.documents + counts.images) / CLINIC_FILES);
-    const objectsInMemory = !args['objects-on-disk'] && 2 * storedEstimate < freemem();
-    log(`S3 objects ${objectsInMemory ? 'in memory (tmpfs)' : 'on disk'}; about ${fmt(storedEstimate / MB)} MB stored`);
+    const inMemory = !args['on-disk'] && 2 * storedEstimate < freemem();
+    log(`stack data ${inMemory ? 'in memory (tmpfs)' : 'on disk'}; about ${fmt(storedEstimate / MB)} MB stored in S3`);
     const stack: Stack = await startStack({
       stateDir: STATE_DIR,
       fresh: true,
       ui: false,
       env: {},
       log,
-      objectsInMemory,
+      inMemory,
     });
     cleanups.push(() => stack.stop());
     const env: NodeJS.ProcessEnv = {

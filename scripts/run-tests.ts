@@ -72,7 +72,7 @@ async function main(): Promise<number> {
     stateDir: join(root, '.stack', stackName),
     fresh: true,
     ui: false,
-    objectsInMemory: true,
+    inMemory: true,
   });
   let output = '';
   let code: number;

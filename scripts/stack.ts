@@ -14,6 +14,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
   chownSync,
   openSync,
@@ -21,7 +22,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { S3Client, CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
@@ -51,12 +52,12 @@ export interface StackOptions {
   /** Wipe the state folder first (tests start from nothing). */
   fresh?: boolean;
   /**
-   * Keep MinIO's objects in memory (tmpfs, /dev/shm) instead of the state folder, removed when the stack stops: for
-   * throwaway stacks (tests, the benchmark). On ext4, creating MinIO's many small files (a folder and two files per
-   * object) cost 2.4–4.7 ms of MinIO CPU per PutObject against 0.5–1.3 ms on tmpfs (25–150 KB objects, measured on
-   * this project's 2-core machines), more than the worker's own upload: the benchmark measured the disk, not us.
+   * Keep the stack's data in memory (tmpfs, /dev/shm): MinIO's objects, the PostgreSQL cluster and Temporal's
+   * database, removed when the stack stops. For throwaway stacks (tests, the benchmark): on this project's machines,
+   * ext4 slowed down as test runs created and deleted many small files (inode allocation: a 25–150 KB PutObject cost
+   * MinIO 2.4–4.7 ms of CPU on disk against 0.5–1.3 ms on tmpfs), so runs measured the disk's history, not the code.
    */
-  objectsInMemory?: boolean;
+  inMemory?: boolean;
   log?: (line: string) => void;
 }
 
@@ -357,9 +358,7 @@ async function startMinio(
 ): Promise<Managed & { env: Record<string, string> }> {
   const bin = ensureMinio(log);
   const dir = join(opts.stateDir, 'minio');
-  mkdirSync(dir, { recursive: true });
-  const data = minioDataDir(opts, log);
-  rmSync(data, { recursive: true, force: true });
+  const data = join(dir, 'data');
   mkdirSync(data, { recursive: true });
   const port = await freePort();
   const consolePort = await freePort();
@@ -394,25 +393,22 @@ async function startMinio(
     stop: async () => {
       await stopProcess(child);
       rmSync(join(opts.stateDir, 'minio.pid'), { force: true });
-      if (data !== join(dir, 'data')) rmSync(dirname(data), { recursive: true, force: true });
     },
   };
 }
 
 /**
- * Where MinIO keeps objects: the state folder, or (see `objectsInMemory`) a folder on tmpfs named after it, with the
- * pid of the process that started the stack beside the data; folders whose starter is gone (a run that was killed)
- * are removed here, so memory is not held by stacks nobody will stop.
+ * A folder on tmpfs for a stack's data, named after its state folder, with the pid of the process that started the
+ * stack; folders whose starter is gone (a run that was killed) are removed first, so memory is not held by stacks
+ * nobody will stop. Undefined where /dev/shm is not writable (the data then stays on disk).
  */
-function minioDataDir(opts: StackOptions, log: (l: string) => void): string {
-  const onDisk = join(opts.stateDir, 'minio', 'data');
-  if (!opts.objectsInMemory) return onDisk;
+function memoryRoot(stateDir: string, log: (l: string) => void): string | undefined {
   const shm = '/dev/shm';
   try {
     accessSync(shm, constants.W_OK);
   } catch {
-    log('minio: /dev/shm is not writable here; objects stay on disk');
-    return onDisk;
+    log('/dev/shm is not writable here; the stack keeps its data on disk');
+    return undefined;
   }
   for (const name of readdirSync(shm)) {
     if (!name.startsWith(SHM_PREFIX)) continue;
@@ -424,15 +420,15 @@ function minioDataDir(opts: StackOptions, log: (l: string) => void): string {
     }
     if (!(owner > 0 && alive(owner))) rmSync(join(shm, name), { recursive: true, force: true });
   }
-  const tag = createHash('sha256').update(resolve(opts.stateDir)).digest('hex').slice(0, 12);
-  const dir = join(shm, `${SHM_PREFIX}${tag}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
-  return join(dir, 'data');
+  const tag = createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12);
+  const root = join(shm, `${SHM_PREFIX}${tag}`);
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(root, 'owner.pid'), String(process.pid));
+  return root;
 }
 
-const SHM_PREFIX = 'fm-reimport-minio-';
+const SHM_PREFIX = 'fm-reimport-stack-';
 
 function alive(pid: number): boolean {
   try {
@@ -468,6 +464,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   if (existsSync(stateDir)) reapStale(stateDir);
   if (opts.fresh) rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
+  // In memory: each service's folder in the state folder is a link into tmpfs (everything else works as on disk).
+  const memory = opts.inMemory ? memoryRoot(stateDir, log) : undefined;
+  if (memory) {
+    for (const name of ['pg', 'temporal', 'minio']) {
+      mkdirSync(join(memory, name));
+      rmSync(join(stateDir, name), { recursive: true, force: true });
+      symlinkSync(join(memory, name), join(stateDir, name));
+    }
+  }
   const started: Managed[] = [];
   const out: Record<string, string> = {};
   let ui: string | undefined = env.TEMPORAL_UI_URL;
@@ -480,6 +485,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       }
     }
     started.length = 0;
+    if (memory) {
+      for (const name of ['pg', 'temporal', 'minio']) rmSync(join(stateDir, name), { force: true });
+      rmSync(memory, { recursive: true, force: true });
+    }
   };
   try {
     const tasks: Promise<void>[] = [];

@@ -52,7 +52,7 @@ export function stackEnv(): Promise<Record<string, string>> {
       fresh: true,
       ui: false,
       env: {},
-      objectsInMemory: true,
+      inMemory: true,
     });
     stopStack = () => stack.stop();
     return stack.env;
