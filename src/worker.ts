@@ -65,6 +65,9 @@ export async function startWorker(
     ...(opts.identity ? { identity: opts.identity } : {}),
     // On SIGTERM/SIGINT, give in-flight activities time to heartbeat and finish their current file.
     shutdownGraceTime: '20s',
+    // Heartbeats reach the server at least this often (else every 80 % of the heartbeat timeout, up to 4 minutes):
+    // a cancel is only seen in a heartbeat's answer, and the rollback waits for writing activities to stop.
+    maxHeartbeatThrottleInterval: '2s',
   };
   const main = await Worker.create({
     ...common,

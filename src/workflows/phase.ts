@@ -21,6 +21,7 @@ import {
   workflowInfo,
   setCurrentDetails,
   isCancellation,
+  CancellationScope,
 } from '@temporalio/workflow';
 import type { ChunkResult, Counts, ReimportActivities, TableReconciliation } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
@@ -375,7 +376,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
           quotaPaused = true;
           await report(true);
         } else if (isCancellation(err)) {
-          throw err;
+          // The phase is being cancelled: the loop below waits for every batch; nothing goes back in line.
         } else {
           fatal ??= err instanceof Error ? err : new Error(String(err));
         }
@@ -384,42 +385,54 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       }
     };
 
-    while (pending.length > 0 || running > 0) {
-      const historyFull = () =>
-        workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_SOFT_LIMIT;
-      await condition(
-        () =>
-          fatal !== undefined ||
-          (running === 0 && pending.length === 0) ||
-          (running === 0 && historyFull()) ||
-          (pending.length > 0 &&
-            running < window &&
-            !paused &&
-            !quotaPaused &&
-            coolingUntil <= nowMs() &&
-            !historyFull()),
-      );
-      if (fatal !== undefined) {
-        await condition(() => running === 0);
-        state.progress.status = 'failed';
-        await report(true);
-        throw fatal;
+    try {
+      while (pending.length > 0 || running > 0) {
+        const historyFull = () =>
+          workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_SOFT_LIMIT;
+        await condition(
+          () =>
+            fatal !== undefined ||
+            (running === 0 && pending.length === 0) ||
+            (running === 0 && historyFull()) ||
+            (pending.length > 0 &&
+              running < window &&
+              !paused &&
+              !quotaPaused &&
+              coolingUntil <= nowMs() &&
+              !historyFull()),
+        );
+        if (fatal !== undefined) {
+          await condition(() => running === 0);
+          state.progress.status = 'failed';
+          await report(true);
+          throw fatal;
+        }
+        if (pending.length === 0 && running === 0) break;
+        if (running === 0 && historyFull()) {
+          state.result.durationMs = nowMs() - state.startedAtMs;
+          noteHistory();
+          await continueAsNew<typeof importPhase>({
+            ...input,
+            settings,
+            paused,
+            transferBudgetBytes: transferBudget,
+            carried: state,
+          });
+        }
+        if (running < window && pending.length > 0 && !paused && !quotaPaused && coolingUntil <= nowMs()) {
+          void runChunk(pending.shift()!).catch((err: unknown) => {
+            // A cooldown cut short by a cancel; anything else ends the phase like a failed batch.
+            if (!isCancellation(err)) fatal ??= err instanceof Error ? err : new Error(String(err));
+          });
+        }
       }
-      if (pending.length === 0 && running === 0) break;
-      if (running === 0 && historyFull()) {
-        state.result.durationMs = nowMs() - state.startedAtMs;
-        noteHistory();
-        await continueAsNew<typeof importPhase>({
-          ...input,
-          settings,
-          paused,
-          transferBudgetBytes: transferBudget,
-          carried: state,
-        });
+    } catch (err) {
+      if (isCancellation(err)) {
+        // Cancelled (the run is about to roll back): no batch of this phase may still be writing when the database
+        // is restored. Their activities are cancelled too and report back once stopped (WAIT_CANCELLATION_COMPLETED).
+        await CancellationScope.nonCancellable(() => condition(() => running === 0));
       }
-      if (running < window && pending.length > 0 && !paused && !quotaPaused && coolingUntil <= nowMs()) {
-        void runChunk(pending.shift()!);
-      }
+      throw err;
     }
 
     await acts.finishTable({ runId: input.runId, table });

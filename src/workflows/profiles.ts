@@ -2,7 +2,7 @@
  * Named activity profiles: timeouts and retry policies in one place.
  * Errors the workflow itself acts on (overload → durable cooldown, quota → pause) are not retried by Temporal.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 
 /** Failure types the workflow branches on (`failure.cause.type`), never retried by the activity's own policy. */
 export const OVERLOADED = 'FILEMAKER_OVERLOADED';
@@ -28,6 +28,14 @@ const retry = {
   nonRetryableErrorTypes: NON_RETRYABLE,
 } as const;
 
+/**
+ * Activities that write target rows or objects: when their phase is cancelled (an operator's cancel, which rolls the
+ * run back), the workflow waits until each one has stopped. Otherwise the rollback could restore the database while
+ * a batch was still writing into it. An activity learns of the cancel at its next heartbeat (sent at least every
+ * 2 s, see src/worker.ts).
+ */
+const stopsBeforeRollback = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } as const;
+
 /** Metadata calls: pre-flight, manifests, reconciliation, run bookkeeping. */
 export const shortActivity: ActivityOptions = { startToCloseTimeout: '10 minutes', retry };
 
@@ -37,6 +45,7 @@ export const chunkActivity: ActivityOptions = {
   // A chunk on a worker that died is handed to another after a minute (a chunk heartbeats after its fetch).
   heartbeatTimeout: '1 minute',
   retry,
+  ...stopsBeforeRollback,
 };
 
 /** Backup, restore and delete: whole-table work in PostgreSQL, heartbeating between tables. */
@@ -44,6 +53,7 @@ export const tableWorkActivity: ActivityOptions = {
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '5 minutes',
   retry,
+  ...stopsBeforeRollback,
 };
 
 /**
@@ -55,6 +65,7 @@ export const fileTransferActivity: ActivityOptions = {
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
   retry,
+  ...stopsBeforeRollback,
 };
 
 /** Notifications never fail or slow the run: short, few attempts, and the workflow does not wait on errors. */

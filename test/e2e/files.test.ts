@@ -4,7 +4,8 @@
  * its reason; the waterfall falls back past broken containers; thumbnails for JPEG/PNG, HEIC recorded as
  * unsupported; a second run downloads 0 bytes; a spent transfer budget pauses the run cleanly until it is raised;
  * a server restart (every token and container URL dead) mid-run and stale URLs lose nothing and duplicate nothing;
- * the images phase from the FileMaker Pro export.
+ * the images phase from the FileMaker Pro export; a cancel during a files phase rolls back only after its batches
+ * stopped.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { exportImages } from '../../sim/export';
 import { deleteObjects, inventory } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
+import type { RunProgress } from '../../src/workflows/messages';
 import {
   IMPORT_PREFIX,
   assertFilesLanded,
@@ -207,6 +209,52 @@ describe('images from the FileMaker Pro export', () => {
       if (![...truth.values()].some((e) => !e.pick && e.anyBroken)) {
         assert.equal(images?.bytesDownloaded, 0, 'images: 0 bytes downloaded after the export import');
       }
+    },
+  );
+});
+
+describe('cancelling a run in a files phase', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup({ preset: 'tiny', seed: 19, sizeScale: 0.1 });
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  test(
+    'the rollback waits for the batches in flight: no document row or object of the run is left, also seconds later',
+    { timeout: 300_000 },
+    async () => {
+      // Slow answers and long batches: when the cancel comes, a batch has seconds of downloads left.
+      await fetch(`${s.sim.adminUrl}/faults`, { method: 'POST', body: JSON.stringify({ latencyMs: 1000 }) });
+      const runId = `run-${randomUUID()}`;
+      const handle = await start(s, runId, { settings: { fileBatchSize: 20, cooldownBaseSeconds: 1 } });
+      let cancelled = false;
+      for (let i = 0; i < 600 && !cancelled; i++) {
+        await delay(100);
+        const l = await s.pool.query<{ n: number }>(
+          `select count(*)::int as n from import_ledger where run_id = $1 and source_table = 'API_Docs'`,
+          [runId],
+        );
+        if (l.rows[0]!.n >= 2) {
+          await handle.cancel();
+          cancelled = true;
+        }
+      }
+      assert.ok(cancelled, 'the cancel came during the documents phase');
+      await assert.rejects(handle.result());
+      const progress = await handle.query<RunProgress>('progress');
+      assert.equal(progress.status, 'rolled_back');
+      // A batch that went on after the cancel would write its rows and objects now, after the restore.
+      await delay(8000);
+      const rows = await s.pool.query<{ n: number }>(
+        `select (select count(*) from documents)::int + (select count(*) from images)::int as n`,
+      );
+      assert.equal(rows.rows[0]!.n, 0, 'no document or image row of the cancelled run');
+      const left: string[] = [];
+      for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) left.push(o.key);
+      assert.deepEqual(left, [], 'no object of the cancelled run');
     },
   );
 });
