@@ -429,6 +429,8 @@ function memoryRoot(stateDir: string, log: (l: string) => void): string | undefi
 }
 
 const SHM_PREFIX = 'fm-reimport-stack-';
+/** The services' folders in a state folder (links into tmpfs for a stack in memory). */
+const SERVICE_DIRS = ['pg', 'temporal', 'minio'];
 
 function alive(pid: number): boolean {
   try {
@@ -467,7 +469,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   // In memory: each service's folder in the state folder is a link into tmpfs (everything else works as on disk).
   const memory = opts.inMemory ? memoryRoot(stateDir, log) : undefined;
   if (memory) {
-    for (const name of ['pg', 'temporal', 'minio']) {
+    for (const name of SERVICE_DIRS) {
       mkdirSync(join(memory, name));
       rmSync(join(stateDir, name), { recursive: true, force: true });
       symlinkSync(join(memory, name), join(stateDir, name));
@@ -486,7 +488,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     }
     started.length = 0;
     if (memory) {
-      for (const name of ['pg', 'temporal', 'minio']) rmSync(join(stateDir, name), { force: true });
+      for (const name of SERVICE_DIRS) rmSync(join(stateDir, name), { force: true });
       rmSync(memory, { recursive: true, force: true });
     }
   };

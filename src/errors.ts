@@ -79,7 +79,8 @@ export class ManifestError extends FmReimportError {
   }
 }
 
-const RETRYABLE_S3_CODES = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'BadDigest']);
+// 5xx and these are worth another attempt (src/s3/wire.ts retries them, and so does the activity).
+const RETRYABLE_S3_CODES = new Set(['SlowDown', 'RequestTimeout', 'BadDigest']);
 
 /**
  * Thrown when S3 refuses a request or cannot be reached (after the SDK-like retries of src/s3/wire.ts). `code` is

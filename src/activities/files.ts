@@ -704,8 +704,8 @@ export async function beginBatch(
   }
   const todo = ids.filter((id) => !done.has(id));
   result.processed = ids.length;
-  let lastBeat = 0;
   if (todo.length === 0) return undefined;
+  let lastBeat = 0;
   const fc: FileContext = {
     deps,
     input,

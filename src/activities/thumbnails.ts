@@ -117,7 +117,6 @@ export async function ensureThumbnail(
     release?.();
   }
   const sha256 = createHash('sha256').update(thumb).digest('hex');
-  const checksum = Buffer.from(sha256, 'hex').toString('base64');
   const put = await S3Wire.for(s3).put({
     bucket,
     key: thumbKey,
@@ -127,7 +126,7 @@ export async function ensureThumbnail(
     metadata: { sha256, 'source-width': String(width), 'source-height': String(height) },
   });
   // S3 verified the SHA-256 we sent and echoes it; a store that does not gets a HEAD.
-  if (put.checksumSha256 !== checksum) {
+  if (!put.confirmed) {
     const check = await headObject(s3, bucket, thumbKey);
     if (!check || check.size !== thumb.length) return { status: 'failed', width, height, key: null };
   }

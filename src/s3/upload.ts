@@ -147,10 +147,6 @@ function nextChunk(body: Readable): Promise<Buffer | null> {
   });
 }
 
-function hexToBase64(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('base64');
-}
-
 export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Promise<UploadStreamResult> {
   const { bucket, key, body } = opts;
   const partSize = opts.partSize ?? PART_SIZE;
@@ -199,7 +195,7 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
     });
     // S3 checked the body against the SHA-256 we sent and echoes it: that is the confirmation. A store that does
     // not echo it gets the HEAD.
-    if (put.checksumSha256 !== hexToBase64(sha256)) await confirm(s3, bucket, key, data.length, sha256);
+    if (!put.confirmed) await confirm(s3, bucket, key, data.length, sha256);
     log?.debug({ key, size: data.length, parts: 1 }, 'object uploaded');
     return { bucket, key, skipped: false, size: data.length, sha256, parts: 1, ...kept };
   }

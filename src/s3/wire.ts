@@ -46,8 +46,6 @@ interface Origin {
   pathStyle: boolean;
 }
 
-const RETRY_STATUS = new Set([500, 502, 503, 504]);
-const RETRY_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout']);
 const BODY_LIMIT = 64 * 1024;
 
 /** RFC 3986 escaping of each segment of a key, as S3's canonical request has it (slashes kept). */
@@ -169,41 +167,52 @@ export class S3Wire {
         headers: { ...headers, host },
         body,
       });
-      let res: Dispatcher.ResponseData | undefined;
-      let failure: S3RequestError;
-      try {
-        res = await this.agent.request({
-          origin: `${o.protocol}//${host}`,
-          method,
-          path,
-          headers: signed.headers,
-          body,
-          headersTimeout: 60_000,
-          bodyTimeout: 60_000,
-        });
-        if (res.statusCode < 300 || (method === 'HEAD' && res.statusCode === 404)) return res;
-        const text = method === 'HEAD' ? '' : await readCapped(res.body).catch(() => '');
-        if (method === 'HEAD') res.body.resume();
-        const code = s3Code(text) ?? `HTTP_${res.statusCode}`;
-        failure = new S3RequestError(`S3 ${what} answered ${res.statusCode} ${code}`, code, res.statusCode);
-        if (!(RETRY_STATUS.has(res.statusCode) || RETRY_CODES.has(code)) || attempt >= maxAttempts) throw failure;
-      } catch (err) {
-        if (err instanceof S3RequestError) throw err;
-        const code = (err as { code?: unknown }).code;
-        failure = new S3RequestError(
-          `S3 ${what} failed: ${typeof code === 'string' ? code : err instanceof undiciErrors.UndiciError ? err.name : 'network error'}`,
-          'S3_UNREACHABLE',
-          undefined,
-        );
-        if (attempt >= maxAttempts) throw failure;
-      }
+      const answer = await this.attempt(method, o.protocol, host, path, signed.headers, body, what);
+      if (!(answer instanceof S3RequestError)) return answer;
+      if (!answer.retryable || attempt >= maxAttempts) throw answer;
       // The SDK's backoff: full jitter over an exponentially growing window, capped at 20 s.
       await delay(Math.random() * Math.min(20_000, 100 * 2 ** attempt));
     }
   }
 
-  /** One PutObject of a body in memory; resolves with the checksum S3 echoed (base64), if it echoed one. */
-  async put(p: WirePut): Promise<{ checksumSha256: string | undefined }> {
+  /** One request: the answer when it is a success (or a HEAD's 404), else the error it amounts to. */
+  private async attempt(
+    method: 'PUT' | 'HEAD',
+    protocol: string,
+    host: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+    what: string,
+  ): Promise<Dispatcher.ResponseData | S3RequestError> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.agent.request({
+        origin: `${protocol}//${host}`,
+        method,
+        path,
+        headers,
+        body,
+        headersTimeout: 60_000,
+        bodyTimeout: 60_000,
+      });
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const why =
+        typeof code === 'string' ? code : err instanceof undiciErrors.UndiciError ? err.name : 'network error';
+      return new S3RequestError(`S3 ${what} failed: ${why}`, 'S3_UNREACHABLE', undefined);
+    }
+    if (res.statusCode < 300 || (method === 'HEAD' && res.statusCode === 404)) return res;
+    const text = method === 'HEAD' ? (res.body.resume(), '') : await readCapped(res.body).catch(() => '');
+    const code = s3Code(text) ?? `HTTP_${res.statusCode}`;
+    return new S3RequestError(`S3 ${what} answered ${res.statusCode} ${code}`, code, res.statusCode);
+  }
+
+  /**
+   * One PutObject of a body in memory. `confirmed`: S3 echoed the SHA-256 it verified the body against (a store
+   * that does not echo it needs a HEAD to confirm the object).
+   */
+  async put(p: WirePut): Promise<{ confirmed: boolean }> {
     const checksum = Buffer.from(p.sha256, 'hex').toString('base64');
     const headers: Record<string, string> = {
       'content-type': p.contentType,
@@ -215,7 +224,7 @@ export class S3Wire {
     for (const [k, v] of Object.entries(p.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
     const res = await this.send('PUT', p.bucket, p.key, headers, p.body, 'upload');
     res.body.resume();
-    return { checksumSha256: header(res.headers, 'x-amz-checksum-sha256') };
+    return { confirmed: header(res.headers, 'x-amz-checksum-sha256') === checksum };
   }
 
   /** HeadObject with checksum mode on; undefined when there is no object at the key. */

@@ -15,16 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { exportImages } from '../../sim/export';
-import { deleteObjects, inventory } from '../../src/s3';
+import { deleteObjects } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import type { RunProgress } from '../../src/workflows/messages';
 import {
-  IMPORT_PREFIX,
   assertFilesLanded,
   assertImagesLanded,
   containerBytes,
   expectedDocuments,
   expectedImages,
+  importedKeys,
   setup,
   start,
   truthContainers,
@@ -51,9 +51,7 @@ describe('files phases on a clean FileMaker', () => {
     // Nothing is stored yet: every document with a container is estimated at the clinic's average (512 KiB).
     assert.equal(estimate, withFile * 512 * 1024, 'documents estimate');
     assert.equal((await containerBytes(s)) - before, 0, 'the dry run read no container');
-    const keys: string[] = [];
-    for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) keys.push(o.key);
-    assert.deepEqual(keys, [], 'no object written');
+    assert.deepEqual(await importedKeys(s), [], 'no object written');
     const rows = await s.pool.query<{ n: number }>('select count(*)::int as n from documents');
     assert.equal(rows.rows[0]!.n, 0, 'no row written');
   });
@@ -135,9 +133,7 @@ describe('files phases under faults', () => {
     { timeout: 300_000 },
     async () => {
       // Objects from the previous test would be relinked: start from an empty bucket so files really download.
-      const keys: string[] = [];
-      for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) keys.push(o.key);
-      await deleteObjects(s.s3, s.bucket, keys);
+      await deleteObjects(s.s3, s.bucket, await importedKeys(s));
       await fetch(`${s.sim.adminUrl}/faults`, {
         method: 'POST',
         body: JSON.stringify({ containerUrlTtlMs: 1500, latencyMs: 25 }),
@@ -252,9 +248,7 @@ describe('cancelling a run in a files phase', () => {
         `select (select count(*) from documents)::int + (select count(*) from images)::int as n`,
       );
       assert.equal(rows.rows[0]!.n, 0, 'no document or image row of the cancelled run');
-      const left: string[] = [];
-      for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) left.push(o.key);
-      assert.deepEqual(left, [], 'no object of the cancelled run');
+      assert.deepEqual(await importedKeys(s), [], 'no object of the cancelled run');
     },
   );
 });

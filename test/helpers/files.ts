@@ -1,7 +1,7 @@
 /** Shared by the files-phase end-to-end tests: a stack-backed setup and assertions against the simulator's truth. */
 import assert from 'node:assert/strict';
 import type { SimulatorOptions } from '../../sim/server';
-import { headObject } from '../../src/s3';
+import { headObject, inventory } from '../../src/s3';
 import type { RunningWorker } from '../../src/worker';
 import { prepareRun, startTestWorker, type TestRun } from './run';
 
@@ -54,6 +54,13 @@ export const truthContainers = async (s: Setup, table: string): Promise<TruthCon
 export const containerBytes = async (s: Setup): Promise<number> => {
   const res = await fetch(`${s.sim.adminUrl}/stats`);
   return ((await res.json()) as { bytes: { container: number } }).bytes.container;
+};
+
+/** Keys of the objects under the import prefix in the test's bucket. */
+export const importedKeys = async (s: Setup): Promise<string[]> => {
+  const keys: string[] = [];
+  for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) keys.push(o.key);
+  return keys;
 };
 
 export interface LedgerRow {
