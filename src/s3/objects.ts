@@ -8,7 +8,10 @@ import { S3Wire } from './wire';
 
 export interface ObjectInfo {
   size: number;
-  /** Our full-object SHA-256 (hex) from `x-amz-meta-sha256`, or S3's own full-object checksum; undefined if none. */
+  /**
+   * The object's full-object SHA-256 (hex): S3's own checksum of the bytes when it has one (our `x-amz-meta-sha256`
+   * must then agree with it, else undefined: bytes replaced under our metadata), otherwise our metadata.
+   */
   sha256: string | undefined;
   /** S3's own full-object SHA-256 (hex) when it has one (single PutObject, or recomputed on copy). */
   s3Sha256: string | undefined;
@@ -26,10 +29,11 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
   const h = await S3Wire.for(s3).head(bucket, key);
   if (!h) return undefined;
   const s3Sha256 = s3Sha256Of(h.checksumSha256);
-  const meta = h.metadata['sha256'];
+  const m = h.metadata['sha256'];
+  const meta = m && /^[0-9a-f]{64}$/.test(m) ? m : undefined;
   return {
     size: h.size,
-    sha256: meta && /^[0-9a-f]{64}$/.test(meta) ? meta : s3Sha256,
+    sha256: s3Sha256 === undefined ? meta : meta === undefined || meta === s3Sha256 ? s3Sha256 : undefined,
     s3Sha256,
     contentType: h.contentType,
     contentDisposition: h.contentDisposition,

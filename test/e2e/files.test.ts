@@ -5,7 +5,7 @@
  * unsupported; a second run downloads 0 bytes; a spent transfer budget pauses the run cleanly until it is raised;
  * a server restart (every token and container URL dead) mid-run and stale URLs lose nothing and duplicate nothing;
  * the images phase from the FileMaker Pro export; a cancel during a files phase rolls back only after its batches
- * stopped.
+ * stopped; an object replaced under the run fails reconciliation and rolls the run back.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { exportImages } from '../../sim/export';
-import { deleteObjects } from '../../src/s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { type ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
+import { deleteObjects, headObject } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import type { RunProgress } from '../../src/workflows/messages';
 import {
@@ -249,6 +251,66 @@ describe('cancelling a run in a files phase', () => {
       );
       assert.equal(rows.rows[0]!.n, 0, 'no document or image row of the cancelled run');
       assert.deepEqual(await importedKeys(s), [], 'no object of the cancelled run');
+    },
+  );
+
+  test(
+    'a stored object replaced mid-phase (same size, our metadata kept) fails reconciliation and the run rolls back',
+    { timeout: 300_000 },
+    async () => {
+      await fetch(`${s.sim.adminUrl}/faults`, { method: 'POST', body: JSON.stringify({ latencyMs: 300 }) });
+      const runId = `run-${randomUUID()}`;
+      const handle = await start(s, runId, { phases: ['backup', 'delete', 'patients', 'documents', 'validation'] });
+      let victim: { filemaker_id: string; s3_key: string } | undefined;
+      for (let i = 0; i < 600 && !victim; i++) {
+        await delay(100);
+        const l = await s.pool.query<{ filemaker_id: string; s3_key: string }>(
+          `select filemaker_id, s3_key from import_ledger
+            where run_id = $1 and source_table = 'API_Docs' and s3_key is not null and state = 'imported' limit 1`,
+          [runId],
+        );
+        victim = l.rows[0];
+      }
+      assert.ok(victim, 'a document was stored during the phase');
+      await handle.signal('pause');
+      for (let i = 0; i < 300; i++) {
+        if ((await handle.query<RunProgress>('progress')).status === 'paused') break;
+        await delay(100);
+      }
+      // What a copy tool that carries the metadata over would leave: other bytes of the same size, with S3's own
+      // SHA-256 of them, under our recorded `sha256`. Only S3's checksum tells them apart.
+      const o = await s.s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: victim.s3_key }));
+      const original = Buffer.from(await o.Body!.transformToByteArray());
+      const replaced = Buffer.from(original.map((b, i) => (i === original.length >> 1 ? b ^ 0xff : b)));
+      await s.s3.send(
+        new PutObjectCommand({
+          Bucket: s.bucket,
+          Key: victim.s3_key,
+          Body: replaced,
+          ContentType: o.ContentType,
+          Metadata: o.Metadata,
+          ChecksumAlgorithm: 'SHA256',
+        }),
+      );
+      const head = await headObject(s.s3, s.bucket, victim.s3_key);
+      assert.equal(head?.size, original.length, 'same size');
+      assert.equal(head?.sha256, undefined, "S3's checksum of the new bytes disowns our recorded SHA-256");
+      await fetch(`${s.sim.adminUrl}/faults`, { method: 'POST', body: JSON.stringify({ latencyMs: 0 }) });
+      await handle.signal('resume');
+
+      await assert.rejects(handle.result(), (err) => {
+        assert.ok(err instanceof WorkflowFailedError, 'the workflow failed');
+        assert.equal((err.cause as ApplicationFailure | undefined)?.type, 'RUN_ROLLED_BACK', 'after a rollback');
+        return true;
+      });
+      const progress = await handle.query<RunProgress>('progress');
+      assert.equal(progress.status, 'rolled_back', 'the run rolled back');
+      const documents = progress.phases.find((p) => p.phase === 'documents');
+      assert.equal(documents?.status, 'failed', "the documents phase's reconciliation found the object");
+      assert.equal(progress.phases.find((p) => p.phase === 'validation')?.status, 'pending', 'validation never ran');
+      const rows = await s.pool.query<{ n: number }>('select count(*)::int as n from documents');
+      assert.equal(rows.rows[0]!.n, 0, 'no document row of the rolled-back run');
+      assert.deepEqual(await importedKeys(s), [], 'no object of the rolled-back run');
     },
   );
 });
