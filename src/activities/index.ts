@@ -134,9 +134,15 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     );
     const manifest = r.rows.reduce((s, x) => s + x.n, 0);
     const pending = (by.pending ?? 0) + (by.missing ?? 0);
-    const objects = FILE_TABLES.includes(table)
-      ? await verifyObjects(deps, runId, table)
-      : { checked: 0, mismatches: [] as string[] };
+    const files = FILE_TABLES.includes(table);
+    const objects = files ? await verifyObjects(deps, runId, table) : { checked: 0, mismatches: [] as string[] };
+    const transferred = files
+      ? await pool.query<{ b: string }>(
+          `select coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b
+             from transfer_log where run_id = $1 and source_table = $2`,
+          [runId, table],
+        )
+      : undefined;
     return {
       table,
       manifest,
@@ -148,6 +154,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       missing: missing.rows.map((x) => x.filemaker_id),
       objectsChecked: objects.checked,
       objectMismatches: objects.mismatches,
+      ...(transferred ? { bytesTransferred: Number(transferred.rows[0]!.b) } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
   };

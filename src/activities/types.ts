@@ -59,6 +59,11 @@ export interface TableReconciliation {
   objectsChecked: number;
   /** FileMaker ids whose object is missing or differs (capped). */
   objectMismatches: string[];
+  /**
+   * Files tables: the transfer quota this run spent on the table, from `transfer_log` as the quota counts it — also
+   * the bytes of attempts whose batch ended in an error or whose worker died, which no batch result reports.
+   */
+  bytesTransferred?: number;
   /** Every manifest id terminal and every checked object as recorded. */
   ok: boolean;
 }

@@ -439,6 +439,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     const rec = await acts.reconcileTable({ runId: input.runId, table });
     state.result.tables.push(rec);
     state.pending = null;
+    if (files && state.result.tables.every((t) => t.bytesTransferred !== undefined)) {
+      // The quota's own count replaces the batches' sum, which misses attempts that ended in an error or a crash.
+      const spent = state.result.tables.reduce((sum, t) => sum + (t.bytesTransferred ?? 0), 0);
+      state.result.bytesDownloaded = spent;
+      state.progress.bytesDownloaded = spent;
+    }
     if (!rec.ok) {
       state.progress.status = 'failed';
       await report(true);

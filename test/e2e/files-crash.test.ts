@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ReimportResult } from '../../src/workflows/reimport';
-import { assertFilesLanded, setup, start, type Setup } from '../helpers/files';
+import { assertBytesReported, assertFilesLanded, setup, start, type Setup } from '../helpers/files';
 import { prepareRun, spawnWorkerProcess, type TestRun } from '../helpers/run';
 
 describe('files phases: a worker killed with SIGKILL mid-batch', () => {
@@ -63,6 +63,8 @@ describe('files phases: a worker killed with SIGKILL mid-batch', () => {
       );
       assert.equal(attempts.rows[0]!.n, 0, 'no document was written twice to the ledger (resumed, not redone)');
       await assertFilesLanded(s, runId);
+      // The killed attempt's bytes count against the quota; the report says so too.
+      await assertBytesReported(s, runId, result);
     },
   );
 });
@@ -90,6 +92,7 @@ for (const containerApi of ['odata', 'dataapi'] as const) {
       const faults = s.sim.stats().faults;
       assert.ok(Object.values(faults).reduce((a, b) => a + b, 0) > 0, 'the simulator injected faults');
       await assertFilesLanded(s, runId);
+      await assertBytesReported(s, runId, result);
     });
   });
 }

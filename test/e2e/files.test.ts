@@ -21,6 +21,7 @@ import { deleteObjects, headObject } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import type { RunProgress } from '../../src/workflows/messages';
 import {
+  assertBytesReported,
   assertFilesLanded,
   assertImagesLanded,
   containerBytes,
@@ -68,11 +69,7 @@ describe('files phases on a clean FileMaker', () => {
       await assertFilesLanded(s, firstRun);
       const docs = result.phases.find((p) => p.phase === 'documents');
       assert.ok(docs && (docs.bytesDownloaded ?? 0) > 0, 'documents downloaded bytes');
-      const used = await s.pool.query<{ b: string }>(
-        'select sum(bytes)::text as b from transfer_log where run_id = $1',
-        [firstRun],
-      );
-      assert.ok(Number(used.rows[0]!.b) >= (docs.bytesDownloaded ?? 0), 'transfer log counts the bytes downloaded');
+      await assertBytesReported(s, firstRun, result);
     },
   );
 

@@ -100,6 +100,30 @@ export function expectedImages(truth: TruthContainer[]): Map<string, { pick?: Tr
   return out;
 }
 
+/**
+ * The run's report counts, per files phase, every byte the transfer quota counts for the run (`transfer_log`): also
+ * the bytes of attempts that broke off or died with their worker.
+ */
+export async function assertBytesReported(
+  s: Setup,
+  runId: string,
+  result: { phases: { phase: string; bytesDownloaded?: number }[] },
+): Promise<void> {
+  const r = await s.pool.query<{ source_table: string; b: string }>(
+    `select source_table, sum(case when settled then bytes else greatest(bytes, reserved_bytes) end)::text as b
+       from transfer_log where run_id = $1 group by source_table`,
+    [runId],
+  );
+  const spent = new Map(r.rows.map((x) => [x.source_table, Number(x.b)]));
+  for (const [phase, table] of [
+    ['documents', 'API_Docs'],
+    ['images', 'API_Images'],
+  ] as const) {
+    const reported = result.phases.find((x) => x.phase === phase)?.bytesDownloaded;
+    assert.equal(reported, spent.get(table) ?? 0, `${phase}: the bytes reported are the bytes the quota counts`);
+  }
+}
+
 /** Every file of the run is where the ledger says, with the ground truth's bytes; no id twice; states as expected. */
 export async function assertFilesLanded(s: Setup, runId: string): Promise<void> {
   await assertDocumentsLanded(s, runId);
