@@ -12,8 +12,11 @@ export const settingsSchema = z
     concurrency: z.number().int().min(1).max(64).default(4),
     /** Records per chunk of a core-record phase. */
     chunkSize: z.number().int().min(1).max(5000).default(500),
-    /** Files per batch activity of a files phase. */
-    fileBatchSize: z.number().int().min(1).max(500).default(20),
+    /**
+     * Files per batch activity of a files phase. 40 rather than 20: per file, half the batches' Temporal and
+     * PostgreSQL overhead (the bench's worker CPU per file fell by about 1.5 ms, Temporal's by 0.6 ms).
+     */
+    fileBatchSize: z.number().int().min(1).max(500).default(40),
     /** First cooldown after an overload answer; doubles on each further one, reset after a success. */
     // Short first: a 502 burst is usually over in a second, and consecutive overloads double it (1, 2, 4 … 300 s).
     cooldownBaseSeconds: z.number().min(0.01).max(3600).default(1),

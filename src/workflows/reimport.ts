@@ -19,6 +19,7 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -80,6 +81,12 @@ export interface ReimportResult {
 }
 
 const IMPORT_PHASE_SET = new Set<string>(IMPORT_PHASES);
+const FILE_BATCH_40 = 'default-file-batch-size-40';
+
+function setsFileBatchSize(raw: unknown): boolean {
+  const settings = (raw as { settings?: { fileBatchSize?: unknown } } | null | undefined)?.settings;
+  return settings?.fileBatchSize !== undefined;
+}
 const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
 
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
@@ -88,6 +95,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, 'INVALID_INPUT');
   }
   const options: ReimportOptions = parsed.data;
+  // The default batch grew from 20 to 40 files: a run started before keeps 20 when its history is replayed.
+  if (!setsFileBatchSize(rawInput) && !patched(FILE_BATCH_40)) options.settings.fileBatchSize = 20;
   const info = workflowInfo();
   const runId = info.workflowId;
   const acts = proxyActivities<ReimportActivities>(shortActivity);
