@@ -16,6 +16,7 @@ import { importRecordChunk, loadMapContext, mapperFor } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
 import { FILE_TABLES, hasContainer, importFileBatch } from './files';
+import { transferUsedByRun } from './transfer';
 import { estimateDownloadBytes, verifyObjects } from './verify';
 import { importExportBatch } from './export-images';
 
@@ -136,13 +137,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     const pending = (by.pending ?? 0) + (by.missing ?? 0);
     const files = FILE_TABLES.includes(table);
     const objects = files ? await verifyObjects(deps, runId, table) : { checked: 0, mismatches: [] as string[] };
-    const transferred = files
-      ? await pool.query<{ b: string }>(
-          `select coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b
-             from transfer_log where run_id = $1 and source_table = $2`,
-          [runId, table],
-        )
-      : undefined;
+    const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
     return {
       table,
       manifest,
@@ -154,7 +149,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       missing: missing.rows.map((x) => x.filemaker_id),
       objectsChecked: objects.checked,
       objectMismatches: objects.mismatches,
-      ...(transferred ? { bytesTransferred: Number(transferred.rows[0]!.b) } : {}),
+      ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
   };

@@ -8,12 +8,21 @@
  */
 import type { Pool } from '../store/db';
 
-const USED_SQL = `select coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b
-                    from transfer_log where at >= date_trunc('year', now())`;
+/** What the quota counts of `transfer_log` rows: the bytes of settled ones, at least the reservation of open ones. */
+const USED = `coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b`;
 
 /** Bytes downloaded from FileMaker this calendar year by fm-reimport (settled, plus open reservations). */
 export async function transferUsedThisYear(pool: Pool): Promise<number> {
-  const r = await pool.query<{ b: string }>(USED_SQL);
+  const r = await pool.query<{ b: string }>(`select ${USED} from transfer_log where at >= date_trunc('year', now())`);
+  return Number(r.rows[0]?.b ?? 0);
+}
+
+/** What one run spent of the quota on one table, counted as the quota counts it (also attempts that broke off). */
+export async function transferUsedByRun(pool: Pool, runId: string, table: string): Promise<number> {
+  const r = await pool.query<{ b: string }>(
+    `select ${USED} from transfer_log where run_id = $1 and source_table = $2`,
+    [runId, table],
+  );
   return Number(r.rows[0]?.b ?? 0);
 }
 
