@@ -8,7 +8,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { effectiveContentType, imageKey } from '../domain/keys';
-import { mapImage, type MappedImage } from '../domain/mappers/images';
+import { imagePatientRefs, mapImage, type MappedImage } from '../domain/mappers/images';
 import { SOURCE_TABLES } from '../domain/tables';
 import type { FmRecord } from '../domain/types';
 import { openExportSource, type ExportLocation, type ExportRow, type ExportSource } from '../export';
@@ -121,12 +121,21 @@ export async function importExportBatch(
     [input.runId, input.table, todo],
   );
   const recidOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.source_key]));
-  const ctx = await loadMapContext(deps, input.runId, input.table);
+  const rowOf = (id: string) => {
+    const recid = recidOf.get(id) ?? null;
+    return recid === null ? undefined : exp.byRecid.get(recid);
+  };
+  const ctx = await loadMapContext(deps, input.runId, input.table, {
+    patients: todo.flatMap((id) => {
+      const row = rowOf(id);
+      return row && !row.malformed ? imagePatientRefs(recordFromRow(id, row)) : [];
+    }),
+  });
   const priors = await ledgerLookup(deps.pool, input.table, todo);
 
   for (const id of todo) {
     const recid = recidOf.get(id) ?? null;
-    const row = recid === null ? undefined : exp.byRecid.get(recid);
+    const row = rowOf(id);
     const missing = (why: string): LedgerEntry => ({
       filemakerId: id,
       state: 'skipped',

@@ -33,8 +33,8 @@ import {
   isGenericContentType,
   thumbnailKey,
 } from '../domain/keys';
-import { documentContainerUrl, mapDocument } from '../domain/mappers/documents';
-import { imageCandidates, mapImage, type MappedImage } from '../domain/mappers/images';
+import { documentContainerUrl, documentPatientRefs, mapDocument } from '../domain/mappers/documents';
+import { imageCandidates, imagePatientRefs, mapImage, type MappedImage } from '../domain/mappers/images';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import type { FmRecord, MapContext } from '../domain/types';
 import { FileMakerError, FileMakerOverloadedError, IntegrityError, TransferQuotaError } from '../errors';
@@ -741,7 +741,6 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   if (!batch) return result;
   const { fc, todo } = batch;
   const source = SOURCE_TABLES[input.table];
-  const ctx = await loadMapContext(deps, input.runId, input.table);
   const priors = await ledgerLookup(deps.pool, input.table, todo);
   const failedBefore = await downloadFailuresBefore(deps, input, todo);
   const readAtMs = Date.now();
@@ -751,6 +750,10 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
     if (id !== undefined) byId.set(id, r);
   }
+  const patientRefs = input.table === 'API_Docs' ? documentPatientRefs : imagePatientRefs;
+  const ctx = await loadMapContext(deps, input.runId, input.table, {
+    patients: [...byId.values()].flatMap((r) => patientRefs(r as unknown as FmRecord)),
+  });
 
   const importOne = async (id: string) => {
     const record = byId.get(id);

@@ -224,7 +224,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
               companies: await ownerIds('API_Company'),
             }
           : undefined;
-      const ctx = await loadMapContext(deps, runId, table, owners);
+      const ctx = await loadMapContext(deps, runId, table, { owners });
       const mapper = dryRunMapper(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};

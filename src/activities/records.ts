@@ -46,12 +46,23 @@ export interface ContactOwners {
 }
 
 /** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
+export interface MapContextScope {
+  /** Owner ids for API_Contact_Details, when they do not come from the run's manifests. */
+  owners?: ContactOwners;
+  /**
+   * The only patient ids (normalised) the records to map can refer to: just those patients are loaded, instead of
+   * every patient (a files batch of 40 records would otherwise load and index all of them: the clinic has ~2,800).
+   */
+  patients?: readonly string[];
+}
+
 export async function loadMapContext(
   deps: ActivityDeps,
   runId: string,
   table: SourceTableName,
-  owners?: ContactOwners,
+  scope: MapContextScope = {},
 ): Promise<MapContext> {
+  const { owners } = scope;
   const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     (await deps.pool.query<T>(sql, params)).rows;
   const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
@@ -62,10 +73,14 @@ export async function loadMapContext(
     src.clinics = (await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics')).map((r) => r);
   }
   if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
+    const only = scope.patients;
     const rows = await q<{ id: string; clinic: string | null }>(
-      'select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id',
+      `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
+        ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
+      only ? [only] : [],
     );
     src.patients = rows.map((r) => [r.id, r.clinic] as const);
+    if (only) src.patientsAmong = new Set(only);
   }
   if (needs(['API_Contact_Details']) && owners) {
     src.patients = owners.patients.map((id) => [id, null] as const);

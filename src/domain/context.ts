@@ -14,6 +14,12 @@ export interface MapContextSource {
   readonly clinics?: Iterable<string | { readonly id: string; readonly name?: string }>;
   /** Patient FileMaker id → that patient's clinic FileMaker id (or null). */
   readonly patients?: Iterable<readonly [string, string | null]>;
+  /**
+   * Set when `patients` holds only the patients among these ids (normalised), not every patient: a lookup of any
+   * other id is then a programming error (the caller named the wrong fields) and throws, rather than answering
+   * "no such patient" and quietly leaving a record unlinked.
+   */
+  readonly patientsAmong?: ReadonlySet<string>;
   readonly referrers?: Iterable<string>;
   readonly companies?: Iterable<string>;
   /** API_Contact_Details records; grouped by their normalised `id.key`. */
@@ -70,10 +76,20 @@ export function createMapContext(src: MapContextSource): MapContext {
       const key = norm(fmId);
       return key === undefined ? undefined : m.get(key);
     };
+  const among = src.patientsAmong;
+  const patientId = among
+    ? (fmId: string) => {
+        const key = norm(fmId);
+        if (key !== undefined && !among.has(key)) {
+          throw new Error('patient lookup of an id the map context was not loaded for');
+        }
+        return key === undefined ? undefined : patients.get(key);
+      }
+    : lookup(patients);
   return {
     timeZone: src.timeZone,
     preferDayFirst: src.preferDayFirst,
-    patientId: lookup(patients),
+    patientId,
     clinicId: lookup(clinics),
     referrerId: lookup(referrers),
     companyId: lookup(companies),

@@ -3,8 +3,14 @@ import assert from 'node:assert/strict';
 import { createMapContext } from '../../src/domain/context';
 import { targetId } from '../../src/domain/ids';
 import { mapAppointment } from '../../src/domain/mappers/appointments';
-import { documentContainerUrl, mapDocument } from '../../src/domain/mappers/documents';
-import { imageBatchName, imageCandidates, imageCategory, mapImage } from '../../src/domain/mappers/images';
+import { documentContainerUrl, documentPatientRefs, mapDocument } from '../../src/domain/mappers/documents';
+import {
+  imageBatchName,
+  imageCandidates,
+  imageCategory,
+  imagePatientRefs,
+  mapImage,
+} from '../../src/domain/mappers/images';
 import { mapNote, mapSms } from '../../src/domain/mappers/notes';
 import { foldContactDetails, mapClinic, mapContactDetail, mapPatient } from '../../src/domain/mappers/patients';
 import { mapCompany, mapPatientReferrer, mapReferrer, mapReferrerCompany } from '../../src/domain/mappers/referrers';
@@ -861,6 +867,37 @@ describe('map context', () => {
     assert.equal(ctx.clinicId(CLINIC), C_ID);
     assert.equal(ctx.referrerId(UNKNOWN), undefined);
     assert.equal(ctx.contactDetailsFor?.(PATIENT).length, 3);
+  });
+
+  test('a files batch loads only the patients its records name, and maps them exactly as with every patient', () => {
+    const everyPatient: [string, string | null][] = [
+      [PATIENT, CLINIC],
+      [PATIENT_NO_CLINIC, null],
+    ];
+    const scoped = (refs: string[]) =>
+      createMapContext({
+        timeZone: 'Australia/Sydney',
+        clinics: [{ id: CLINIC }, { id: CLINIC2 }],
+        patients: everyPatient.filter(([p]) => refs.includes(lc(p))),
+        patientsAmong: new Set(refs),
+      });
+    const doc = (fields: Record<string, string>) => record('API_Docs', { Doc: 'https://fm/d.pdf', ...fields });
+    const image = (fields: Record<string, string>) =>
+      record('API_Images', { image_small: 'https://fm/s.jpg', ...fields });
+    const cases: [string, FmRecord, (r: FmRecord, c: typeof ctx) => unknown, (r: FmRecord) => string[]][] = [
+      ['linked document', doc({ id_Contact: ` ${PATIENT} ` }), mapDocument, documentPatientRefs],
+      ['document of an unknown patient', doc({ id_Contact: UNKNOWN }), mapDocument, documentPatientRefs],
+      ['document without patient', doc({}), mapDocument, documentPatientRefs],
+      ['linked image', image({ id_Contact: PATIENT_NO_CLINIC }), mapImage, imagePatientRefs],
+      ['image linked by ID.KEY', image({ id_Contact: UNKNOWN, 'ID.KEY': PATIENT }), mapImage, imagePatientRefs],
+      ['image of unknown patients', image({ id_Contact: UNKNOWN, 'ID.KEY': UNKNOWN }), mapImage, imagePatientRefs],
+    ];
+    for (const [name, r, map, refs] of cases) {
+      assert.deepEqual(map(r, scoped(refs(r))), map(r, ctx), name);
+    }
+    assert.deepEqual(imagePatientRefs(image({ id_Contact: UNKNOWN, 'ID.KEY': PATIENT })), [lc(UNKNOWN), lc(PATIENT)]);
+    // A mapper reading a patient field the refs do not name fails loudly instead of leaving the record unlinked.
+    assert.throws(() => mapImage(image({ 'ID.KEY': PATIENT }), scoped([])), /not loaded for/);
   });
 
   test('a clinic name shared by two clinics resolves to none', () => {

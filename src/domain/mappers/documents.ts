@@ -3,7 +3,7 @@
  * `original_name`, `mime_type`, `file_size`, `sha256` after streaming the container, and may turn the state into
  * failed with an import_error.
  */
-import { targetId } from '../ids';
+import { normalizeFileMakerId, targetId } from '../ids';
 import { cleanText, slugify } from '../normalize';
 import { readRecord } from '../record';
 import { type ReasonCode } from '../reasons';
@@ -30,6 +30,15 @@ export function documentContainerUrl(record: FmRecord): string | null {
   return s === '' ? null : s;
 }
 
+/** The field mapDocument resolves the document's patient from. */
+const PATIENT_FIELD = 'id_Contact';
+
+/** The patient ids (normalised) mapDocument may look up for this record: a batch loads only those patients. */
+export function documentPatientRefs(record: FmRecord): string[] {
+  const id = normalizeFileMakerId(record.fieldData[PATIENT_FIELD]);
+  return id ? [id.value] : [];
+}
+
 /**
  * An empty container is skipped EMPTY_CONTAINER, but its row (import_status 'skipped') is still returned so the
  * document's metadata is kept and visible in the clinic's system.
@@ -38,7 +47,7 @@ export function mapDocument(record: FmRecord, ctx: MapContext): MapOutcome<Docum
   const read = readRecord(record, 'API_Docs', ctx);
   if (!read.ok) return read.outcome;
   const r = read.reader;
-  const patientFk = r.fk('id_Contact');
+  const patientFk = r.fk(PATIENT_FIELD);
   const patient = patientFk === null ? undefined : ctx.patientId(patientFk);
   const unlinked: ReasonCode | undefined =
     patientFk === null ? 'NO_PATIENT' : patient === undefined ? 'PATIENT_NOT_FOUND' : undefined;

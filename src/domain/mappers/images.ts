@@ -3,7 +3,7 @@
  * image belongs to. The files phase adds s3_key, thumbnail_key, mime_type, file_size, sha256, width, height,
  * source_field and thumbnail_status after the download.
  */
-import { targetId } from '../ids';
+import { normalizeFileMakerId, targetId } from '../ids';
 import { cleanText } from '../normalize';
 import { readRecord, type RecordReader } from '../record';
 import { type ReasonCode } from '../reasons';
@@ -185,15 +185,24 @@ export interface MappedImage {
   readonly candidates: readonly ImageCandidate[];
 }
 
+/** Where resolveImagePatient looks for the image's patient, in order. */
+const PATIENT_FIELD = 'id_Contact';
+/** Older records carry the patient only here. */
+const ALT_PATIENT_FIELD = 'ID.KEY';
+
+/** The patient ids (normalised) mapImage may look up for this record: a batch loads only those patients. */
+export function imagePatientRefs(record: FmRecord): string[] {
+  return [PATIENT_FIELD, ALT_PATIENT_FIELD].flatMap((f) => normalizeFileMakerId(record.fieldData[f])?.value ?? []);
+}
+
 function resolveImagePatient(r: RecordReader): { patient?: PatientRef; unlinked?: ReasonCode } {
-  const primary = r.fk('id_Contact');
+  const primary = r.fk(PATIENT_FIELD);
   const primaryPatient = primary === null ? undefined : r.ctx.patientId(primary);
   if (primaryPatient) return { patient: primaryPatient };
-  // Older records carry the patient only in ID.KEY.
-  const alt = r.fk('ID.KEY');
+  const alt = r.fk(ALT_PATIENT_FIELD);
   const altPatient = alt === null ? undefined : r.ctx.patientId(alt);
   if (altPatient) {
-    r.flag('PATIENT_FROM_ALT_KEY', 'ID.KEY');
+    r.flag('PATIENT_FROM_ALT_KEY', ALT_PATIENT_FIELD);
     return { patient: altPatient };
   }
   return { unlinked: primary === null && alt === null ? 'NO_PATIENT' : 'PATIENT_NOT_FOUND' };
