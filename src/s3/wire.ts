@@ -195,6 +195,9 @@ export class S3Wire {
         body,
         headersTimeout: 60_000,
         bodyTimeout: 60_000,
+        // undici closes the connection after every HEAD (for servers that send a body anyway), unless told not to:
+        // S3 does not, and a reconciliation of tens of thousands of HEADs would otherwise open as many connections.
+        ...(method === 'HEAD' ? { reset: false } : {}),
       });
     } catch (err) {
       const code = (err as { code?: unknown }).code;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -267,5 +268,41 @@ describe('S3 layer', () => {
       S3Wire.for(nowhere).head(bucket, key),
       (err: unknown) => err instanceof S3RequestError && err.code === 'S3_UNREACHABLE' && err.retryable,
     );
+  });
+
+  test('HEADs reuse their connection to S3 (a reconciliation of thousands of objects does not open one per object)', async () => {
+    const env = await stackEnv();
+    const target = new URL(env.S3_ENDPOINT!);
+    // A TCP relay in front of MinIO that counts the connections the wire opens.
+    let connections = 0;
+    const relay = createServer((client) => {
+      connections++;
+      const upstream = connect(Number(target.port), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    try {
+      const viaRelay = new S3Client({
+        endpoint: `http://127.0.0.1:${(relay.address() as AddressInfo).port}`,
+        region: env.S3_REGION ?? 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: env.S3_ACCESS_KEY_ID!, secretAccessKey: env.S3_SECRET_ACCESS_KEY! },
+      });
+      const body = randomBytes(1_000);
+      const key = 'patients/x/reused.bin';
+      await S3Wire.for(viaRelay).put({ bucket, key, body, sha256: sha256(body), contentType: 'image/jpeg' });
+      // The pool may open a second connection while the first is being handed back; from then on, none.
+      assert.equal((await headObject(viaRelay, bucket, key))?.size, body.length);
+      const opened = connections;
+      for (let i = 0; i < 30; i++) {
+        const h = await headObject(viaRelay, bucket, i % 2 === 0 ? key : 'patients/x/absent.bin');
+        assert.equal(h?.size, i % 2 === 0 ? body.length : undefined);
+      }
+      assert.equal(connections, opened, `30 HEADs one after another opened ${connections - opened} connections`);
+    } finally {
+      relay.close();
+    }
   });
 });
