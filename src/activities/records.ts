@@ -45,7 +45,7 @@ export interface ContactOwners {
   companies: readonly string[];
 }
 
-/** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
+/** What a caller narrows a map context to. */
 export interface MapContextScope {
   /** Owner ids for API_Contact_Details, when they do not come from the run's manifests. */
   owners?: ContactOwners;
@@ -56,6 +56,7 @@ export interface MapContextScope {
   patients?: readonly string[];
 }
 
+/** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
 export async function loadMapContext(
   deps: ActivityDeps,
   runId: string,

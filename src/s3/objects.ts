@@ -31,9 +31,11 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
   const s3Sha256 = s3Sha256Of(h.checksumSha256);
   const m = h.metadata['sha256'];
   const meta = m && /^[0-9a-f]{64}$/.test(m) ? m : undefined;
+  // S3's checksum of the bytes wins; metadata that disagrees with it means the bytes were replaced under it.
+  const disowned = s3Sha256 !== undefined && meta !== undefined && meta !== s3Sha256;
   return {
     size: h.size,
-    sha256: s3Sha256 === undefined ? meta : meta === undefined || meta === s3Sha256 ? s3Sha256 : undefined,
+    sha256: disowned ? undefined : (s3Sha256 ?? meta),
     s3Sha256,
     contentType: h.contentType,
     contentDisposition: h.contentDisposition,

@@ -87,6 +87,7 @@ function setsFileBatchSize(raw: unknown): boolean {
   const settings = (raw as { settings?: { fileBatchSize?: unknown } } | null | undefined)?.settings;
   return settings?.fileBatchSize !== undefined;
 }
+
 const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
 
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
