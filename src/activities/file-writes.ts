@@ -12,7 +12,7 @@ import { namedStatement, type Pool } from '../store/db';
 import type { TargetTableName } from '../store/schema';
 import { upsertRows, type RowOutcome } from '../store/upsert';
 import { GroupCommit } from '../store/group-commit';
-import { countLedger, emptyChunkResult, recordLedger, type LedgerEntry } from './ledger';
+import { countLedger, emptyChunkResult, ledgerInsert, ledgerJson, recordLedger, type LedgerEntry } from './ledger';
 import { transferUsedThisYear, type Reservation } from './transfer';
 import type { ChunkResult } from './types';
 
@@ -31,8 +31,16 @@ export interface FileWrites {
   reserve(r: ReserveRequest): Promise<Reservation>;
   /** Records the bytes reserved downloads really received (one statement for all of them). */
   settle(settlements: readonly Settlement[]): Promise<void>;
-  /** Upserts one target row (see upsertRows: a bad row is a `failed` outcome, not an error). */
-  upsert(table: TargetTableName, row: Record<string, unknown>, runId: string): Promise<RowOutcome>;
+  /**
+   * Upserts one target row (see upsertRows: a bad row is a `failed` outcome, not an error). With `record`, the
+   * file's ledger entry is written in the same statement when the row lands (and not at all when it is refused).
+   */
+  upsert(
+    table: TargetTableName,
+    row: Record<string, unknown>,
+    runId: string,
+    record?: { sourceTable: string; entry: LedgerEntry },
+  ): Promise<RowOutcome>;
   /** Writes one ledger entry and counts it into `into`. */
   ledger(runId: string, table: string, entry: LedgerEntry, into: ChunkResult): Promise<void>;
 }
@@ -44,6 +52,16 @@ export interface Settlement {
 }
 
 const SEP = '\u0000';
+
+interface UpsertItem {
+  table: TargetTableName;
+  runId: string;
+  row: Record<string, unknown>;
+  record?: { sourceTable: string; entry: LedgerEntry };
+}
+
+/** A ledger write riding along a row upsert (its parameters follow the upsert's two). */
+const LEDGER_ALONGSIDE = ledgerInsert(3);
 
 const RESERVE = `select reserve_transfer(t.run, t.tbl, t.fid, t.field, t.bytes, t.lim)::text as id
   from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
@@ -91,21 +109,27 @@ function createFileWrites(pool: Pool): FileWrites {
     return r.rows.map((x) => x.id);
   });
 
-  const upserts = new GroupCommit<{ table: TargetTableName; runId: string; row: Record<string, unknown> }, RowOutcome>(
-    async (_g, items) => {
-      const { unique, rep } = lastPerKey(items, (x) =>
-        typeof x.row.filemaker_id === 'string' ? x.row.filemaker_id : undefined,
-      );
-      const first = items[0]!;
-      const r = await upsertRows(
-        pool,
-        first.table,
-        unique.map((x) => x.row),
-        { runId: first.runId },
-      );
-      return rep.map((p) => r.outcomes[p]!);
-    },
-  );
+  const upserts = new GroupCommit<UpsertItem, RowOutcome>(async (_g, items) => {
+    const { unique, rep } = lastPerKey(items, (x) =>
+      typeof x.row.filemaker_id === 'string' ? x.row.filemaker_id : undefined,
+    );
+    const first = items[0]!;
+    // One group is one table, run and ledger table: the items of a statement share them.
+    const record = first.record;
+    const r = await upsertRows(
+      pool,
+      first.table,
+      unique.map((x) => x.row),
+      {
+        runId: first.runId,
+        alongside: record && {
+          text: LEDGER_ALONGSIDE,
+          values: (rows) => [first.runId, record.sourceTable, ledgerJson(rows.map((i) => unique[i]!.record!.entry))],
+        },
+      },
+    );
+    return rep.map((p) => r.outcomes[p]!);
+  });
 
   const ledgers = new GroupCommit<{ runId: string; table: string; entry: LedgerEntry; into: ChunkResult }, void>(
     async (_g, items) => {
@@ -141,7 +165,8 @@ function createFileWrites(pool: Pool): FileWrites {
         values: [settlements.map((x) => x.reservation.id), settlements.map((x) => x.bytes)],
       });
     },
-    upsert: (table, row, runId) => upserts.submit(`${runId}${SEP}${table}`, { table, runId, row }),
+    upsert: (table, row, runId, record) =>
+      upserts.submit(`${runId}${SEP}${table}${SEP}${record?.sourceTable ?? ''}`, { table, runId, row, record }),
     ledger: (runId, table, entry, into) => ledgers.submit(`${runId}${SEP}${table}`, { runId, table, entry, into }),
   };
 }

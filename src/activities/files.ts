@@ -494,10 +494,15 @@ async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntr
     return { filemakerId: id, state: 'failed', reasonCode: outcome.reason, message: outcome.message, sourceModId };
   }
   for (const f of outcome.findings ?? []) addFinding(fc.result, f.code);
+  // The row and its ledger entry land in one statement; a refused row comes back failed, its entry unwritten.
   const upsert = async (row: Record<string, unknown>, entry: LedgerEntry): Promise<LedgerEntry> => {
-    const o = await fc.writes.upsert('documents', row, fc.input.runId);
+    const recorded: LedgerEntry = { ...entry, targetTable: 'documents', targetId: row.id as string };
+    const o = await fc.writes.upsert('documents', row, fc.input.runId, {
+      sourceTable: fc.input.table,
+      entry: recorded,
+    });
     if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
-    return { ...entry, targetTable: 'documents', targetId: o.id };
+    return { ...recorded, recorded: true };
   };
   if (outcome.kind === 'skip') {
     const entry: LedgerEntry = { filemakerId: id, state: 'skipped', reasonCode: outcome.reason, sourceModId };
@@ -648,20 +653,22 @@ export async function finishImage(
     source_field: sourceField,
     thumbnail_status: thumb.status,
   };
-  const o = await fc.writes.upsert('images', row, fc.input.runId);
-  if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
-  return {
+  const entry: LedgerEntry = {
     filemakerId: id,
     state: outcome.state,
     reasonCode: outcome.reason,
     targetTable: 'images',
-    targetId: o.id,
+    targetId: image.id,
     message: sourceField === null ? undefined : `${FIELD_NOTE}${sourceField}`,
     s3Key: stored.key,
     bytes: stored.size,
     sha256: stored.sha256,
     sourceModId,
   };
+  // The row and its ledger entry land in one statement; a refused row comes back failed, its entry unwritten.
+  const o = await fc.writes.upsert('images', row, fc.input.runId, { sourceTable: fc.input.table, entry });
+  if (o.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: o.reason, message: o.message };
+  return { ...entry, recorded: true };
 }
 
 /** An imported image's ledger message names the container it came from, so a relink can keep `source_field`. */
@@ -758,7 +765,8 @@ export async function beginBatch(
 /** Writes a file's ledger entry and heartbeats: from here on a retry of the batch skips it. */
 export async function settleFile(batch: Batch, entry: LedgerEntry): Promise<void> {
   const { fc } = batch;
-  await fc.writes.ledger(fc.input.runId, fc.input.table, entry, fc.result);
+  if (entry.recorded) countLedger([entry], fc.result);
+  else await fc.writes.ledger(fc.input.runId, fc.input.table, entry, fc.result);
   batch.done.add(entry.filemakerId);
   fc.beat();
 }

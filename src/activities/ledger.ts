@@ -1,5 +1,5 @@
 /** The run ledger as the activities use it: manifest slices and bulk ledger writes (one statement per chunk). */
-import type { Pool } from '../store/db';
+import { namedStatement, type Pool } from '../store/db';
 import type { ChunkResult } from './types';
 
 export interface LedgerEntry {
@@ -13,6 +13,8 @@ export interface LedgerEntry {
   bytes?: number;
   sha256?: string;
   sourceModId?: string;
+  /** Already written, in the same statement as its target row (see FileWrites.upsert); only to be counted. */
+  recorded?: boolean;
 }
 
 const FAILED_IDS_PER_REASON = 5;
@@ -39,6 +41,46 @@ export async function manifestSlice(pool: Pool, runId: string, table: string, of
   return r.rows.map((x) => x.filemaker_id);
 }
 
+/**
+ * The ledger write of the files phases and the record chunks: every entry's terminal state (attempts counted), as a
+ * statement whose three parameters (run, source table, the entries as JSON from ledgerJson) start at `$first`, so it
+ * can also ride along another statement (see upsertRows' `alongside`).
+ */
+export function ledgerInsert(first: number): string {
+  const [run, table, entries] = [first, first + 1, first + 2].map((n) => `$${n}`);
+  return `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code, message, target_table,
+                            target_id, s3_key, bytes, sha256, source_mod_id)
+ select ${run}, ${table}, e.filemaker_id, e.state, e.reason_code, e.message, e.target_table, e.target_id::uuid,
+        e.s3_key, e.bytes, e.sha256, e.source_mod_id
+   from jsonb_to_recordset(${entries}::jsonb) as e(filemaker_id text, state text, reason_code text, message text,
+        target_table text, target_id text, s3_key text, bytes bigint, sha256 text, source_mod_id text)
+ on conflict (run_id, source_table, filemaker_id) do update set
+   state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
+   target_table = excluded.target_table, target_id = excluded.target_id, s3_key = excluded.s3_key,
+   bytes = excluded.bytes, sha256 = excluded.sha256, source_mod_id = excluded.source_mod_id,
+   attempts = import_ledger.attempts + 1, updated_at = now()`;
+}
+
+/** The entries as ledgerInsert's JSON parameter. */
+export function ledgerJson(entries: readonly LedgerEntry[]): string {
+  return JSON.stringify(
+    entries.map((e) => ({
+      filemaker_id: e.filemakerId,
+      state: e.state,
+      reason_code: e.state === 'imported' ? null : (e.reasonCode ?? null),
+      message: e.message ?? null,
+      target_table: e.targetTable ?? null,
+      target_id: e.targetId ?? null,
+      s3_key: e.s3Key ?? null,
+      bytes: e.bytes ?? null,
+      sha256: e.sha256 ?? null,
+      source_mod_id: e.sourceModId ?? null,
+    })),
+  );
+}
+
+const RECORD_LEDGER = ledgerInsert(1);
+
 /** Writes every entry's terminal state (attempts counted) and adds them to the chunk's counts. */
 export async function recordLedger(
   pool: Pool,
@@ -48,37 +90,7 @@ export async function recordLedger(
   into: ChunkResult,
 ): Promise<void> {
   if (entries.length === 0) return;
-  await pool.query(
-    `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code, message, target_table,
-                                target_id, s3_key, bytes, sha256, source_mod_id)
-     select $1, $2, e.filemaker_id, e.state, e.reason_code, e.message, e.target_table, e.target_id::uuid, e.s3_key,
-            e.bytes, e.sha256, e.source_mod_id
-       from jsonb_to_recordset($3::jsonb) as e(filemaker_id text, state text, reason_code text, message text,
-            target_table text, target_id text, s3_key text, bytes bigint, sha256 text, source_mod_id text)
-     on conflict (run_id, source_table, filemaker_id) do update set
-       state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
-       target_table = excluded.target_table, target_id = excluded.target_id, s3_key = excluded.s3_key,
-       bytes = excluded.bytes, sha256 = excluded.sha256, source_mod_id = excluded.source_mod_id,
-       attempts = import_ledger.attempts + 1, updated_at = now()`,
-    [
-      runId,
-      table,
-      JSON.stringify(
-        entries.map((e) => ({
-          filemaker_id: e.filemakerId,
-          state: e.state,
-          reason_code: e.state === 'imported' ? null : (e.reasonCode ?? null),
-          message: e.message ?? null,
-          target_table: e.targetTable ?? null,
-          target_id: e.targetId ?? null,
-          s3_key: e.s3Key ?? null,
-          bytes: e.bytes ?? null,
-          sha256: e.sha256 ?? null,
-          source_mod_id: e.sourceModId ?? null,
-        })),
-      ),
-    ],
-  );
+  await pool.query({ ...namedStatement(RECORD_LEDGER), values: [runId, table, ledgerJson(entries)] });
   countLedger(entries, into);
 }
 

@@ -5,7 +5,6 @@
  */
 import type pg from 'pg';
 import { ManifestError } from '../errors';
-import { namedStatement } from './db';
 import { cleanString } from './sanitize';
 
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'rolled_back', 'cancelled'] as const;
@@ -145,17 +144,6 @@ export interface LedgerOutcome {
   sourceModId?: string | number;
 }
 
-const RECORD_OUTCOMES = `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code, message, attempts,
-                              target_table, target_id, s3_key, bytes, sha256, source_mod_id, updated_at)
-   select $1, $2, x.f, x.st, x.rc, x.msg, 1, x.tt, x.ti, x.k, x.b, x.h, x.mod, now()
-   from json_to_recordset($3::json)
-     as x(f text, st text, rc text, msg text, tt text, ti uuid, k text, b bigint, h text, mod text)
-   on conflict (run_id, source_table, filemaker_id) do update set
-     state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
-     attempts = import_ledger.attempts + 1, target_table = excluded.target_table, target_id = excluded.target_id,
-     s3_key = excluded.s3_key, bytes = excluded.bytes, sha256 = excluded.sha256,
-     source_mod_id = excluded.source_mod_id, updated_at = now()`;
-
 /**
  * Writes outcomes into the ledger (one row per run, table and id), counting attempts: a record written again in the
  * same run (a retry) has its attempts incremented and its latest outcome kept. An outcome that breaks the ledger's
@@ -199,10 +187,19 @@ export async function recordOutcomes(
   }
   const rows = [...latest.values()];
   for (let i = 0; i < rows.length; i += BATCH) {
-    await pool.query({
-      ...namedStatement(RECORD_OUTCOMES),
-      values: [runId, sourceTable, JSON.stringify(rows.slice(i, i + BATCH))],
-    });
+    await pool.query(
+      `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code, message, attempts,
+                                  target_table, target_id, s3_key, bytes, sha256, source_mod_id, updated_at)
+       select $1, $2, x.f, x.st, x.rc, x.msg, 1, x.tt, x.ti, x.k, x.b, x.h, x.mod, now()
+       from json_to_recordset($3::json)
+         as x(f text, st text, rc text, msg text, tt text, ti uuid, k text, b bigint, h text, mod text)
+       on conflict (run_id, source_table, filemaker_id) do update set
+         state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
+         attempts = import_ledger.attempts + 1, target_table = excluded.target_table, target_id = excluded.target_id,
+         s3_key = excluded.s3_key, bytes = excluded.bytes, sha256 = excluded.sha256,
+         source_mod_id = excluded.source_mod_id, updated_at = now()`,
+      [runId, sourceTable, JSON.stringify(rows.slice(i, i + BATCH))],
+    );
   }
   return { written: rows.length };
 }

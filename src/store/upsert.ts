@@ -29,6 +29,13 @@ export interface UpsertOptions {
   concurrency?: number;
   strategy?: UpsertStrategy;
   logger?: Logger;
+  /**
+   * A write that must land exactly when its rows do (the run ledger's entries for them): an INSERT whose parameters
+   * start at $3, and its parameters for the rows of one statement (their input positions). It goes in the same
+   * statement as their upsert (a data-modifying WITH), so a row the database refuses takes its part of it along, and
+   * one that lands has it written in the same round trip. Only with the 'json' strategy.
+   */
+  alongside?: { text: string; values: (rows: readonly number[]) => unknown[] };
 }
 
 export type RowOutcome =
@@ -141,14 +148,33 @@ function tableStatement(spec: TableSpec): TableStatement {
   return built;
 }
 
-function buildStatement(spec: TableSpec, strategy: UpsertStrategy, rows: readonly Prepared[], runId: string | null) {
+/** The 'json' statement of a table with a write alongside (per table and alongside text). */
+const withAlongside = new Map<string, { name: string; text: string }>();
+
+function buildStatement(
+  spec: TableSpec,
+  strategy: UpsertStrategy,
+  rows: readonly Prepared[],
+  runId: string | null,
+  alongside?: UpsertOptions['alongside'],
+) {
   const { insert, tail, json } = tableStatement(spec);
   const pgType = (c: (typeof spec.columns)[number]) =>
     c.type === 'char1' ? 'text' : c.type === 'jsonb' ? 'jsonb' : c.type;
 
   if (strategy === 'json') {
-    return { ...json, values: [JSON.stringify(rows.map((r) => r.values)), runId] } satisfies Statement;
+    const values = [JSON.stringify(rows.map((r) => r.values)), runId];
+    if (!alongside) return { ...json, values } satisfies Statement;
+    const key = `${spec.name}\u0000${alongside.text}`;
+    let named = withAlongside.get(key);
+    if (!named) {
+      // Data-modifying WITH: always run to completion, in the same statement (and so the same transaction).
+      named = namedStatement(`with alongside as (${alongside.text}) ${json.text}`);
+      withAlongside.set(key, named);
+    }
+    return { ...named, values: [...values, ...alongside.values(rows.map((r) => r.index))] } satisfies Statement;
   }
+  if (alongside) throw new TypeError(`upsert ${spec.name}: a write alongside needs the 'json' strategy`);
   if (strategy === 'unnest') {
     const arrays = spec.columns.map((c) =>
       rows.map((r) => {
@@ -218,7 +244,7 @@ export async function upsertRows(
   let isolated = 0;
   const write = async (batch: Prepared[]): Promise<void> => {
     if (batch.length === 0) return;
-    const stmt = buildStatement(spec, strategy, batch, runId);
+    const stmt = buildStatement(spec, strategy, batch, runId, opts.alongside);
     let result: pg.QueryResult<{ filemaker_id: string; inserted: boolean }>;
     try {
       result = await pool.query<{ filemaker_id: string; inserted: boolean }>(stmt);

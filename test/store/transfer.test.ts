@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { fileWritesFor } from '../../src/activities/file-writes';
+import { upsertRows } from '../../src/store/upsert';
 import { settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
 import { emptyChunkResult } from '../../src/activities/ledger';
 import { transferUsedThisYear } from '../../src/activities/transfer';
 import { TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
-import { migratedDatabase } from './fixtures';
+import { idFor, migratedDatabase, noteRow, patientRow } from './fixtures';
 
 const database = migratedDatabase();
 
@@ -100,6 +101,57 @@ describe('transfer quota and group-committed file writes', () => {
       assert.equal(await transferUsedThisYear(pool), 500 + 200 + 700);
       const open = await pool.query<{ n: number }>(`select count(*)::int as n from transfer_log where not settled`);
       assert.equal(open.rows[0]!.n, 0, 'every download settled');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test('a row and its ledger entry land in one statement; a row the database refuses takes its entry along', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    try {
+      const writes = fileWritesFor(pool);
+      const runId = 'run-r';
+      await pool.query(
+        `insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running') on conflict do nothing`,
+        [runId],
+      );
+      const patient = patientRow(90_000);
+      await upsertRows(pool, 'patients', [patient], { runId });
+      let statements = 0;
+      const query = pool.query.bind(pool);
+      pool.query = ((...args: Parameters<typeof pool.query>) => {
+        statements++;
+        return query(...args);
+      }) as typeof pool.query;
+      const rows = Array.from({ length: 6 }, (_, i) => noteRow(90_000 + i, patient.id));
+      // Refused by the database (no such patient), not by the checks before it: only the statement can tell.
+      rows[4] = { ...rows[4]!, patient_id: idFor('patients', 'no-such-patient') };
+      const outcomes = await Promise.all(
+        rows.map((row) =>
+          writes.upsert('notes', row, runId, {
+            sourceTable: 'API_Notes',
+            entry: { filemakerId: row.filemaker_id, state: 'imported', targetTable: 'notes', targetId: row.id },
+          }),
+        ),
+      );
+      assert.deepEqual(
+        outcomes.map((o) => o.status),
+        ['inserted', 'inserted', 'inserted', 'inserted', 'failed', 'inserted'],
+      );
+      const ledger = await query<{ filemaker_id: string; target_id: string }>(
+        `select filemaker_id, target_id::text from import_ledger where run_id = $1 and source_table = 'API_Notes'
+          order by filemaker_id`,
+        [runId],
+      );
+      const landed = rows.filter((_, i) => i !== 4);
+      assert.deepEqual(
+        ledger.rows,
+        landed.map((r) => ({ filemaker_id: r.filemaker_id, target_id: r.id })),
+        'an entry for every row that landed, none for the refused one',
+      );
+      // The first row goes at once, the other five share the next statement, which is refused and halved down to
+      // the bad row: never a separate statement for the ledger.
+      assert.ok(statements <= 6, `${statements} statements for 6 rows and their entries`);
     } finally {
       await pool.end();
     }
