@@ -12,6 +12,24 @@ import { idFor, migratedDatabase, noteRow, patientRow } from './fixtures';
 
 const database = migratedDatabase();
 
+async function startRun(pool: pg.Pool, runId: string): Promise<void> {
+  await pool.query(
+    `insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running') on conflict do nothing`,
+    [runId],
+  );
+}
+
+/** Counts the statements sent through `pool.query` from now on; `query` sends one without counting it. */
+function countStatements(pool: pg.Pool) {
+  const query: typeof pool.query = pool.query.bind(pool);
+  const counted = { statements: 0, query };
+  pool.query = ((...args: Parameters<typeof pool.query>) => {
+    counted.statements++;
+    return query(...args);
+  }) as typeof pool.query;
+  return counted;
+}
+
 describe('transfer quota and group-committed file writes', () => {
   let url: string;
   before(async () => {
@@ -111,18 +129,10 @@ describe('transfer quota and group-committed file writes', () => {
     try {
       const writes = fileWritesFor(pool);
       const runId = 'run-r';
-      await pool.query(
-        `insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running') on conflict do nothing`,
-        [runId],
-      );
+      await startRun(pool, runId);
       const patient = patientRow(90_000);
       await upsertRows(pool, 'patients', [patient], { runId });
-      let statements = 0;
-      const query = pool.query.bind(pool);
-      pool.query = ((...args: Parameters<typeof pool.query>) => {
-        statements++;
-        return query(...args);
-      }) as typeof pool.query;
+      const counted = countStatements(pool);
       const rows = Array.from({ length: 6 }, (_, i) => noteRow(90_000 + i, patient.id));
       // Refused by the database (no such patient), not by the checks before it: only the statement can tell.
       rows[4] = { ...rows[4]!, patient_id: idFor('patients', 'no-such-patient') };
@@ -138,7 +148,7 @@ describe('transfer quota and group-committed file writes', () => {
         outcomes.map((o) => o.status),
         ['inserted', 'inserted', 'inserted', 'inserted', 'failed', 'inserted'],
       );
-      const ledger = await query<{ filemaker_id: string; target_id: string }>(
+      const ledger = await counted.query<{ filemaker_id: string; target_id: string }>(
         `select filemaker_id, target_id::text from import_ledger where run_id = $1 and source_table = 'API_Notes'
           order by filemaker_id`,
         [runId],
@@ -151,7 +161,7 @@ describe('transfer quota and group-committed file writes', () => {
       );
       // The first row goes at once, the other five share the next statement, which is refused and halved down to
       // the bad row: never a separate statement for the ledger.
-      assert.ok(statements <= 6, `${statements} statements for 6 rows and their entries`);
+      assert.ok(counted.statements <= 6, `${counted.statements} statements for 6 rows and their entries`);
     } finally {
       await pool.end();
     }
@@ -163,16 +173,8 @@ describe('transfer quota and group-committed file writes', () => {
       const writes = fileWritesFor(pool);
       const result = emptyChunkResult();
       const runId = 'run-g';
-      await pool.query(
-        `insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running') on conflict do nothing`,
-        [runId],
-      );
-      let statements = 0;
-      const query = pool.query.bind(pool);
-      pool.query = ((...args: Parameters<typeof pool.query>) => {
-        statements++;
-        return query(...args);
-      }) as typeof pool.query;
+      await startRun(pool, runId);
+      const counted = countStatements(pool);
       const ids = Array.from({ length: 20 }, (_, i) => `l-${i}`);
       await Promise.all(
         ids.map((id, i) =>
@@ -186,10 +188,13 @@ describe('transfer quota and group-committed file writes', () => {
           ),
         ),
       );
-      assert.ok(statements < ids.length / 2, `${statements} statements for ${ids.length} concurrent entries`);
+      assert.ok(
+        counted.statements < ids.length / 2,
+        `${counted.statements} statements for ${ids.length} concurrent entries`,
+      );
       assert.equal(result.byState.imported, 19);
       assert.equal(result.byState.failed, 1);
-      const rows = await query<{ n: number }>(
+      const rows = await counted.query<{ n: number }>(
         `select count(*)::int as n from import_ledger where run_id = $1 and source_table = 'API_Docs'`,
         [runId],
       );
