@@ -56,6 +56,9 @@ import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
+/** Bytes of a reserved download received ahead of its upload (see ByteCounter). */
+const READ_AHEAD_BYTES = 512 * 1024;
+
 /** Files of one batch processed at once. */
 const FILES_IN_FLIGHT = 4;
 /** Download attempts per container before it counts as broken. */
@@ -148,16 +151,38 @@ function reasonOf(err: unknown): string {
 class ByteCounter extends Transform {
   bytes = 0;
   private lastBeat = Date.now();
-  constructor(private readonly beat: () => void) {
-    super();
+  private opened = false;
+  private held: (() => void) | undefined;
+  /**
+   * Holds the bytes back until `open()` — until the download's transfer is reserved — and then reads up to
+   * `aheadBytes` ahead of the consumer: a file that fits is received whole and its FileMaker slot freed while the
+   * upload is still being opened.
+   */
+  constructor(
+    private readonly beat: () => void,
+    aheadBytes: number,
+  ) {
+    super({ readableHighWaterMark: aheadBytes });
   }
+
+  open(): void {
+    this.opened = true;
+    const held = this.held;
+    this.held = undefined;
+    held?.();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (Date.now() - this.lastBeat > 5000) {
-      this.lastBeat = Date.now();
-      this.beat();
-    }
-    cb(null, chunk);
+    const pass = () => {
+      this.bytes += chunk.length;
+      if (Date.now() - this.lastBeat > 5000) {
+        this.lastBeat = Date.now();
+        this.beat();
+      }
+      cb(null, chunk);
+    };
+    if (this.opened) pass();
+    else this.held = pass;
   }
 }
 
@@ -366,7 +391,7 @@ async function download(
     if (dl === null) return undefined;
     // Wired at once: a connection that breaks while the budget is checked must reach the upload as an error
     // (pipeline also reports a body that already failed), never leave it waiting for bytes that will not come.
-    const counter = new ByteCounter(fc.beat);
+    const counter = new ByteCounter(fc.beat, READ_AHEAD_BYTES);
     pipeline(dl.body, counter, () => undefined);
     let reservation: Reservation;
     try {
@@ -383,6 +408,7 @@ async function download(
       dl.body.destroy();
       throw err;
     }
+    counter.open();
     let releaseBuffer: Release | undefined;
     let handedOver = false;
     try {

@@ -6,8 +6,7 @@
  * - One Data API token per process. Concurrent callers wait on one in-flight login (a login per request exhausts the
  *   host: 812/956). The token is replaced before FileMaker's 15-minute idle expiry; on 952 (or HTTP 401) the token is
  *   dropped, a fresh login happens and the call is retried exactly once.
- * - Every request holds a slot of a per-worker semaphore; a container download holds its slot until FileMaker has sent
- *   the last byte, read ahead of the consumer by at most `streamWindowBytes`.
+ * - Every request holds a slot of a per-worker semaphore; container downloads hold theirs until the stream ends.
  * - Bodies that are not JSON (the HTML pages of the web server in front of a busy engine) are never parsed as data.
  * - Typed errors (src/errors.ts) with FileMaker code and HTTP status; never a body, a token or a cookie in a message.
  * - Bytes received are counted as they arrive, for the transfer-quota accounting.
@@ -68,12 +67,6 @@ export interface FileMakerClientOptions {
   overloadRetries?: number;
   /** First backoff before repeating an overloaded request; doubles per repeat. Default 250 ms. */
   overloadBackoffMs?: number;
-  /**
-   * Container bytes read ahead of the consumer, per download. A file that fits is received whole and its slot freed
-   * at once, while the consumer is still busy (reserving quota, opening the upload); a larger one holds its slot
-   * until the consumer has read all but this much. Default 512 KiB.
-   */
-  streamWindowBytes?: number;
 }
 
 export type RequestKind =
@@ -244,7 +237,6 @@ const DEFAULT_IDLE_REFRESH_MS = 14 * 60_000;
 const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_OVERLOAD_RETRIES = 3;
 const DEFAULT_OVERLOAD_BACKOFF_MS = 250;
-const DEFAULT_STREAM_WINDOW_BYTES = 512 * 1024;
 
 /** An answer that says "too busy": an overload status, or FileMaker's 812/956 in the envelope of an HTTP 500. */
 function isOverloadAnswer(status: number, body: Buffer): boolean {
@@ -301,7 +293,6 @@ class Client implements FileMakerClient {
   private readonly idleRefreshMs: number;
   private readonly overloadRetries: number;
   private readonly overloadBackoffMs: number;
-  private readonly streamWindowBytes: number;
   private readonly basicAuth: string;
   private readonly c: Counters = {
     requests: {},
@@ -336,7 +327,6 @@ class Client implements FileMakerClient {
     this.idleRefreshMs = opts.idleRefreshMs ?? DEFAULT_IDLE_REFRESH_MS;
     this.overloadRetries = opts.overloadRetries ?? DEFAULT_OVERLOAD_RETRIES;
     this.overloadBackoffMs = opts.overloadBackoffMs ?? DEFAULT_OVERLOAD_BACKOFF_MS;
-    this.streamWindowBytes = opts.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES;
     this.basicAuth = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
     this.agent = new Agent({
       keepAliveTimeout: 10_000,
@@ -1182,9 +1172,6 @@ class Client implements FileMakerClient {
     let received = 0;
     const counters = this.c;
     const counter = new Transform({
-      // The read-ahead: the body flows in up to this much before the consumer reads, and the slot goes back when
-      // the last byte is in (pipeline's callback below), not when the consumer gets to it.
-      readableHighWaterMark: this.streamWindowBytes,
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         counters.containerBytes += chunk.length;
