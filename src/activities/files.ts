@@ -148,7 +148,7 @@ function reasonOf(err: unknown): string {
  * Counts bytes as they pass (the transfer actually spent, also when the download breaks), and keeps the activity's
  * heartbeat going while they flow: a large file takes longer than the heartbeat timeout, a stalled one does not.
  */
-class ByteCounter extends Transform {
+export class ByteCounter extends Transform {
   bytes = 0;
   private lastBeat = Date.now();
   private opened = false;
