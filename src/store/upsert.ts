@@ -148,9 +148,6 @@ function tableStatement(spec: TableSpec): TableStatement {
   return built;
 }
 
-/** The 'json' statement of a table with a write alongside (per table and alongside text). */
-const withAlongside = new Map<string, { name: string; text: string }>();
-
 function buildStatement(
   spec: TableSpec,
   strategy: UpsertStrategy,
@@ -165,13 +162,8 @@ function buildStatement(
   if (strategy === 'json') {
     const values = [JSON.stringify(rows.map((r) => r.values)), runId];
     if (!alongside) return { ...json, values } satisfies Statement;
-    const key = `${spec.name}\u0000${alongside.text}`;
-    let named = withAlongside.get(key);
-    if (!named) {
-      // Data-modifying WITH: always run to completion, in the same statement (and so the same transaction).
-      named = namedStatement(`with alongside as (${alongside.text}) ${json.text}`);
-      withAlongside.set(key, named);
-    }
+    // Data-modifying WITH: always run to completion, in the same statement (and so the same transaction).
+    const named = namedStatement(`with alongside as (${alongside.text}) ${json.text}`);
     return { ...named, values: [...values, ...alongside.values(rows.map((r) => r.index))] } satisfies Statement;
   }
   if (alongside) throw new TypeError(`upsert ${spec.name}: a write alongside needs the 'json' strategy`);
