@@ -83,6 +83,7 @@ export const envSchema = z.object({
   FM_MAX_CONCURRENCY: int(1, 64).default(6),
   FM_REQUESTS_PER_SECOND: int(1, 10_000).default(50),
   FM_OVERLOAD_RETRIES: int(0, 10).default(3),
+  FM_OVERLOAD_BACKOFF_MS: int(1, 60_000).default(250),
   FM_CONTAINER_API: z.enum(['odata', 'dataapi']).default('odata'),
   FM_TRANSFER_BUDGET: bytes.default(144e9),
   FM_TRANSFER_USED: bytes.default(0),
@@ -146,6 +147,8 @@ export interface Config {
     readonly requestsPerSecond: number;
     /** Overload answers repeated after a short backoff before the workflow's durable cooldown takes over. */
     readonly overloadRetries: number;
+    /** The first of those backoffs (doubled per repeat, half of it jittered). */
+    readonly overloadBackoffMs: number;
     /**
      * How containers are read: `odata` — one GET of `Table(ROWID=n)/Field/$value` per file; `dataapi` — the URL in
      * the record's fieldData with the 302 + cookie handshake (two requests, and the URL must be fresh).
@@ -262,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
       maxConcurrency: e.FM_MAX_CONCURRENCY,
       requestsPerSecond: e.FM_REQUESTS_PER_SECOND,
       overloadRetries: e.FM_OVERLOAD_RETRIES,
+      overloadBackoffMs: e.FM_OVERLOAD_BACKOFF_MS,
       containerApi: e.FM_CONTAINER_API,
       transferBudgetBytes: e.FM_TRANSFER_BUDGET,
       transferUsedBytes: e.FM_TRANSFER_USED,

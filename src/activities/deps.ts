@@ -29,6 +29,7 @@ export async function createDeps(config: Config, logger: Logger): Promise<Activi
     caFile: config.filemaker.caFile,
     maxConcurrency: config.filemaker.maxConcurrency,
     overloadRetries: config.filemaker.overloadRetries,
+    overloadBackoffMs: config.filemaker.overloadBackoffMs,
     logger: logger.child({ component: 'filemaker' }),
   });
   const notifier = createNotifier({
