@@ -97,6 +97,7 @@ async function uploadFromExport(
     key,
     size: up.size,
     sha256: up.sha256,
+    etag: up.etag,
     contentType,
     filename: file.name,
     downloaded: 0,

@@ -224,6 +224,8 @@ export interface StoredFile {
   filename: string | null;
   /** Bytes received from FileMaker for this file (0 when relinked). */
   downloaded: number;
+  /** The object's ETag when its size and SHA-256 were confirmed (upload echo or HEAD); see reconcileObjects. */
+  etag: string | undefined;
   relinked: boolean;
   sniffed: boolean;
   field: string;
@@ -278,8 +280,10 @@ export async function relink(
   const head = await headObject(s3, fc.bucket, prior.s3Key);
   if (!head || head.size !== prior.bytes || head.sha256 !== prior.sha256) return undefined;
   const key = keyFor(extOfKey(prior.s3Key));
+  let etag = head.etag;
   if (key !== prior.s3Key) {
     const existing = await headObject(s3, fc.bucket, key);
+    etag = existing?.etag;
     if (!existing || existing.size !== head.size || existing.sha256 !== head.sha256) {
       await s3.send(
         new CopyObjectCommand({
@@ -291,6 +295,7 @@ export async function relink(
       );
       const copied = await headObject(s3, fc.bucket, key);
       if (!copied || copied.size !== head.size || copied.sha256 !== head.sha256) return undefined;
+      etag = copied.etag;
     }
   }
   return {
@@ -300,6 +305,7 @@ export async function relink(
     contentType: head.contentType ?? 'application/octet-stream',
     filename: parseContentDisposition(head.contentDisposition).filename ?? null,
     downloaded: 0,
+    etag,
     relinked: true,
     sniffed: false,
     field,
@@ -437,6 +443,7 @@ async function download(
         key,
         size: up.size,
         sha256: up.sha256,
+        etag: up.etag,
         contentType,
         filename: dl.filename ?? null,
         downloaded: counter.bytes,
@@ -575,6 +582,7 @@ async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntr
     s3Key: stored.key,
     bytes: stored.size,
     sha256: stored.sha256,
+    objectEtag: stored.etag,
     sourceModId,
   });
   return entry;
@@ -689,6 +697,7 @@ export async function finishImage(
     s3Key: stored.key,
     bytes: stored.size,
     sha256: stored.sha256,
+    objectEtag: stored.etag,
     sourceModId,
   };
   // The row and its ledger entry land in one statement; a refused row comes back failed, its entry unwritten.

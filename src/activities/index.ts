@@ -17,7 +17,7 @@ import type { DryRunTableResult, ReimportActivities, TableReconciliation } from 
 import { runBookkeeping } from './runs';
 import { FILE_TABLES, hasContainer, importFileBatch } from './files';
 import { transferUsedByRun } from './transfer';
-import { estimateDownloadBytes, verifyObjects } from './verify';
+import { estimateDownloadBytes, reconcileObjects, verifyObjects } from './verify';
 import { importExportBatch } from './export-images';
 
 export type { ActivityDeps } from './deps';
@@ -114,7 +114,15 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     return seen.size;
   };
 
-  const reconcileTable = async (runId: string, table: SourceTableName): Promise<TableReconciliation> => {
+  /**
+   * `phase`: the files phase's own reconciliation (objects the batches confirmed, listed; others HEADed);
+   * `validation`: the run's last check, a HEAD of every object.
+   */
+  const reconcileTable = async (
+    runId: string,
+    table: SourceTableName,
+    checkedBy: 'phase' | 'validation',
+  ): Promise<TableReconciliation> => {
     const r = await pool.query<{ state: string | null; n: number }>(
       `select l.state, count(*)::int as n
          from source_manifest m
@@ -136,7 +144,11 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     const manifest = r.rows.reduce((s, x) => s + x.n, 0);
     const pending = (by.pending ?? 0) + (by.missing ?? 0);
     const files = FILE_TABLES.includes(table);
-    const objects = files ? await verifyObjects(deps, runId, table) : { checked: 0, mismatches: [] as string[] };
+    const objects = !files
+      ? { checked: 0, mismatches: [] as string[], headed: 0 }
+      : checkedBy === 'phase'
+        ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
+        : await verifyObjects({ ...deps, heartbeat }, runId, table);
     const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
     return {
       table,
@@ -149,6 +161,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       missing: missing.rows.map((x) => x.filemaker_id),
       objectsChecked: objects.checked,
       objectMismatches: objects.mismatches,
+      objectsHeaded: objects.headed,
       ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
@@ -201,7 +214,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     importFiles: ({ exportSource, ...input }) =>
       exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),
     finishTable: ({ table }) => runs.foldContactDetails(table),
-    reconcileTable: ({ runId, table }) => reconcileTable(runId, table),
+    reconcileTable: ({ runId, table }) => reconcileTable(runId, table, 'phase'),
     async dryRunTable({ runId, table }): Promise<DryRunTableResult> {
       const source = SOURCE_TABLES[table];
       const ids: string[] = [];
@@ -249,7 +262,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     },
     async validate({ runId, tables }) {
       const results: TableReconciliation[] = [];
-      for (const t of tables) results.push(await reconcileTable(runId, t));
+      for (const t of tables) results.push(await reconcileTable(runId, t, 'validation'));
       return {
         tables: results,
         objectMismatches: results.flatMap((r) => r.objectMismatches),

@@ -12,6 +12,8 @@ export interface LedgerEntry {
   s3Key?: string;
   bytes?: number;
   sha256?: string;
+  /** The stored object's ETag when its upload (or relink) confirmed it; see reconcileObjects. */
+  objectEtag?: string;
   sourceModId?: string;
   /** Already written, in the same statement as its target row (see FileWrites.upsert); only to be counted. */
   recorded?: boolean;
@@ -49,15 +51,17 @@ export async function manifestSlice(pool: Pool, runId: string, table: string, of
 export function ledgerInsert(first: number): string {
   const [run, table, entries] = [first, first + 1, first + 2].map((n) => `$${n}`);
   return `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code, message, target_table,
-                            target_id, s3_key, bytes, sha256, source_mod_id)
+                            target_id, s3_key, bytes, sha256, object_etag, source_mod_id)
  select ${run}, ${table}, e.filemaker_id, e.state, e.reason_code, e.message, e.target_table, e.target_id::uuid,
-        e.s3_key, e.bytes, e.sha256, e.source_mod_id
+        e.s3_key, e.bytes, e.sha256, e.object_etag, e.source_mod_id
    from jsonb_to_recordset(${entries}::jsonb) as e(filemaker_id text, state text, reason_code text, message text,
-        target_table text, target_id text, s3_key text, bytes bigint, sha256 text, source_mod_id text)
+        target_table text, target_id text, s3_key text, bytes bigint, sha256 text, object_etag text,
+        source_mod_id text)
  on conflict (run_id, source_table, filemaker_id) do update set
    state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
    target_table = excluded.target_table, target_id = excluded.target_id, s3_key = excluded.s3_key,
    bytes = excluded.bytes, sha256 = excluded.sha256, source_mod_id = excluded.source_mod_id,
+   object_etag = excluded.object_etag,
    attempts = import_ledger.attempts + 1, updated_at = now()`;
 }
 
@@ -74,6 +78,7 @@ export function ledgerJson(entries: readonly LedgerEntry[]): string {
       s3_key: e.s3Key ?? null,
       bytes: e.bytes ?? null,
       sha256: e.sha256 ?? null,
+      object_etag: e.objectEtag ?? null,
       source_mod_id: e.sourceModId ?? null,
     })),
   );

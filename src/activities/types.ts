@@ -45,6 +45,16 @@ export interface PreflightResult {
   transferBudgetBytes: number;
 }
 
+/** Stored objects HEADed against the ledger's size and SHA-256. */
+export interface ObjectCheck {
+  /** Objects the run recorded and checked. */
+  checked: number;
+  /** FileMaker ids whose object is missing or differs from the ledger (capped, sorted). */
+  mismatches: string[];
+  /** Objects HEADed for the check (the others were confirmed by a listing; see reconcileObjects). */
+  headed: number;
+}
+
 export interface TableReconciliation {
   table: SourceTableName;
   manifest: number;
@@ -59,6 +69,8 @@ export interface TableReconciliation {
   objectsChecked: number;
   /** FileMaker ids whose object is missing or differs (capped). */
   objectMismatches: string[];
+  /** Of the objects checked, those HEADed (the others were listed with the size and ETag confirmed when stored). */
+  objectsHeaded?: number;
   /**
    * Files tables: the transfer quota this run spent on the table, from `transfer_log` as the quota counts it — also
    * the bytes of attempts whose batch ended in an error or whose worker died, which no batch result reports.

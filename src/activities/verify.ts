@@ -2,12 +2,13 @@
  * Files-phase checks that need S3: every object a run recorded, confirmed by HEAD with the size and SHA-256 the
  * ledger holds; and the dry run's estimate of the bytes a run would download (files not already stored).
  */
-import { heartbeat } from '@temporalio/activity';
-import { headObject } from '../s3';
+import { headObject, inventory } from '../s3';
 import { ledgerLookup } from '../store/ledger';
 import type { SourceTableName } from '../domain/tables';
+import { KEY_PREFIX } from '../domain/keys';
 import type { ActivityDeps } from './deps';
 import { inParallel } from './parallel';
+import type { ObjectCheck } from './types';
 
 const HEADS_IN_FLIGHT = 16;
 const MISMATCHES_KEPT = 50;
@@ -18,35 +19,121 @@ const DEFAULT_FILE_BYTES: Partial<Record<SourceTableName, number>> = {
   API_Images: 3 * 1024 * 1024,
 };
 
-/** HEADs every object the run recorded for `table`; returns the ids whose object is missing or differs. */
-export async function verifyObjects(
-  deps: ActivityDeps,
+/** What the object checks use: the ledger, the bucket, the log, and the activity's heartbeat when there is one. */
+export type ObjectCheckDeps = Pick<ActivityDeps, 'pool' | 's3' | 'logger'> & {
+  config: { s3: { bucket: string } };
+  heartbeat?: (details: unknown) => void;
+};
+
+interface RecordedObject {
+  filemaker_id: string;
+  s3_key: string;
+  bytes: string | null;
+  sha256: string | null;
+  object_etag: string | null;
+}
+
+/** The objects a run recorded for `table`, in id order. */
+async function recordedObjects(
+  deps: ObjectCheckDeps,
   runId: string,
   table: SourceTableName,
-): Promise<{ checked: number; mismatches: string[] }> {
-  const rows = (
-    await deps.pool.query<{ filemaker_id: string; s3_key: string; bytes: string | null; sha256: string | null }>(
-      `select filemaker_id, s3_key, bytes::text, sha256 from import_ledger
-        where run_id = $1 and source_table = $2 and state in ('imported', 'unlinked') and s3_key is not null
-        order by filemaker_id`,
-      [runId, table],
-    )
-  ).rows;
-  const mismatches: string[] = [];
-  let mismatched = 0;
+): Promise<RecordedObject[]> {
+  const r = await deps.pool.query<RecordedObject>(
+    `select filemaker_id, s3_key, bytes::text, sha256, object_etag from import_ledger
+      where run_id = $1 and source_table = $2 and state in ('imported', 'unlinked') and s3_key is not null
+      order by filemaker_id`,
+    [runId, table],
+  );
+  return r.rows;
+}
+
+/** HEADs each object against the ledger's size and SHA-256; returns the ids that differ (or have no object), sorted. */
+async function headCheck(
+  deps: ObjectCheckDeps,
+  table: SourceTableName,
+  rows: readonly RecordedObject[],
+): Promise<string[]> {
+  const mismatched: string[] = [];
   await inParallel(rows, HEADS_IN_FLIGHT, async (r, i) => {
     const h = await headObject(deps.s3, deps.config.s3.bucket, r.s3_key);
     const ok = h !== undefined && r.bytes !== null && h.size === Number(r.bytes) && h.sha256 === r.sha256;
-    if (!ok) {
-      mismatched++;
-      if (mismatches.length < MISMATCHES_KEPT) mismatches.push(r.filemaker_id);
-    }
-    if (i % 500 === 0) heartbeat({ table, checked: i });
+    if (!ok) mismatched.push(r.filemaker_id);
+    if (i % 500 === 0) deps.heartbeat?.({ table, checked: i });
   });
-  if (mismatched > 0) {
-    deps.logger.error({ table, mismatched, checked: rows.length }, 'stored objects differ from the ledger');
+  return mismatched.sort();
+}
+
+function reportMismatches(
+  deps: ObjectCheckDeps,
+  table: SourceTableName,
+  checked: number,
+  headed: number,
+  mismatched: string[],
+): ObjectCheck {
+  if (mismatched.length > 0) {
+    deps.logger.error({ table, mismatched: mismatched.length, checked }, 'stored objects differ from the ledger');
   }
-  return { checked: rows.length, mismatches: mismatches.sort() };
+  return { checked, mismatches: mismatched.slice(0, MISMATCHES_KEPT), headed };
+}
+
+/** HEADs every object the run recorded for `table` against the ledger's size and SHA-256 (the validation phase). */
+export async function verifyObjects(
+  deps: ObjectCheckDeps,
+  runId: string,
+  table: SourceTableName,
+): Promise<ObjectCheck> {
+  const rows = await recordedObjects(deps, runId, table);
+  const mismatched = await headCheck(deps, table, rows);
+  return reportMismatches(deps, table, rows.length, rows.length, mismatched);
+}
+
+/**
+ * The files phase's reconciliation of objects. Each object was confirmed when it was stored — S3 verified the SHA-256
+ * we sent and echoed it, or a HEAD showed the size and SHA-256 — or relinked (a HEAD showed them), and the ledger
+ * keeps the ETag S3 gave it then. One listing of the bucket under the prefixes of the run's keys then shows, for every
+ * object, whether it is still there with that size and that ETag (bytes written since would have another ETag). Every
+ * object that is not (or has no ETag recorded) is HEADed against the ledger's size and SHA-256. The validation phase
+ * at the end of a run HEADs every object.
+ */
+export async function reconcileObjects(
+  deps: ObjectCheckDeps,
+  runId: string,
+  table: SourceTableName,
+): Promise<ObjectCheck> {
+  const rows = await recordedObjects(deps, runId, table);
+  const awaiting = new Map<string, RecordedObject>();
+  for (const r of rows) if (r.object_etag !== null && r.bytes !== null) awaiting.set(r.s3_key, r);
+  for (const prefix of commonPrefixes([...awaiting.keys()])) {
+    for await (const o of inventory(deps.s3, deps.config.s3.bucket, prefix)) {
+      const r = awaiting.get(o.key);
+      if (r && o.size === Number(r.bytes) && o.etag === r.object_etag) awaiting.delete(o.key);
+    }
+  }
+  const unconfirmed = rows.filter((r) => r.object_etag === null || r.bytes === null || awaiting.has(r.s3_key));
+  if (unconfirmed.length > 0) {
+    deps.logger.info(
+      { table, objects: rows.length, heads: unconfirmed.length },
+      'objects not listed as they were confirmed when stored: checking them by HEAD',
+    );
+  }
+  const mismatched = await headCheck(deps, table, unconfirmed);
+  return reportMismatches(deps, table, rows.length, unconfirmed.length, mismatched);
+}
+
+/**
+ * The prefixes to list for these keys: the table's folder under the import prefix (`…/documents/`, `…/images/`) for
+ * the keys the files phases make, the key's own folder for any other.
+ */
+export function commonPrefixes(keys: readonly string[]): string[] {
+  const prefixes = new Set<string>();
+  for (const key of keys) {
+    const under = key.startsWith(`${KEY_PREFIX}/`) ? key.slice(KEY_PREFIX.length + 1) : undefined;
+    const folder = under?.split('/')[0];
+    if (under !== undefined && folder !== undefined && under.includes('/')) prefixes.add(`${KEY_PREFIX}/${folder}/`);
+    else prefixes.add(key.slice(0, key.lastIndexOf('/') + 1));
+  }
+  return [...prefixes].sort();
 }
 
 /**

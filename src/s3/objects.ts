@@ -4,7 +4,7 @@
  */
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { S3Wire } from './wire';
+import { S3Wire, unquoteEtag } from './wire';
 
 export interface ObjectInfo {
   size: number;
@@ -17,6 +17,8 @@ export interface ObjectInfo {
   s3Sha256: string | undefined;
   contentType: string | undefined;
   contentDisposition: string | undefined;
+  /** The ETag without its quotes (changes whenever the object is written again with other bytes). */
+  etag: string | undefined;
 }
 
 function s3Sha256Of(checksum: string | undefined): string | undefined {
@@ -39,6 +41,7 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     s3Sha256,
     contentType: h.contentType,
     contentDisposition: h.contentDisposition,
+    etag: h.etag,
   };
 }
 
@@ -67,6 +70,8 @@ export async function deleteObjects(s3: S3Client, bucket: string, keys: readonly
 export interface InventoryItem {
   key: string;
   size: number;
+  /** The ETag without its quotes, when the listing gives one. */
+  etag?: string;
 }
 
 /** Every object under `prefix`, page by page (1,000 per request), in key order. */
@@ -77,7 +82,7 @@ export async function* inventory(s3: S3Client, bucket: string, prefix = ''): Asy
       new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }),
     );
     for (const o of page.Contents ?? []) {
-      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0 };
+      if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, etag: unquoteEtag(o.ETag) };
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);

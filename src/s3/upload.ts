@@ -63,6 +63,8 @@ export interface UploadStreamResult {
   sha256: string;
   /** 1 for a single PutObject. */
   parts: number;
+  /** The object's ETag as S3 reported it once the upload was confirmed (the phase's reconciliation lists by it). */
+  etag: string | undefined;
   /** The bytes written, for a single-part upload with `keepBody`. */
   body?: Buffer;
 }
@@ -161,7 +163,15 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
     if (existing && existing.size === opts.expectedSize && existing.sha256 === opts.expectedSha256) {
       body.destroy();
       log?.debug({ key, size: existing.size }, 'identical object exists; upload skipped');
-      return { bucket, key, skipped: true, size: existing.size, sha256: existing.sha256, parts: 0 };
+      return {
+        bucket,
+        key,
+        skipped: true,
+        size: existing.size,
+        sha256: existing.sha256,
+        parts: 0,
+        etag: existing.etag,
+      };
     }
   }
 
@@ -181,7 +191,7 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
       const existing = await headObject(s3, bucket, key);
       if (existing && existing.size === data.length && existing.sha256 === sha256) {
         log?.debug({ key, size: data.length }, 'identical object exists; upload skipped');
-        return { bucket, key, skipped: true, size: data.length, sha256, parts: 0, ...kept };
+        return { bucket, key, skipped: true, size: data.length, sha256, parts: 0, etag: existing.etag, ...kept };
       }
     }
     const put = await S3Wire.for(s3).put({
@@ -195,9 +205,9 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
     });
     // S3 checked the body against the SHA-256 we sent and echoes it: that is the confirmation. A store that does
     // not echo it gets the HEAD.
-    if (!put.confirmed) await confirm(s3, bucket, key, data.length, sha256);
+    const etag = put.confirmed ? put.etag : await confirm(s3, bucket, key, data.length, sha256);
     log?.debug({ key, size: data.length, parts: 1 }, 'object uploaded');
-    return { bucket, key, skipped: false, size: data.length, sha256, parts: 1, ...kept };
+    return { bucket, key, skipped: false, size: data.length, sha256, parts: 1, etag, ...kept };
   }
 
   // Multipart: replay what was read, then the rest of the body, through the hasher into Upload.
@@ -227,6 +237,7 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
   const size = hasher.bytes;
   const sha256 = hasher.full.digest('hex');
   const parts = hasher.partDigests.length;
+  let etag: string | undefined;
   try {
     checkSize(size);
     if (size > MAX_SELF_COPY) throw new IntegrityError(`upload ${key}: ${size} bytes is above the 5 GB copy limit`);
@@ -245,20 +256,28 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
         Metadata: { sha256 },
       }),
     );
-    await confirm(s3, bucket, key, size, sha256);
+    etag = await confirm(s3, bucket, key, size, sha256);
   } catch (err) {
     // A wrong object must not stay where a later run would find it.
     await deleteObjects(s3, bucket, [key]).catch(() => undefined);
     throw err;
   }
   log?.debug({ key, size, parts }, 'object uploaded');
-  return { bucket, key, skipped: false, size, sha256, parts };
+  return { bucket, key, skipped: false, size, sha256, parts, etag };
 }
 
-async function confirm(s3: S3Client, bucket: string, key: string, size: number, sha256: string): Promise<void> {
+/** HEADs an object just written: its size and SHA-256 must be the ones sent. Returns its ETag. */
+async function confirm(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  size: number,
+  sha256: string,
+): Promise<string | undefined> {
   const h = await headObject(s3, bucket, key);
   // S3's own full-object checksum, when it keeps one, is a second, independent witness.
   if (!h || h.size !== size || h.sha256 !== sha256 || (h.s3Sha256 !== undefined && h.s3Sha256 !== sha256)) {
     throw new IntegrityError(`upload ${key}: HEAD does not show the size and SHA-256 that were sent`);
   }
+  return h.etag;
 }

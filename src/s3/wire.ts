@@ -37,6 +37,8 @@ export interface WireHead {
   metadata: Record<string, string>;
   /** S3's checksum as it reports it (base64; a multipart one ends in "-N"). */
   checksumSha256: string | undefined;
+  /** The ETag without its quotes. */
+  etag: string | undefined;
 }
 
 interface Origin {
@@ -215,7 +217,7 @@ export class S3Wire {
    * One PutObject of a body in memory. `confirmed`: S3 echoed the SHA-256 it verified the body against (a store
    * that does not echo it needs a HEAD to confirm the object).
    */
-  async put(p: WirePut): Promise<{ confirmed: boolean }> {
+  async put(p: WirePut): Promise<{ confirmed: boolean; etag: string | undefined }> {
     const checksum = Buffer.from(p.sha256, 'hex').toString('base64');
     const headers: Record<string, string> = {
       'content-type': p.contentType,
@@ -227,7 +229,10 @@ export class S3Wire {
     for (const [k, v] of Object.entries(p.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
     const res = await this.send('PUT', p.bucket, p.key, headers, p.body, 'upload');
     res.body.resume();
-    return { confirmed: header(res.headers, 'x-amz-checksum-sha256') === checksum };
+    return {
+      confirmed: header(res.headers, 'x-amz-checksum-sha256') === checksum,
+      etag: unquoteEtag(header(res.headers, 'etag')),
+    };
   }
 
   /** HeadObject with checksum mode on; undefined when there is no object at the key. */
@@ -253,8 +258,15 @@ export class S3Wire {
       contentDisposition: header(res.headers, 'content-disposition'),
       metadata,
       checksumSha256: header(res.headers, 'x-amz-checksum-sha256'),
+      etag: unquoteEtag(header(res.headers, 'etag')),
     };
   }
+}
+
+/** An ETag as S3 sends it (`"…"`, or `W/"…"`) without the quotes, so a listing's and a HEAD's compare equal. */
+export function unquoteEtag(etag: string | undefined): string | undefined {
+  if (etag === undefined) return undefined;
+  return etag.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';

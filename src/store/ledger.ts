@@ -197,6 +197,7 @@ export async function recordOutcomes(
          state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
          attempts = import_ledger.attempts + 1, target_table = excluded.target_table, target_id = excluded.target_id,
          s3_key = excluded.s3_key, bytes = excluded.bytes, sha256 = excluded.sha256,
+         object_etag = null,
          source_mod_id = excluded.source_mod_id, updated_at = now()`,
       [runId, sourceTable, JSON.stringify(rows.slice(i, i + BATCH))],
     );

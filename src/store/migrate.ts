@@ -18,6 +18,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700002000_contact-details',
   '1763700003000_files-phases',
   '1763700004000_transfer-totals',
+  '1763700005000_object-etag',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

@@ -57,8 +57,10 @@ describe('S3 layer', () => {
       filename: 'Referral.pdf',
       expectedSize: data.length,
     });
-    assert.deepEqual(r, { bucket, key, skipped: false, size: data.length, sha256: sha256(data), parts: 1 });
+    const { etag, ...rest } = r;
+    assert.deepEqual(rest, { bucket, key, skipped: false, size: data.length, sha256: sha256(data), parts: 1 });
     const head = await headObject(s3, bucket, key);
+    assert.ok(etag !== undefined && etag === head?.etag, 'the ETag of the confirmed object');
     assert.equal(head?.size, data.length);
     assert.equal(head?.sha256, sha256(data));
     assert.equal(head?.s3Sha256, sha256(data), "S3's own full-object checksum agrees");
@@ -80,6 +82,7 @@ describe('S3 layer', () => {
     assert.equal(r.parts, 3);
     assert.equal(r.sha256, sha256(data));
     const raw = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    assert.equal(r.etag, raw.ETag?.replace(/"/g, ''), 'the ETag of the object as it stands after the metadata copy');
     assert.equal(raw.Metadata?.sha256, sha256(data));
     assert.equal(raw.ContentLength, data.length);
     assert.equal(raw.ContentType, 'image/jpeg');

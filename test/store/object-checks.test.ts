@@ -1,0 +1,135 @@
+/**
+ * The files phases' object checks on real PostgreSQL and MinIO. A file's ledger entry keeps the ETag S3 gave its
+ * object when the upload was confirmed; the phase's reconciliation takes an object listed with that size and ETag as
+ * confirmed and HEADs every other one, so an object written again or deleted since, or recorded without an ETag, is
+ * still checked against the ledger's size and SHA-256; the validation phase's check HEADs every object.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { before, describe, test } from 'node:test';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { documentKey } from '../../src/domain/keys';
+import { createLogger } from '../../src/logger';
+import { uploadStream } from '../../src/s3';
+import { createRun } from '../../src/store/ledger';
+import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/ledger';
+import { commonPrefixes, reconcileObjects, verifyObjects, type ObjectCheckDeps } from '../../src/activities/verify';
+import { createTestBucket, s3ClientFor } from '../helpers/stack';
+import { migratedDatabase } from './fixtures';
+
+const database = migratedDatabase();
+const bucketP = createTestBucket();
+const TABLE = 'API_Docs';
+
+describe('object checks of the files phases', () => {
+  let s3: S3Client;
+  let pool: pg.Pool;
+  let deps: ObjectCheckDeps;
+  before(async () => {
+    s3 = await s3ClientFor();
+    ({ pool } = await database);
+    deps = { pool, s3, logger: createLogger({ level: 'silent' }), config: { s3: { bucket: await bucketP } } };
+  });
+
+  /** A run with `n` documents stored and recorded as imported, with the ETag of the confirmed upload, as a batch does. */
+  async function storedRun(n: number): Promise<{ runId: string; entries: LedgerEntry[] }> {
+    const runId = `run-${randomUUID()}`;
+    await createRun(pool, { runId });
+    const entries: LedgerEntry[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `doc-${runId}-${i}`;
+      const data = randomBytes(1000 + i);
+      const up = await uploadStream(s3, {
+        bucket: deps.config.s3.bucket,
+        key: documentKey(null, 'referral', id, 'pdf'),
+        body: Readable.from([data]),
+        contentType: 'application/pdf',
+        expectedSize: data.length,
+      });
+      assert.ok(up.etag && /^[0-9a-f]{32}$/.test(up.etag), 'the upload reports the ETag of the object it confirmed');
+      entries.push({
+        filemakerId: id,
+        state: 'imported',
+        s3Key: up.key,
+        bytes: up.size,
+        sha256: up.sha256,
+        objectEtag: up.etag,
+      });
+    }
+    await recordLedger(pool, runId, TABLE, entries, emptyChunkResult());
+    return { runId, entries };
+  }
+
+  /** Other bytes of the same size under the key, carrying our recorded SHA-256 as metadata. */
+  async function replace(e: LedgerEntry): Promise<void> {
+    const other = randomBytes(e.bytes!);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: deps.config.s3.bucket,
+        Key: e.s3Key!,
+        Body: other,
+        Metadata: { sha256: e.sha256! },
+        ChecksumAlgorithm: 'SHA256',
+      }),
+    );
+    assert.notEqual(createHash('sha256').update(other).digest('hex'), e.sha256, 'other bytes');
+  }
+
+  test('objects listed with the size and ETag of their confirmed upload need no HEAD', async () => {
+    const { runId } = await storedRun(5);
+    assert.deepEqual(await reconcileObjects(deps, runId, TABLE), { checked: 5, mismatches: [], headed: 0 });
+    assert.deepEqual(await verifyObjects(deps, runId, TABLE), { checked: 5, mismatches: [], headed: 5 }, 'HEAD agrees');
+  });
+
+  test('an object written again or deleted after it was stored fails the reconciliation', async () => {
+    const { runId, entries } = await storedRun(4);
+    await replace(entries[1]!);
+    await s3.send(new DeleteObjectCommand({ Bucket: deps.config.s3.bucket, Key: entries[3]!.s3Key! }));
+    const mismatches = [entries[1]!.filemakerId, entries[3]!.filemakerId].sort();
+    assert.deepEqual(await reconcileObjects(deps, runId, TABLE), { checked: 4, mismatches, headed: 2 });
+    assert.deepEqual(await verifyObjects(deps, runId, TABLE), { checked: 4, mismatches, headed: 4 }, 'HEAD agrees');
+  });
+
+  test('objects recorded without an ETag are HEADed against the ledger', async () => {
+    const { runId, entries } = await storedRun(3);
+    // Recorded again without the ETag (as an older engine did): the entry no longer vouches for its object.
+    await recordLedger(
+      pool,
+      runId,
+      TABLE,
+      entries.slice(1).map((e) => ({ ...e, objectEtag: undefined })),
+      emptyChunkResult(),
+    );
+    await replace(entries[2]!);
+    assert.deepEqual(await reconcileObjects(deps, runId, TABLE), {
+      checked: 3,
+      mismatches: [entries[2]!.filemakerId],
+      headed: 2,
+    });
+  });
+
+  test('a ledger entry whose size differs from the listed object is HEADed and fails', async () => {
+    const { runId, entries } = await storedRun(2);
+    await recordLedger(pool, runId, TABLE, [{ ...entries[0]!, bytes: entries[0]!.bytes! + 1 }], emptyChunkResult());
+    assert.deepEqual(await reconcileObjects(deps, runId, TABLE), {
+      checked: 2,
+      mismatches: [entries[0]!.filemakerId],
+      headed: 1,
+    });
+  });
+
+  test('the listing covers the files folders under the import prefix and any other key by its folder', () => {
+    assert.deepEqual(
+      commonPrefixes([
+        documentKey('p1', 'referral', 'd1', 'pdf'),
+        documentKey(null, 'letter', 'd2', 'pdf'),
+        'patients/filemaker-import/images/p1/2020-01-01/i1.jpg',
+        'elsewhere/x/y.pdf',
+        'top.pdf',
+      ]),
+      ['', 'elsewhere/x/', 'patients/filemaker-import/documents/', 'patients/filemaker-import/images/'],
+    );
+  });
+});
