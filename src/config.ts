@@ -83,7 +83,7 @@ export const envSchema = z.object({
   FM_MAX_CONCURRENCY: int(1, 64).default(6),
   FM_REQUESTS_PER_SECOND: int(1, 10_000).default(50),
   FM_OVERLOAD_RETRIES: int(0, 10).default(3),
-  FM_OVERLOAD_BACKOFF_MS: int(1, 60_000).default(250),
+  FM_OVERLOAD_BACKOFF_MS: int(1, 60_000).default(50),
   FM_CONTAINER_API: z.enum(['odata', 'dataapi']).default('odata'),
   FM_TRANSFER_BUDGET: bytes.default(144e9),
   FM_TRANSFER_USED: bytes.default(0),
