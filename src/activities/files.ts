@@ -283,8 +283,8 @@ export async function relink(
   let etag = head.etag;
   if (key !== prior.s3Key) {
     const existing = await headObject(s3, fc.bucket, key);
-    etag = existing?.etag;
-    if (!existing || existing.size !== head.size || existing.sha256 !== head.sha256) {
+    if (existing && existing.size === head.size && existing.sha256 === head.sha256) etag = existing.etag;
+    else {
       await s3.send(
         new CopyObjectCommand({
           Bucket: fc.bucket,

@@ -115,7 +115,8 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
   };
 
   /**
-   * `phase`: the files phase's own reconciliation (objects the batches confirmed, listed; others HEADed);
+   * `phase`: the files phase's own reconciliation (objects listed with the ETag recorded when they were confirmed
+   * on storing; any other one HEADed);
    * `validation`: the run's last check, a HEAD of every object.
    */
   const reconcileTable = async (
