@@ -29,6 +29,8 @@ export interface ReserveRequest {
 export interface FileWrites {
   /** Reserves a download's announced size against the year's budget; TransferQuotaError when it does not fit. */
   reserve(r: ReserveRequest): Promise<Reservation>;
+  /** Like `reserve`, but undefined when the bytes do not fit the budget. */
+  tryReserve(r: ReserveRequest): Promise<Reservation | undefined>;
   /** Records the bytes reserved downloads really received (one statement for all of them). */
   settle(settlements: readonly Settlement[]): Promise<void>;
   /**
@@ -157,6 +159,10 @@ function createFileWrites(pool: Pool): FileWrites {
         );
       }
       return { id, bytes: req.bytes };
+    },
+    async tryReserve(req) {
+      const id = await reservations.submit('reserve', req);
+      return id === null ? undefined : { id, bytes: req.bytes };
     },
     async settle(settlements) {
       if (settlements.length === 0) return;

@@ -8,7 +8,8 @@
  *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
  * 3. Else the container is read — over OData by the record's ROWID in one request (default), or over the Data
  *    API (the URL from the batch's find while it is fresh, else the record read again right before) — the size
- *    FileMaker announces is reserved against the transfer budget, and the bytes stream to S3 with their SHA-256
+ *    FileMaker announces is reserved against the transfer budget (a file's first 512 KiB are covered by its
+ *    batch's reservation, so a file that fits is read as it arrives), and the bytes stream to S3 with their SHA-256
  *    computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
  *    budget). Content type from the response, sniffed when generic. A broken download is retried a bounded
  *    number of times, then the image waterfall falls back to the next container, then the file ends `failed`
@@ -56,8 +57,15 @@ import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
-/** Bytes of a reserved download received ahead of its upload (see ByteCounter). */
+/**
+ * Bytes of a download read off the connection ahead of the reader: before its own transfer reservation (see
+ * reserveReadAhead), and after it ahead of its upload (see ByteCounter).
+ */
 const READ_AHEAD_BYTES = 512 * 1024;
+/** What a download may have read before its own reservation: the read-ahead, the chunk crossing it, stream buffers. */
+const READ_AHEAD_COVER = READ_AHEAD_BYTES + 128 * 1024;
+/** `transfer_log.filemaker_id` of a batch's read-ahead reservation: this and the batch's manifest offset. */
+const READ_AHEAD_ID = 'read-ahead@';
 
 /** Files of one batch processed at once. */
 const FILES_IN_FLIGHT = 4;
@@ -246,6 +254,11 @@ export interface FileContext {
   writes: FileWrites;
   /** Downloads of this batch whose settlement waits for the batch's end (see settleDownload). */
   settlements: Settlement[];
+  /**
+   * The transfer of the batch's downloads' read-ahead, reserved at its start when the budget has room (see
+   * reserveReadAhead); `spent`: what downloads refused their own reservation had read ahead by then.
+   */
+  readAhead?: { reservation: Reservation; spent: number };
   /** Heartbeats with the ids finished so far (at most once a second; the ledger is what a retry resumes from). */
   beat: () => void;
 }
@@ -321,12 +334,12 @@ async function openContainer(
   record: FileMakerRecord,
   readAtMs: number,
   field: string,
+  readAheadBytes: number | undefined,
 ): Promise<ContainerDownload | null> {
   const { fm } = fc.deps;
+  const opts = { signal: fc.signal, readAheadBytes };
   if (fc.deps.config.filemaker.containerApi === 'odata') {
-    const dl = await fm.downloadODataContainer(fc.input.table, { rowId: record.recordId }, field, {
-      signal: fc.signal,
-    });
+    const dl = await fm.downloadODataContainer(fc.input.table, { rowId: record.recordId }, field, opts);
     if (dl.status !== 204) return dl;
     dl.body.resume();
     return null;
@@ -335,12 +348,12 @@ async function openContainer(
   const url = record.fieldData[field];
   if (typeof url === 'string' && url !== '' && Date.now() - readAtMs < URL_FRESH_MS) {
     try {
-      return await fm.downloadContainer(url, { signal: fc.signal });
+      return await fm.downloadContainer(url, opts);
     } catch (err) {
       if (!(err instanceof FileMakerError && err.code === FM_ERRORS.CONTAINER_URL_STALE)) throw err;
     }
   }
-  return fm.downloadRecordContainer(layout, record.recordId, field, { signal: fc.signal });
+  return fm.downloadRecordContainer(layout, record.recordId, field, opts);
 }
 
 /**
@@ -357,6 +370,10 @@ export async function settleDownload(fc: FileContext, settlement: Settlement): P
 
 /** The batch's waiting settlements, written; after a batch that failed, a failure here is only logged. */
 export async function settleBatch(fc: FileContext, batchFailed: boolean): Promise<void> {
+  if (fc.readAhead) {
+    fc.settlements.push({ reservation: fc.readAhead.reservation, bytes: fc.readAhead.spent });
+    fc.readAhead = undefined;
+  }
   try {
     await fc.writes.settle(fc.settlements.splice(0));
   } catch (err) {
@@ -366,6 +383,26 @@ export async function settleBatch(fc: FileContext, batchFailed: boolean): Promis
       'transfer settlements not written; their reservations keep counting what they reserved',
     );
   }
+}
+
+/**
+ * The batch's downloads reserve the size FileMaker announces once its answer is there, and until then read nothing
+ * the budget does not cover. With READ_AHEAD_BYTES per file in flight reserved for the whole batch (one statement),
+ * each download may read that much off the connection before its own reservation: a file that fits then frees its
+ * FileMaker slot as it arrives instead of after a round trip to PostgreSQL. Settled at the batch's end (what was read
+ * ahead by downloads whose reservation was refused). Without room in the budget, downloads read nothing ahead.
+ */
+export async function reserveReadAhead(fc: FileContext): Promise<void> {
+  const reservation = await fc.writes.tryReserve({
+    runId: fc.input.runId,
+    table: fc.input.table,
+    filemakerId: `${READ_AHEAD_ID}${fc.input.offset}`,
+    field: '',
+    bytes: READ_AHEAD_COVER * FILES_IN_FLIGHT,
+    budgetBytes: fc.budgetBytes,
+    usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+  });
+  if (reservation) fc.readAhead = { reservation, spent: 0 };
 }
 
 /**
@@ -386,9 +423,10 @@ async function download(
       fc.result.retries++;
       await delay(250 * 2 ** (attempt - 2), undefined, { signal: fc.signal });
     }
+    const ahead = fc.readAhead;
     let dl: ContainerDownload | null;
     try {
-      dl = await openContainer(fc, record, attempt === 1 ? readAtMs : 0, field);
+      dl = await openContainer(fc, record, attempt === 1 ? readAtMs : 0, field, ahead && READ_AHEAD_BYTES);
     } catch (err) {
       if (endsBatch(err) && !transportError(err)) throw err;
       lastError = err;
@@ -412,6 +450,8 @@ async function download(
       });
     } catch (err) {
       dl.body.destroy();
+      // What the read-ahead may have received is spent, on the batch's reservation.
+      if (ahead) ahead.spent += Math.min(dl.contentLength ?? READ_AHEAD_COVER, READ_AHEAD_COVER);
       throw err;
     }
     counter.open();
@@ -847,6 +887,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   // flight are settled: what is done stays done.
   let failed = true;
   try {
+    await reserveReadAhead(fc);
     await inParallel(todo, FILES_IN_FLIGHT, importOne);
     failed = false;
   } finally {

@@ -1,8 +1,9 @@
 /**
  * The FileMaker transfer quota as the files phases spend it (table `transfer_log`, its yearly sum `transfer_totals`).
- * A download reserves the size FileMaker announced before its bytes flow, in one statement that holds the year's
- * total row lock, so concurrent batches on any number of workers can never together pass the budget; it is settled
- * with the bytes really received, also when it broke (migration 1763700004000 has the SQL functions).
+ * A download reserves the size FileMaker announced before it reads more than its read-ahead (which its batch
+ * reserved for it, see reserveReadAhead), in one statement that holds the year's total row lock, so concurrent
+ * batches on any number of workers can never together pass the budget; it is settled with the bytes really received,
+ * also when it broke (migration 1763700004000 has the SQL functions).
  * A reservation that was never settled (a worker killed mid-download) keeps counting what it reserved: a quota is
  * better over-counted than over-spent.
  */

@@ -161,7 +161,10 @@ export interface FindOptions {
 }
 
 export interface ContainerDownload {
-  /** The bytes as a stream. Consume or destroy it: the concurrency slot is held until it ends or errors. */
+  /**
+   * The bytes as a stream. Consume or destroy it: the concurrency slot is held until the last byte has been received
+   * (see `readAheadBytes`) or the stream errors.
+   */
   readonly body: Readable;
   readonly contentType: string | undefined;
   readonly contentLength: number | undefined;
@@ -177,6 +180,12 @@ export interface RecordContainerDownload extends ContainerDownload {
 
 export interface DownloadOptions {
   signal?: AbortSignal;
+  /**
+   * Bytes read off the connection as they arrive, before the caller reads them (default: Node's stream buffer,
+   * 16 KiB). A container that fits is received whole and its concurrency slot freed at once, however long the caller
+   * takes to start reading; the caller must be ready to hold (and, for a transfer quota, to count) that much.
+   */
+  readAheadBytes?: number;
 }
 
 export interface FileMakerClient {
@@ -1009,7 +1018,7 @@ class Client implements FileMakerClient {
         }
         if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
           handedOver = true;
-          return this.stream(res, release, what);
+          return this.stream(res, release, what, opts.readAheadBytes);
         }
         const errBody = await this.readCapped(res.body);
         if (res.statusCode >= 200 && res.statusCode <= 299) {
@@ -1092,7 +1101,7 @@ class Client implements FileMakerClient {
       );
       if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
         handedOver = true;
-        return this.stream(res, release, what);
+        return this.stream(res, release, what, opts.readAheadBytes);
       }
       const body = await this.readCapped(res.body);
       if (res.statusCode >= 200 && res.statusCode <= 299) {
@@ -1168,12 +1177,18 @@ class Client implements FileMakerClient {
   }
 
   /** Wraps a successful container answer: counts bytes as they pass, checks Content-Length, releases the slot at the end. */
-  private stream(res: Dispatcher.ResponseData, release: Release, what: string): ContainerDownload {
+  private stream(
+    res: Dispatcher.ResponseData,
+    release: Release,
+    what: string,
+    readAheadBytes: number | undefined,
+  ): ContainerDownload {
     const lenHeader = header(res.headers, 'content-length');
     const contentLength = lenHeader !== undefined && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
     let received = 0;
     const counters = this.c;
     const counter = new Transform({
+      ...(readAheadBytes !== undefined ? { readableHighWaterMark: readAheadBytes } : {}),
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         counters.containerBytes += chunk.length;

@@ -707,6 +707,31 @@ void test('logs never carry the password, tokens, cookies or field values', asyn
   });
 });
 
+void test('with a read-ahead, a container that fits frees its slot as it arrives, before the caller reads it', async () => {
+  await withSim({}, async (sim, make) => {
+    const fm = make({ maxConcurrency: 1 });
+    const doc = (await truthContainers(sim, 'API_Docs')).find(
+      (d) => d.state === 'ok' && d.size! > 200_000 && d.size! < 500_000,
+    )!;
+    const waitIdle = async () => {
+      for (let i = 0; i < 100 && fm.stats().inFlight > 0; i++) await sleep(20);
+      return fm.stats().inFlight;
+    };
+
+    const unread = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc');
+    assert.equal(await waitIdle(), 1, 'without a read-ahead, the unread body keeps its slot');
+    assert.equal((await sha256Of(unread.body)).sha, doc.sha256);
+
+    const ahead = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc', { readAheadBytes: 512 * 1024 });
+    const inFlight = await waitIdle();
+    if (inFlight !== 0) ahead.body.destroy(); // gives the slot back, so the failure is reported instead of a hang
+    assert.equal(inFlight, 0, 'with one, the slot is free while the body is still unread');
+    const other = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc');
+    assert.equal((await sha256Of(other.body)).sha, doc.sha256, 'the next download had the slot');
+    assert.equal((await sha256Of(ahead.body)).sha, doc.sha256, 'every byte read ahead reaches the caller');
+  });
+});
+
 void test('an aborted download releases its slot and a slow answer times out as a retryable error', async () => {
   await withSim({ faults: { bandwidthPerConnectionBps: 256 * 1024 } }, async (sim, make) => {
     const fm = make({ maxConcurrency: 1, requestTimeoutMs: 300 });

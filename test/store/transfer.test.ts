@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { fileWritesFor } from '../../src/activities/file-writes';
 import { upsertRows } from '../../src/store/upsert';
-import { settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
+import { reserveReadAhead, settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
 import { emptyChunkResult } from '../../src/activities/ledger';
 import { transferUsedThisYear } from '../../src/activities/transfer';
 import { TransferQuotaError } from '../../src/errors';
@@ -119,6 +119,43 @@ describe('transfer quota and group-committed file writes', () => {
       assert.equal(await transferUsedThisYear(pool), 500 + 200 + 700);
       const open = await pool.query<{ n: number }>(`select count(*)::int as n from transfer_log where not settled`);
       assert.equal(open.rows[0]!.n, 0, 'every download settled');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test("a batch's read-ahead reservation is settled at its end with what refused downloads read; none without room", async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    try {
+      await pool.query('delete from transfer_log; delete from transfer_totals');
+      const batchContext = (budgetBytes: number) =>
+        ({
+          deps: { logger: createLogger({ level: 'silent' }), config: { filemaker: { transferUsedBytes: 0 } } },
+          input: { runId: 'run-a', table: 'API_Images', offset: 40 },
+          budgetBytes,
+          writes: fileWritesFor(pool),
+          settlements: [],
+        }) as unknown as FileContext;
+
+      const fc = batchContext(10 * 1024 * 1024);
+      await reserveReadAhead(fc);
+      assert.ok(fc.readAhead, 'the budget has room for the read-ahead');
+      const reserved = fc.readAhead.reservation.bytes;
+      assert.ok(reserved >= 1024 * 1024, `a read-ahead for the files in flight (${reserved} bytes)`);
+      assert.equal(await transferUsedThisYear(pool), reserved, 'it counts in full while the batch runs');
+
+      // One download's own reservation was refused after it had read 300,000 bytes ahead.
+      fc.readAhead.spent += 300_000;
+      await settleBatch(fc, true);
+      assert.equal(fc.readAhead, undefined);
+      assert.equal(await transferUsedThisYear(pool), 300_000, 'what was read ahead stays spent, the rest returns');
+      const open = await pool.query<{ n: number }>(`select count(*)::int as n from transfer_log where not settled`);
+      assert.equal(open.rows[0]!.n, 0, 'nothing left open');
+
+      const tight = batchContext(300_000 + reserved - 1);
+      await reserveReadAhead(tight);
+      assert.equal(tight.readAhead, undefined, 'no room: the downloads read nothing ahead');
+      assert.equal(await transferUsedThisYear(pool), 300_000, 'and nothing was reserved');
     } finally {
       await pool.end();
     }
