@@ -8,8 +8,8 @@
  *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
  * 3. Else the container is read — over OData by the record's ROWID in one request (default), or over the Data
  *    API (the URL from the batch's find while it is fresh, else the record read again right before) — the size
- *    FileMaker announces is reserved against the transfer budget (a file's first 512 KiB are covered by its
- *    batch's reservation, so a file that fits is read as it arrives), and the bytes stream to S3 with their SHA-256
+ *    FileMaker announces is reserved against the transfer budget (drawn from the batch's lease, see openLease, so
+ *    a file that fits is read as it arrives), and the bytes stream to S3 with their SHA-256
  *    computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
  *    budget). Content type from the response, sniffed when generic. A broken download is retried a bounded
  *    number of times, then the image waterfall falls back to the next container, then the file ends `failed`
@@ -52,20 +52,25 @@ import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
 import { fileWritesFor, type FileWrites, type Settlement } from './file-writes';
-import type { Reservation } from './transfer';
+import { TransferLease, type Reservation } from './transfer';
 import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
 /**
- * Bytes of a download read off the connection ahead of the reader: before its own transfer reservation (see
- * reserveReadAhead), and after it ahead of its upload (see ByteCounter).
+ * Bytes of a download read off the connection ahead of the reader: before its size is reserved (drawn from the
+ * batch's lease, see openLease), and after that ahead of its upload (see ByteCounter).
  */
 const READ_AHEAD_BYTES = 512 * 1024;
-/** What a download may have read before its own reservation: the read-ahead, the chunk crossing it, stream buffers. */
+/** What a download may have read before its size is reserved: the read-ahead, the chunk crossing it, stream buffers. */
 const READ_AHEAD_COVER = READ_AHEAD_BYTES + 128 * 1024;
-/** `transfer_log.filemaker_id` of a batch's read-ahead reservation: this and the batch's manifest offset. */
-const READ_AHEAD_ID = 'read-ahead@';
+/**
+ * A batch's transfer lease is reserved this much at a time: a batch of documents or scaled-down images at once, a
+ * few full-size images. While batches run, at most about this much per batch is held and not yet spent.
+ */
+const LEASE_BYTES = 16 * 1024 * 1024;
+/** `transfer_log.filemaker_id` of a batch's lease: this and the batch's manifest offset. */
+const LEASE_ID = 'lease@';
 
 /** Files of one batch processed at once. */
 const FILES_IN_FLIGHT = 4;
@@ -254,11 +259,8 @@ export interface FileContext {
   writes: FileWrites;
   /** Downloads of this batch whose settlement waits for the batch's end (see settleDownload). */
   settlements: Settlement[];
-  /**
-   * The transfer of the batch's downloads' read-ahead, reserved at its start when the budget has room (see
-   * reserveReadAhead); `spent`: what downloads refused their own reservation had read ahead by then.
-   */
-  readAhead?: { reservation: Reservation; spent: number };
+  /** The batch's transfer lease, when the budget had room for one (see openLease). */
+  lease?: TransferLease;
   /** Heartbeats with the ids finished so far (at most once a second; the ledger is what a retry resumes from). */
   beat: () => void;
 }
@@ -370,9 +372,9 @@ export async function settleDownload(fc: FileContext, settlement: Settlement): P
 
 /** The batch's waiting settlements, written; after a batch that failed, a failure here is only logged. */
 export async function settleBatch(fc: FileContext, batchFailed: boolean): Promise<void> {
-  if (fc.readAhead) {
-    fc.settlements.push({ reservation: fc.readAhead.reservation, bytes: fc.readAhead.spent });
-    fc.readAhead = undefined;
+  if (fc.lease) {
+    fc.settlements.push(...fc.lease.settlements());
+    fc.lease = undefined;
   }
   try {
     await fc.writes.settle(fc.settlements.splice(0));
@@ -386,23 +388,24 @@ export async function settleBatch(fc: FileContext, batchFailed: boolean): Promis
 }
 
 /**
- * The batch's downloads reserve the size FileMaker announces once its answer is there, and until then read nothing
- * the budget does not cover. With READ_AHEAD_BYTES per file in flight reserved for the whole batch (one statement),
- * each download may read that much off the connection before its own reservation: a file that fits then frees its
- * FileMaker slot as it arrives instead of after a round trip to PostgreSQL. Settled at the batch's end (what was read
- * ahead by downloads whose reservation was refused). Without room in the budget, downloads read nothing ahead.
+ * The batch's transfer lease (see TransferLease): its files in flight draw their read-ahead from it before their
+ * request, then their announced size, so a file that fits frees its FileMaker slot as it arrives and a file the
+ * lease holds costs no statement of its own. Without room in the budget there is none, and each download reserves
+ * its own size before it reads more than the connection's buffers.
  */
-export async function reserveReadAhead(fc: FileContext): Promise<void> {
-  const reservation = await fc.writes.tryReserve({
-    runId: fc.input.runId,
-    table: fc.input.table,
-    filemakerId: `${READ_AHEAD_ID}${fc.input.offset}`,
-    field: '',
-    bytes: READ_AHEAD_COVER * FILES_IN_FLIGHT,
-    budgetBytes: fc.budgetBytes,
-    usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
-  });
-  if (reservation) fc.readAhead = { reservation, spent: 0 };
+export async function openLease(fc: FileContext): Promise<void> {
+  fc.lease = await TransferLease.open(
+    fc.writes,
+    {
+      runId: fc.input.runId,
+      table: fc.input.table,
+      filemakerId: `${LEASE_ID}${fc.input.offset}`,
+      field: '',
+      budgetBytes: fc.budgetBytes,
+      usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+    },
+    LEASE_BYTES,
+  );
 }
 
 /**
@@ -423,35 +426,51 @@ async function download(
       fc.result.retries++;
       await delay(250 * 2 ** (attempt - 2), undefined, { signal: fc.signal });
     }
-    const ahead = fc.readAhead;
+    // Drawn from the batch's lease for this attempt: first the read-ahead, then (the size announced) the file.
+    const lease = fc.lease;
+    let drawn = lease && (await lease.take(READ_AHEAD_COVER)) ? READ_AHEAD_COVER : 0;
     let dl: ContainerDownload | null;
     try {
-      dl = await openContainer(fc, record, attempt === 1 ? readAtMs : 0, field, ahead && READ_AHEAD_BYTES);
+      dl = await openContainer(fc, record, attempt === 1 ? readAtMs : 0, field, drawn ? READ_AHEAD_BYTES : undefined);
     } catch (err) {
+      lease?.give(drawn);
       if (endsBatch(err) && !transportError(err)) throw err;
       lastError = err;
       continue;
     }
-    if (dl === null) return undefined;
+    if (dl === null) {
+      lease?.give(drawn);
+      return undefined;
+    }
     // Wired at once: a connection that breaks while the budget is checked must reach the upload as an error
     // (pipeline also reports a body that already failed), never leave it waiting for bytes that will not come.
     const counter = new ByteCounter(fc.beat, READ_AHEAD_BYTES);
     pipeline(dl.body, counter, () => undefined);
-    let reservation: Reservation;
+    // The file's own reservation, when the lease does not hold its announced size.
+    let reservation: Reservation | undefined;
     try {
-      reservation = await fc.writes.reserve({
-        runId: fc.input.runId,
-        table: fc.input.table,
-        filemakerId,
-        field,
-        bytes: dl.contentLength ?? 0,
-        budgetBytes: fc.budgetBytes,
-        usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
-      });
+      const size = dl.contentLength;
+      if (lease && drawn && size !== undefined && (size <= drawn || (await lease.take(size - drawn)))) {
+        lease.give(Math.max(0, drawn - size));
+        drawn = size;
+      } else {
+        reservation = await fc.writes.reserve({
+          runId: fc.input.runId,
+          table: fc.input.table,
+          filemakerId,
+          field,
+          bytes: size ?? 0,
+          budgetBytes: fc.budgetBytes,
+          usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+        });
+        // What was read ahead is the file's own now (its reservation is settled with every byte it received).
+        lease?.give(drawn);
+        drawn = 0;
+      }
     } catch (err) {
       dl.body.destroy();
-      // What the read-ahead may have received is spent, on the batch's reservation.
-      if (ahead) ahead.spent += Math.min(dl.contentLength ?? READ_AHEAD_COVER, READ_AHEAD_COVER);
+      // What the read-ahead may have received stays spent.
+      lease?.give(drawn, Math.min(dl.contentLength ?? drawn, drawn));
       throw err;
     }
     counter.open();
@@ -504,7 +523,8 @@ async function download(
       );
     } finally {
       if (!handedOver) releaseBuffer?.();
-      await settleDownload(fc, { reservation, bytes: counter.bytes });
+      if (reservation) await settleDownload(fc, { reservation, bytes: counter.bytes });
+      else lease?.give(drawn, counter.bytes);
     }
   }
   if (transportError(lastError)) {
@@ -887,7 +907,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   // flight are settled: what is done stays done.
   let failed = true;
   try {
-    await reserveReadAhead(fc);
+    await openLease(fc);
     await inParallel(todo, FILES_IN_FLIGHT, importOne);
     failed = false;
   } finally {

@@ -3,9 +3,9 @@ import { before, describe, test } from 'node:test';
 import pg from 'pg';
 import { fileWritesFor } from '../../src/activities/file-writes';
 import { upsertRows } from '../../src/store/upsert';
-import { reserveReadAhead, settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
+import { settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
 import { emptyChunkResult } from '../../src/activities/ledger';
-import { transferUsedThisYear } from '../../src/activities/transfer';
+import { TransferLease, transferUsedThisYear } from '../../src/activities/transfer';
 import { TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import { idFor, migratedDatabase, noteRow, patientRow } from './fixtures';
@@ -124,38 +124,62 @@ describe('transfer quota and group-committed file writes', () => {
     }
   });
 
-  test("a batch's read-ahead reservation is settled at its end with what refused downloads read; none without room", async () => {
+  test('a transfer lease: files drawn from it cost no statement, it grows while the budget has room, and its settlement returns what was not spent', async () => {
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     try {
       await pool.query('delete from transfer_log; delete from transfer_totals');
-      const batchContext = (budgetBytes: number) =>
-        ({
-          deps: { logger: createLogger({ level: 'silent' }), config: { filemaker: { transferUsedBytes: 0 } } },
-          input: { runId: 'run-a', table: 'API_Images', offset: 40 },
-          budgetBytes,
-          writes: fileWritesFor(pool),
-          settlements: [],
-        }) as unknown as FileContext;
+      const counted = countStatements(pool);
+      const request = {
+        runId: 'run-l',
+        table: 'API_Images',
+        filemakerId: 'lease@0',
+        field: '',
+        budgetBytes: 2_500,
+        usedOutsideBytes: 0,
+      };
+      const lease = await TransferLease.open(fileWritesFor(pool), request, 1_000);
+      assert.ok(lease, 'the budget has room for a lease');
+      assert.equal(counted.statements, 1, 'one reservation');
 
-      const fc = batchContext(10 * 1024 * 1024);
-      await reserveReadAhead(fc);
-      assert.ok(fc.readAhead, 'the budget has room for the read-ahead');
-      const reserved = fc.readAhead.reservation.bytes;
-      assert.ok(reserved >= 1024 * 1024, `a read-ahead for the files in flight (${reserved} bytes)`);
-      assert.equal(await transferUsedThisYear(pool), reserved, 'it counts in full while the batch runs');
+      // Three files of 400 bytes: the third needs the lease to grow, both at once find the same one growth.
+      assert.ok(await lease.take(400));
+      assert.ok(await lease.take(400));
+      const [third, fourth] = await Promise.all([lease.take(400), lease.take(400)]);
+      assert.ok(third && fourth);
+      assert.equal(counted.statements, 2, 'one growth for both');
+      assert.equal(await transferUsedThisYear(pool), 2_000, 'both reservations count in full while the batch runs');
+      assert.equal(await lease.take(1_001), false, 'more than a growth holds: the file reserves its own size');
+      assert.equal(await lease.take(300), true, 'from what is left of the lease');
+      assert.equal(await lease.take(400), false, 'no room for another growth in the budget');
+      assert.equal(await lease.take(100), true, 'a draw that fits what is left still works');
 
-      // One download's own reservation was refused after it had read 300,000 bytes ahead.
-      fc.readAhead.spent += 300_000;
-      await settleBatch(fc, true);
-      assert.equal(fc.readAhead, undefined);
-      assert.equal(await transferUsedThisYear(pool), 300_000, 'what was read ahead stays spent, the rest returns');
+      // Spent: 400 + 400 + 250 (one broke off) + 0 (refused before reading) + 300 + 100; the rest returns.
+      lease.give(400, 400);
+      lease.give(400, 400);
+      lease.give(400, 250);
+      lease.give(400, 0);
+      lease.give(300, 300);
+      lease.give(100, 100);
+      const fc = {
+        deps: { logger: createLogger({ level: 'silent' }) },
+        input: { table: 'API_Images', offset: 0 },
+        writes: fileWritesFor(pool),
+        settlements: [],
+        lease,
+      } as unknown as FileContext;
+      await settleBatch(fc, false);
+      assert.equal(fc.lease, undefined);
+      assert.equal(await transferUsedThisYear(pool), 1_450);
       const open = await pool.query<{ n: number }>(`select count(*)::int as n from transfer_log where not settled`);
-      assert.equal(open.rows[0]!.n, 0, 'nothing left open');
+      assert.equal(open.rows[0]!.n, 0, 'both reservations settled');
+      const total = await pool.query<{ bytes: string }>('select bytes::text from transfer_totals');
+      assert.equal(Number(total.rows[0]!.bytes), 1_450, 'the year total equals the log');
 
-      const tight = batchContext(300_000 + reserved - 1);
-      await reserveReadAhead(tight);
-      assert.equal(tight.readAhead, undefined, 'no room: the downloads read nothing ahead');
-      assert.equal(await transferUsedThisYear(pool), 300_000, 'and nothing was reserved');
+      assert.equal(
+        await TransferLease.open(fileWritesFor(pool), request, 1_051),
+        undefined,
+        'no room for a lease (1,050 bytes left): none',
+      );
     } finally {
       await pool.end();
     }
