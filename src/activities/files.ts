@@ -52,7 +52,7 @@ import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
 import { fileWritesFor, type FileWrites, type Settlement } from './file-writes';
-import { TransferLease, type Reservation } from './transfer';
+import { TransferLease, type QuotaRequest, type Reservation } from './transfer';
 import type { ChunkInput, ChunkResult } from './types';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
@@ -394,18 +394,19 @@ export async function settleBatch(fc: FileContext, batchFailed: boolean): Promis
  * its own size before it reads more than the connection's buffers.
  */
 export async function openLease(fc: FileContext): Promise<void> {
-  fc.lease = await TransferLease.open(
-    fc.writes,
-    {
-      runId: fc.input.runId,
-      table: fc.input.table,
-      filemakerId: `${LEASE_ID}${fc.input.offset}`,
-      field: '',
-      budgetBytes: fc.budgetBytes,
-      usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
-    },
-    LEASE_BYTES,
-  );
+  fc.lease = await TransferLease.open(fc.writes, quotaRequest(fc, `${LEASE_ID}${fc.input.offset}`, ''), LEASE_BYTES);
+}
+
+/** A transfer reservation of this batch's run and table, for `filemakerId` and `field`, against the budget. */
+function quotaRequest(fc: FileContext, filemakerId: string, field: string): QuotaRequest {
+  return {
+    runId: fc.input.runId,
+    table: fc.input.table,
+    filemakerId,
+    field,
+    budgetBytes: fc.budgetBytes,
+    usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+  };
 }
 
 /**
@@ -454,15 +455,7 @@ async function download(
         lease.give(Math.max(0, drawn - size));
         drawn = size;
       } else {
-        reservation = await fc.writes.reserve({
-          runId: fc.input.runId,
-          table: fc.input.table,
-          filemakerId,
-          field,
-          bytes: size ?? 0,
-          budgetBytes: fc.budgetBytes,
-          usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
-        });
+        reservation = await fc.writes.reserve({ ...quotaRequest(fc, filemakerId, field), bytes: size ?? 0 });
         // What was read ahead is the file's own now (its reservation is settled with every byte it received).
         lease?.give(drawn);
         drawn = 0;

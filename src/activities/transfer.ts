@@ -9,6 +9,7 @@
  * better over-counted than over-spent.
  */
 import type { Pool } from '../store/db';
+import type { FileWrites, ReserveRequest } from './file-writes';
 
 /** What the quota counts of `transfer_log` rows: the bytes of settled ones, at least the reservation of open ones. */
 const USED = `coalesce(sum(case when settled then bytes else greatest(bytes, reserved_bytes) end), 0)::text as b`;
@@ -33,22 +34,10 @@ export interface Reservation {
   readonly bytes: number;
 }
 
-/** Reservation and settlement are group-committed with the other files in flight: see ./file-writes.ts. */
+// Reservation and settlement are group-committed with the other files in flight: see ./file-writes.ts.
 
-/** What a lease needs of the group-committed writes (./file-writes.ts). */
-interface LeaseWrites {
-  tryReserve(r: LeaseRequest & { bytes: number }): Promise<Reservation | undefined>;
-}
-
-export interface LeaseRequest {
-  runId: string;
-  table: string;
-  /** `transfer_log.filemaker_id` of the lease's rows. */
-  filemakerId: string;
-  field: string;
-  budgetBytes: number;
-  usedOutsideBytes: number;
-}
+/** What a reservation is for and against which budget: everything but its size. */
+export type QuotaRequest = Omit<ReserveRequest, 'bytes'>;
 
 /**
  * Transfer reserved for a batch as a whole and drawn on by its downloads in memory: a download whose announced size
@@ -65,15 +54,16 @@ export class TransferLease {
   private exhausted = false;
 
   private constructor(
-    private readonly writes: LeaseWrites,
-    private readonly request: LeaseRequest,
+    private readonly writes: Pick<FileWrites, 'tryReserve'>,
+    /** Its `filemakerId` names the lease's rows in `transfer_log`. */
+    private readonly request: QuotaRequest,
     private readonly chunkBytes: number,
   ) {}
 
   /** A lease with its first reservation, or undefined when the budget has no room for one. */
   static async open(
-    writes: LeaseWrites,
-    request: LeaseRequest,
+    writes: Pick<FileWrites, 'tryReserve'>,
+    request: QuotaRequest,
     chunkBytes: number,
   ): Promise<TransferLease | undefined> {
     const lease = new TransferLease(writes, request, chunkBytes);

@@ -30,6 +30,17 @@ function countStatements(pool: pg.Pool) {
   return counted;
 }
 
+/** What settleDownload and settleBatch use of a batch's context. */
+function batchContext(pool: pg.Pool, table: string, lease?: TransferLease): FileContext {
+  return {
+    deps: { logger: createLogger({ level: 'silent' }) },
+    input: { table, offset: 0 },
+    writes: fileWritesFor(pool),
+    settlements: [],
+    lease,
+  } as unknown as FileContext;
+}
+
 describe('transfer quota and group-committed file writes', () => {
   let url: string;
   before(async () => {
@@ -88,12 +99,7 @@ describe('transfer quota and group-committed file writes', () => {
     try {
       await pool.query('delete from transfer_log; delete from transfer_totals');
       const writes = fileWritesFor(pool);
-      const fc = {
-        deps: { logger: createLogger({ level: 'silent' }) },
-        input: { table: 'API_Docs', offset: 0 },
-        writes,
-        settlements: [],
-      } as unknown as FileContext;
+      const fc = batchContext(pool, 'API_Docs');
       const reserve = (id: string) =>
         writes.reserve({
           runId: 'run-s',
@@ -160,13 +166,7 @@ describe('transfer quota and group-committed file writes', () => {
       lease.give(400, 0);
       lease.give(300, 300);
       lease.give(100, 100);
-      const fc = {
-        deps: { logger: createLogger({ level: 'silent' }) },
-        input: { table: 'API_Images', offset: 0 },
-        writes: fileWritesFor(pool),
-        settlements: [],
-        lease,
-      } as unknown as FileContext;
+      const fc = batchContext(pool, 'API_Images', lease);
       await settleBatch(fc, false);
       assert.equal(fc.lease, undefined);
       assert.equal(await transferUsedThisYear(pool), 1_450);
