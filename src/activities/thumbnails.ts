@@ -98,15 +98,17 @@ export async function ensureThumbnail(
   let height: number;
   let release: (() => void) | undefined;
   try {
-    // The header only: cheap, and tells how much a decode will take.
-    const meta = await sharp(bytes, { failOn: 'error' }).metadata();
+    // The header only: cheap, and tells how much a decode will take. The same instance then renders the thumbnail
+    // (sharp's documented pattern): one set of options to build and hand to libvips instead of two.
+    const image = sharp(bytes, { failOn: 'error' });
+    const meta = await image.metadata();
     if (!meta.width || !meta.height) return { status: 'failed', width: null, height: null, key: null };
     if (meta.width * meta.height > BIG_DECODE_PIXELS && meta.format !== 'jpeg') release = await DECODES.acquire();
     // Orientation 5-8 turns the picture on its side: report the size as it is shown.
     const turned = (meta.orientation ?? 1) >= 5;
     width = turned ? meta.height : meta.width;
     height = turned ? meta.width : meta.height;
-    thumb = await sharp(bytes, { failOn: 'error' })
+    thumb = await image
       .rotate()
       .resize(THUMBNAIL_MAX, THUMBNAIL_MAX, { fit: 'inside', withoutEnlargement: true })
       .webp({ quality: 80 })

@@ -7,6 +7,7 @@
  */
 
 export const KEY_PREFIX = 'patients/filemaker-import';
+const SAFE_SEGMENT = /^[A-Za-z0-9_-]+$/;
 
 /**
  * One key segment. UUIDs, slugs and ISO dates pass unchanged; anything else (a non-UUID FileMaker id could hold
@@ -14,6 +15,8 @@ export const KEY_PREFIX = 'patients/filemaker-import';
  */
 export function keySegment(value: string): string {
   if (value === '') throw new RangeError('empty S3 key segment');
+  // The common case, a UUID or a slug: nothing to encode (the loop below would rebuild it character by character).
+  if (SAFE_SEGMENT.test(value)) return value;
   let out = '';
   for (const byte of new TextEncoder().encode(value)) {
     const c = String.fromCharCode(byte);

@@ -51,6 +51,10 @@ describe('S3 keys', () => {
     );
     assert.notEqual(keySegment('a/b'), keySegment('a_b'));
     assert.equal(keySegment('é'), '%C3%A9');
+    const uuid = '0b5c3e1a-7f2d-4c8e-9a6b-1d2e3f4a5b6c';
+    assert.equal(keySegment(uuid), uuid, 'a UUID passes unchanged');
+    assert.equal(keySegment('A_b-9'), 'A_b-9', 'a slug passes unchanged');
+    assert.equal(keySegment('a b'), 'a%20b', 'one unsafe character encodes the segment');
     assert.throws(() => keySegment(''), RangeError);
   });
 });
