@@ -51,6 +51,7 @@ import type { PhaseResult } from '../src/workflows/phase';
 import type { ReimportResult } from '../src/workflows/reimport';
 import type { PhaseName } from '../src/domain/tables';
 import { CpuTimeline } from './lib/cpu';
+import { calibrationMs, stealSeconds } from './lib/machine';
 import { runExecutions, spanOf, type ExecutionFacts } from './lib/executions';
 import { readMemory, resetPeak, RssSampler } from './lib/rss';
 import { runSequential, type SequentialResult } from './lib/sequential';
@@ -502,6 +503,9 @@ async function main(): Promise<void> {
     });
   }
   try {
+    // Before anything else runs: how fast the machine is now.
+    const calibration = calibrationMs();
+    log(`machine calibration: ${fmt(calibration)} ms`);
     const sim: RunningSimulator = await startSimulator({
       preset: PRESET,
       profile: PROFILE,
@@ -572,7 +576,13 @@ async function main(): Promise<void> {
 
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     log('first reimport: patients, documents, images');
+    const stealBefore = stealSeconds();
     const first = await runReimport(client, config, `bench-${stamp}-1`, timeline, rss);
+    const stealAfter = stealSeconds();
+    const machine = {
+      calibrationMs: calibration,
+      stolenSeconds: stealBefore !== undefined && stealAfter !== undefined ? stealAfter - stealBefore : undefined,
+    };
     log(`first reimport ${outcome(first)} in ${secs(first.wallMs)} s`);
     let second: RunFigures | undefined;
     if (first.result) {
@@ -609,7 +619,7 @@ async function main(): Promise<void> {
     });
     const naiveStats = sim.stats();
 
-    report({ counts, first, second, naive, naiveStats, worker, peakRss, cpuFiles, totalMs: Date.now() - t0 });
+    report({ counts, first, second, naive, naiveStats, worker, peakRss, cpuFiles, machine, totalMs: Date.now() - t0 });
   } finally {
     await cleanUp();
   }
@@ -624,6 +634,7 @@ function report(r: {
   worker: WorkerProcess;
   peakRss: number;
   cpuFiles: Record<string, number> | undefined;
+  machine: { calibrationMs: number; stolenSeconds: number | undefined };
   totalMs: number;
 }): void {
   const f = FAULTS;
@@ -645,6 +656,13 @@ function report(r: {
       `502 bursts of ${f.burstLength} at ${f.burstRate * 100}% of requests`,
   );
   console.log(`lower bound = max(bytes ÷ bandwidth, requests × mean latency ÷ ${f.maxConcurrentRequests})`);
+  console.log(
+    `machine: ${availableParallelism()} cores; calibration ${fmt(r.machine.calibrationMs)} ms (SHA-256 of 64 MiB and ` +
+      `JSON round trips, best of 3; lower is faster; compare runs only at similar values)` +
+      (r.machine.stolenSeconds !== undefined
+        ? `; CPU stolen by the hypervisor during the first reimport ${fmt(r.machine.stolenSeconds, 1)} s`
+        : ''),
+  );
 
   for (const [name, run] of [
     ['first', r.first],
