@@ -507,7 +507,7 @@ async function download(
       };
     } catch (err) {
       dl.body.destroy();
-      fc.result.bytesDownloaded += counter.bytes;
+      fc.result.bytesDownloaded += dl.received();
       if (endsBatch(err) && !transportError(err)) throw err;
       lastError = err;
       fc.deps.logger.warn(
@@ -516,8 +516,9 @@ async function download(
       );
     } finally {
       if (!handedOver) releaseBuffer?.();
-      if (reservation) await settleDownload(fc, { reservation, bytes: counter.bytes });
-      else lease?.give(drawn, counter.bytes);
+      // Every byte FileMaker sent counts, also the read-ahead the upload never took when it broke off.
+      if (reservation) await settleDownload(fc, { reservation, bytes: dl.received() });
+      else lease?.give(drawn, dl.received());
     }
   }
   if (transportError(lastError)) {

@@ -20,7 +20,7 @@ export function keySegment(value: string): string {
   let out = '';
   for (const byte of new TextEncoder().encode(value)) {
     const c = String.fromCharCode(byte);
-    out += /[A-Za-z0-9_-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out += SAFE_SEGMENT.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

@@ -166,6 +166,11 @@ export interface ContainerDownload {
    * (see `readAheadBytes`) or the stream errors.
    */
   readonly body: Readable;
+  /**
+   * Bytes of the body read off the connection so far, including those not yet read by the caller: what FileMaker
+   * has sent, and what a transfer quota must count when the caller gives up part way.
+   */
+  readonly received: () => number;
   readonly contentType: string | undefined;
   readonly contentLength: number | undefined;
   /** From Content-Disposition (`filename*` preferred); the container URL itself never carries the name. */
@@ -1214,6 +1219,7 @@ class Client implements FileMakerClient {
     });
     return {
       body: counter,
+      received: () => received,
       contentType: header(res.headers, 'content-type'),
       contentLength,
       filename: parseContentDisposition(res.headers['content-disposition']).filename,

@@ -720,12 +720,14 @@ void test('with a read-ahead, a container that fits frees its slot as it arrives
 
     const unread = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc');
     assert.equal(await waitIdle(), 1, 'without a read-ahead, the unread body keeps its slot');
+    assert.ok(unread.received() < doc.size!, 'only what the stream buffers hold was read off the connection');
     assert.equal((await sha256Of(unread.body)).sha, doc.sha256);
 
     const ahead = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc', { readAheadBytes: 512 * 1024 });
     const inFlight = await waitIdle();
     if (inFlight !== 0) ahead.body.destroy(); // gives the slot back, so the failure is reported instead of a hang
     assert.equal(inFlight, 0, 'with one, the slot is free while the body is still unread');
+    assert.equal(ahead.received(), doc.size, 'what FileMaker sent is counted before the caller reads it');
     const other = await fm.downloadODataContainer('API_Docs', doc.id, 'Doc');
     assert.equal((await sha256Of(other.body)).sha, doc.sha256, 'the next download had the slot');
     assert.equal((await sha256Of(ahead.body)).sha, doc.sha256, 'every byte read ahead reaches the caller');
