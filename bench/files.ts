@@ -12,10 +12,10 @@
  * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator. The stack keeps
  * its data on tmpfs when the objects fit in memory twice over: on this machine's disk, file creation cost MinIO more
  * CPU than the worker spent, and slowed down from run to run (scripts/stack.ts, inMemory).
- * 1. a reimport of patients, documents and images (documents and images link to patients), the worker in a child
- *    process as production runs it (compiled, `npm run worker:prod`'s flags, a prebuilt workflow bundle) so its peak
- *    RSS is its own (VmHWM from /proc,
- *    reset once the worker is ready, so start-up is reported apart);
+ * 1. a reimport of patients, documents and images (documents and images link to patients), the workers (one per core,
+ *    `--workers`) in child processes as production runs them (compiled, `npm run worker:prod`'s flags, a prebuilt
+ *    workflow bundle) so each one's peak RSS is its own (VmHWM from /proc, reset once the worker is ready, so
+ *    start-up is reported apart);
  * 2. a second reimport right after, which must download nothing (files relink);
  * 3. the naive sequential client (bench/lib/sequential.ts) over a sample of the same records, extrapolated.
  * The simulator's counters are reset before the naive client so its requests are its own.
@@ -99,9 +99,13 @@ const SEED = num('seed', 1);
 // The engine is configured for the source it talks to, as an operator would: as many requests at once as the profile
 // allows, per worker (FM_MAX_CONCURRENCY) and in batches in flight per phase (each batch reads its files one by one).
 const SOURCE_CONCURRENCY = FAULTS.maxConcurrentRequests || PROFILES[PROFILE].maxConcurrentRequests || 6;
-// Worker processes: the source's concurrency is split between them (FM_MAX_CONCURRENCY each), as an operator running
-// several workers against one FileMaker host would.
-const WORKERS = Math.floor(num('workers', 1));
+// Worker processes: one per core, as production runs them, with the source's concurrency split between them
+// (FM_MAX_CONCURRENCY each) and at least 4 requests each. A worker's JavaScript runs on one thread: alone on this
+// machine's 2 vCPUs it is busy when FileMaker's answers arrive, and they wait; a second process takes them on the
+// other core. `--workers 1` measures one.
+const WORKERS = Math.floor(
+  num('workers', Math.max(1, Math.min(availableParallelism(), Math.floor(SOURCE_CONCURRENCY / 4)))),
+);
 const FM_CONCURRENCY = num('fm-concurrency', Math.max(1, Math.floor(SOURCE_CONCURRENCY / WORKERS)));
 const BATCHES_IN_FLIGHT = num('concurrency', SOURCE_CONCURRENCY);
 const BATCH_SIZE = args.batch ? num('batch', 20) : undefined;
@@ -590,7 +594,9 @@ async function main(): Promise<void> {
       second = await runReimport(client, config, `bench-${stamp}-2`, timeline, rss);
       log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
     }
-    const peakRss = Math.max(...workers.map((w) => readMemory(w.pid).hwmBytes));
+    const peaks = workers.map((w) => readMemory(w.pid).hwmBytes);
+    const peakRss = Math.max(...peaks);
+    const peakRssTotal = peaks.reduce((a, b) => a + b, 0);
     const cpuFiles = cpu ? filesCpu(first, cpu) : undefined;
     cpu?.stop();
     timeline.stop();
@@ -619,7 +625,19 @@ async function main(): Promise<void> {
     });
     const naiveStats = sim.stats();
 
-    report({ counts, first, second, naive, naiveStats, worker, peakRss, cpuFiles, machine, totalMs: Date.now() - t0 });
+    report({
+      counts,
+      first,
+      second,
+      naive,
+      naiveStats,
+      worker,
+      peakRss,
+      peakRssTotal,
+      cpuFiles,
+      machine,
+      totalMs: Date.now() - t0,
+    });
   } finally {
     await cleanUp();
   }
@@ -633,6 +651,8 @@ function report(r: {
   naiveStats: ReturnType<RunningSimulator['stats']>;
   worker: WorkerProcess;
   peakRss: number;
+  /** The workers' peaks added up (one worker: its own). */
+  peakRssTotal: number;
   cpuFiles: Record<string, number> | undefined;
   machine: { calibrationMs: number; stolenSeconds: number | undefined };
   totalMs: number;
@@ -648,7 +668,7 @@ function report(r: {
       (Object.keys(COOLDOWNS).length
         ? `cooldowns ${COOLDOWNS.cooldownBaseSeconds ?? 'default'} s doubling to ${COOLDOWNS.cooldownMaxSeconds ?? 'default'} s`
         : 'default cooldowns') +
-      (WORKERS === 1 ? ', one worker' : `, ${WORKERS} workers (peak RSS: the largest of them)`),
+      (WORKERS === 1 ? ', one worker' : `, ${WORKERS} worker processes (peak RSS: the largest of them)`),
   );
   console.log(
     `source limits: ${fmt(f.bandwidthTotalBps / MiB, 1)} MiB/s in total, ${f.maxConcurrentRequests} requests at once, ` +
@@ -784,6 +804,9 @@ function report(r: {
       ft.peakRssBytes > 0 ? `${fmt((ft.peakRssBytes - r.worker.readyRssBytes) / MB)} MB over idle` : 'n/a',
     ],
     ['worker peak RSS (incl. start-up)', `${fmt(Math.max(r.peakRss, r.worker.startupPeakBytes) / MB)} MB`],
+    ...(WORKERS > 1
+      ? [[`${WORKERS} workers' peak RSS added up`, `${fmt(r.peakRssTotal / MB)} MB`] as [string, string]]
+      : []),
     [
       'largest history',
       largest ? `${fmt(largest.events)} events (${largest.workflowId})` : 'n/a',
