@@ -11,6 +11,7 @@ import { inParallel } from './parallel';
 import type { ObjectCheck } from './types';
 
 const HEADS_IN_FLIGHT = 16;
+const LISTINGS_IN_FLIGHT = 4;
 const MISMATCHES_KEPT = 50;
 
 /** Average sizes the clinic reported, used until the ledger knows better. */
@@ -104,12 +105,14 @@ export async function reconcileObjects(
   const rows = await recordedObjects(deps, runId, table);
   const awaiting = new Map<string, RecordedObject>();
   for (const r of rows) if (r.object_etag !== null && r.bytes !== null) awaiting.set(r.s3_key, r);
-  for (const prefix of commonPrefixes([...awaiting.keys()])) {
+  // Disjoint slices of the folders listed side by side: S3 lists one page after the other, and a files phase's
+  // folder holds tens of thousands of objects.
+  await inParallel(listingPrefixes([...awaiting.keys()]), LISTINGS_IN_FLIGHT, async (prefix) => {
     for await (const o of inventory(deps.s3, deps.config.s3.bucket, prefix)) {
       const r = awaiting.get(o.key);
       if (r && o.size === Number(r.bytes) && o.etag === r.object_etag) awaiting.delete(o.key);
     }
-  }
+  });
   const unconfirmed = rows.filter((r) => r.object_etag === null || r.bytes === null || awaiting.has(r.s3_key));
   if (unconfirmed.length > 0) {
     deps.logger.info(
@@ -134,6 +137,26 @@ export function commonPrefixes(keys: readonly string[]): string[] {
     else prefixes.add(key.slice(0, key.lastIndexOf('/') + 1));
   }
   return [...prefixes].sort();
+}
+
+/**
+ * The prefixes one listing per slice covers these keys with: each folder of `commonPrefixes` narrowed by the first
+ * character after it (`…/documents/0`, `…/documents/1`, …, `…/documents/u` for unlinked). Every key starts with one
+ * of them, and none starts with another, so each object is listed once.
+ */
+export function listingPrefixes(keys: readonly string[]): string[] {
+  const folders = commonPrefixes(keys);
+  const prefixes = new Set<string>();
+  for (const key of keys) {
+    // The longest folder the key is under (the empty folder is under every key).
+    let folder = '';
+    for (const f of folders) if (key.startsWith(f) && f.length > folder.length) folder = f;
+    prefixes.add(key.slice(0, folder.length + 1));
+  }
+  // A slice inside another's (`t` and `texts/a`, from keys in different folders) is listed by that one.
+  const slices: string[] = [];
+  for (const p of [...prefixes].sort()) if (!slices.some((q) => p.startsWith(q))) slices.push(p);
+  return slices;
 }
 
 /**

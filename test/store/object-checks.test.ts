@@ -15,7 +15,13 @@ import { createLogger } from '../../src/logger';
 import { uploadStream } from '../../src/s3';
 import { createRun } from '../../src/store/ledger';
 import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/ledger';
-import { commonPrefixes, reconcileObjects, verifyObjects, type ObjectCheckDeps } from '../../src/activities/verify';
+import {
+  commonPrefixes,
+  listingPrefixes,
+  reconcileObjects,
+  verifyObjects,
+  type ObjectCheckDeps,
+} from '../../src/activities/verify';
 import { createTestBucket, s3ClientFor } from '../helpers/stack';
 import { migratedDatabase } from './fixtures';
 
@@ -131,5 +137,25 @@ describe('object checks of the files phases', () => {
       ]),
       ['', 'elsewhere/x/', 'patients/filemaker-import/documents/', 'patients/filemaker-import/images/'],
     );
+  });
+
+  test('the folders are listed in slices by the character after them, each key in exactly one slice', () => {
+    const keys = [
+      documentKey('p1', 'referral', 'd1', 'pdf'),
+      documentKey('q2', 'letter', 'd2', 'pdf'),
+      documentKey(null, 'letter', 'd3', 'pdf'),
+      'patients/filemaker-import/images/p1/2020-01-01/i1.jpg',
+      'texts/a.pdf',
+      'top.pdf',
+    ];
+    const slices = listingPrefixes(keys);
+    assert.deepEqual(slices, [
+      'patients/filemaker-import/documents/p',
+      'patients/filemaker-import/documents/q',
+      'patients/filemaker-import/documents/u',
+      'patients/filemaker-import/images/p',
+      't',
+    ]);
+    for (const k of keys) assert.equal(slices.filter((p) => k.startsWith(p)).length, 1, `${k} in one slice`);
   });
 });
