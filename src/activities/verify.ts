@@ -151,7 +151,9 @@ export function listingPrefixes(keys: readonly string[]): string[] {
     // The longest folder the key is under (the empty folder is under every key).
     let folder = '';
     for (const f of folders) if (key.startsWith(f) && f.length > folder.length) folder = f;
-    prefixes.add(key.slice(0, folder.length + 1));
+    // One character, not one UTF-16 unit (a key that is its folder is listed with the whole folder).
+    const next = key.codePointAt(folder.length);
+    prefixes.add(next === undefined ? folder : folder + String.fromCodePoint(next));
   }
   // A slice inside another's (`t` and `texts/a`, from keys in different folders) is listed by that one.
   const slices: string[] = [];

@@ -147,6 +147,7 @@ describe('object checks of the files phases', () => {
       'patients/filemaker-import/images/p1/2020-01-01/i1.jpg',
       'texts/a.pdf',
       'top.pdf',
+      'scans/\u{1F4C4}.pdf',
     ];
     const slices = listingPrefixes(keys);
     assert.deepEqual(slices, [
@@ -154,6 +155,7 @@ describe('object checks of the files phases', () => {
       'patients/filemaker-import/documents/q',
       'patients/filemaker-import/documents/u',
       'patients/filemaker-import/images/p',
+      'scans/\u{1F4C4}',
       't',
     ]);
     for (const k of keys) assert.equal(slices.filter((p) => k.startsWith(p)).length, 1, `${k} in one slice`);
