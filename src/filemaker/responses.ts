@@ -38,6 +38,11 @@ export const FM_ERRORS = {
   CONTAINER_URL_STALE: 'CONTAINER_URL_STALE',
   /** A container body ended before its Content-Length. */
   CONTAINER_TRUNCATED: 'FILEMAKER_CONTAINER_TRUNCATED',
+  /**
+   * A 2xx container answer that cannot be the container (text where a file was due, an empty 200, a size that is not
+   * its Content-Length): OData's `$value` answering the filename or nothing. Read the file through the Data API.
+   */
+  CONTAINER_SUSPECT: 'FILEMAKER_CONTAINER_SUSPECT',
   /** Any other FileMaker error code or HTTP status. */
   OTHER: 'FILEMAKER_ERROR',
 } as const;
