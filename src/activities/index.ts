@@ -114,6 +114,14 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     return seen.size;
   };
 
+  const manifestBuilt = async (runId: string, table: SourceTableName): Promise<boolean> => {
+    const r = await pool.query('select 1 from source_manifest where run_id = $1 and source_table = $2 limit 1', [
+      runId,
+      table,
+    ]);
+    return r.rowCount !== null && r.rowCount > 0;
+  };
+
   /**
    * `phase`: the files phase's own reconciliation (objects listed with the ETag recorded when they were confirmed
    * on storing; any other one HEADed);
@@ -207,8 +215,12 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     deleteRunObjects: (i) => runs.deleteRunObjects(i.runId),
     deleteImported: () => runs.deleteImported(),
     async buildManifest({ runId, table, sourceKeyField }) {
-      // Contact details are owned by patients, referrers and companies: know which of those exist first.
-      if (table === 'API_Contact_Details') for (const owner of OWNER_TABLES) await buildManifestOf(runId, owner);
+      // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
+      // table this run has already read keeps its manifest: read again from a live file, it would list records that
+      // arrived after the owner's own import and that no phase of this run imports.
+      if (table === 'API_Contact_Details') {
+        for (const owner of OWNER_TABLES) if (!(await manifestBuilt(runId, owner))) await buildManifestOf(runId, owner);
+      }
       return { count: await buildManifestOf(runId, table, sourceKeyField) };
     },
     importChunk: (input) => importRecordChunk(deps, input),
