@@ -53,6 +53,11 @@ export interface FaultSettings {
   noRecordsStatus: 500 | 400;
   /** OData annotation spelling: newer servers `@count`, older `@odata.count`. */
   odataAnnotations: 'plain' | 'odata';
+  /**
+   * OData refuses (400, -1002) a bare field name that Claris says must be quoted: anything but plain letters and
+   * digits, and `id` in any case. Off only for a test that needs the old lenience.
+   */
+  odataStrictNames: boolean;
   /** Records per OData response before a next link is given. */
   odataPageCap: number;
   /** FileMaker Server repeats the token in the login body; FileMaker Cloud may not. */
@@ -84,6 +89,7 @@ export const DEFAULT_FAULTS: FaultSettings = {
   expiredUrlStatus: 401,
   noRecordsStatus: 500,
   odataAnnotations: 'plain',
+  odataStrictNames: true,
   odataPageCap: 10_000,
   tokenInBody: true,
   failNextRequests: null,

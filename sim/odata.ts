@@ -6,7 +6,7 @@ import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers
 import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
 import { sortRows } from './find';
 import { htmlError, send, sendJson, writeBody } from './http';
-import { FilterError, parseFilter, splitList, unquote } from './odata-filter';
+import { FilterError, parseFilter, readName, splitList } from './odata-filter';
 import type { FieldDef } from './schema';
 
 class ODataError extends Error {
@@ -173,10 +173,11 @@ export class OData {
   private filtered(table: SimTable, url: URL): IndexList {
     const filter = url.searchParams.get('$filter');
     if (!filter) return table.count;
-    const pred = parseFilter(filter, [
-      ...table.def.fields,
-      ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
-    ]);
+    const pred = parseFilter(
+      filter,
+      [...table.def.fields, ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const }))],
+      { strictNames: this.ctx.settings.odataStrictNames },
+    );
     const hits: number[] = [];
     for (const r of table.scan()) if (pred(this.withSystem(r))) hits.push(r.index);
     return Int32Array.from(hits);
@@ -199,7 +200,7 @@ export class OData {
     const plain = table.def.fields.filter((f) => f.type !== 'container');
     if (!raw) return plain;
     return splitList(raw).map((n) => {
-      const name = unquote(n);
+      const name = readName(n, this.ctx.settings.odataStrictNames);
       if (SYSTEM_FIELDS.includes(name)) return { name, type: 'number' as const };
       const f = this.field(table, name);
       if (f.type === 'container') throw new ODataError(400, '-1002', `Container field ${name} cannot be selected`);
@@ -211,9 +212,9 @@ export class OData {
     const raw = url.searchParams.get('$orderby');
     if (!raw) return [];
     return splitList(raw).map((item) => {
-      const m = /^("[^"]+"|\S+)(?:\s+(asc|desc))?$/i.exec(item.trim());
+      const m = /^("(?:[^"]|"")*"|\S+)(?:\s+(asc|desc))?$/i.exec(item.trim());
       if (!m) throw new ODataError(400, '-1002', `Invalid $orderby ${item}`);
-      const name = unquote(m[1]!);
+      const name = readName(m[1]!, this.ctx.settings.odataStrictNames);
       const f = SYSTEM_FIELDS.includes(name) ? { name, type: 'number' as const } : this.field(table, name);
       return { field: f, descending: (m[2] ?? '').toLowerCase() === 'desc' };
     });

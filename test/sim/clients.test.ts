@@ -87,8 +87,17 @@ describe('npm clients work unchanged', () => {
       await docs.count('NexusExportDate ne null'),
       sim.dataset.table('API_Docs')!.records.filter((r) => r.fields.NexusExportDate !== '').length,
     );
-    const rows = await docs.query({ select: ['id', 'Type'], orderBy: 'id', top: 4, skip: 1 });
+    // fm-odata-client passes names through as written: `id` is quoted, as Claris requires.
+    const rows = await docs.query({ select: ['"id"', 'Type'], orderBy: '"id"', top: 4, skip: 1 });
     assert.equal(rows.length, 4);
+    const ids = sim.dataset
+      .table('API_Docs')!
+      .records.map((r) => String(r.fields.id))
+      .sort();
+    assert.deepEqual(
+      rows.map((r: { id: string }) => r.id),
+      ids.slice(1, 5),
+    );
     // fm-odata-client reads only the old `@odata.count` spelling, which the switch provides.
     sim.setFaults({ odataAnnotations: 'odata' });
     const counted = (await docs.query({ top: 2, count: true })) as unknown as { count: number; rows: unknown[] };
