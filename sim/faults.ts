@@ -11,6 +11,8 @@ export interface ForcedFailure {
   api?: Api | 'any';
 }
 
+export type OdataValueVariant = 'bytes' | 'filename' | 'empty' | 'base64';
+
 export interface FaultSettings {
   /** Added before every answer. */
   latencyMs: number;
@@ -49,6 +51,19 @@ export interface FaultSettings {
   containerUrlTtlMs: number;
   /** Status for a stale container URL; FMS versions differ. */
   expiredUrlStatus: 401 | 404;
+  /**
+   * What OData `/$value` of a container answers: the bytes; the container's filename as `text/plain` (one server
+   * version, with `Accept: application/octet-stream`); a 200 with no body; or the bytes as base64 text.
+   */
+  odataValueVariant: OdataValueVariant;
+  /** `Content-Disposition` on OData `/$value` (Claris does not document it). */
+  odataValueDisposition: boolean;
+  /** The Data API container URL's 302 + cookie handshake (FileMaker Server 19.3+); off: 200 with the bytes at once. */
+  dataApiContainerHandshake: boolean;
+  /** Share of containers stored externally, chosen per record and field: their URLs are `/Streaming_SSL/Additional_1/…`. */
+  externalContainerRate: number;
+  /** `Content-Disposition` on Data API container downloads. */
+  containerDisposition: boolean;
   /** HTTP status of a find with no hits (code 401); most servers 500, some clients saw 400. */
   noRecordsStatus: 500 | 400;
   /** OData annotation spelling: newer servers `@count`, older `@odata.count`. */
@@ -87,6 +102,11 @@ export const DEFAULT_FAULTS: FaultSettings = {
   sessionTtlMs: 15 * 60_000,
   containerUrlTtlMs: 60_000,
   expiredUrlStatus: 401,
+  odataValueVariant: 'bytes',
+  odataValueDisposition: true,
+  dataApiContainerHandshake: true,
+  externalContainerRate: 0,
+  containerDisposition: true,
   noRecordsStatus: 500,
   odataAnnotations: 'plain',
   odataStrictNames: true,
@@ -137,6 +157,8 @@ export function resolveFaults(profile: Profile, overrides: Partial<FaultSettings
 }
 
 const FAULT_KEYS = new Set(Object.keys(DEFAULT_FAULTS));
+const CHOICES = { odataValueVariant: ['bytes', 'filename', 'empty', 'base64'] } as const;
+const RATES = new Set(['externalContainerRate']);
 
 /** Validates a JSON patch of settings from the admin port; unknown keys are an error so typos do not pass silently. */
 export function parseFaultPatch(input: unknown): Partial<FaultSettings> {
@@ -155,6 +177,10 @@ function check(input: unknown): Partial<FaultSettings> {
       }
     } else if (typeof v !== expected) {
       throw new Error(`fault setting ${k} must be a ${expected}`);
+    } else if (k in CHOICES && !CHOICES[k as keyof typeof CHOICES].includes(v as never)) {
+      throw new Error(`fault setting ${k} must be one of ${CHOICES[k as keyof typeof CHOICES].join(', ')}`);
+    } else if (RATES.has(k) && ((v as number) < 0 || (v as number) > 1)) {
+      throw new Error(`fault setting ${k} must be between 0 and 1`);
     }
   }
   return input;
@@ -195,6 +221,7 @@ export type FaultKind =
   | 'container_401'
   | 'container_url_expired'
   | 'container_broken'
+  | 'container_variant'
   | 'quota_953'
   | 'session_cap'
   | 'broken_json'

@@ -2,7 +2,7 @@
 // request; errors as {"error":{"code","message"}}; containers only through /$value.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
-import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
+import { CONTENT_TYPES, base64Chunks, base64Length, containerChunks, contentDisposition } from './containers';
 import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
 import { sortRows } from './find';
 import { htmlError, send, sendJson, writeBody } from './http';
@@ -28,6 +28,7 @@ const EDM: Record<FieldDef['type'], string> = {
 };
 
 const SYSTEM_FIELDS = ['ROWID', 'ROWMODID'];
+const TEXT = 'text/plain; charset=utf-8';
 const OPTIONS = new Set(['$top', '$skip', '$select', '$filter', '$orderby', '$count', '$expand', '$format']);
 
 function xmlEscape(s: string): string {
@@ -284,32 +285,36 @@ export class OData {
   private async rawValue(res: ServerResponse, table: SimTable, rec: SimRecord, f: FieldDef): Promise<void> {
     if (f.type !== 'container') {
       const v = this.value(f, rec);
-      return send(
-        this.ctx,
-        res,
-        'odata',
-        v === null ? 204 : 200,
-        'text/plain; charset=utf-8',
-        v === null ? '' : String(v),
-      );
+      return send(this.ctx, res, 'odata', v === null ? 204 : 200, TEXT, v === null ? '' : String(v));
     }
     const info = rec.containers[f.name]!;
     if (info.state === 'empty') return send(this.ctx, res, 'odata', 204, 'text/plain', '');
+    const variant = this.ctx.settings.odataValueVariant;
+    const disposition: Record<string, string> = this.ctx.settings.odataValueDisposition
+      ? { 'Content-Disposition': contentDisposition(info.filename) }
+      : {};
+    if (variant !== 'bytes') this.ctx.faults.count('container_variant');
+    // Neither answer reads the file, so a damaged file does not show in them.
+    if (variant === 'filename') return send(this.ctx, res, 'odata', 200, TEXT, info.filename, disposition);
+    if (variant === 'empty') return send(this.ctx, res, 'odata', 200, CONTENT_TYPES[info.kind], '', disposition);
     const key = { seed: this.ctx.config.seed, table: table.def.name, recordIndex: rec.index, field: f.name };
     if (info.state === 'broken' && info.brokenMode === 'http500') {
       this.ctx.faults.count('container_broken');
       return send(this.ctx, res, 'odata', 500, 'text/html; charset=utf-8', htmlError(500));
     }
+    const base64 = variant === 'base64';
+    const length = base64 ? base64Length(info.size) : info.size;
     res.writeHead(200, {
-      'Content-Type': CONTENT_TYPES[info.kind],
-      'Content-Length': String(info.size),
-      'Content-Disposition': contentDisposition(info.filename),
+      'Content-Type': base64 ? TEXT : CONTENT_TYPES[info.kind],
+      'Content-Length': String(length),
+      ...disposition,
     });
     this.ctx.containerInFlight++;
     try {
       if (info.state === 'broken') this.ctx.faults.count('container_broken');
-      const limit = info.state === 'broken' ? Math.floor(info.size * 0.6) : Infinity;
-      await writeBody(this.ctx, res, 'odata', containerChunks(key, info), limit);
+      const limit = info.state === 'broken' ? Math.floor(length * 0.6) : Infinity;
+      const chunks = containerChunks(key, info);
+      await writeBody(this.ctx, res, 'odata', base64 ? base64Chunks(chunks) : chunks, limit);
     } finally {
       this.ctx.containerInFlight--;
     }

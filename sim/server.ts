@@ -196,7 +196,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     }
     if (method === 'GET' && path === '/stats') return adminJson(res, 200, ctx.stats());
     if (method === 'GET' && path === '/faults') return adminJson(res, 200, ctx.settings);
-    if (method === 'POST' && path === '/faults') {
+    if ((method === 'POST' || method === 'PUT') && path === '/faults') {
       let patch: Partial<FaultSettings>;
       try {
         patch = parseFaultPatch(JSON.parse((await readBody(req)).toString('utf8') || '{}'));
