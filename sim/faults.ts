@@ -45,6 +45,8 @@ export interface FaultSettings {
   sessionCapCode: 812 | 956;
   /** Probability that an OData JSON answer carries a raw control character or a bare `?` value. */
   brokenJsonRate: number;
+  /** Lifetime of a Claris ID token issued from then on (Cognito: one hour). */
+  fmidTokenLifetimeMs: number;
   /** Sliding session lifetime (FileMaker: 15 minutes). */
   sessionTtlMs: number;
   /** How long a container URL from `fieldData` stays valid. */
@@ -99,6 +101,7 @@ export const DEFAULT_FAULTS: FaultSettings = {
   maxSessions: 0,
   sessionCapCode: 812,
   brokenJsonRate: 0,
+  fmidTokenLifetimeMs: 3_600_000,
   sessionTtlMs: 15 * 60_000,
   containerUrlTtlMs: 60_000,
   expiredUrlStatus: 401,

@@ -47,8 +47,9 @@ export class OData {
       await this.route(req, res, url);
     } catch (e) {
       if (e instanceof ODataError) {
+        const scheme = this.ctx.config.auth === 'fmid' ? 'FMID' : 'Basic';
         const headers: Record<string, string> =
-          e.status === 401 ? { 'WWW-Authenticate': 'Basic realm="FileMaker"' } : {};
+          e.status === 401 ? { 'WWW-Authenticate': `${scheme} realm="FileMaker"` } : {};
         await sendJson(this.ctx, res, 'odata', e.status, { error: { code: e.code, message: e.message } }, headers);
         return;
       }
@@ -60,18 +61,11 @@ export class OData {
     }
   }
 
+  /** Every request signs in: Basic with the account, or on a Claris ID host a live FMID token. */
   private authenticate(req: IncomingMessage): void {
-    const auth = req.headers.authorization ?? '';
-    const basic = /^Basic\s+(\S+)$/i.exec(auth);
-    let ok = false;
-    if (basic) {
-      const [user, ...pass] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-      ok = user === this.ctx.config.username && pass.join(':') === this.ctx.config.password;
-    } else {
-      const fmid = /^FMID\s+(\S+)$/i.exec(auth);
-      ok = !!fmid && fmid[1] === this.ctx.config.password;
-    }
-    if (!ok) throw new ODataError(401, '212', 'Invalid user account and/or password; please try again');
+    const c = this.ctx.credentials(req.headers.authorization);
+    if (c === 'expired') throw new ODataError(401, '952', 'The Claris ID token has expired or is not valid');
+    if (c !== 'ok') throw new ODataError(401, '212', 'Invalid user account and/or password; please try again');
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

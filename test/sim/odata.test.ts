@@ -17,13 +17,15 @@ describe('OData v4 contract', () => {
   });
   after(() => sim.close());
 
-  test('every request needs auth: no header or a wrong password is 401 with the error body; FMID works', async () => {
+  test('every request needs auth: no header, a wrong password or FMID on a Basic host is 401 with the error body', async () => {
     let a = await call(`${base}/API_Contacts`);
     assert.equal(a.status, 401);
     assert.equal(a.body.error.code, '212');
     a = await call(`${base}/API_Contacts`, { headers: { Authorization: basic(sim, 'wrong') } });
     assert.equal(a.status, 401);
-    a = await call(`${base}/API_Contacts?$top=1`, { headers: { Authorization: `FMID ${sim.password}` } });
+    a = await call(`${base}/API_Contacts?$top=1`, { headers: { Authorization: `FMID ${sim.issueFmidToken().token}` } });
+    assert.deepEqual([a.status, a.body.error.code], [401, '212']);
+    a = await call(`${base}/API_Contacts?$top=1`, { headers: auth });
     assert.equal(a.status, 200);
   });
 
