@@ -1,6 +1,7 @@
 // `npm run sim -- [options]` runs the simulator until SIGINT/SIGTERM; `npm run sim -- export --out DIR` writes the
 // FileMaker Pro bulk export of images.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { AuthMode } from './claris-id';
 import { Dataset } from './dataset';
 import { exportImages } from './export';
 import { parseFaultPatch, type Profile } from './faults';
@@ -28,6 +29,7 @@ interface RunOpts {
   database?: string;
   username?: string;
   password?: string;
+  auth: AuthMode;
   faults?: string;
   json?: boolean;
 }
@@ -49,6 +51,11 @@ const program = new Command('sim')
   .option('--database <name>', 'database name (case-sensitive)')
   .option('--username <name>', 'account name')
   .option('--password <password>', 'account password')
+  .addOption(
+    new Option('--auth <mode>', 'sign-in: basic (FileMaker Server) or fmid (FileMaker Cloud, Claris ID tokens only)')
+      .choices(['basic', 'fmid'])
+      .default('basic'),
+  )
   .option('--faults <json>', 'fault overrides as JSON, e.g. {"latencyMs":50}')
   .option('--json', 'print connection info as one JSON line')
   .action(async (o: RunOpts) => {
@@ -59,6 +66,7 @@ const program = new Command('sim')
       dataApi: `${sim.url}/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}`,
       odata: `${sim.url}/fmi/odata/v4/${encodeURIComponent(sim.database)}`,
       adminUrl: sim.adminUrl,
+      ...(o.auth === 'fmid' ? { fmidTokens: `POST ${sim.adminUrl}/fmid/tokens` } : {}),
       database: sim.database,
       preset: o.preset,
       profile: o.profile,
@@ -66,8 +74,12 @@ const program = new Command('sim')
     if (o.json) console.log(JSON.stringify(info));
     else {
       console.log(`FileMaker simulator (${o.preset}, ${o.profile}) listening`);
-      for (const [k, v] of Object.entries(info)) console.log(`  ${k.padEnd(9)} ${v}`);
-      console.log('  (account and password as configured; see --username/--password)');
+      for (const [k, v] of Object.entries(info)) console.log(`  ${k.padEnd(10)} ${v}`);
+      console.log(
+        o.auth === 'fmid'
+          ? '  (Claris ID only: Authorization: FMID <token from fmidTokens>)'
+          : '  (account and password as configured; see --username/--password)',
+      );
     }
     const stop = (signal: string) => {
       console.error(`${signal}: shutting down`);

@@ -424,3 +424,20 @@ export function contentDisposition(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
+
+/** The length of `size` bytes as base64 text. */
+export function base64Length(size: number): number {
+  return 4 * Math.ceil(size / 3);
+}
+
+/** Streams chunks as base64 text, carrying the bytes that do not fill a 3-byte group over to the next chunk. */
+export function* base64Chunks(chunks: Iterable<Buffer>): Generator<Buffer> {
+  let carry = Buffer.alloc(0);
+  for (const chunk of chunks) {
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = buf.length - (buf.length % 3);
+    if (whole) yield Buffer.from(buf.subarray(0, whole).toString('base64'));
+    carry = Buffer.from(buf.subarray(whole));
+  }
+  if (carry.length) yield Buffer.from(carry.toString('base64'));
+}

@@ -2,6 +2,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Dataset, SimRecord, SimTable } from './dataset';
+import { ClarisIdTokens, type AuthMode, type Credentials } from './claris-id';
 import { hash32 } from './prng';
 import { FaultState, TokenBucket, type Api, type FaultSettings } from './faults';
 
@@ -10,6 +11,7 @@ export interface SimConfig {
   username: string;
   password: string;
   seed: number;
+  auth: AuthMode;
 }
 
 export interface SimulatorStats {
@@ -58,6 +60,7 @@ function buildPortalIndex(table: SimTable, foreignKey: string): PortalIndex {
 export class SimContext {
   readonly sessions = new Map<string, Session>();
   readonly faults: FaultState;
+  readonly clarisId = new ClarisIdTokens();
   readonly t0 = Date.now();
   secret = randomBytes(32);
   inFlight = 0;
@@ -85,6 +88,21 @@ export class SimContext {
 
   get settings(): FaultSettings {
     return this.faults.settings;
+  }
+
+  /**
+   * Checks an `Authorization` header against the host's mode: Basic with the account, or only a live Claris ID
+   * token (`FMID`); the other scheme is refused.
+   */
+  credentials(header: string | undefined): Credentials {
+    if (!header) return 'missing';
+    const m = /^(Basic|FMID)\s+(\S+)$/i.exec(header);
+    if (!m) return 'refused';
+    const fmid = m[1]!.toLowerCase() === 'fmid';
+    if (this.config.auth === 'fmid') return fmid ? this.clarisId.check(m[2]!) : 'refused';
+    if (fmid) return 'refused';
+    const [user, ...pass] = Buffer.from(m[2]!, 'base64').toString('utf8').split(':');
+    return user === this.config.username && pass.join(':') === this.config.password ? 'ok' : 'refused';
   }
 
   /** Tokens, container cookies and container URLs all die with a restart. */

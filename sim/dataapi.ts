@@ -265,17 +265,12 @@ export class DataApi {
     }
   }
 
-  private credentialsOk(req: IncomingMessage): boolean {
-    const auth = req.headers.authorization;
-    if (!auth) throw new FmError('10', 401);
-    const basic = /^Basic\s+(\S+)$/i.exec(auth);
-    if (basic) {
-      const [user, ...pass] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-      return user === this.ctx.config.username && pass.join(':') === this.ctx.config.password;
-    }
-    // FileMaker Cloud signs in with a Claris ID token; the simulator accepts its password as that token.
-    const fmid = /^FMID\s+(\S+)$/i.exec(auth);
-    return !!fmid && fmid[1] === this.ctx.config.password;
+  /** Sign-in: 10 without a header, 212 for the wrong account or scheme, 952 for a dead Claris ID token. */
+  private checkCredentials(req: IncomingMessage): void {
+    const c = this.ctx.credentials(req.headers.authorization);
+    if (c === 'missing') throw new FmError('10', 401);
+    if (c === 'refused') throw new FmError('212', 401);
+    if (c === 'expired') throw new FmError('952', 401);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -292,7 +287,7 @@ export class DataApi {
       return sendJson(this.ctx, res, 'data', 200, envelope({}));
     }
     if (rest[0] === 'databases' && rest.length === 1 && method === 'GET') {
-      if (!this.credentialsOk(req)) throw new FmError('212', 401);
+      this.checkCredentials(req);
       return sendJson(this.ctx, res, 'data', 200, envelope({ databases: [{ name: this.ctx.config.database }] }));
     }
     if (rest[0] !== 'databases' || rest.length < 3) throw new FmError('3', 404);
@@ -395,7 +390,7 @@ export class DataApi {
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
-    if (!this.credentialsOk(req)) throw new FmError('212', 401);
+    this.checkCredentials(req);
     if (body.length && body.toString().trim()) parseJson(body.toString(), 'body');
     const s = this.ctx.settings;
     if (s.maxSessions > 0 && this.ctx.activeSessions() >= s.maxSessions) {

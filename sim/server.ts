@@ -2,6 +2,7 @@
 // counters on a separate admin port that the engine never talks to.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { AuthMode, ClarisIdToken } from './claris-id';
 import { SimContext, type SimulatorStats } from './context';
 import { DataApi } from './dataapi';
 import { Dataset } from './dataset';
@@ -14,6 +15,7 @@ import { qualitySummary, truthContainers, truthTable, truthTables } from './trut
 
 export type { FaultSettings, Profile } from './faults';
 export type { SimulatorStats } from './context';
+export type { AuthMode, ClarisIdToken } from './claris-id';
 
 export interface SimulatorOptions {
   preset?: Preset;
@@ -30,6 +32,11 @@ export interface SimulatorOptions {
   database?: string;
   username?: string;
   password?: string;
+  /**
+   * `basic` (default): a FileMaker Server host, Basic sign-in. `fmid`: a FileMaker Cloud host, both APIs take only
+   * `Authorization: FMID <token>` with a token from the admin port's `POST /fmid/tokens`, alive `fmidTokenLifetimeMs`.
+   */
+  auth?: AuthMode;
 }
 
 export interface RunningSimulator {
@@ -38,6 +45,9 @@ export interface RunningSimulator {
   database: string;
   username: string;
   password: string;
+  auth: AuthMode;
+  /** A Claris ID token, as the admin port's `POST /fmid/tokens` issues it. */
+  issueFmidToken(): ClarisIdToken;
   setFaults(f: Partial<FaultSettings>): void;
   stats(): SimulatorStats;
   close(): Promise<void>;
@@ -78,7 +88,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     username: opts.username ?? 'admin',
     password: opts.password ?? 'sim-password',
     seed,
+    auth: opts.auth ?? 'basic',
   };
+  const issueFmidToken = () => ctx.clarisId.issue(config.username, ctx.settings.fmidTokenLifetimeMs);
   const ctx = new SimContext(ds, config, resolveFaults(opts.profile ?? 'clean', opts.faults));
   const dataApi = new DataApi(ctx);
   const odata = new OData(ctx);
@@ -196,7 +208,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     }
     if (method === 'GET' && path === '/stats') return adminJson(res, 200, ctx.stats());
     if (method === 'GET' && path === '/faults') return adminJson(res, 200, ctx.settings);
-    if (method === 'POST' && path === '/faults') {
+    if ((method === 'POST' || method === 'PUT') && path === '/faults') {
       let patch: Partial<FaultSettings>;
       try {
         patch = parseFaultPatch(JSON.parse((await readBody(req)).toString('utf8') || '{}'));
@@ -206,6 +218,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       setFaults(patch);
       return adminJson(res, 200, ctx.settings);
     }
+    if (method === 'POST' && path === '/fmid/tokens') return adminJson(res, 200, issueFmidToken());
     if (method === 'POST' && path === '/restart') {
       ctx.restart();
       return adminJson(res, 200, { restarted: true });
@@ -227,6 +240,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     database: config.database,
     username: config.username,
     password: config.password,
+    auth: config.auth,
+    issueFmidToken,
     dataset: ds,
     get faults() {
       return ctx.settings;
