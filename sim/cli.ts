@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { Dataset } from './dataset';
 import { exportImages } from './export';
 import { parseFaultPatch, type Profile } from './faults';
+import { parseLiveSpec } from './mutations';
 import type { Preset } from './schema';
 import { startSimulator } from './server';
 
@@ -29,6 +30,7 @@ interface RunOpts {
   username?: string;
   password?: string;
   faults?: string;
+  live?: string;
   json?: boolean;
 }
 
@@ -50,10 +52,14 @@ const program = new Command('sim')
   .option('--username <name>', 'account name')
   .option('--password <password>', 'account password')
   .option('--faults <json>', 'fault overrides as JSON, e.g. {"latencyMs":50}')
+  .option(
+    '--live <rates>',
+    'change the data while serving, per second: inserts=2,updates=5,deletes=1,containers=1[,seed=7][,tables=A;B]',
+  )
   .option('--json', 'print connection info as one JSON line')
   .action(async (o: RunOpts) => {
     const faults = o.faults ? parseFaultPatch(JSON.parse(o.faults)) : undefined;
-    const sim = await startSimulator({ ...o, faults });
+    const sim = await startSimulator({ ...o, faults, live: o.live ? parseLiveSpec(o.live) : undefined });
     const info = {
       url: sim.url,
       dataApi: `${sim.url}/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}`,

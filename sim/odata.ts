@@ -172,7 +172,7 @@ export class OData {
   /** Positions of the records `$filter` keeps, in record order (all of them without a filter). */
   private filtered(table: SimTable, url: URL): IndexList {
     const filter = url.searchParams.get('$filter');
-    if (!filter) return table.count;
+    if (!filter) return table.rows();
     const pred = parseFilter(filter, [
       ...table.def.fields,
       ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
