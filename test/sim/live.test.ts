@@ -1,10 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { SimTable } from '../../sim/dataset';
 import { startSimulator, type RunningSimulator } from '../../sim/server';
 import { admin, basic, call, code, dataBase, download, login, withSim } from './helpers';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function until(done: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('live clinic file: mutations, the live option and the journal', () => {
   let sim: RunningSimulator;
@@ -242,11 +251,29 @@ describe('live clinic file: reproducible changes', () => {
     );
   });
 
+  test('a table lists its rows as a plain count until a record is deleted, and never reuses a position', async () => {
+    await withSim({ preset: 'tiny' }, async (sim) => {
+      const t = sim.dataset.table('API_Notes')!;
+      const n = t.generatedCount;
+      sim.mutate([{ op: 'insert', table: 'API_Notes' }]);
+      assert.equal(t.rows(), n + 1);
+      const [del] = sim.mutate([{ op: 'delete', table: 'API_Notes', recordId: SimTable.recordIdOf(2) }]);
+      const rows = t.rows();
+      assert.ok(rows instanceof Int32Array);
+      assert.equal(rows.length, n);
+      assert.ok(!rows.includes(2));
+      const [ins] = sim.mutate([{ op: 'insert', table: 'API_Notes' }]);
+      assert.equal(ins!.recordId, SimTable.recordIdOf(n + 1));
+      assert.ok(ins!.recordId > del!.recordId);
+      assert.equal(t.count, n + 1);
+    });
+  });
+
   test('the live option yields the same journal on the same seed, another on another seed', async () => {
     const live = { insertsPerSecond: 60, updatesPerSecond: 80, deletesPerSecond: 40, replaceContainersPerSecond: 40 };
     const run = (seed: number) =>
       withSim({ preset: 'tiny', sizeScale: 0.01, live: { ...live, seed } }, async (sim) => {
-        while (sim.dataset.journal.length < 60) await new Promise((r) => setTimeout(r, 20));
+        await until(() => sim.dataset.journal.length >= 60, '60 live changes');
         sim.setLive(null);
         return sim.dataset.journal.slice(0, 60);
       });
@@ -266,7 +293,7 @@ describe('live clinic file: reproducible changes', () => {
       const opts = { insertsPerSecond: 50, deletesPerSecond: 50, tables: ['API_Notes'], seed: 2 };
       assert.deepEqual(await (await put(opts)).json(), opts);
       assert.deepEqual(await admin(sim, '/live'), opts);
-      while (sim.dataset.journal.length < 20) await new Promise((r) => setTimeout(r, 20));
+      await until(() => sim.dataset.journal.length >= 20, '20 live changes');
       assert.equal(await (await put(null)).json(), null);
       const j = (await admin(sim, '/truth/journal')).entries as any[];
       const settled = j.length;
