@@ -43,6 +43,18 @@ export function indexAt(rows: IndexList, i: number): number {
   return typeof rows === 'number' ? i : rows[i]!;
 }
 
+/** The first of 0…n-1 where a condition that only turns from false to true holds (n when it never does). */
+function firstAtLeast(n: number, holds: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (holds(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /** How many generated records a table keeps for repeated reads (pages, then their containers and portals). */
 const CACHE_SIZE = 512;
 
@@ -97,6 +109,14 @@ export class SimTable {
       this.liveRows = { version: this.version, rows };
     }
     return this.liveRows.rows;
+  }
+
+  /** The records whose record id is above `recordId`, in record order; no record is generated to find them. */
+  rowsAfter(recordId: number): Int32Array {
+    const first = firstAtLeast(this.end, (i) => SimTable.recordIdOf(i) > recordId);
+    const rows = this.rows();
+    if (typeof rows === 'number') return Int32Array.from({ length: Math.max(0, rows - first) }, (_, k) => first + k);
+    return rows.subarray(firstAtLeast(rows.length, (j) => rows[j]! >= first));
   }
 
   /** Whether a position holds a record now. */

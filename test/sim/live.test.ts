@@ -141,6 +141,39 @@ describe('live clinic file: mutations, the live option and the journal', () => {
     if (url) assert.notEqual((await download(url)).status, 200, 'a deleted record serves no container');
   });
 
+  test('paging by ROWID gt <last seen> sees every record that lives through the reading, deletes in between or not', async () => {
+    const seen: number[] = [];
+    let last = 0;
+    let deleted = 0;
+    for (;;) {
+      const page = await od(`/API_Docs?$filter=ROWID gt ${last}&$orderby=ROWID&$top=7&$select=ROWID&$count=true`);
+      const ids = page.body.value.map((v: any) => v.ROWID as number);
+      const all = (await truthRecords('API_Docs')).map((r: any) => Number(r.recordId));
+      assert.equal(page.body['@count'], all.filter((r: number) => r > last).length);
+      if (ids.length === 0) break;
+      seen.push(...ids);
+      last = ids.at(-1);
+      const ahead = all.find((r: number) => r > last + 1);
+      if (ahead && deleted++ < 3) {
+        await admin(sim, '/mutations', [
+          { op: 'delete', table: 'API_Docs', recordId: ahead },
+          { op: 'delete', table: 'API_Docs', recordId: ids[0] },
+        ]);
+      }
+    }
+    const end = (await truthRecords('API_Docs')).map((r: any) => Number(r.recordId));
+    assert.ok(deleted >= 3);
+    assert.deepEqual(
+      seen.filter((r) => end.includes(r)),
+      end,
+    );
+    const ge = await od(`/API_Docs?$filter=ROWID ge ${end[2]}&$select=ROWID`);
+    assert.deepEqual(
+      ge.body.value.map((v: any) => v.ROWID),
+      end.slice(2),
+    );
+  });
+
   test('an update writes the fields and bumps modId in truth, the Data API, OData and the journal', async () => {
     const rec = (await truthRecords('API_Contacts'))[3];
     const rid = Number(rec.recordId);
