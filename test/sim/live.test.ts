@@ -174,6 +174,16 @@ describe('live clinic file: mutations, the live option and the journal', () => {
     );
   });
 
+  test('paging by $skip loses a live record when one already read is deleted between pages', async () => {
+    const before = (await truthRecords('API_Notes')).map((r: any) => Number(r.recordId));
+    const first = await od('/API_Notes?$orderby=ROWID&$top=10&$select=ROWID');
+    await admin(sim, '/mutations', [{ op: 'delete', table: 'API_Notes', recordId: before[0] }]);
+    const second = await od('/API_Notes?$orderby=ROWID&$top=10&$skip=10&$select=ROWID');
+    const seen = [...first.body.value, ...second.body.value].map((v: any) => v.ROWID);
+    assert.ok(!seen.includes(before[10]), 'the record that moved up to position 9 is never read');
+    assert.ok((await truthRecords('API_Notes')).some((r: any) => Number(r.recordId) === before[10]));
+  });
+
   test('an update writes the fields and bumps modId in truth, the Data API, OData and the journal', async () => {
     const rec = (await truthRecords('API_Contacts'))[3];
     const rid = Number(rec.recordId);
