@@ -2,6 +2,7 @@
 // which changes the data on its own at given rates. Both go through `applyMutation`, and every change is journaled
 // (Dataset.journal) so a verifier can tell which records existed for the whole of a run, which arrived, which went.
 import {
+  SimTable,
   indexAt,
   indexListLength,
   type ChangeOp,
@@ -10,7 +11,6 @@ import {
   type FieldValue,
   type JournalEntry,
   type SimRecord,
-  type SimTable,
 } from './dataset';
 import { nowTimestamp } from './format';
 import { Rng } from './prng';
@@ -116,12 +116,16 @@ export function parseMutations(ds: Dataset, body: unknown): Mutation[] {
   });
 }
 
-/** A live record's position, picked with `rng`. */
-function pickRecord(table: SimTable, rng: Rng): number {
+/** A live record's position, picked with `rng`, other than those of the record ids in `spare`. */
+function pickRecord(table: SimTable, rng: Rng, spare: ReadonlySet<number>): number {
   const rows = table.rows();
   const n = indexListLength(rows);
-  if (n === 0) throw new MutationError(`${table.def.name} has no record left to pick`);
-  return indexAt(rows, Math.floor(rng.next() * n));
+  const start = Math.floor(rng.next() * n);
+  for (let k = 0; k < n; k++) {
+    const index = indexAt(rows, (start + k) % n);
+    if (!spare.has(SimTable.recordIdOf(index))) return index;
+  }
+  throw new MutationError(`${table.def.name} has no record left to pick`);
 }
 
 /** One field changed the way a user would: a value some other record of the table holds. */
@@ -150,15 +154,24 @@ function pickContainer(table: SimTable, rec: SimRecord, rng: Rng): string {
   return from[Math.floor(rng.next() * from.length)]!;
 }
 
-/** Applies one checked mutation and journals it. `rng` picks records and values the mutation leaves open. */
-export function applyMutation(ds: Dataset, m: Mutation, rng: Rng, source: JournalEntry['source']): MutationResult {
+/**
+ * Applies one checked mutation and journals it. `rng` picks records and values the mutation leaves open; a picked
+ * record is never one whose id is in `spare` (those a list names itself).
+ */
+export function applyMutation(
+  ds: Dataset,
+  m: Mutation,
+  rng: Rng,
+  source: JournalEntry['source'],
+  spare: ReadonlySet<number> = new Set(),
+): MutationResult {
   const table = ds.table(m.table)!;
   const done = (rec: SimRecord, field?: string): MutationResult => {
     ds.log(m.op, table, rec, source, field);
     return { op: m.op, table: table.def.name, recordId: rec.recordId, id: String(rec.fields.id ?? '') };
   };
   if (m.op === 'insert') return done(table.insert(m.fields ?? {}, nowTimestamp()));
-  const index = m.recordId === undefined ? pickRecord(table, rng) : table.indexOfRecordId(m.recordId);
+  const index = m.recordId === undefined ? pickRecord(table, rng, spare) : table.indexOfRecordId(m.recordId);
   if (m.op === 'delete') {
     const rec = table.remove(index);
     if (!rec) throw new MutationError(`${table.def.name} has no record with that recordId`);
@@ -185,7 +198,9 @@ export function applyMutation(ds: Dataset, m: Mutation, rng: Rng, source: Journa
 /** Checks then applies a list: all of it, or nothing when any mutation is refused. */
 export function mutate(ds: Dataset, body: unknown, rng: Rng): MutationResult[] {
   const list = parseMutations(ds, body);
-  return list.map((m) => applyMutation(ds, m, rng, 'admin'));
+  // A pick must not take a record the list names later, or that mutation would fail half-way through the list.
+  const named = (t: string) => new Set(list.flatMap((m) => (m.table === t && m.recordId ? [m.recordId] : [])));
+  return list.map((m) => applyMutation(ds, m, rng, 'admin', named(m.table)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -294,6 +294,21 @@ describe('live clinic file: reproducible changes', () => {
     );
   });
 
+  test('a record picked for a mutation is never one the same list names', async () => {
+    for (const seed of [1, 2, 3]) {
+      await withSim({ preset: 'tiny', seed }, async (sim) => {
+        const ids = sim.dataset.table('API_Clinic_Name')!.records.map((r) => r.recordId);
+        const named = ids.slice(0, -1);
+        const results = sim.mutate([
+          { op: 'delete', table: 'API_Clinic_Name' },
+          ...named.map((recordId) => ({ op: 'update' as const, table: 'API_Clinic_Name', recordId })),
+        ]);
+        assert.equal(results[0]!.recordId, ids.at(-1));
+        assert.equal(results.length, ids.length);
+      });
+    }
+  });
+
   test('a table lists its rows as a plain count until a record is deleted, and never reuses a position', async () => {
     await withSim({ preset: 'tiny' }, async (sim) => {
       const t = sim.dataset.table('API_Notes')!;
