@@ -5,6 +5,7 @@ import type { AuthMode } from './claris-id';
 import { Dataset } from './dataset';
 import { exportImages } from './export';
 import { parseFaultPatch, type Profile } from './faults';
+import { parseLiveSpec } from './mutations';
 import type { Preset } from './schema';
 import { startSimulator } from './server';
 
@@ -31,6 +32,7 @@ interface RunOpts {
   password?: string;
   auth: AuthMode;
   faults?: string;
+  live?: string;
   json?: boolean;
 }
 
@@ -57,10 +59,14 @@ const program = new Command('sim')
       .default('basic'),
   )
   .option('--faults <json>', 'fault overrides as JSON, e.g. {"latencyMs":50}')
+  .option(
+    '--live <rates>',
+    'change the data while serving, per second: inserts=2,updates=5,deletes=1,containers=1[,seed=7][,tables=A;B]',
+  )
   .option('--json', 'print connection info as one JSON line')
   .action(async (o: RunOpts) => {
     const faults = o.faults ? parseFaultPatch(JSON.parse(o.faults)) : undefined;
-    const sim = await startSimulator({ ...o, faults });
+    const sim = await startSimulator({ ...o, faults, live: o.live ? parseLiveSpec(o.live) : undefined });
     const info = {
       url: sim.url,
       dataApi: `${sim.url}/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}`,

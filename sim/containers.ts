@@ -385,8 +385,11 @@ function* imageChunks(kind: 'jpg' | 'png', seed: number, salt: number, size: num
   yield all.length >= size ? all.subarray(0, size) : Buffer.concat([all, Buffer.alloc(size - all.length)]);
 }
 
-export function containerSalt(key: ContainerKey): number {
-  return hash32(key.seed, key.table, key.recordIndex, key.field);
+/** A replaced container (`rev` > 0) has other bytes than its record's original ones. */
+export function containerSalt(key: ContainerKey, rev = 0): number {
+  return rev > 0
+    ? hash32(key.seed, key.table, key.recordIndex, key.field, rev)
+    : hash32(key.seed, key.table, key.recordIndex, key.field);
 }
 
 /**
@@ -396,7 +399,7 @@ export function containerSalt(key: ContainerKey): number {
 export function* containerChunks(key: ContainerKey, info: ContainerInfo): Generator<Buffer> {
   const size = info.size;
   if (size <= 0) return;
-  const salt = containerSalt(key);
+  const salt = containerSalt(key, info.rev);
   if (info.kind === 'jpg' || info.kind === 'png') yield* imageChunks(info.kind, key.seed, salt, size);
   else yield* plainChunks(info.kind, key.seed, salt, size);
 }
@@ -404,7 +407,7 @@ export function* containerChunks(key: ContainerKey, info: ContainerInfo): Genera
 const shaCache = new Map<string, string>();
 
 export function containerSha256(key: ContainerKey, info: ContainerInfo): string {
-  const k = `${key.seed}|${key.table}|${key.recordIndex}|${key.field}|${info.size}|${info.kind}`;
+  const k = `${key.seed}|${key.table}|${key.recordIndex}|${key.field}|${info.size}|${info.kind}|${info.rev ?? 0}`;
   let sha = shaCache.get(k);
   if (!sha) {
     const h = createHash('sha256');

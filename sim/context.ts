@@ -35,7 +35,8 @@ const normKey = (v: string) => v.trim().toUpperCase();
 
 /**
  * Foreign-key hashes of a table's generated records, sorted, with the record position alongside: eight bytes a
- * record instead of a map of strings. Built once; written records are checked separately, so writes never stale it.
+ * record instead of a map of strings. Built once; written and inserted records are checked separately and deleted ones
+ * dropped on the way out, so changes never stale it.
  */
 interface PortalIndex {
   hashes: Uint32Array;
@@ -43,9 +44,9 @@ interface PortalIndex {
 }
 
 function buildPortalIndex(table: SimTable, foreignKey: string): PortalIndex {
-  const all = new Uint32Array(table.count);
+  const all = new Uint32Array(table.generatedCount);
   const keyed: number[] = [];
-  for (let i = 0; i < table.count; i++) {
+  for (let i = 0; i < table.generatedCount; i++) {
     const v = normKey(String(table.generated(i).fields[foreignKey] ?? ''));
     if (!v) continue;
     all[i] = hash32(v);
@@ -191,7 +192,8 @@ export class SimContext {
       idx = buildPortalIndex(table, foreignKey);
       this.portalIndex.set(k, idx);
     }
-    // Candidates: generated records whose key hashes alike, and every written record; then the real comparison.
+    // Candidates: generated records whose key hashes alike, and every written or inserted record; then the real
+    // comparison (a deleted record has no `at`).
     const h = hash32(want);
     const candidates = new Set<number>();
     let lo = 0;
@@ -205,7 +207,7 @@ export class SimContext {
     for (const i of table.writtenIndexes()) candidates.add(i);
     return [...candidates]
       .sort((a, b) => a - b)
-      .map((i) => table.at(i)!)
+      .flatMap((i) => table.at(i) ?? [])
       .filter((r) => normKey(String(r.fields[foreignKey] ?? '')) === want);
   }
 

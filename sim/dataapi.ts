@@ -205,7 +205,7 @@ export class DataApi {
     if (!spec.length) return rows;
     if (!all) return sortRows(table, rows, spec);
     const key = spec.map((s) => `${s.field.name}:${s.descending ? 'd' : 'a'}`).join(',');
-    return this.ctx.sorted(table, key, () => sortRows(table, table.count, spec));
+    return this.ctx.sorted(table, key, () => sortRows(table, table.rows(), spec));
   }
 
   /** The records at positions [from, to) of a row list. */
@@ -328,7 +328,7 @@ export class DataApi {
       const limit = parsePositive(q('_limit'), '_limit', 100);
       const spec = this.sortSpec(table, q('_sort'));
       const o = { df, origin, portals: this.portalRanges(table, q, '_'), portalFilter: this.portalFilter(q('portal')) };
-      const all = this.sorted(table, table.count, spec, true);
+      const all = this.sorted(table, table.rows(), spec, true);
       const total = indexListLength(all);
       // FileMaker answers 101 both for an empty layout and for an offset past the last record.
       if (offset > total) throw new FmError('101', 500);
@@ -523,7 +523,7 @@ export class DataApi {
    */
   private findCandidates(table: SimTable, requests: { omit: boolean; exactId?: string }[]): Iterable<number> {
     const adds = requests.filter((r) => !r.omit);
-    if (adds.length === 0 || adds.some((r) => r.exactId === undefined)) return range(table.count);
+    if (adds.length === 0 || adds.some((r) => r.exactId === undefined)) return each(table.rows());
     const out = new Set<number>(table.writtenIndexes());
     for (const r of adds) {
       // `==` compares case-insensitively; generated keys are uppercase.
@@ -568,6 +568,7 @@ export class DataApi {
     target.modId++;
     target.fields.modificationTimestamp = nowTimestamp();
     table.written(target);
+    this.ctx.ds.log('update', table, target, 'dataapi');
     return sendJson(
       this.ctx,
       res,
@@ -578,8 +579,9 @@ export class DataApi {
   }
 }
 
-function* range(n: number): Generator<number> {
-  for (let i = 0; i < n; i++) yield i;
+function* each(rows: IndexList): Generator<number> {
+  const n = indexListLength(rows);
+  for (let j = 0; j < n; j++) yield indexAt(rows, j);
 }
 
 const PRODUCT_INFO = {

@@ -167,7 +167,10 @@ export class OData {
   /** Positions of the records `$filter` keeps, in record order (all of them without a filter). */
   private filtered(table: SimTable, url: URL): IndexList {
     const filter = url.searchParams.get('$filter');
-    if (!filter) return table.count;
+    if (!filter) return table.rows();
+    // Key paging (`ROWID gt <last seen>`) generates no record to find its page: positions follow record ids.
+    const after = /^\s*(?:ROWID|"ROWID")\s+(gt|ge)\s+(\d+)\s*$/.exec(filter);
+    if (after) return table.rowsAfter(Number(after[2]) - (after[1] === 'ge' ? 1 : 0));
     const pred = parseFilter(
       filter,
       [...table.def.fields, ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const }))],
@@ -238,7 +241,9 @@ export class OData {
     if (countParam !== null && countParam !== 'true' && countParam !== 'false')
       throw new ODataError(400, '-1002', 'Invalid $count');
     let rows = this.filtered(table, url);
-    if (order.length) {
+    // Record order is ROWID order already.
+    const byRowId = order.length === 1 && order[0]!.field.name === 'ROWID' && !order[0]!.descending;
+    if (order.length && !byRowId) {
       const needsSystem = order.some((o) => SYSTEM_FIELDS.includes(o.field.name));
       const filteredRows = rows;
       rows = needsSystem

@@ -20,6 +20,12 @@ function folder(ctx: SimContext, table: SimTable, rec: SimRecord, field: string)
   return external ? 'Additional_1' : 'MainDB';
 }
 
+/** A replaced container's URL names its revision, so a URL from before the replacement no longer serves. */
+const revOf = (rec: SimRecord, field: string): string[] => {
+  const rev = rec.containers[field]?.rev;
+  return rev ? [String(rev)] : [];
+};
+
 export function containerUrl(ctx: SimContext, origin: string, table: SimTable, rec: SimRecord, field: string): string {
   const info = rec.containers[field];
   if (!info || info.state === 'empty') return '';
@@ -29,7 +35,7 @@ export function containerUrl(ctx: SimContext, origin: string, table: SimTable, r
   payload.writeUInt32BE(rec.index, 1);
   payload.writeUInt8(fieldIdx, 5);
   payload.writeUInt32BE(Math.floor((Date.now() - ctx.t0) / DECI), 6);
-  const mac = ctx.hmac('url', payload).subarray(0, 22);
+  const mac = ctx.hmac('url', payload, ...revOf(rec, field)).subarray(0, 22);
   const ks = ctx.hmac('ks', mac);
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
   const hex = Buffer.concat([mac, payload]).toString('hex').toUpperCase();
@@ -51,11 +57,17 @@ function decode(ctx: SimContext, hex: string): Decoded | null {
   const ks = ctx.hmac('ks', mac);
   const payload = Buffer.from(bytes.subarray(22));
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
-  if (!ctx.hmac('url', payload).subarray(0, 22).equals(mac)) return null;
   const table = ctx.ds.tableList[payload.readUInt8(0)];
   const rec = table?.at(payload.readUInt32BE(1));
   const field = table?.def.fields[payload.readUInt8(5)]?.name;
   if (!table || !rec || !field) return null;
+  if (
+    !ctx
+      .hmac('url', payload, ...revOf(rec, field))
+      .subarray(0, 22)
+      .equals(mac)
+  )
+    return null;
   return { table, rec, field, issuedAt: ctx.t0 + payload.readUInt32BE(6) * DECI };
 }
 
