@@ -288,9 +288,36 @@ export function parseRecords(response: Record<string, unknown>): FileMakerRecord
   return out;
 }
 
-/** A field name as OData wants it in `$select`/`$orderby`: quoted when it has spaces, underscores or other specials. */
+/**
+ * Words OData reads as something other than a field name, compared without case: `id` (FileMaker answered an unquoted
+ * `ID` with -1002), the system query options (OData 4.01 lets them go without their `$`), the operators and literals of
+ * `$filter` and the keywords of `$orderby`.
+ */
+const ODATA_RESERVED = new Set([
+  'id',
+  ...['select', 'filter', 'orderby', 'top', 'skip', 'count', 'expand', 'search', 'format', 'compute', 'apply'],
+  ...['skiptoken', 'deltatoken', 'index', 'levels', 'schemaversion', 'it', 'root', 'this'],
+  ...['and', 'or', 'not', 'eq', 'ne', 'gt', 'ge', 'lt', 'le', 'has', 'in', 'add', 'sub', 'mul', 'div', 'divby', 'mod'],
+  ...['asc', 'desc', 'true', 'false', 'null', 'inf', 'nan'],
+]);
+
+/** FileMaker's system columns, which OData names bare. */
+const ODATA_SYSTEM_COLUMNS = new Set(['ROWID', 'ROWMODID']);
+
+/**
+ * A field name as `$select`, `$orderby` and `$filter` need it. Claris: "Enclose field names that include special
+ * characters, such as spaces or underscores, in double-quotation marks"; reserved words are quoted too. Only plain
+ * letters-and-digits names that are not reserved, and the ROWID/ROWMODID system columns, go bare.
+ */
 export function odataFieldName(name: string): string {
-  return /^[A-Za-z][A-Za-z0-9]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  if (ODATA_SYSTEM_COLUMNS.has(name)) return name;
+  if (/^[A-Za-z][A-Za-z0-9]*$/.test(name) && !ODATA_RESERVED.has(name.toLowerCase())) return name;
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A string literal for `$filter`: single quotes, a quote inside doubled (`'O''Brien'`). */
+export function odataString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /**

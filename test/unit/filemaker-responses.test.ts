@@ -10,6 +10,7 @@ import {
   isJsonContentType,
   odataFieldName,
   odataKey,
+  odataString,
   parseDataInfo,
   parseEnvelope,
   parseODataError,
@@ -185,9 +186,33 @@ void test('names are encoded for paths and OData syntax', () => {
   assert.equal(odataKey(42), '(42)');
   assert.equal(odataKey({ rowId: '1234' }), '(ROWID=1234)');
   assert.throws(() => odataKey({ rowId: '1) or (1' }), RangeError);
-  assert.equal(odataFieldName('id'), 'id');
   assert.equal(odataFieldName('id_Contact'), '"id_Contact"');
   assert.equal(odataFieldName('Health Number'), '"Health Number"');
+});
+
+void test('OData field names are quoted as Claris asks: specials, reserved words, id in any case', () => {
+  // Plain letters and digits go bare.
+  assert.equal(odataFieldName('Surname'), 'Surname');
+  assert.equal(odataFieldName('Address2'), 'Address2');
+  // `id` is reserved whatever its case: a live server answered `$select=ID` with -1002.
+  for (const id of ['id', 'ID', 'Id', 'iD']) assert.equal(odataFieldName(id), `"${id}"`);
+  // Query options without their `$`, operators and literals would be read as syntax.
+  for (const word of ['select', 'Filter', 'top', 'and', 'eq', 'not', 'desc', 'null', 'true', 'count']) {
+    assert.equal(odataFieldName(word), `"${word}"`);
+  }
+  // Spaces, underscores, dots, dashes, a leading digit, non-ASCII letters: quoted, a quote inside doubled.
+  assert.equal(odataFieldName('Date_of_Birth'), '"Date_of_Birth"');
+  assert.equal(odataFieldName('a.b'), '"a.b"');
+  assert.equal(odataFieldName('Co-Pay'), '"Co-Pay"');
+  assert.equal(odataFieldName('2ndPhone'), '"2ndPhone"');
+  assert.equal(odataFieldName('Größe'), '"Größe"');
+  assert.equal(odataFieldName('say "hi"'), '"say ""hi"""');
+  // FileMaker's system columns stay bare (exact case only).
+  assert.equal(odataFieldName('ROWID'), 'ROWID');
+  assert.equal(odataFieldName('ROWMODID'), 'ROWMODID');
+  // String literals for $filter double their quotes.
+  assert.equal(odataString("O'Brien"), "'O''Brien'");
+  assert.equal(odataString(''), "''");
 });
 
 void test('the container handshake cookie is isolated to the session key without attributes', () => {
