@@ -32,6 +32,7 @@ import {
   isOverloadStatus,
   odataFieldName,
   odataKey,
+  odataString,
   parseDataInfo,
   parseEnvelope,
   parseODataError,
@@ -141,8 +142,10 @@ export interface ManifestOptions {
   /** Rows per request (FileMaker caps a response at 10,000 and links the rest). Default 10,000. */
   pageSize?: number;
   /**
-   * Sort key. ROWID (default) is unique and grows with every new record, so records added while paging land on the
-   * last page instead of shifting earlier pages; falls back to `idField` if the server rejects ROWID.
+   * Sort and paging key: each page asks for the rows after the last one read (`$filter=ROWID gt n`), never for an
+   * offset, so records deleted or added while paging cannot hide a live one. ROWID (default) is unique and grows with
+   * every new record; falls back to `idField` (`"id" gt '…'`) if the server cannot select, sort or filter by ROWID.
+   * By id, records without an id are read only on the first page (the count cross-check sees any beyond it).
    */
   orderBy?: 'ROWID' | 'id';
   /** Further (non-container) fields to read with each id, e.g. a key another source uses. */
@@ -209,7 +212,7 @@ export interface FileMakerClient {
   layoutFields(layout: string): Promise<string[]>;
   /** `dataInfo.totalRecordCount` of a layout's table, for the manifest cross-check. */
   layoutTotalCount(layout: string): Promise<number>;
-  /** Every record id of a table over OData, in a stable order, following next links. */
+  /** Every record id of a table over OData, in a stable order, paged by key (see ManifestOptions.orderBy). */
   manifest(table: string, opts?: ManifestOptions): AsyncGenerator<ManifestEntry, void, undefined>;
   /** `/{table}/$count` over OData. */
   count(table: string, opts?: { signal?: AbortSignal }): Promise<number>;
@@ -872,75 +875,81 @@ class Client implements FileMakerClient {
   async *manifest(table: string, opts: ManifestOptions = {}): AsyncGenerator<ManifestEntry, void, undefined> {
     const idField = opts.idField ?? 'id';
     const pageSize = Math.max(1, opts.pageSize ?? ODATA_MAX_PAGE);
-    let withRowId = (opts.orderBy ?? 'ROWID') === 'ROWID';
+    let byRowId = (opts.orderBy ?? 'ROWID') === 'ROWID';
     const what = `manifest of table "${table}"`;
+    // `r:<ROWID>` and `i:<id>` of every entry yielded: a page read again after a fallback yields nothing twice.
     const seen = new Set<string>();
-    let yielded = 0;
-    let skip = 0;
-    const pageUrl = (s: number) => {
+    // The sort key of the last row read, as a $filter literal: the next page starts after it.
+    let after: string | undefined;
+    const pageUrl = () => {
+      const id = odataFieldName(idField);
       const extra = (opts.fields ?? []).map((f) => `,${odataFieldName(f)}`).join('');
-      const select = (withRowId ? `${odataFieldName(idField)},ROWID,ROWMODID` : odataFieldName(idField)) + extra;
-      const orderBy = withRowId ? 'ROWID' : odataFieldName(idField);
-      const q = [`$select=${select}`, `$orderby=${orderBy}`, `$top=${pageSize}`];
-      if (s > 0) q.push(`$skip=${s}`);
+      const key = byRowId ? 'ROWID' : id;
+      const q = [`$select=${byRowId ? `${id},ROWID,ROWMODID` : id}${extra}`, `$orderby=${key}`, `$top=${pageSize}`];
+      if (after !== undefined) q.push(`$filter=${key} gt ${after}`);
       return `${this.odataBase}/${pathSegment(table)}?${q.map(encodeQueryPart).join('&')}`;
     };
+    const fallBackToId = (why: string) => {
+      this.log.warn({ table }, `OData ${why}; ordering the manifest by id`);
+      byRowId = false;
+      after = undefined;
+    };
+    // Pages by key, never by `$skip`: a record deleted while the manifest is read would shift every later offset by
+    // one and hide a live record, and `$count` drops by the same one, so the cross-check could not see it. A server's
+    // next link pages by offset too, so a capped page is continued by key as well.
     for (;;) {
-      // A window is one `$top`/`$skip` request plus whatever next links the server adds to it. A server that honours
-      // `$top` gives a full window and no link (we ask for the next window); one that pages by links regardless gives
-      // more than a window's worth through the links (then the links already reached the end).
-      let url: string | undefined = pageUrl(skip);
-      let windowRows = 0;
-      while (url !== undefined) {
-        let value: unknown;
-        try {
-          value = await this.odataPage(url, what, opts.signal);
-        } catch (err) {
-          if (withRowId && yielded === 0 && isFieldOrSyntaxError(err)) {
-            // Older servers cannot $select/$orderby the ROWID system column: order by the id instead.
-            this.log.warn({ table }, 'OData rejected ROWID; ordering the manifest by id');
-            withRowId = false;
-            url = pageUrl(skip);
-            continue;
-          }
-          throw err;
-        }
-        const page = parseODataPage(value);
-        if (page === undefined) throw this.fail(errorForStatus(200, what, 'not an OData collection'), what);
-        if (withRowId && yielded === 0 && page.rows.length > 0 && !('ROWID' in (page.rows[0] ?? {}))) {
-          // The server ignored ROWID in $select; its order by ROWID cannot be trusted either.
-          this.log.warn({ table }, 'OData returned no ROWID; ordering the manifest by id');
-          withRowId = false;
-          url = pageUrl(skip);
+      let value: unknown;
+      try {
+        value = await this.odataPage(pageUrl(), what, opts.signal);
+      } catch (err) {
+        // Older servers cannot $select, $orderby or $filter the ROWID system column.
+        if (byRowId && isFieldOrSyntaxError(err)) {
+          fallBackToId('rejected ROWID');
           continue;
         }
-        for (const row of page.rows) {
-          if (!(idField in row)) {
-            throw new FileMakerError(`FileMaker ${what}: rows lack field "${idField}"`, undefined, 200, {
-              code: FM_ERRORS.FIELD_MISSING,
-              retryable: false,
-            });
-          }
-          const entry: ManifestEntry = {
-            id: keyText(row[idField]),
-            rowId: keyText(row['ROWID']) ?? undefined,
-            rowModId: keyText(row['ROWMODID']) ?? undefined,
-            ...(opts.fields ? { fields: Object.fromEntries(opts.fields.map((f) => [f, row[f] ?? null])) } : {}),
-          };
-          // Offset paging can repeat a row when records are added mid-run; ROWID tells a repeat from a duplicate id.
-          const dedupeKey = entry.rowId !== undefined ? `r:${entry.rowId}` : `i:${entry.id ?? ''}`;
-          if (entry.rowId !== undefined || entry.id !== null) {
-            if (seen.has(dedupeKey)) continue;
-            seen.add(dedupeKey);
-          }
-          yielded++;
-          yield entry;
-        }
-        windowRows += page.rows.length;
-        url = page.nextLink !== undefined ? this.sameOrigin(page.nextLink, url, what) : undefined;
+        throw err;
       }
-      if (windowRows !== pageSize) return;
-      skip += pageSize;
+      const page = parseODataPage(value);
+      if (page === undefined) throw this.fail(errorForStatus(200, what, 'not an OData collection'), what);
+      if (byRowId && page.rows.length > 0 && !('ROWID' in (page.rows[0] ?? {}))) {
+        // The server ignored ROWID in $select; its order and filter by ROWID cannot be trusted either.
+        fallBackToId('returned no ROWID');
+        continue;
+      }
+      let fresh = 0;
+      for (const row of page.rows) {
+        if (!(idField in row)) {
+          throw new FileMakerError(`FileMaker ${what}: rows lack field "${idField}"`, undefined, 200, {
+            code: FM_ERRORS.FIELD_MISSING,
+            retryable: false,
+          });
+        }
+        const entry: ManifestEntry = {
+          id: keyText(row[idField]),
+          rowId: keyText(row['ROWID']) ?? undefined,
+          rowModId: keyText(row['ROWMODID']) ?? undefined,
+          ...(opts.fields ? { fields: Object.fromEntries(opts.fields.map((f) => [f, row[f] ?? null])) } : {}),
+        };
+        after = (byRowId ? rowIdLiteral(row['ROWID']) : idLiteral(row[idField])) ?? after;
+        // ROWID tells a repeat from a duplicate id; without it, an id is one record.
+        const dedupeKey = byRowId
+          ? entry.rowId !== undefined
+            ? `r:${entry.rowId}`
+            : undefined
+          : entry.id !== null
+            ? `i:${entry.id}`
+            : undefined;
+        if (dedupeKey !== undefined && seen.has(dedupeKey)) continue;
+        fresh++;
+        if (entry.rowId !== undefined) seen.add(`r:${entry.rowId}`);
+        if (entry.id !== null) seen.add(`i:${entry.id}`);
+        yield entry;
+      }
+      if (page.rows.length === 0 || (page.rows.length < pageSize && page.nextLink === undefined)) return;
+      if (fresh === 0) {
+        // Every row was one already read: the server ignored the key filter, and asking again would loop.
+        throw this.fail(errorForStatus(200, what, 'the key filter was ignored'), what);
+      }
     }
   }
 
@@ -964,20 +973,6 @@ class Client implements FileMakerClient {
       if (!parsed.repaired) break;
     }
     return parsed?.value;
-  }
-
-  /** Resolves a next link and refuses one that leaves the FileMaker host (it would receive our Basic credentials). */
-  private sameOrigin(link: string, current: string, what: string): string {
-    let next: URL;
-    try {
-      next = new URL(link, current);
-    } catch {
-      throw this.fail(errorForStatus(200, what, 'malformed next link'), what);
-    }
-    if (next.origin !== new URL(this.base).origin) {
-      throw this.fail(errorForStatus(200, what, 'next link points to another host'), what);
-    }
-    return next.toString();
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -1255,6 +1250,18 @@ function keyText(v: unknown): string | null {
   if (typeof v === 'string') return v === '' ? null : v;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   return null;
+}
+
+/** A ROWID as a `$filter` literal (digits only), or undefined. */
+function rowIdLiteral(v: unknown): string | undefined {
+  const t = keyText(v);
+  return t !== null && /^\d+$/.test(t) ? t : undefined;
+}
+
+/** An id as a `$filter` literal in its own type (a number field compares with numbers), or undefined when empty. */
+function idLiteral(v: unknown): string | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return typeof v === 'string' && v !== '' ? odataString(v) : undefined;
 }
 
 /** `$select=a,"b c"` → percent-encoded, keeping the `$`, `=` and `,` OData reads literally. */

@@ -7,6 +7,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { indexAt, indexListLength, type IndexList, type SimTable } from '../../sim/dataset';
+import { OData } from '../../sim/odata';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
@@ -96,6 +98,13 @@ async function withSim(
   }
 }
 
+/** The ROWID of the record with this id. */
+function byId(truth: readonly TruthRecord[], id: string | null): string {
+  const r = truth.find((x) => String(x.fieldData['id']) === id);
+  assert.ok(r, 'a record of the table');
+  return r.recordId;
+}
+
 async function collect(it: AsyncIterable<ManifestEntry>): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = [];
   for await (const e of it) out.push(e);
@@ -116,6 +125,37 @@ async function sha256Of(body: NodeJS.ReadableStream): Promise<{ sha: string; siz
     }),
   );
   return { sha: h.digest('hex'), size };
+}
+
+/** Record positions deleted from a simulator table's OData view, see `deleteRecords`. */
+const deletedRows = new WeakMap<SimTable, Set<number>>();
+let deletionHooked = false;
+
+/**
+ * Deletes records (by ROWID) from what the running simulator's OData answers: collections, `$filter`, `$count`. The
+ * simulator's data cannot change while it serves, so this hooks the one method that lists a table's records; it is
+ * the one place to switch to the simulator's own mutations once it has them.
+ */
+function deleteRecords(sim: RunningSimulator, table: string, rowIds: readonly string[]): void {
+  const t = sim.dataset.table(table);
+  assert.ok(t, `table ${table}`);
+  if (!deletionHooked) {
+    deletionHooked = true;
+    type Filtered = (this: OData, table: SimTable, url: URL) => IndexList;
+    const proto = OData.prototype as unknown as { filtered: Filtered };
+    const original = proto.filtered;
+    proto.filtered = function (this: OData, tbl: SimTable, url: URL): IndexList {
+      const rows = original.call(this, tbl, url);
+      const gone = deletedRows.get(tbl);
+      if (gone === undefined || gone.size === 0) return rows;
+      const kept: number[] = [];
+      for (let i = 0; i < indexListLength(rows); i++) if (!gone.has(indexAt(rows, i))) kept.push(indexAt(rows, i));
+      return Int32Array.from(kept);
+    };
+  }
+  const gone = deletedRows.get(t) ?? new Set<number>();
+  deletedRows.set(t, gone);
+  for (const r of rowIds) gone.add(t.indexOfRecordId(Number(r)));
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof FileMakerError && err.code === code;
@@ -141,7 +181,7 @@ void test('manifest yields exactly the ids of the source table, with ROWID and R
   });
 });
 
-void test('manifest follows next links and $top windows with both annotation spellings', async () => {
+void test('manifest reads past the server page cap and in $top windows, with both annotation spellings', async () => {
   for (const odataAnnotations of ['plain', 'odata'] as const) {
     await withSim({ faults: { odataPageCap: 7, odataAnnotations } }, async (sim, make) => {
       const fm = make();
@@ -157,6 +197,39 @@ void test('manifest follows next links and $top windows with both annotation spe
         assert.equal(new Set(entries.map((e) => e.rowId)).size, truth.length);
         assert.ok((fm.stats().requests.odataPage ?? 0) - before >= Math.ceil(truth.length / 7), 'paged');
       }
+    });
+  }
+});
+
+void test('records deleted between manifest pages never hide a live record: pages go by key, not by offset', async () => {
+  for (const orderBy of ['ROWID', 'id'] as const) {
+    await withSim({}, async (sim, make) => {
+      const fm = make();
+      const table = 'API_Contact_Details';
+      const truth = await truthRecords(sim, table);
+      assert.ok(truth.length > 30, 'enough rows to page');
+      const pageSize = 5;
+      const entries: ManifestEntry[] = [];
+      const deleted = new Set<string>();
+      for await (const e of fm.manifest(table, { pageSize, orderBy })) {
+        entries.push(e);
+        // At the end of each page, before the next is asked for, two records already read leave the file.
+        if (entries.length % pageSize === 0) {
+          const gone = entries.slice(-pageSize, -pageSize + 2).map((x) => x.rowId ?? byId(truth, x.id));
+          deleteRecords(sim, table, gone);
+          for (const r of gone) deleted.add(r);
+        }
+      }
+      assert.ok(deleted.size >= 10, `${orderBy}: records were deleted while paging`);
+      const read = new Set(entries.map((e) => e.id));
+      const missing = truth.filter((r) => !deleted.has(r.recordId) && !read.has(String(r.fieldData['id'])));
+      assert.deepEqual(
+        missing.map((r) => r.recordId),
+        [],
+        `${orderBy}: no live record is missing`,
+      );
+      assert.equal(entries.length, truth.length, `${orderBy}: every record read once`);
+      assert.equal(await fm.count(table), truth.length - deleted.size);
     });
   }
 });
