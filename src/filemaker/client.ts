@@ -40,6 +40,7 @@ import {
   parseRecords,
   pathSegment,
   readJsonBody,
+  suspectContainerAnswer,
 } from './responses';
 
 export interface FileMakerClientOptions {
@@ -107,6 +108,8 @@ export interface FileMakerStats {
   readonly repairedJson: number;
   /** Container downloads that ended with CONTAINER_URL_STALE. */
   readonly staleContainerUrls: number;
+  /** OData `$value` answers refused as CONTAINER_SUSPECT (text for a file that is not text, an empty 200). */
+  readonly suspectContainers: number;
   readonly inFlight: number;
   readonly peakInFlight: number;
   readonly maxConcurrency: number;
@@ -226,6 +229,8 @@ export interface FileMakerClient {
   /**
    * One container over OData in one request: `/{table}({key})/{field}/$value`, the key a primary key value or
    * `{ rowId }` (the Data API recordId, FileMaker's ROWID alternate key). An empty container answers 204 with no bytes.
+   * A 2xx answer that cannot be the container (text for a file that is not text by its name, an empty 200) fails with
+   * CONTAINER_SUSPECT before any byte reaches the caller; a body shorter than its Content-Length fails the stream.
    */
   downloadODataContainer(
     table: string,
@@ -297,6 +302,7 @@ interface Counters {
   badResponses: number;
   repairedJson: number;
   staleContainerUrls: number;
+  suspectContainers: number;
 }
 
 class Client implements FileMakerClient {
@@ -323,6 +329,7 @@ class Client implements FileMakerClient {
     badResponses: 0,
     repairedJson: 0,
     staleContainerUrls: 0,
+    suspectContainers: 0,
   };
 
   // Session state: one token for the whole process.
@@ -377,6 +384,7 @@ class Client implements FileMakerClient {
       badResponses: this.c.badResponses,
       repairedJson: this.c.repairedJson,
       staleContainerUrls: this.c.staleContainerUrls,
+      suspectContainers: this.c.suspectContainers,
       inFlight: this.sem.inFlight,
       peakInFlight: this.sem.peakInFlight,
       maxConcurrency: this.sem.limit,
@@ -1100,8 +1108,19 @@ class Client implements FileMakerClient {
         opts.signal,
       );
       if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
-        handedOver = true;
-        return this.stream(res, release, what, opts.readAheadBytes);
+        const why = await this.suspectValue(res, what);
+        if (why === undefined) {
+          handedOver = true;
+          return this.stream(res, release, what, opts.readAheadBytes);
+        }
+        await this.drain(res.body);
+        this.c.suspectContainers++;
+        this.log.warn({ what, status: res.statusCode }, 'OData $value answer cannot be the container');
+        // Reading it again gives the same answer: the caller reads the file another way (the Data API).
+        throw new FileMakerError(`FileMaker ${what}: HTTP ${res.statusCode}, ${why}`, undefined, res.statusCode, {
+          code: FM_ERRORS.CONTAINER_SUSPECT,
+          retryable: false,
+        });
       }
       const body = await this.readCapped(res.body);
       if (res.statusCode >= 200 && res.statusCode <= 299) {
@@ -1110,6 +1129,26 @@ class Client implements FileMakerClient {
       throw this.errorFrom({ status: res.statusCode, headers: res.headers, body }, what);
     } finally {
       if (!handedOver) release();
+    }
+  }
+
+  /**
+   * Why a 2xx `$value` answer cannot be the container (see suspectContainerAnswer), or undefined. An answer without a
+   * Content-Length is looked at up to its first chunk, so an empty 200 is refused before the caller gets a stream.
+   */
+  private async suspectValue(res: Dispatcher.ResponseData, what: string): Promise<string | undefined> {
+    const contentLength = contentLengthOf(res.headers);
+    const why = suspectContainerAnswer({
+      status: res.statusCode,
+      contentType: header(res.headers, 'content-type'),
+      contentLength,
+      filename: parseContentDisposition(res.headers['content-disposition']).filename,
+    });
+    if (why !== undefined || res.statusCode !== 200 || contentLength !== undefined) return why;
+    try {
+      return (await hasBytes(res.body)) ? undefined : 'an empty 200 (an empty container answers 204)';
+    } catch (err) {
+      throw this.fail(networkError(err, what), what);
     }
   }
 
@@ -1183,8 +1222,7 @@ class Client implements FileMakerClient {
     what: string,
     readAheadBytes: number | undefined,
   ): ContainerDownload {
-    const lenHeader = header(res.headers, 'content-length');
-    const contentLength = lenHeader !== undefined && /^\d+$/.test(lenHeader) ? Number(lenHeader) : undefined;
+    const contentLength = contentLengthOf(res.headers);
     let received = 0;
     const counters = this.c;
     const counter = new Transform({
@@ -1229,6 +1267,28 @@ class Client implements FileMakerClient {
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+function contentLengthOf(headers: IncomingHttpHeaders): number | undefined {
+  const v = header(headers, 'content-length');
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/** Waits for a body's first chunk (put back for the reader) or its end: false when the body is empty. */
+function hasBytes(body: Readable): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const settle = (fn: () => void) => {
+      body.off('readable', onReadable).off('end', onEnd).off('error', onError);
+      fn();
+    };
+    const onReadable = () => {
+      const chunk = body.read() as Buffer | null;
+      if (chunk !== null) settle(() => (body.unshift(chunk), resolve(true)));
+    };
+    const onEnd = () => settle(() => resolve(false));
+    const onError = (err: Error) => settle(() => reject(err));
+    body.on('readable', onReadable).on('end', onEnd).on('error', onError);
+  });
 }
 
 /**

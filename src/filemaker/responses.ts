@@ -345,3 +345,41 @@ export function odataKey(id: ODataKey): string {
   if (typeof id === 'number') return `(${id})`;
   return `('${encodeURIComponent(id.replace(/'/g, "''"))}')`;
 }
+
+/** Extensions of files that are text by their name: their container may well answer `text/*`. */
+// prettier-ignore
+const TEXT_EXTENSIONS = new Set([
+  'txt', 'text', 'csv', 'tsv', 'tab', 'rtf', 'xml', 'json', 'md', 'log', 'htm', 'html', 'vcf', 'ics', 'eml', 'ini',
+  'yaml', 'yml', 'asc', 'hl7', 'sql',
+]);
+
+/** True when a filename's extension says the file is text. */
+export function isTextFilename(filename: string | undefined): boolean {
+  const m = /\.([A-Za-z0-9]+)$/.exec(filename ?? '');
+  return m !== null && TEXT_EXTENSIONS.has(m[1]!.toLowerCase());
+}
+
+/** The headers of a 2xx container answer, as far as they tell whether the body can be the container. */
+export interface ContainerAnswer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  /** Content-Length when one was sent. */
+  readonly contentLength: number | undefined;
+  /** From Content-Disposition, when one was sent. */
+  readonly filename: string | undefined;
+}
+
+/**
+ * Why a 2xx `$value` answer cannot be the container's bytes, or undefined when it can be. Claris documents `text/plain`
+ * as a field's default `$value` type, and one server answered a container's *filename* as `text/plain`: text is the
+ * container only when the file is text by its name. An empty container is a 204, so an empty 200 is not one either.
+ * (A body that ends before its Content-Length is CONTAINER_TRUNCATED, found at the end of the stream.) The reason
+ * names the type only, never the filename.
+ */
+export function suspectContainerAnswer(a: ContainerAnswer): string | undefined {
+  if (a.status === 204) return undefined; // no body, whatever its type says
+  if (a.status === 200 && a.contentLength === 0) return 'an empty 200 (an empty container answers 204)';
+  const mime = (a.contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mime.startsWith('text/') && !isTextFilename(a.filename)) return `${mime} for a file that is not text by its name`;
+  return undefined;
+}

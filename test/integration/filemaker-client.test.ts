@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -109,6 +111,12 @@ async function collect(it: AsyncIterable<ManifestEntry>): Promise<ManifestEntry[
   const out: ManifestEntry[] = [];
   for await (const e of it) out.push(e);
   return out;
+}
+
+async function bytesOf(body: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 async function sha256Of(body: NodeJS.ReadableStream): Promise<{ sha: string; size: number }> {
@@ -572,6 +580,107 @@ void test('OData $value downloads stream the same bytes; an empty container is a
       isCode(FM_ERRORS.RECORD_MISSING),
     );
   });
+});
+
+/** Answers from a stand-in host that FileMaker servers give but the simulator (yet) does not: one handler per path. */
+async function withHost(
+  handlers: Record<string, (res: ServerResponse) => void>,
+  fn: (fm: FileMakerClient, url: string) => Promise<void>,
+): Promise<void> {
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const handler = Object.entries(handlers).find(([p]) => path.endsWith(p))?.[1];
+    if (handler) handler(res);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const fm = createFileMakerClient({
+    url,
+    database: 'DB',
+    username: 'u',
+    password: 'p',
+    maxConcurrency: 2,
+    logger: createLogger({ level: 'silent', format: 'json' }),
+    requestTimeoutMs: 5_000,
+  });
+  try {
+    await fn(fm, url);
+  } finally {
+    await fm.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+void test('an OData $value answer that cannot be the container is CONTAINER_SUSPECT before any byte is handed over', async () => {
+  const pdf = Buffer.from('%PDF-1.7 a real document');
+  const text = Buffer.from('a,b\n1,2\n');
+  await withHost(
+    {
+      // The filename answered as text/plain, with and without Content-Disposition; base64 text.
+      '/Docs(1)/File/$value': (res) =>
+        res
+          .writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'attachment; filename="a.pdf"' })
+          .end('a.pdf'),
+      '/Docs(2)/File/$value': (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('a.pdf'),
+      '/Docs(3)/File/$value': (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(pdf.toString('base64')),
+      // Empty 200s, with a Content-Length of 0 and chunked.
+      '/Docs(4)/File/$value': (res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(),
+      '/Docs(5)/File/$value': (res) => {
+        res.writeHead(200, { 'content-type': 'application/pdf', 'transfer-encoding': 'chunked' });
+        res.end();
+      },
+      // Real files: bytes without a name or a length, a text file by its name, an empty container.
+      '/Docs(6)/File/$value': (res) => {
+        res.writeHead(200, { 'content-type': 'application/pdf', 'transfer-encoding': 'chunked' });
+        res.end(pdf);
+      },
+      '/Docs(7)/File/$value': (res) =>
+        res
+          .writeHead(200, { 'content-type': 'text/csv', 'content-disposition': 'attachment; filename=x.csv' })
+          .end(text),
+      '/Docs(8)/File/$value': (res) => res.writeHead(204, { 'content-type': 'text/plain' }).end(),
+    },
+    async (fm) => {
+      for (const n of [1, 2, 3, 4, 5]) {
+        await assert.rejects(fm.downloadODataContainer('Docs', n, 'File'), (err: unknown) => {
+          assert.ok(isCode(FM_ERRORS.CONTAINER_SUSPECT)(err), `answer ${n}`);
+          assert.equal((err as FileMakerError).retryable, false);
+          return true;
+        });
+      }
+      assert.equal(fm.stats().suspectContainers, 5);
+      assert.equal(fm.stats().inFlight, 0, 'slots released');
+      const six = await fm.downloadODataContainer('Docs', 6, 'File');
+      assert.deepEqual(await bytesOf(six.body), pdf);
+      const seven = await fm.downloadODataContainer('Docs', 7, 'File');
+      assert.equal(seven.filename, 'x.csv');
+      assert.deepEqual(await bytesOf(seven.body), text);
+      const eight = await fm.downloadODataContainer('Docs', 8, 'File');
+      assert.equal(eight.status, 204);
+      assert.equal((await bytesOf(eight.body)).length, 0);
+      assert.equal(fm.stats().suspectContainers, 5);
+    },
+  );
+});
+
+void test('Data API containers without the cookie handshake: a plain 200 from Additional_1, no Content-Disposition', async () => {
+  const jpg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(70_000, 7)]);
+  await withHost(
+    {
+      '/Streaming_SSL/Additional_1/0A1B2C.jpg': (res) => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpg),
+    },
+    async (fm, url) => {
+      const dl = await fm.downloadContainer(
+        `${url}/Streaming_SSL/Additional_1/0A1B2C.jpg?RCType=EmbeddedRCFileProcessor`,
+      );
+      assert.equal(dl.status, 200);
+      assert.equal(dl.filename, undefined);
+      assert.equal(dl.contentType, 'image/jpeg');
+      assert.deepEqual(await bytesOf(dl.body), jpg);
+      assert.equal(fm.stats().requests.container, 1, 'one request, no handshake');
+    },
+  );
 });
 
 void test('a stale container URL ends CONTAINER_URL_STALE (401 or 404), also after a restart', async () => {

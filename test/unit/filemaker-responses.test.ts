@@ -18,6 +18,8 @@ import {
   parseRecords,
   pathSegment,
   readJsonBody,
+  isTextFilename,
+  suspectContainerAnswer,
 } from '../../src/filemaker/responses';
 import { sessionCookie } from '../../src/filemaker/client';
 
@@ -223,4 +225,36 @@ void test('the container handshake cookie is isolated to the session key without
   assert.equal(sessionCookie('X-FMS-Session-Key=k; HttpOnly'), 'X-FMS-Session-Key=k');
   assert.equal(sessionCookie('SESSION=z; Secure'), 'SESSION=z');
   assert.equal(sessionCookie(undefined), undefined);
+});
+
+void test('a $value answer is the container only when it can be: text only for text files, never an empty 200', () => {
+  const answer = (o: Partial<Parameters<typeof suspectContainerAnswer>[0]>) =>
+    suspectContainerAnswer({
+      status: 200,
+      contentType: 'application/pdf',
+      contentLength: 1000,
+      filename: undefined,
+      ...o,
+    });
+  // Real bytes, with or without a name or a length.
+  assert.equal(answer({}), undefined);
+  assert.equal(answer({ contentType: 'image/jpeg', filename: 'scan.jpg', contentLength: undefined }), undefined);
+  assert.equal(answer({ contentType: 'application/octet-stream' }), undefined);
+  // The filename answered as text/plain (with or without Content-Disposition), base64 text: suspect.
+  assert.match(answer({ contentType: 'text/plain; charset=utf-8' }) ?? '', /text\/plain/);
+  assert.match(answer({ contentType: 'text/plain', filename: 'referral.pdf' }) ?? '', /not text/);
+  assert.ok(answer({ contentType: 'TEXT/PLAIN', filename: 'photo.JPG' }));
+  // A text file by its name may be text.
+  for (const name of ['notes.txt', 'export.CSV', 'letter.rtf', 'a.b.xml']) {
+    assert.equal(answer({ contentType: 'text/plain', filename: name }), undefined, name);
+  }
+  // An empty container is a 204; an empty 200 is not a container.
+  assert.ok(answer({ contentLength: 0 }));
+  assert.equal(answer({ status: 204, contentLength: 0, contentType: 'text/plain' }), undefined);
+  assert.equal(answer({ status: 204, contentLength: 0 }), undefined);
+  // The reason never carries the filename.
+  assert.doesNotMatch(answer({ contentType: 'text/plain', filename: 'Smith John.pdf' }) ?? '', /Smith/);
+  assert.equal(isTextFilename('x.txt'), true);
+  assert.equal(isTextFilename('txt'), false);
+  assert.equal(isTextFilename(undefined), false);
 });
