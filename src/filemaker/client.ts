@@ -19,6 +19,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../errors';
 import type { Logger } from '../logger';
+import type { ClarisIdTokenSource } from './claris-id';
 import { parseContentDisposition } from './content-disposition';
 import { Semaphore, type Release } from './semaphore';
 import {
@@ -48,8 +49,14 @@ export interface FileMakerClientOptions {
   url: string;
   /** Hosted database name; FileMaker compares it case-sensitively. */
   database: string;
+  /** Basic auth; unused when `clarisId` is set. */
   username: string;
   password: string;
+  /**
+   * FileMaker Cloud: Claris ID tokens instead of a user and password. The Data API logs in and OData authenticates
+   * every request with `Authorization: FMID <token>`; a 401 fetches a fresh token and repeats the call once.
+   */
+  clarisId?: ClarisIdTokenSource;
   /** Extra CA bundle (PEM) trusted in addition to the system roots; certificate verification is always on. */
   caFile?: string;
   /** Per-worker cap on requests in flight to FileMaker. */
@@ -317,6 +324,7 @@ class Client implements FileMakerClient {
   private readonly overloadRetries: number;
   private readonly overloadBackoffMs: number;
   private readonly basicAuth: string;
+  private readonly fmid: ClarisIdTokenSource | undefined;
   private readonly c: Counters = {
     requests: {},
     metadataBytes: 0,
@@ -351,6 +359,7 @@ class Client implements FileMakerClient {
     this.idleRefreshMs = opts.idleRefreshMs ?? DEFAULT_IDLE_REFRESH_MS;
     this.overloadRetries = opts.overloadRetries ?? DEFAULT_OVERLOAD_RETRIES;
     this.overloadBackoffMs = opts.overloadBackoffMs ?? DEFAULT_OVERLOAD_BACKOFF_MS;
+    this.fmid = opts.clarisId;
     this.basicAuth = `Basic ${Buffer.from(`${opts.username}:${opts.password}`, 'utf8').toString('base64')}`;
     this.agent = new Agent({
       keepAliveTimeout: 10_000,
@@ -507,6 +516,25 @@ class Client implements FileMakerClient {
   // ---------------------------------------------------------------------------------------------------------------
   // Session
 
+  /** The Authorization header for a login or an OData request: Basic, or FMID with a Claris ID token. */
+  private async authHeader(): Promise<string> {
+    return this.fmid !== undefined ? `FMID ${await this.fmid.token()}` : this.basicAuth;
+  }
+
+  /**
+   * Runs `call` with the Authorization header. With Claris ID, an answer `call` calls refused (HTTP 401: the token
+   * expired or was revoked) fetches a fresh token and runs it once more; Basic credentials are not worth a repeat.
+   */
+  private async authorized<T>(what: string, call: (authorization: string) => Promise<{ res: T; refused: boolean }>) {
+    const authorization = await this.authHeader();
+    const first = await call(authorization);
+    if (!first.refused || this.fmid === undefined) return first.res;
+    this.c.retries++;
+    this.log.info({ what }, 'Claris ID token refused, fetching a fresh one and repeating once');
+    const token = await this.fmid.refresh(authorization.slice('FMID '.length));
+    return (await call(`FMID ${token}`)).res;
+  }
+
   private async getToken(): Promise<string> {
     if (this.loginInFlight) return this.loginInFlight;
     if (this.token !== undefined) {
@@ -528,12 +556,15 @@ class Client implements FileMakerClient {
 
   private async login(): Promise<string> {
     const what = `login to database "${this.opts.database}"`;
-    const res = await this.send('login', what, {
-      method: 'POST',
-      url: `${this.dataBase}/databases/${pathSegment(this.opts.database)}/sessions`,
-      headers: { authorization: this.basicAuth, 'content-type': 'application/json', accept: 'application/json' },
-      body: '{}',
-      idempotent: false,
+    const res = await this.authorized(what, async (authorization) => {
+      const r = await this.send('login', what, {
+        method: 'POST',
+        url: `${this.dataBase}/databases/${pathSegment(this.opts.database)}/sessions`,
+        headers: { authorization, 'content-type': 'application/json', accept: 'application/json' },
+        body: '{}',
+        idempotent: false,
+      });
+      return { res: r, refused: r.status === 401 };
     });
     if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
     const json = readJsonBody(header(res.headers, 'content-type'), res.body);
@@ -690,11 +721,14 @@ class Client implements FileMakerClient {
 
   async databaseNames(): Promise<string[]> {
     const what = 'databaseNames';
-    const res = await this.send('databaseNames', what, {
-      method: 'GET',
-      url: `${this.dataBase}/databases`,
-      headers: { authorization: this.basicAuth, accept: 'application/json' },
-      idempotent: true,
+    const res = await this.authorized(what, async (authorization) => {
+      const r = await this.send('databaseNames', what, {
+        method: 'GET',
+        url: `${this.dataBase}/databases`,
+        headers: { authorization, accept: 'application/json' },
+        idempotent: true,
+      });
+      return { res: r, refused: r.status === 401 };
     });
     const env = parseEnvelope(this.jsonOf(res, what));
     if (env === undefined) throw this.fail(errorForStatus(res.status, what, 'no Data API envelope'), what);
@@ -857,19 +891,24 @@ class Client implements FileMakerClient {
   // ---------------------------------------------------------------------------------------------------------------
   // OData
 
-  private odataHeaders(accept = 'application/json'): Record<string, string> {
-    return { authorization: this.basicAuth, accept, 'odata-maxversion': '4.0' };
+  /** One OData exchange with the body read whole, authenticated (and re-authenticated once) by `authorized`. */
+  private odataSend(kind: RequestKind, what: string, url: string, accept: string, signal?: AbortSignal) {
+    return this.authorized(what, async (authorization) => {
+      const res = await this.send(kind, what, {
+        method: 'GET',
+        url,
+        headers: { authorization, accept, 'odata-maxversion': '4.0' },
+        idempotent: true,
+        signal,
+      });
+      return { res, refused: res.status === 401 };
+    });
   }
 
   async count(table: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
     const what = `count of table "${table}"`;
-    const res = await this.send('odataCount', what, {
-      method: 'GET',
-      url: `${this.odataBase}/${pathSegment(table)}/$count`,
-      headers: this.odataHeaders('text/plain, application/json'),
-      idempotent: true,
-      signal: opts.signal,
-    });
+    const url = `${this.odataBase}/${pathSegment(table)}/$count`;
+    const res = await this.odataSend('odataCount', what, url, 'text/plain, application/json', opts.signal);
     if (res.status < 200 || res.status > 299) throw this.errorFrom(res, what);
     const ct = (header(res.headers, 'content-type') ?? '').toLowerCase();
     const text = res.body.toString('utf8').trim();
@@ -970,13 +1009,7 @@ class Client implements FileMakerClient {
     let parsed: { value: unknown; repaired: boolean } | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt > 0) this.c.retries++;
-      const res = await this.send('odataPage', what, {
-        method: 'GET',
-        url,
-        headers: this.odataHeaders(),
-        idempotent: true,
-        signal,
-      });
+      const res = await this.odataSend('odataPage', what, url, 'application/json', signal);
       parsed = this.parsedJsonOf(res, what);
       if (!parsed.repaired) break;
     }
@@ -1100,13 +1133,12 @@ class Client implements FileMakerClient {
     try {
       // `Accept: application/octet-stream` made one server version answer the filename as text/plain instead of the
       // bytes, so any type is accepted.
-      const res = await this.open(
-        'odataValue',
-        what,
-        url,
-        { authorization: this.basicAuth, accept: '*/*' },
-        opts.signal,
-      );
+      const res = await this.authorized(what, async (authorization) => {
+        const r = await this.open('odataValue', what, url, { authorization, accept: '*/*' }, opts.signal);
+        const refused = r.statusCode === 401 && this.fmid !== undefined;
+        if (refused) await this.drain(r.body);
+        return { res: r, refused };
+      });
       if (res.statusCode >= 200 && res.statusCode <= 299 && !isErrorPage(res.headers)) {
         const why = await this.suspectValue(res, what);
         if (why === undefined) {

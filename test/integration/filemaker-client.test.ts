@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type ServerResponse } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,7 +19,9 @@ import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '..
 import { createLogger } from '../../src/logger';
 import {
   createFileMakerClient,
+  createTokenCache,
   FM_ERRORS,
+  tokenFromCommand,
   type FileMakerClient,
   type FileMakerClientOptions,
   type ManifestEntry,
@@ -584,13 +589,14 @@ void test('OData $value downloads stream the same bytes; an empty container is a
 
 /** Answers from a stand-in host that FileMaker servers give but the simulator (yet) does not: one handler per path. */
 async function withHost(
-  handlers: Record<string, (res: ServerResponse) => void>,
+  handlers: Record<string, (res: ServerResponse, req: IncomingMessage) => void>,
   fn: (fm: FileMakerClient, url: string) => Promise<void>,
+  o: Partial<FileMakerClientOptions> = {},
 ): Promise<void> {
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const handler = Object.entries(handlers).find(([p]) => path.endsWith(p))?.[1];
-    if (handler) handler(res);
+    if (handler) handler(res, req);
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -603,6 +609,7 @@ async function withHost(
     maxConcurrency: 2,
     logger: createLogger({ level: 'silent', format: 'json' }),
     requestTimeoutMs: 5_000,
+    ...o,
   });
   try {
     await fn(fm, url);
@@ -681,6 +688,72 @@ void test('Data API containers without the cookie handshake: a plain 200 from Ad
       assert.equal(fm.stats().requests.container, 1, 'one request, no handshake');
     },
   );
+});
+
+void test('Claris ID: FMID on the Data API login and on every OData request, a fresh token near its exp and after a 401', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fmid-'));
+  const tokenFile = join(dir, 'token');
+  const valid = new Set<string>();
+  const seen: { login: string[]; odata: string[] } = { login: [], odata: [] };
+  const nowS = () => Math.floor(Date.now() / 1000);
+  /** What the sign-in command prints from now on: a JWT-shaped token expiring in `lifetimeS`. */
+  const issue = (name: string, lifetimeS: number) => {
+    const claims = Buffer.from(JSON.stringify({ sub: name, exp: nowS() + lifetimeS })).toString('base64url');
+    const token = `eyJhbGciOiJSUzI1NiJ9.${claims}.sig-${name}`;
+    writeFileSync(tokenFile, `${token}\n`);
+    valid.add(token);
+    return token;
+  };
+  const fmid = (req: IncomingMessage) => /^FMID (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const envelope = (code: string, response: unknown) => JSON.stringify({ response, messages: [{ code, message: '' }] });
+  const logs = new LogSink();
+  try {
+    await withHost(
+      {
+        '/sessions': (res, req) => {
+          seen.login.push(fmid(req));
+          if (!valid.has(fmid(req)))
+            return res.writeHead(401, { 'content-type': 'application/json' }).end(envelope('212', {}));
+          res.writeHead(200, { 'content-type': 'application/json', 'x-fm-data-access-token': 'session-1' });
+          res.end(envelope('0', {}));
+        },
+        '/records': (res, req) => {
+          assert.equal(req.headers.authorization, 'Bearer session-1');
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(envelope('0', { dataInfo: { totalRecordCount: 42 }, data: [] }));
+        },
+        '/T/$count': (res, req) => {
+          seen.odata.push(fmid(req));
+          if (!valid.has(fmid(req))) return res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('42');
+        },
+      },
+      async (fm) => {
+        const a = issue('a', 3600);
+        assert.equal(await fm.count('T'), 42);
+        assert.equal(await fm.layoutTotalCount('L'), 42);
+        // Revoked early: the host refuses it, the command prints a token that lives four minutes.
+        valid.delete(a);
+        const b = issue('b', 240);
+        assert.equal(await fm.count('T'), 42);
+        // Less than five minutes left: replaced before it is sent.
+        const c = issue('c', 3600);
+        assert.equal(await fm.count('T'), 42);
+        assert.deepEqual(seen, { login: [a], odata: [a, a, b, c] });
+        assert.equal(fm.stats().logins, 1);
+        const all = logs.lines.join('');
+        for (const t of [a, b, c]) assert.ok(!all.includes(t) && !all.includes(t.split('.')[1]!), 'no token in logs');
+      },
+      {
+        username: '',
+        password: '',
+        clarisId: createTokenCache(tokenFromCommand(`cat '${tokenFile}'`)),
+        logger: createLogger({ level: 'trace', format: 'json', destination: logs }),
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 void test('a stale container URL ends CONTAINER_URL_STALE (401 or 404), also after a restart', async () => {
