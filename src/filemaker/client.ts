@@ -14,7 +14,7 @@
 import type { ClarisIdTokenSource } from './claris-id';
 import { Containers, type ContainerDownload, type DownloadOptions, type RecordContainerDownload } from './containers';
 import { DataApi, type FindOptions, type LayoutMetadata } from './data-api';
-import { ODataApi, type ManifestEntry, type ManifestOptions } from './odata';
+import { ODataApi, type CountOptions, type ManifestEntry, type ManifestOptions } from './odata';
 import type { FileMakerRecord, ODataKey } from './responses';
 import { Session } from './session';
 import { Transport, type FileMakerStats } from './transport';
@@ -73,7 +73,7 @@ export interface FileMakerClient {
   /** Every record id of a table over OData, in a stable order, paged by key (see ManifestOptions.orderBy). */
   manifest(table: string, opts?: ManifestOptions): AsyncGenerator<ManifestEntry, void, undefined>;
   /** `/{table}/$count` over OData. */
-  count(table: string, opts?: { signal?: AbortSignal }): Promise<number>;
+  count(table: string, opts?: CountOptions): Promise<number>;
   /** The records with these ids (exact, case-insensitive match on `idField`); ids without a record are absent. */
   findByIds(layout: string, idField: string, ids: readonly string[], opts?: FindOptions): Promise<FileMakerRecord[]>;
   getRecord(layout: string, recordId: string, opts?: { signal?: AbortSignal }): Promise<FileMakerRecord>;
@@ -116,7 +116,7 @@ export {
   type RecordContainerDownload,
 } from './containers';
 export type { FindOptions, LayoutField, LayoutMetadata } from './data-api';
-export type { ManifestEntry, ManifestOptions } from './odata';
+export type { CountOptions, ManifestEntry, ManifestOptions } from './odata';
 export type { FileMakerStats, RequestKind } from './transport';
 
 /**

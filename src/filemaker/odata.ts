@@ -41,6 +41,20 @@ export interface ManifestOptions {
   orderBy?: 'ROWID' | 'id';
   /** Further (non-container) fields to read with each id, e.g. a key another source uses. */
   fields?: readonly string[];
+  /**
+   * Only the records with a ROWID above this one: those created after a manifest whose highest ROWID it was
+   * (FileMaker never gives a record id twice). Needs ROWID paging; a server that cannot page by ROWID is an error.
+   */
+  afterRowId?: string;
+  signal?: AbortSignal;
+}
+
+export interface CountOptions {
+  /**
+   * Count only the records whose ROWID is at most this one (`$filter=ROWID le n`): on a live file, the records a
+   * manifest that read up to this ROWID must hold, whatever arrived since.
+   */
+  rowIdAtMost?: string;
   signal?: AbortSignal;
 }
 
@@ -67,9 +81,12 @@ export class ODataApi {
     });
   }
 
-  async count(table: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
+  async count(table: string, opts: CountOptions = {}): Promise<number> {
     const what = `count of table "${table}"`;
-    const url = `${this.t.odataBase}/${pathSegment(table)}/$count`;
+    const bound = opts.rowIdAtMost !== undefined ? rowIdLiteral(opts.rowIdAtMost) : undefined;
+    if (opts.rowIdAtMost !== undefined && bound === undefined) throw new RangeError('ROWID must be digits');
+    const filter = bound !== undefined ? `?${encodeQueryPart(`$filter=ROWID le ${bound}`)}` : '';
+    const url = `${this.t.odataBase}/${pathSegment(table)}/$count${filter}`;
     const res = await this.odataSend('odataCount', what, url, 'text/plain, application/json', opts.signal);
     if (res.status < 200 || res.status > 299) throw this.t.errorFrom(res, what);
     const ct = (header(res.headers, 'content-type') ?? '').toLowerCase();
@@ -89,7 +106,11 @@ export class ODataApi {
     // `r:<ROWID>` and `i:<id>` of every entry yielded: a page read again after a fallback yields nothing twice.
     const seen = new Set<string>();
     // The sort key of the last row read, as a $filter literal: the next page starts after it.
-    let after: string | undefined;
+    const start = opts.afterRowId !== undefined ? rowIdLiteral(opts.afterRowId) : undefined;
+    if (opts.afterRowId !== undefined && (start === undefined || !byRowId)) {
+      throw new RangeError('afterRowId needs ROWID paging and a ROWID of digits');
+    }
+    let after: string | undefined = start;
     const pageUrl = () => {
       const id = odataFieldName(idField);
       const extra = (opts.fields ?? []).map((f) => `,${odataFieldName(f)}`).join('');
@@ -99,6 +120,17 @@ export class ODataApi {
       return `${this.t.odataBase}/${pathSegment(table)}?${q.map(encodeQueryPart).join('&')}`;
     };
     const fallBackToId = (why: string) => {
+      if (start !== undefined) {
+        throw new FileMakerError(
+          `FileMaker ${what}: OData ${why}, records after a ROWID cannot be listed`,
+          undefined,
+          200,
+          {
+            code: FM_ERRORS.BAD_REQUEST,
+            retryable: false,
+          },
+        );
+      }
       this.t.log.warn({ table }, `OData ${why}; ordering the manifest by id`);
       byRowId = false;
       after = undefined;

@@ -12,8 +12,6 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { indexAt, indexListLength, type IndexList, type SimTable } from '../../sim/dataset';
-import { OData } from '../../sim/odata';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
@@ -140,35 +138,9 @@ async function sha256Of(body: NodeJS.ReadableStream): Promise<{ sha: string; siz
   return { sha: h.digest('hex'), size };
 }
 
-/** Record positions deleted from a simulator table's OData view, see `deleteRecords`. */
-const deletedRows = new WeakMap<SimTable, Set<number>>();
-let deletionHooked = false;
-
-/**
- * Deletes records (by ROWID) from what the running simulator's OData answers: collections, `$filter`, `$count`. The
- * simulator's data cannot change while it serves, so this hooks the one method that lists a table's records; it is
- * the one place to switch to the simulator's own mutations once it has them.
- */
+/** Deletes records (by ROWID) from the running simulator, as staff deleting them in FileMaker would. */
 function deleteRecords(sim: RunningSimulator, table: string, rowIds: readonly string[]): void {
-  const t = sim.dataset.table(table);
-  assert.ok(t, `table ${table}`);
-  if (!deletionHooked) {
-    deletionHooked = true;
-    type Filtered = (this: OData, table: SimTable, url: URL) => IndexList;
-    const proto = OData.prototype as unknown as { filtered: Filtered };
-    const original = proto.filtered;
-    proto.filtered = function (this: OData, tbl: SimTable, url: URL): IndexList {
-      const rows = original.call(this, tbl, url);
-      const gone = deletedRows.get(tbl);
-      if (gone === undefined || gone.size === 0) return rows;
-      const kept: number[] = [];
-      for (let i = 0; i < indexListLength(rows); i++) if (!gone.has(indexAt(rows, i))) kept.push(indexAt(rows, i));
-      return Int32Array.from(kept);
-    };
-  }
-  const gone = deletedRows.get(t) ?? new Set<number>();
-  deletedRows.set(t, gone);
-  for (const r of rowIds) gone.add(t.indexOfRecordId(Number(r)));
+  sim.mutate(rowIds.map((r) => ({ op: 'delete' as const, table, recordId: Number(r) })));
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof FileMakerError && err.code === code;
@@ -245,6 +217,25 @@ void test('records deleted between manifest pages never hide a live record: page
       assert.equal(await fm.count(table), truth.length - deleted.size);
     });
   }
+});
+
+void test('records inserted after a manifest are listed after its highest ROWID and left out of a count up to it', async () => {
+  await withSim({}, async (sim, make) => {
+    const fm = make();
+    const table = 'API_Referrer';
+    const before = await collect(fm.manifest(table));
+    const highest = before.reduce((m, e) => (Number(e.rowId) > m ? Number(e.rowId) : m), 0);
+    const inserted = sim.mutate([1, 2, 3].map(() => ({ op: 'insert' as const, table })));
+    const gone = before[0]!;
+    sim.mutate([{ op: 'delete', table, recordId: Number(gone.rowId) }]);
+    const arrivals = await collect(fm.manifest(table, { afterRowId: String(highest), pageSize: 2 }));
+    assert.deepEqual(
+      arrivals.map((e) => e.id),
+      inserted.map((r) => r.id),
+    );
+    assert.equal(await fm.count(table), before.length + 3 - 1);
+    assert.equal(await fm.count(table, { rowIdAtMost: String(highest) }), before.length - 1);
+  });
 });
 
 void test('manifest and count work for a table whose name has spaces', async () => {
