@@ -87,8 +87,14 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       batch = [];
     };
     let blank = 0;
+    // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
+    let maxRowId: bigint | undefined = 0n;
     const fields = sourceKeyField ? [sourceKeyField] : undefined;
     for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
+      if (maxRowId !== undefined && entry.rowId !== undefined && /^\d+$/.test(entry.rowId)) {
+        const r = BigInt(entry.rowId);
+        if (r > maxRowId) maxRowId = r;
+      } else maxRowId = undefined;
       const id = normalizeFileMakerId(entry.id)?.value;
       if (id === undefined) {
         blank++;
@@ -105,8 +111,13 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       if (batch.length >= 2000) await flush();
     }
     await flush();
-    // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped.
-    const counted = await fm.count(source.odataTable);
+    // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
+    // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
+    // the highest ROWID read: each of them that still exists was there when the key paging passed its place.
+    const counted = await fm.count(
+      source.odataTable,
+      maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined,
+    );
     if (counted > seen.size + blank) {
       throw new ManifestError(`${table}: manifest has ${seen.size + blank} ids, FileMaker counts ${counted}`);
     }
