@@ -3,6 +3,7 @@
  * config, logger). Activities speak in ids, counts and keys; errors that the workflow acts on are ApplicationFailures
  * whose type is the error's stable code.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
 import { normalizeFileMakerId } from '../domain/ids';
@@ -23,6 +24,9 @@ import { importExportBatch } from './export-images';
 export type { ActivityDeps } from './deps';
 
 const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
+/** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
+const ARRIVALS_LISTED = 1000;
+const ARRIVALS_OVERLOAD_ATTEMPTS = 7;
 
 /** Converts our errors into ApplicationFailures the workflow can branch on (by `type`, never by class). */
 export function toFailure(err: unknown): unknown {
@@ -134,6 +138,39 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
   };
 
   /**
+   * Records FileMaker holds now that this run's manifest of `table` does not: ROWID above the manifest's highest, so
+   * inserted after the table was read (FileMaker never gives a record id twice). Reported, not imported: the next run
+   * imports them. Undefined when the manifest has no ROWIDs (a server that cannot select them).
+   */
+  const arrivalsOf = async (runId: string, table: SourceTableName): Promise<string[] | undefined> => {
+    const r = await pool.query<{ rows: number; with_row_id: number; max: string | null }>(
+      `select count(*)::int as rows, count(record_id)::int as with_row_id, max(record_id::numeric)::text as max
+         from source_manifest where run_id = $1 and source_table = $2`,
+      [runId, table],
+    );
+    const m = r.rows[0];
+    if (!m || m.with_row_id < m.rows) return undefined;
+    const source = SOURCE_TABLES[table];
+    // Validation has no durable cooldown of its own: an overload that outlasts the client's short repeats is waited
+    // out here (about two minutes in all) before it fails the run.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const arrivals: string[] = [];
+        const opts = { idField: source.idField, afterRowId: m.max ?? '0' };
+        for await (const e of fm.manifest(source.odataTable, opts)) {
+          arrivals.push(normalizeFileMakerId(e.id)?.value ?? `ROWID ${e.rowId ?? '?'}`);
+          if (arrivals.length >= ARRIVALS_LISTED) break;
+        }
+        return arrivals;
+      } catch (err) {
+        if (!(err instanceof FileMakerOverloadedError) || attempt >= ARRIVALS_OVERLOAD_ATTEMPTS) throw err;
+        heartbeat({ table, overloaded: attempt });
+        await delay(Math.min(30_000, 1000 * 2 ** attempt));
+      }
+    }
+  };
+
+  /**
    * `phase`: the files phase's own reconciliation (objects listed with the ETag recorded when they were confirmed
    * on storing; any other one HEADed);
    * `validation`: the run's last check, a HEAD of every object.
@@ -170,6 +207,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
         : await verifyObjects({ ...deps, heartbeat }, runId, table);
     const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
+    const arrivals = checkedBy === 'validation' ? await arrivalsOf(runId, table) : undefined;
     return {
       table,
       manifest,
@@ -183,6 +221,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       objectMismatches: objects.mismatches,
       objectsHeaded: objects.headed,
       ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
+      ...(arrivals !== undefined ? { arrivals } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
   };
