@@ -192,6 +192,12 @@ async function read(
   }
   try {
     return await digest(dl.body);
+  } catch (err) {
+    if (err instanceof FileMakerError) throw err;
+    // The body broke off (the socket's own error): a damaged container, as the Data API serves a truncated one.
+    throw new FileMakerError(`probe of container ${field}: the body broke off`, undefined, dl.status, {
+      code: FM_ERRORS.CONTAINER_TRUNCATED,
+    });
   } finally {
     await writes.settle([{ reservation, bytes: dl.received() }]);
   }
