@@ -4,19 +4,23 @@
  *
  * Per file, in order:
  * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
- * 2. Recorded before (any run) and its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked:
- *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
- * 3. Else the container is read — over OData by the record's ROWID in one request (default), or over the Data
- *    API (the URL from the batch's find while it is fresh, else the record read again right before) — the size
- *    FileMaker announces is reserved against the transfer budget (drawn from the batch's lease, see openLease, so
- *    a file that fits is read as it arrives), and the bytes stream to S3 with their SHA-256
- *    computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
+ * 2. Recorded before (any run) at the record version the batch's find read (the ledger's modId is the record's), and
+ *    its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked: no FileMaker request, no quota
+ *    (a server-side copy when the key moved). A record changed since (a replaced container) is read again below and
+ *    its object replaced (counted as `replaced`).
+ * 3. Else the container is read — over OData by the record's ROWID in one request (default; an answer that cannot
+ *    be the container is read again through the Data API), or over the Data API (when configured or when the
+ *    pre-flight found `$value` unusable: the URL from the batch's find while it is fresh, else the record read
+ *    again right before) — the size FileMaker announces is reserved against the transfer budget (drawn from the
+ *    batch's lease, see openLease, so a file that fits is read as it arrives), and the bytes stream to S3 with their
+ *    SHA-256 computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
  *    budget). Content type from the response, sniffed when generic. A broken download is retried a bounded
  *    number of times, then the image waterfall falls back to the next container, then the file ends `failed`
  *    DOWNLOAD_FAILED while the batch goes on.
  * 4. The row is upserted and the ledger state written at once (a crash loses at most the files in flight), in
  *    statements shared with the worker's other files in flight (group commit, ./file-writes.ts).
- * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded.
+ * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded; the modId its PATCH
+ *    returns becomes the ledger's record version when nothing else changed the record.
  *
  * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
  * (the workflow cools down, pauses or retries); what was done stays done. Heartbeats carry the ids finished so far.
