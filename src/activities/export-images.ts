@@ -116,12 +116,14 @@ export async function importExportBatch(
   if (!batch) return result;
   const { fc, todo } = batch;
   const exp = await openExport(input.exportSource, deps.s3);
-  const keys = await deps.pool.query<{ filemaker_id: string; source_key: string | null }>(
-    `select filemaker_id, source_key from source_manifest
+  const keys = await deps.pool.query<{ filemaker_id: string; source_key: string | null; mod_id: string | null }>(
+    `select filemaker_id, source_key, mod_id from source_manifest
       where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[])`,
     [input.runId, input.table, todo],
   );
   const recidOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.source_key]));
+  // The record version the manifest read: what an exported file is taken to correspond to.
+  const modIdOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.mod_id ?? undefined]));
   const rowOf = (id: string) => {
     const recid = recidOf.get(id) ?? null;
     return recid === null ? undefined : exp.byRecid.get(recid);
@@ -169,12 +171,18 @@ export async function importExportBatch(
         for (const f of outcome.findings) addFinding(fc.result, f.code);
         const mapped: MappedImage = outcome.row;
         const keyFor = (ext: string) => imageKey(mapped.batch.patient_id, mapped.batch.batch_date, id, ext);
+        // An object stored at another record version is replaced from the export (which costs no quota).
+        const sourceModId = modIdOf.get(id);
+        const prior = priors.get(id);
+        const unchanged = prior !== undefined && prior.sourceModId === (sourceModId ?? null);
         const stored =
-          (await relink(fc, priors.get(id), keyFor, EXPORT_SOURCE_FIELD)) ??
+          (unchanged ? await relink(fc, prior, keyFor, EXPORT_SOURCE_FIELD) : undefined) ??
           (await uploadFromExport(fc, exp, row, keyFor));
         entry = await finishImage(fc, id, mapped, stored, {
           state: outcome.state,
           reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
+          sourceModId,
+          replaces: prior !== undefined && !unchanged,
         });
       }
     }

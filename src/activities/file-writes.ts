@@ -45,6 +45,18 @@ export interface FileWrites {
   ): Promise<RowOutcome>;
   /** Writes one ledger entry and counts it into `into`. */
   ledger(runId: string, table: string, entry: LedgerEntry, into: ChunkResult): Promise<void>;
+  /**
+   * A write-back changed the record from modId `from` to `to`, and nothing else did: the file's ledger entry (still
+   * at `from`) takes `to` as the record version its object corresponds to.
+   */
+  writtenBack(runId: string, table: string, change: ModIdChange): Promise<void>;
+}
+
+/** A record's modId before and after a write-back. */
+export interface ModIdChange {
+  filemakerId: string;
+  from: string;
+  to: string;
 }
 
 /** The bytes a reserved download really received. */
@@ -71,6 +83,10 @@ const RESERVE = `select reserve_transfer(t.run, t.tbl, t.fid, t.field, t.bytes, 
  order by t.i`;
 
 const SETTLE = 'select settle_transfer(t.id, t.b) from unnest($1::bigint[], $2::bigint[]) as t(id, b)';
+
+const WRITTEN_BACK = `update import_ledger l set source_mod_id = t.to_mod
+  from unnest($3::text[], $4::text[], $5::text[]) as t(fid, from_mod, to_mod)
+ where l.run_id = $1 and l.source_table = $2 and l.filemaker_id = t.fid and l.source_mod_id = t.from_mod`;
 
 /** Keeps the last item per key (one statement cannot upsert a row twice); `rep[i]` is item i's position in `unique`. */
 function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): { unique: T[]; rep: number[] } {
@@ -149,6 +165,22 @@ function createFileWrites(pool: Pool): FileWrites {
     },
   );
 
+  const writeBacks = new GroupCommit<{ runId: string; table: string; change: ModIdChange }, void>(async (_g, items) => {
+    const { unique } = lastPerKey(items, (x) => x.change.filemakerId);
+    const first = items[0]!;
+    await pool.query({
+      ...namedStatement(WRITTEN_BACK),
+      values: [
+        first.runId,
+        first.table,
+        unique.map((x) => x.change.filemakerId),
+        unique.map((x) => x.change.from),
+        unique.map((x) => x.change.to),
+      ],
+    });
+    return items.map(() => undefined);
+  });
+
   return {
     async reserve(req) {
       const id = await reservations.submit('reserve', req);
@@ -174,6 +206,7 @@ function createFileWrites(pool: Pool): FileWrites {
     upsert: (table, row, runId, record) =>
       upserts.submit(`${runId}${SEP}${table}${SEP}${record?.sourceTable ?? ''}`, { table, runId, row, record }),
     ledger: (runId, table, entry, into) => ledgers.submit(`${runId}${SEP}${table}`, { runId, table, entry, into }),
+    writtenBack: (runId, table, change) => writeBacks.submit(`${runId}${SEP}${table}`, { runId, table, change }),
   };
 }
 

@@ -4,19 +4,23 @@
  *
  * Per file, in order:
  * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
- * 2. Recorded before (any run) and its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked:
- *    no FileMaker request, no quota (a server-side copy when the key moved, e.g. the patient link changed).
- * 3. Else the container is read — over OData by the record's ROWID in one request (default), or over the Data
- *    API (the URL from the batch's find while it is fresh, else the record read again right before) — the size
- *    FileMaker announces is reserved against the transfer budget (drawn from the batch's lease, see openLease, so
- *    a file that fits is read as it arrives), and the bytes stream to S3 with their SHA-256
- *    computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
+ * 2. Recorded before (any run) at the record version the batch's find read (the ledger's modId is the record's), and
+ *    its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked: no FileMaker request, no quota
+ *    (a server-side copy when the key moved). A record changed since (a replaced container) is read again below and
+ *    its object replaced (counted as `replaced`).
+ * 3. Else the container is read — over OData by the record's ROWID in one request (default; an answer that cannot
+ *    be the container is read again through the Data API), or over the Data API (when configured or when the
+ *    pre-flight found `$value` unusable: the URL from the batch's find while it is fresh, else the record read
+ *    again right before) — the size FileMaker announces is reserved against the transfer budget (drawn from the
+ *    batch's lease, see openLease, so a file that fits is read as it arrives), and the bytes stream to S3 with their
+ *    SHA-256 computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
  *    budget). Content type from the response, sniffed when generic. A broken download is retried a bounded
  *    number of times, then the image waterfall falls back to the next container, then the file ends `failed`
  *    DOWNLOAD_FAILED while the batch goes on.
  * 4. The row is upserted and the ledger state written at once (a crash loses at most the files in flight), in
  *    statements shared with the worker's other files in flight (group commit, ./file-writes.ts).
- * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded.
+ * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded; the modId its PATCH
+ *    returns becomes the ledger's record version when nothing else changed the record.
  *
  * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
  * (the workflow cools down, pauses or retries); what was done stays done. Heartbeats carry the ids finished so far.
@@ -327,9 +331,15 @@ export async function relink(
   };
 }
 
+/** Containers are read over OData unless configured otherwise or the pre-flight found `$value` unusable. */
+function viaOData(fc: FileContext): boolean {
+  return fc.deps.config.filemaker.containerApi === 'odata' && fc.input.containerPath !== 'dataapi';
+}
+
 /**
- * Opens one container. Over OData: one GET by the record's ROWID, right now (nothing goes stale). Over the Data API:
- * the find's URL while fresh, else (or when it went stale) the record read again. Null when the container is empty.
+ * Opens one container. Over OData: one GET by the record's ROWID, right now (nothing goes stale); an answer the
+ * client finds suspect (CONTAINER_SUSPECT) is read again through the Data API. Over the Data API: the find's URL
+ * while fresh, else (or when it went stale) the record read again. Null when the container is empty.
  */
 async function openContainer(
   fc: FileContext,
@@ -340,13 +350,26 @@ async function openContainer(
 ): Promise<ContainerDownload | null> {
   const { fm } = fc.deps;
   const opts = { signal: fc.signal, readAheadBytes };
-  if (fc.deps.config.filemaker.containerApi === 'odata') {
-    const dl = await fm.downloadODataContainer(fc.input.table, { rowId: record.recordId }, field, opts);
+  const layout = SOURCE_TABLES[fc.input.table].layout;
+  if (viaOData(fc)) {
+    let dl: ContainerDownload;
+    try {
+      dl = await fm.downloadODataContainer(fc.input.table, { rowId: record.recordId }, field, opts);
+    } catch (err) {
+      if (!(err instanceof FileMakerError && err.code === FM_ERRORS.CONTAINER_SUSPECT)) throw err;
+      // A 2xx that cannot be the container (the filename as text, nothing, base64): its bytes are never stored;
+      // the Data API serves the container itself.
+      addFinding(fc.result, FM_ERRORS.CONTAINER_SUSPECT);
+      fc.deps.logger.warn(
+        { table: fc.input.table, field },
+        '$value answer is not the container; read through the Data API',
+      );
+      return fm.downloadRecordContainer(layout, record.recordId, field, opts);
+    }
     if (dl.status !== 204) return dl;
     dl.body.resume();
     return null;
   }
-  const layout = SOURCE_TABLES[fc.input.table].layout;
   const url = record.fieldData[field];
   if (typeof url === 'string' && url !== '' && Date.now() - readAtMs < URL_FRESH_MS) {
     try {
@@ -542,21 +565,44 @@ export function addFinding(result: ChunkResult, code: string) {
   result.byReason[code] = (result.byReason[code] ?? 0) + 1;
 }
 
+/** A stored file's counts: relinked, or downloaded again over an object of an earlier record version. */
+function countStored(fc: FileContext, stored: StoredFile, replaces: boolean): void {
+  if (stored.relinked) fc.result.relinked++;
+  else if (replaces) fc.result.replaced++;
+  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+}
+
 /** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
 function fileMakerDate(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${p(d.getMonth() + 1)}/${p(d.getDate())}/${d.getFullYear()}`;
 }
 
+/**
+ * Writes NexusExportDate back. The PATCH names the record version the batch's find read: when FileMaker accepts it,
+ * the record changed by this write only, and the ledger takes the new modId as the version its object corresponds
+ * to (the next run relinks it). When the record changed in between (306), the date is written all the same and the
+ * ledger keeps the older version: the next run reads the container again.
+ */
 async function writeBack(fc: FileContext, record: FileMakerRecord, filemakerId: string): Promise<void> {
   if (!fc.input.writeBack) return;
   const layout = SOURCE_TABLES[fc.input.table].layout;
+  const fields = { NexusExportDate: fileMakerDate(new Date()) };
+  let modId: string | undefined;
   try {
-    await fc.deps.fm.patchRecord(layout, record.recordId, { NexusExportDate: fileMakerDate(new Date()) });
+    try {
+      modId = await fc.deps.fm.patchRecord(layout, record.recordId, fields, record.modId);
+    } catch (err) {
+      if (!(err instanceof FileMakerError && err.code === FM_ERRORS.MODID_MISMATCH)) throw err;
+      await fc.deps.fm.patchRecord(layout, record.recordId, fields);
+    }
   } catch (err) {
     if (err instanceof FileMakerOverloadedError || err instanceof TransferQuotaError) throw err;
     addFinding(fc.result, 'WRITE_BACK_FAILED');
     fc.deps.logger.warn({ table: fc.input.table, filemakerId, reason: reasonOf(err) }, 'write-back failed');
+  }
+  if (modId !== undefined) {
+    await fc.writes.writtenBack(fc.input.runId, fc.input.table, { filemakerId, from: record.modId, to: modId });
   }
 }
 
@@ -567,8 +613,10 @@ interface FileJob {
   /** When the batch's find read the record (its container URLs are that old). */
   readAtMs: number;
   ctx: MapContext;
-  /** What the ledger recorded for this id in an earlier run, if anything (relink candidate). */
+  /** The object the ledger recorded for this id in an earlier run at this same record version (relink candidate). */
   prior: LedgerFile | undefined;
+  /** An object was recorded for this id at another record version: a download replaces it (counted). */
+  replaces: boolean;
   /** Set when this container failed for good in a completed run at this same record version. */
   brokenAtModId?: string;
 }
@@ -618,8 +666,7 @@ async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntr
     const row = { ...base, import_status: 'skipped', import_error: 'EMPTY_CONTAINER' };
     return upsert(row, { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId });
   }
-  if (stored.relinked) fc.result.relinked++;
-  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+  countStored(fc, stored, job.replaces);
   const row = {
     ...base,
     s3_bucket: fc.bucket,
@@ -695,6 +742,7 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
       state: outcome.state,
       reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
       sourceModId,
+      replaces: job.replaces,
     });
   } finally {
     stored.release?.();
@@ -707,12 +755,11 @@ export async function finishImage(
   id: string,
   mapped: MappedImage,
   stored: StoredFile,
-  outcome: { state: 'imported' | 'unlinked'; reason?: string; sourceModId?: string },
+  outcome: { state: 'imported' | 'unlinked'; reason?: string; sourceModId?: string; replaces?: boolean },
 ): Promise<LedgerEntry> {
   const { image, batch } = mapped;
   const sourceModId = outcome.sourceModId;
-  if (stored.relinked) fc.result.relinked++;
-  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+  countStored(fc, stored, outcome.replaces ?? false);
 
   const thumb: ThumbnailResult = await ensureThumbnail(
     fc.deps.s3,
@@ -889,7 +936,18 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
       // A container that broke on every attempt in a completed run, unchanged since, would only break again:
       // it stays failed with its reason instead of spending the quota once more.
       const broken = failedBefore.get(id) === record.modId ? failedBefore.get(id) : undefined;
-      const job: FileJob = { id, record, readAtMs, ctx, prior: priors.get(id), brokenAtModId: broken };
+      // An object stored at another version of the record may hold a container since replaced in FileMaker.
+      const stored = priors.get(id);
+      const unchanged = stored?.sourceModId === record.modId;
+      const job: FileJob = {
+        id,
+        record,
+        readAtMs,
+        ctx,
+        prior: unchanged ? stored : undefined,
+        replaces: stored !== undefined && !unchanged,
+        brokenAtModId: broken,
+      };
       entry = input.table === 'API_Docs' ? await importDocument(fc, job) : await importImage(fc, job);
     }
     await settleFile(batch, entry);

@@ -20,6 +20,7 @@ import { FILE_TABLES, hasContainer, importFileBatch } from './files';
 import { transferUsedByRun } from './transfer';
 import { estimateDownloadBytes, reconcileObjects, verifyObjects } from './verify';
 import { importExportBatch } from './export-images';
+import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
 
 export type { ActivityDeps } from './deps';
 
@@ -239,6 +240,16 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         sourceCounts[t.name] = await fm.count(t.odataTable);
       }
       await runs.checkBucketWritable();
+      // After the layouts: a missing field fails the pre-flight before any container is read.
+      const fileTables =
+        problems.length || input.dryRun
+          ? []
+          : FILE_TABLES.filter((t) => sourceCounts[t] !== undefined && !(t === 'API_Images' && input.imagesFromExport));
+      const probe = fileTables.length
+        ? await probeContainerPath(deps, input.runId, fileTables)
+        : config.filemaker.containerApi === 'dataapi'
+          ? { path: 'dataapi' as const, reason: CONTAINER_PATH_REASONS.CONFIGURED }
+          : { path: 'odata' as const, reason: CONTAINER_PATH_REASONS.NOT_PROBED };
       const used = await runs.transferUsedThisYear();
       const left = config.filemaker.transferBudgetBytes - used;
       // A spent budget does not stop the run here: files already stored are relinked for free, and a files phase
@@ -256,6 +267,8 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         sourceCounts,
         transferLeftBytes: left,
         transferBudgetBytes: config.filemaker.transferBudgetBytes,
+        containerPath: probe.path,
+        containerPathReason: probe.reason,
       };
     },
     startRun: (i) => runs.startRun(i.runId, i.workflowId, i.options),
@@ -304,7 +317,8 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       const mapper = dryRunMapper(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};
-      const withFiles: string[] = [];
+      // Id → the record's modId: an object stored at another version is downloaded again.
+      const withFiles = new Map<string, string>();
       for (let i = 0; i < ids.length; i += 100) {
         const records = await fm.findByIds(source.layout, source.idField, ids.slice(i, i + 100));
         heartbeat({ table, done: i });
@@ -317,10 +331,10 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
           if (reason) byReason[reason] = (byReason[reason] ?? 0) + 1;
           const id = normalizeFileMakerId(rec.fieldData[source.idField])?.value;
           if (id !== undefined && FILE_TABLES.includes(table) && hasContainer(table, rec as FmRecord))
-            withFiles.push(id);
+            withFiles.set(id, rec.modId);
         }
       }
-      const estimatedBytes = withFiles.length > 0 ? await estimateDownloadBytes(deps, table, withFiles) : 0;
+      const estimatedBytes = withFiles.size > 0 ? await estimateDownloadBytes(deps, table, withFiles) : 0;
       return { table, manifest: ids.length, byState, byReason, estimatedBytes };
     },
     async validate({ runId, tables }) {

@@ -29,6 +29,7 @@ export function emptyChunkResult(): ChunkResult {
     failedIds: {},
     bytesDownloaded: 0,
     relinked: 0,
+    replaced: 0,
     retries: 0,
   };
 }

@@ -27,6 +27,11 @@ export interface ChunkResult {
   bytesDownloaded: number;
   /** Files stored in S3 without downloading again (object already there with the recorded size and checksum). */
   relinked: number;
+  /**
+   * Files downloaded again because their record changed since the stored object was recorded (its modId differs):
+   * a container whose bytes were replaced in FileMaker. The object is replaced.
+   */
+  replaced: number;
   /** Container downloads that failed on a first try and succeeded on a retry inside the activity. */
   retries: number;
 }
@@ -35,6 +40,8 @@ export interface PreflightInput {
   runId: string;
   phases: PhaseName[];
   dryRun: boolean;
+  /** The images phase reads the FileMaker Pro export: no image container is read, none is probed. */
+  imagesFromExport?: boolean;
 }
 
 export interface PreflightResult {
@@ -43,7 +50,14 @@ export interface PreflightResult {
   /** Transfer quota left this licence year, in bytes, before this run. */
   transferLeftBytes: number;
   transferBudgetBytes: number;
+  /** How the files phases read containers (see src/activities/container-probe.ts), and why. */
+  containerPath: ContainerPath;
+  /** A reason code: CONFIGURED, PROBED, NOT_PROBED, or why `$value` was found unusable. */
+  containerPathReason: string;
 }
+
+/** OData's `$value` (one request per container) or the Data API (the record's container URL). */
+export type ContainerPath = 'odata' | 'dataapi';
 
 /** Stored objects HEADed against the ledger's size and SHA-256. */
 export interface ObjectCheck {
@@ -109,6 +123,8 @@ export interface ChunkInput {
   transferBudgetBytes?: number;
   /** Images phase: read the files from the FileMaker Pro bulk export instead of downloading containers. */
   exportSource?: ExportLocation;
+  /** `dataapi` when the pre-flight found OData's `$value` unusable: every container is read through the Data API. */
+  containerPath?: ContainerPath;
 }
 
 export interface DryRunTableResult {

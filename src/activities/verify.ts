@@ -162,14 +162,16 @@ export function listingPrefixes(keys: readonly string[]): string[] {
 }
 
 /**
- * Bytes a run would download for these ids: 0 for a file already stored as recorded (it is relinked), the recorded
- * size when the ledger knows it, else the table's average so far (or the clinic's reported average).
+ * Bytes a run would download for these ids (id → the record's modId now): 0 for a file already stored as recorded at
+ * this record version (it is relinked), the recorded size when the ledger knows it, else the table's average so far
+ * (or the clinic's reported average).
  */
 export async function estimateDownloadBytes(
   deps: ActivityDeps,
   table: SourceTableName,
-  ids: readonly string[],
+  modIds: ReadonlyMap<string, string>,
 ): Promise<number> {
+  const ids = [...modIds.keys()];
   const priors = await ledgerLookup(deps.pool, table, ids);
   const avg = await deps.pool.query<{ avg: string | null }>(
     `select avg(bytes)::bigint::text as avg from import_ledger
@@ -181,7 +183,10 @@ export async function estimateDownloadBytes(
   await inParallel(ids, HEADS_IN_FLIGHT, async (id) => {
     const prior = priors.get(id);
     if (prior && prior.bytes !== null && prior.sha256 !== null) {
-      const h = await headObject(deps.s3, deps.config.s3.bucket, prior.s3Key);
+      const h =
+        prior.sourceModId === modIds.get(id)
+          ? await headObject(deps.s3, deps.config.s3.bucket, prior.s3Key)
+          : undefined;
       if (h && h.size === prior.bytes && h.sha256 === prior.sha256) return;
       total += prior.bytes;
       return;

@@ -3,7 +3,7 @@
  * commands and in the README).
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Counts } from '../activities/types';
+import type { ContainerPath, Counts } from '../activities/types';
 import type { PhaseName } from '../domain/tables';
 import type { Settings } from './options';
 
@@ -18,6 +18,8 @@ export interface PhaseProgress {
   byReason: Record<string, number>;
   bytesDownloaded: number;
   relinked: number;
+  /** Files downloaded again because their record changed since their object was stored (files phases). */
+  replaced?: number;
   cooldowns: number;
   /** ISO time the current cooldown ends, when cooling down. */
   cooldownUntil?: string;
@@ -41,6 +43,10 @@ export interface RunProgress {
   settings: Settings;
   transferBudgetBytes?: number;
   bytesDownloaded: number;
+  /** How the files phases read containers, known after the pre-flight: OData's `$value` or the Data API. */
+  containerPath?: ContainerPath;
+  /** Why (a reason code, see src/activities/container-probe.ts). */
+  containerPathReason?: string;
 }
 
 /** Stop launching new batches after the ones in flight; a paused run keeps no request open on FileMaker. */

@@ -23,7 +23,7 @@ import {
   isCancellation,
   CancellationScope,
 } from '@temporalio/workflow';
-import type { ChunkResult, Counts, ReimportActivities, TableReconciliation } from '../activities/types';
+import type { ChunkResult, ContainerPath, Counts, ReimportActivities, TableReconciliation } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
 import {
   pauseSignal,
@@ -49,6 +49,8 @@ export interface PhaseInput {
   paused?: boolean;
   /** Images phase: read files from the FileMaker Pro bulk export. */
   imagesFrom?: ExportLocation;
+  /** Files phases: `dataapi` when the pre-flight found OData's `$value` unusable. */
+  containerPath?: ContainerPath;
   /** Carried across continue-as-new. */
   carried?: PhaseState;
 }
@@ -61,6 +63,8 @@ export interface PhaseResult {
   failedIds: Record<string, string[]>;
   bytesDownloaded: number;
   relinked: number;
+  /** Files downloaded again because their record changed since their object was stored. */
+  replaced: number;
   retries: number;
   cooldowns: number;
   durationMs: number;
@@ -114,6 +118,7 @@ function emptyResult(phase: ImportPhase): PhaseResult {
     failedIds: {},
     bytesDownloaded: 0,
     relinked: 0,
+    replaced: 0,
     retries: 0,
     cooldowns: 0,
     durationMs: 0,
@@ -167,6 +172,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       byReason: {},
       bytesDownloaded: 0,
       relinked: 0,
+      replaced: 0,
       cooldowns: 0,
       startedAt: new Date().toISOString(),
     },
@@ -286,9 +292,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     }
     res.bytesDownloaded += r.bytesDownloaded;
     res.relinked += r.relinked;
+    // Absent from a state carried across continue-as-new from before replaced files were counted.
+    res.replaced = (res.replaced ?? 0) + r.replaced;
     res.retries += r.retries;
     state.progress.bytesDownloaded += r.bytesDownloaded;
     state.progress.relinked += r.relinked;
+    state.progress.replaced = (state.progress.replaced ?? 0) + r.replaced;
     state.progress.done += r.processed;
   };
 
@@ -306,6 +315,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         failedIds: {},
         bytesDownloaded: 0,
         relinked: 0,
+        replaced: 0,
         retries: 0,
       });
       state.result.bytesDownloaded += d.estimatedBytes;
@@ -349,7 +359,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       try {
         const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
         const r = files
-          ? await chunkActs.importFiles({ ...input2, transferBudgetBytes: transferBudget, exportSource })
+          ? await chunkActs.importFiles({
+              ...input2,
+              transferBudgetBytes: transferBudget,
+              exportSource,
+              containerPath: input.containerPath,
+            })
           : await chunkActs.importChunk(input2);
         merge(r);
         overloadStreak = 0;

@@ -26,7 +26,13 @@ import {
   condition,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BackupResult, ReimportActivities, RestoreResult, ValidationResult } from '../activities/types';
+import type {
+  BackupResult,
+  ContainerPath,
+  ReimportActivities,
+  RestoreResult,
+  ValidationResult,
+} from '../activities/types';
 import { IMPORT_PHASES, SOURCE_TABLES, type PhaseName } from '../domain/tables';
 import {
   pauseSignal,
@@ -54,6 +60,8 @@ export interface PhaseSummary {
   failed: number;
   bytesDownloaded: number;
   relinked: number;
+  /** Files phases: files downloaded again because their record changed since their object was stored. */
+  replaced: number;
   retries: number;
   cooldowns: number;
   byReason: Record<string, number>;
@@ -70,9 +78,12 @@ export interface ReimportResult {
   dryRun: boolean;
   phases: Pick<
     PhaseSummary,
-    'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded' | 'relinked'
+    'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded' | 'relinked' | 'replaced'
   >[];
   bytesDownloaded: number;
+  /** How the files phases read containers (OData's `$value` or the Data API) and why, from the pre-flight. */
+  containerPath?: ContainerPath;
+  containerPathReason?: string;
   /** The longest history of any execution of this run (the parent's and every import phase's), in events. */
   largestHistory: number;
   /** Dry-run: transfer quota left after a real run would download what it needs. */
@@ -200,7 +211,12 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const preflight = await (async () => {
     for (let n = 1; ; n++) {
       try {
-        return await acts.preflight({ runId, phases, dryRun: options.dryRun });
+        return await acts.preflight({
+          runId,
+          phases,
+          dryRun: options.dryRun,
+          imagesFromExport: options.imagesFrom !== undefined,
+        });
       } catch (err) {
         if (failureType(err) !== OVERLOADED) throw err;
         await sleep(cooldownSeconds(settings, n) * 1000);
@@ -209,6 +225,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   })();
   if (transferBudget === undefined) transferBudget = preflight.transferBudgetBytes;
   progress.transferBudgetBytes = transferBudget;
+  const containers = { containerPath: preflight.containerPath, containerPathReason: preflight.containerPathReason };
+  Object.assign(progress, containers);
 
   if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
   const startedAtMs = Date.now();
@@ -241,6 +259,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
         failed: 0,
         bytesDownloaded: 0,
         relinked: 0,
+        replaced: 0,
         retries: 0,
         cooldowns: 0,
         byReason: {},
@@ -304,6 +323,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
               paused,
               transferBudgetBytes: transferBudget,
               imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
+              containerPath: preflight.containerPath,
             },
           ],
         });
@@ -314,6 +334,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
         Object.assign(summary, result.byState, {
           bytesDownloaded: result.bytesDownloaded,
           relinked: result.relinked,
+          // A phase that began before replaced files were counted reports none.
+          replaced: result.replaced ?? 0,
           retries: result.retries,
           cooldowns: result.cooldowns,
           byReason: result.byReason,
@@ -366,11 +388,19 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
         await acts.finishRun({
           runId,
           status,
-          report: buildReport(runId, options, summaries, backup, validation, {
-            cause,
-            failedPhase,
-            compensationErrors: errors,
-          }),
+          report: buildReport(
+            runId,
+            options,
+            summaries,
+            backup,
+            validation,
+            {
+              cause,
+              failedPhase,
+              compensationErrors: errors,
+            },
+            containers,
+          ),
         });
       }
       if (status === 'rolled_back') {
@@ -399,7 +429,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
 
   progress.status = 'completed';
   progress.currentPhase = undefined;
-  const report = buildReport(runId, options, summaries, backup, validation, undefined);
+  const report = buildReport(runId, options, summaries, backup, validation, undefined, containers);
   const { reportKey } = options.dryRun
     ? { reportKey: undefined }
     : await acts.finishRun({ runId, status: 'completed', report });
@@ -419,17 +449,21 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     runId,
     status: options.dryRun ? 'dry_run' : 'completed',
     dryRun: options.dryRun,
-    phases: summaries.map(({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded, relinked }) => ({
-      phase,
-      status,
-      imported,
-      unlinked,
-      skipped,
-      failed,
-      bytesDownloaded,
-      relinked,
-    })),
+    phases: summaries.map(
+      ({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded, relinked, replaced }) => ({
+        phase,
+        status,
+        imported,
+        unlinked,
+        skipped,
+        failed,
+        bytesDownloaded,
+        relinked,
+        replaced,
+      }),
+    ),
     bytesDownloaded: bytes,
+    ...containers,
     largestHistory: largestHistory(summaries),
     transferLeftAfterBytes: options.dryRun ? preflight.transferLeftBytes - bytes : undefined,
     reportKey,
@@ -448,10 +482,12 @@ function buildReport(
   backup: BackupResult | undefined,
   validation: ValidationResult | undefined,
   failure: { cause: string; failedPhase?: PhaseName; compensationErrors: string[] } | undefined,
+  containers: { containerPath: ContainerPath; containerPathReason: string },
 ) {
   return {
     runId,
     options,
+    ...containers,
     phases,
     backup: backup
       ? { tables: backup.tables, objectsBefore: backup.objectsBefore, backupKey: backup.backupKey }

@@ -28,6 +28,7 @@ import {
   expectedDocuments,
   expectedImages,
   importedKeys,
+  probeBytes,
   setup,
   start,
   truthContainers,
@@ -78,7 +79,11 @@ describe('files phases on a clean FileMaker', () => {
     const runId = `run-${randomUUID()}`;
     const result = (await (await start(s, runId)).result()) as ReimportResult;
     assert.equal(result.status, 'completed', 'second run completed');
-    assert.equal((await containerBytes(s)) - before, 0, 'no container bytes left FileMaker');
+    // The pre-flight's probe reads one sample container per files table, through the Data API as well (and may see
+    // a damaged sample's error page first): no file of the phases is among the bytes.
+    const probed = await probeBytes(s, runId, 'dataapi');
+    const sent = (await containerBytes(s)) - before;
+    assert.ok(sent >= probed && sent - probed < 4096, `no container bytes left FileMaker but the probe's (${sent})`);
     for (const phase of ['documents', 'images']) {
       const p = result.phases.find((x) => x.phase === phase);
       assert.equal(p?.bytesDownloaded, 0, `${phase}: 0 bytes downloaded`);

@@ -56,6 +56,19 @@ export const containerBytes = async (s: Setup): Promise<number> => {
   return ((await res.json()) as { bytes: { container: number } }).bytes.container;
 };
 
+/**
+ * Bytes the run's pre-flight probe received from FileMaker over one path (`dataapi`: the container URLs the
+ * simulator counts as container bytes), as the transfer quota counts them.
+ */
+export const probeBytes = async (s: Setup, runId: string, path: 'odata' | 'dataapi'): Promise<number> => {
+  const r = await s.pool.query<{ b: string }>(
+    `select coalesce(sum(bytes), 0)::text as b from transfer_log
+      where run_id = $1 and source_table = 'preflight' and filemaker_id = $2`,
+    [runId, `probe@${path}`],
+  );
+  return Number(r.rows[0]!.b);
+};
+
 /** Keys of the objects under the import prefix in the test's bucket. */
 export const importedKeys = async (s: Setup): Promise<string[]> => {
   const keys: string[] = [];
