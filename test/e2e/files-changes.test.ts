@@ -20,22 +20,11 @@ import {
   type Setup,
 } from '../helpers/files';
 
-/**
- * Replaces one container's bytes in the simulator as a re-scan under the same record would: another size (so other
- * bytes and another SHA-256), and the record's modId moves on.
- */
+/** Replaces one container's bytes in the simulator, as a re-scan under the same record would (the modId moves on). */
 function replaceContainer(s: Setup, table: string, id: string, field: string): void {
-  const t = s.sim.dataset.table(table)!;
-  let index = -1;
-  for (const r of t.scan()) {
-    if (String(r.fields.id).trim().toLowerCase() === id) index = r.index;
-  }
-  assert.ok(index >= 0, `${table} ${id} is in the simulator`);
-  const rec = t.mutable(index)!;
-  const info = rec.containers[field]!;
-  rec.containers[field] = { ...info, size: info.size + 4096 };
-  rec.modId++;
-  t.written(rec);
+  const rec = [...s.sim.dataset.table(table)!.scan()].find((r) => String(r.fields.id).trim().toLowerCase() === id);
+  assert.ok(rec, `${table} ${id} is in the simulator`);
+  s.sim.mutate([{ op: 'replaceContainer', table, recordId: rec.recordId, field }]);
 }
 
 /** Transfer quota the run spent per files table (from `transfer_log`, as the quota counts it). */
