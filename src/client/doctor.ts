@@ -256,17 +256,22 @@ interface FileSample {
   readonly withFile: readonly { record: FileMakerRecord; field: string }[];
 }
 
+/** A table's first records in manifest order (one page), read as the engine reads them (Data API `_find`). */
+async function firstRecords(fm: FileMakerClient, table: SourceTable): Promise<FileMakerRecord[]> {
+  const ids: string[] = [];
+  for await (const e of fm.manifest(table.odataTable, { idField: table.idField, pageSize: SAMPLE_RECORDS })) {
+    if (e.id !== null) ids.push(e.id);
+    if (ids.length >= SAMPLE_RECORDS) break;
+  }
+  return fm.findByIds(table.layout, table.idField, ids);
+}
+
 /** The first records of each files table, as the engine reads them (Data API `_find`, default date formats). */
 async function sampleFileRecords(fm: FileMakerClient, tables: readonly SourceTable[]): Promise<FileSample[]> {
   const out: FileSample[] = [];
   for (const table of tables.filter((t) => t.containerFields.length > 0)) {
-    const ids: string[] = [];
     try {
-      for await (const e of fm.manifest(table.odataTable, { idField: table.idField, pageSize: SAMPLE_RECORDS })) {
-        if (e.id !== null) ids.push(e.id);
-        if (ids.length >= SAMPLE_RECORDS) break;
-      }
-      const records = await fm.findByIds(table.layout, table.idField, ids);
+      const records = await firstRecords(fm, table);
       const withFile = records.flatMap((record) => {
         const field = table.containerFields.find((f) => {
           const v = record.fieldData[f];
@@ -403,12 +408,7 @@ async function findDatedValue(fm: FileMakerClient, tables: readonly SourceTable[
         .filter((f) => (f.result === 'date' || f.result === 'timeStamp') && table.requiredFields.includes(f.name))
         .map((f) => f.name);
       if (fields.length === 0) continue;
-      const ids: string[] = [];
-      for await (const e of fm.manifest(table.odataTable, { idField: table.idField, pageSize: SAMPLE_RECORDS })) {
-        if (e.id !== null) ids.push(e.id);
-        if (ids.length >= SAMPLE_RECORDS) break;
-      }
-      for (const record of await fm.findByIds(table.layout, table.idField, ids)) {
+      for (const record of await firstRecords(fm, table)) {
         for (const field of fields) {
           const value = record.fieldData[field];
           const id = record.fieldData[table.idField];
