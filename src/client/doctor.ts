@@ -359,7 +359,9 @@ async function checkContainers(deps: DoctorDeps, samples: readonly FileSample[])
         return {
           check,
           result: 'ok',
-          detail: `${where}: ${described(viaDataApi)}, equal SHA-256 through OData $value and the Data API`,
+          detail:
+            `${where}: ${described(viaDataApi)}, SHA-256 ${viaDataApi.sha256.slice(0, 12)}… ` +
+            'equal through OData $value and the Data API',
           choice: configured ? dataApiChoice : 'containers: OData $value',
         };
       }

@@ -1,0 +1,250 @@
+// `doctor` against the FileMaker simulator (and, for the transfer budget, a migrated database on the stack's
+// PostgreSQL): the rows it prints are checked against the simulator's ground truth, and the truth, the simulator's
+// records and the database are compared before and after to show that it wrote nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { startSimulator, type RunningSimulator } from '../../sim/server';
+import { DEFAULT_FAULTS } from '../../sim/faults';
+import { createLogger } from '../../src/logger';
+import { createFileMakerClient, type FileMakerClient } from '../../src/filemaker';
+import { SOURCE_TABLE_NAMES } from '../../src/domain/tables';
+import { migrate } from '../../src/store/migrate';
+import { formatDoctor, readOnlyPool, runDoctor, type DoctorReport } from '../../src/client/doctor';
+import { createTestDatabase } from '../helpers/stack';
+
+const FILEMAKER = { containerApi: 'odata', transferBudgetBytes: 144e9, transferUsedBytes: 2e9 } as const;
+
+async function truth<T>(sim: RunningSimulator, path: string): Promise<T> {
+  const res = await request(`${sim.adminUrl}${path}`);
+  assert.equal(res.statusCode, 200, path);
+  return (await res.body.json()) as T;
+}
+
+/** Every record of every source table with its modId: a PATCH anywhere changes it. */
+async function allRecords(sim: RunningSimulator): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const t of SOURCE_TABLE_NAMES) out.push(await truth(sim, `/truth/tables/${encodeURIComponent(t)}`));
+  return out;
+}
+
+function clientFor(url: string, sim: RunningSimulator, password = sim.password): FileMakerClient {
+  return createFileMakerClient({
+    url,
+    database: sim.database,
+    username: sim.username,
+    password,
+    maxConcurrency: 4,
+    logger: createLogger({ level: 'silent' }),
+    requestTimeoutMs: 10_000,
+  });
+}
+
+async function doctor(
+  sim: RunningSimulator,
+  opts: { url?: string; password?: string; pool?: ReturnType<typeof readOnlyPool> } = {},
+): Promise<{ report: DoctorReport; fm: FileMakerClient }> {
+  const fm = clientFor(opts.url ?? sim.url, sim, opts.password);
+  try {
+    return { report: await runDoctor({ fm, pool: opts.pool, filemaker: FILEMAKER, auth: 'Basic' }), fm };
+  } finally {
+    await fm.close();
+  }
+}
+
+const row = (r: DoctorReport, check: string) => {
+  const c = r.checks.find((x) => x.check === check);
+  assert.ok(c, `a row for ${check}`);
+  return c;
+};
+
+/**
+ * A stand-in for the simulator's `$value` variants: a proxy in front of it that answers every OData `$value` request
+ * with `body` as `text/plain` (the container's filename, or nothing), as one FileMaker Server version did.
+ */
+async function valueProxy(sim: RunningSimulator, body: string): Promise<{ url: string; server: Server }> {
+  const target = new URL(sim.url);
+  const server = createServer((req, res) => {
+    if ((req.url ?? '').split('?')[0]!.endsWith('/$value')) {
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+void test('doctor on a clean simulator: every FileMaker check ok, the figures are the source truth, nothing written', async () => {
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+  try {
+    const before = await allRecords(sim);
+    const { report, fm } = await doctor(sim);
+    const table = formatDoctor(report);
+    for (const c of report.checks) assert.ok(table.includes(c.check) && table.includes(c.detail), c.check);
+
+    assert.equal(report.ok, true, table);
+    for (const c of report.checks.filter((x) => x.check !== 'transfer budget')) assert.equal(c.result, 'ok', table);
+    // Without PostgreSQL the budget says so and counts only what the configuration says was spent before.
+    assert.equal(row(report, 'transfer budget').result, 'warn');
+    assert.match(row(report, 'transfer budget').detail, /DATABASE_URL unset: only FM_TRANSFER_USED \(2\.0 GB\)/);
+    assert.deepEqual(report.choices.slice(0, 3), [
+      'OData names: quoted where Claris requires',
+      'manifest: ROWID key paging',
+      'containers: OData $value',
+    ]);
+
+    // The paged manifest saw every record of its table, the OData row every record of every table.
+    const paging = /^(\w+): (\d+) rows in pages of \d+, \$count (\d+)$/.exec(row(report, 'manifest paging').detail);
+    assert.ok(paging, row(report, 'manifest paging').detail);
+    const paged = await truth<{ records: unknown[] }>(sim, `/truth/tables/${paging[1]}`);
+    assert.equal(Number(paging[2]), paged.records.length);
+    const total = (before as { records: unknown[] }[]).reduce((a, t) => a + t.records.length, 0);
+    assert.match(
+      row(report, 'tables (OData)').detail,
+      new RegExp(`12 tables, ${total.toLocaleString('en-US')} records`),
+    );
+
+    // The sample is a real container of the source, its size and SHA-256 as the simulator holds them.
+    const sample = /^(\w+)\.(\w+): ([\d,]+) bytes \S+, SHA-256 ([0-9a-f]{12})… equal/.exec(
+      row(report, 'sample container').detail,
+    );
+    assert.ok(sample, row(report, 'sample container').detail);
+    const containers = await truth<{ containers: { field: string; size?: number; sha256?: string }[] }>(
+      sim,
+      `/truth/containers?table=${sample[1]}`,
+    );
+    assert.ok(
+      containers.containers.some(
+        (c) =>
+          c.field === sample[2] && c.size === Number(sample[3]!.replace(/,/g, '')) && c.sha256?.startsWith(sample[4]!),
+      ),
+      'the sample matches a container of the source',
+    );
+
+    // Nothing written: no PATCH sent, every record (and its modId) as before.
+    assert.equal(fm.stats().requests.patch, undefined);
+    assert.deepEqual(await allRecords(sim), before);
+  } finally {
+    await sim.close();
+  }
+});
+
+for (const [variant, body] of [
+  ['the filename as text/plain', 'referral-scan.pdf'],
+  ['an empty 200', ''],
+] as const) {
+  // Stand-in for the simulator's `odataValueVariant` faults: the same answers, from a proxy.
+  void test(`doctor names the Data API as the container path when $value answers ${variant}`, async () => {
+    const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+    const proxy = await valueProxy(sim, body);
+    try {
+      const { report } = await doctor(sim, { url: proxy.url });
+      const c = row(report, 'sample container');
+      assert.equal(c.result, 'warn', c.detail);
+      assert.equal(c.choice, 'containers: Data API');
+      assert.match(c.detail, /\$value unusable/);
+      assert.ok(report.choices.includes('containers: Data API'));
+      assert.ok(!report.choices.includes('containers: OData $value'));
+      // The engine can still run: every container through the Data API.
+      assert.equal(report.ok, true, formatDoctor(report));
+    } finally {
+      await new Promise((resolve) => proxy.server.close(resolve));
+      await sim.close();
+    }
+  });
+}
+
+// The simulator's own `$value` variant; runs once the simulator has the fault setting.
+void test(
+  'doctor names the Data API as the container path with the simulator fault odataValueVariant=filename',
+  { skip: 'odataValueVariant' in DEFAULT_FAULTS ? false : 'the simulator has no odataValueVariant fault yet' },
+  async () => {
+    const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+    try {
+      sim.setFaults({ odataValueVariant: 'filename' } as never);
+      const { report } = await doctor(sim);
+      assert.equal(row(report, 'sample container').choice, 'containers: Data API');
+      assert.equal(report.ok, true, formatDoctor(report));
+    } finally {
+      await sim.close();
+    }
+  },
+);
+
+void test('doctor stops at a refused login and fails', async () => {
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+  try {
+    const { report } = await doctor(sim, { password: 'not-the-password' });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.checks.map((c) => [c.check, c.result]),
+      [
+        ['server', 'ok'],
+        ['login (Basic)', 'fail'],
+      ],
+    );
+    assert.match(row(report, 'login (Basic)').detail, /FILEMAKER_AUTH_FAILED/);
+    assert.equal(sim.stats().sessions.created, 0);
+  } finally {
+    await sim.close();
+  }
+});
+
+void test('doctor reads the transfer log through a read-only connection and writes no row', async () => {
+  const { url } = await createTestDatabase();
+  await migrate(url);
+  const pool = readOnlyPool({ url, caFile: undefined });
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+  try {
+    // 5 GB spent this year by an earlier run, written as the files phases write it (outside the doctor's pool).
+    const { default: pg } = await import('pg');
+    const writer = new pg.Client({ connectionString: url });
+    await writer.connect();
+    await writer.query(`insert into reimport_runs (run_id, workflow_id, status) values ('r1', 'r1', 'completed')`);
+    await writer.query(
+      `insert into transfer_log (run_id, source_table, filemaker_id, field, reserved_bytes, bytes, settled)
+       values ('r1', 'API_Docs', 'x', 'Doc', 5000000000, 5000000000, true)`,
+    );
+    const counts = async () =>
+      (
+        await writer.query<{ t: string; n: string }>(
+          `select 'transfer_log' as t, count(*)::text as n from transfer_log
+           union all select 'import_ledger', count(*)::text from import_ledger
+           union all select 'reimport_runs', count(*)::text from reimport_runs
+           union all select 'source_manifest', count(*)::text from source_manifest`,
+        )
+      ).rows;
+    const rowsBefore = await counts();
+
+    const { report } = await doctor(sim, { pool });
+    assert.equal(report.ok, true, formatDoctor(report));
+    const budget = row(report, 'transfer budget');
+    assert.equal(budget.result, 'ok', budget.detail);
+    // 144 GB − (5 GB logged + 2 GB FM_TRANSFER_USED).
+    assert.match(budget.detail, /spent 5\.0 GB by fm-reimport this year \+ 2\.0 GB FM_TRANSFER_USED; left 137\.0 GB/);
+    assert.equal(budget.choice, 'budget left: 137.0 GB');
+    for (const c of report.checks) assert.equal(c.result, 'ok', `${c.check}: ${c.detail}`);
+
+    assert.deepEqual(await counts(), rowsBefore);
+    // The doctor's connection refuses writes outright.
+    await assert.rejects(pool.query(`delete from transfer_log`), (err: { code?: string }) => err.code === '25006');
+    assert.equal((await writer.query('select count(*)::int as n from transfer_log')).rows[0].n, 1);
+    await writer.end();
+  } finally {
+    await pool.end();
+    await sim.close();
+  }
+});
