@@ -213,7 +213,9 @@ void test('doctor reads the transfer log through a read-only connection and writ
     const { default: pg } = await import('pg');
     const writer = new pg.Client({ connectionString: url });
     await writer.connect();
-    await writer.query(`insert into reimport_runs (run_id, workflow_id, status) values ('r1', 'r1', 'completed')`);
+    await writer.query(
+      `insert into reimport_runs (run_id, workflow_id, status, finished_at) values ('r1', 'r1', 'completed', now())`,
+    );
     await writer.query(
       `insert into transfer_log (run_id, source_table, filemaker_id, field, reserved_bytes, bytes, settled)
        values ('r1', 'API_Docs', 'x', 'Doc', 5000000000, 5000000000, true)`,
