@@ -369,7 +369,9 @@ async function checkContainers(deps: DoctorDeps, samples: readonly FileSample[])
       return {
         check,
         result: 'warn',
-        detail: `${where}: OData $value gave ${odataText}, the Data API ${described(viaDataApi)}: $value unusable`,
+        detail:
+          `${where}: OData $value gave ${odataText}, the Data API ${described(viaDataApi)}: $value unusable` +
+          (configured ? '' : '; set FM_CONTAINER_API=dataapi'),
         choice: dataApiChoice,
       };
     }
