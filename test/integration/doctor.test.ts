@@ -3,8 +3,10 @@
 // records and the database are compared before and after to show that it wrote nothing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { startSimulator, type RunningSimulator } from '../../sim/server';
 import { DEFAULT_FAULTS } from '../../sim/faults';
@@ -60,17 +62,15 @@ const row = (r: DoctorReport, check: string) => {
   return c;
 };
 
-/**
- * A stand-in for the simulator's `$value` variants: a proxy in front of it that answers every OData `$value` request
- * with `body` as `text/plain` (the container's filename, or nothing), as one FileMaker Server version did.
- */
-async function valueProxy(sim: RunningSimulator, body: string): Promise<{ url: string; server: Server }> {
+/** A proxy in front of the simulator that answers the requests `answer` takes (returns true for) itself. */
+async function proxy(
+  sim: RunningSimulator,
+  answer: (path: string, res: ServerResponse) => boolean,
+): Promise<{ url: string; server: Server }> {
   const target = new URL(sim.url);
   const server = createServer((req, res) => {
-    if ((req.url ?? '').split('?')[0]!.endsWith('/$value')) {
+    if (answer(decodeURIComponent((req.url ?? '').split('?')[0]!), res)) {
       req.resume();
-      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
-      res.end(body);
       return;
     }
     const upstream = httpRequest(
@@ -86,6 +86,18 @@ async function valueProxy(sim: RunningSimulator, body: string): Promise<{ url: s
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
+
+/**
+ * A stand-in for the simulator's `$value` variants: every OData `$value` request answered with `body` as `text/plain`
+ * (the container's filename, or nothing), as one FileMaker Server version did.
+ */
+const valueProxy = (sim: RunningSimulator, body: string) =>
+  proxy(sim, (path, res) => {
+    if (!path.endsWith('/$value')) return false;
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+    return true;
+  });
 
 void test('doctor on a clean simulator: every FileMaker check ok, the figures are the source truth, nothing written', async () => {
   const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
@@ -184,6 +196,50 @@ void test(
   },
 );
 
+void test('doctor fails when a layout lacks a field the mappers read', async () => {
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+  const layout = `/fmi/data/vLatest/databases/${sim.database}/layouts/API_Messages`;
+  // The layout's metadata without MessageBody, as on a file where the field was renamed.
+  const p = await proxy(sim, (path, res) => {
+    if (path !== layout) return false;
+    void (async () => {
+      const up = await request(`${sim.url}${encodeURI(path)}`, { headers: { authorization: `Bearer ${token}` } });
+      const env = (await up.body.json()) as { response: { fieldMetaData: { name: string }[] } };
+      env.response.fieldMetaData = env.response.fieldMetaData.filter((f) => f.name !== 'MessageBody');
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(env));
+    })();
+    return true;
+  });
+  let token = '';
+  try {
+    const fm = clientFor(p.url, sim);
+    try {
+      // The proxy reads the layout with a session of its own.
+      const login = await request(`${sim.url}/fmi/data/vLatest/databases/${sim.database}/sessions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${sim.username}:${sim.password}`).toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: '{}',
+      });
+      await login.body.dump();
+      token = String(login.headers['x-fm-data-access-token']);
+      const report = await runDoctor({ fm, pool: undefined, filemaker: FILEMAKER, auth: 'Basic' });
+      const c = row(report, 'layouts and fields (Data API)');
+      assert.equal(c.result, 'fail');
+      assert.equal(c.detail, 'API_Messages lacks MessageBody');
+      assert.equal(report.ok, false);
+    } finally {
+      await fm.close();
+    }
+  } finally {
+    await new Promise((resolve) => p.server.close(resolve));
+    await sim.close();
+  }
+});
+
 void test('doctor stops at a refused login and fails', async () => {
   const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
   try {
@@ -198,6 +254,54 @@ void test('doctor stops at a refused login and fails', async () => {
     );
     assert.match(row(report, 'login (Basic)').detail, /FILEMAKER_AUTH_FAILED/);
     assert.equal(sim.stats().sessions.created, 0);
+  } finally {
+    await sim.close();
+  }
+});
+
+/** `npm run client -- doctor` as an operator runs it, against the simulator, without PostgreSQL. */
+function cli(sim: RunningSimulator, args: string[], password = sim.password) {
+  return new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/client/cli.ts', 'doctor', ...args], {
+      cwd: join(__dirname, '..', '..'),
+      env: {
+        ...process.env,
+        FM_URL: sim.url,
+        FM_DATABASE: sim.database,
+        FM_USERNAME: sim.username,
+        FM_PASSWORD: password,
+        DATABASE_URL: '',
+        LOG_LEVEL: 'silent',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout }));
+  });
+}
+
+void test('npm run client -- doctor prints the table and exits 0; --json with a refused login exits 1', async () => {
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
+  try {
+    const ok = await cli(sim, []);
+    assert.equal(ok.code, 0, ok.stdout);
+    const lines = ok.stdout.split('\n');
+    assert.match(lines[0]!, /^check +result +choice +detail$/);
+    for (const check of ['server', 'login (Basic)', 'tables (OData)', 'manifest paging', 'sample container'])
+      assert.ok(
+        lines.some((l) => l.startsWith(`${check}  `) && / ok {2}/.test(l)),
+        `${check} ok in:\n${ok.stdout}`,
+      );
+    assert.ok(lines.some((l) => l.startsWith('sample container') && l.includes('containers: OData $value')));
+    assert.match(ok.stdout, /ready: a run can start/);
+
+    const refused = await cli(sim, ['--json'], 'not-the-password');
+    assert.equal(refused.code, 1);
+    const report = JSON.parse(refused.stdout) as DoctorReport;
+    assert.equal(report.ok, false);
+    assert.equal(row(report, 'login (Basic)').result, 'fail');
   } finally {
     await sim.close();
   }
