@@ -79,7 +79,7 @@ export function readOnlyPool(database: Pick<Config['database'], 'url' | 'caFile'
 export async function runDoctor(deps: DoctorDeps): Promise<DoctorReport> {
   const { fm } = deps;
   const checks: DoctorCheck[] = [];
-  const tables = SOURCE_TABLE_NAMES.map((n) => SOURCE_TABLES[n]);
+  const tables = SOURCE_TABLE_NAMES.map((name) => SOURCE_TABLES[name]);
   const add = (c: DoctorCheck) => checks.push(c);
 
   const info = await fm.productInfo().catch((err: unknown) => describeError(err));
@@ -128,7 +128,8 @@ const isCode = (err: unknown, ...codes: string[]) => err instanceof FileMakerErr
 type ProductInfo = Record<string, unknown> | string;
 
 function checkServer(info: ProductInfo): DoctorCheck {
-  if (typeof info === 'string') return { check: 'server', result: 'fail', detail: `productInfo: ${info}` };
+  // A run does not need productInfo; a host that cannot be reached fails the login as well.
+  if (typeof info === 'string') return { check: 'server', result: 'warn', detail: `productInfo: ${info}` };
   const text = (k: string) => (typeof info[k] === 'string' ? info[k] : '?');
   return { check: 'server', result: 'ok', detail: `${text('name')} ${text('version')}` };
 }
@@ -136,17 +137,20 @@ function checkServer(info: ProductInfo): DoctorCheck {
 /** The first Data API call logs in; a missing layout still proves the login, a refused account does not. */
 async function checkLogin(deps: DoctorDeps, first: SourceTable): Promise<DoctorCheck> {
   const check = `login (${deps.auth})`;
+  let firstError: unknown;
   try {
     await deps.fm.layoutFields(first.layout);
   } catch (err) {
     if (isCode(err, FM_ERRORS.AUTH_FAILED, FM_ERRORS.SESSION_INVALID) || !(err instanceof FileMakerError))
       return { check, result: 'fail', detail: describeError(err) };
+    firstError = err;
   }
   try {
     const valid = await deps.fm.validateSession();
-    return valid
-      ? { check, result: 'ok', detail: 'Data API session token accepted' }
-      : { check, result: 'fail', detail: 'the session token was refused right after login' };
+    if (valid) return { check, result: 'ok', detail: 'Data API session token accepted' };
+    const why =
+      firstError === undefined ? 'the session token was refused right after login' : describeError(firstError);
+    return { check, result: 'fail', detail: why };
   } catch (err) {
     return { check, result: 'fail', detail: `validateSession: ${describeError(err)}` };
   }
