@@ -11,6 +11,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { ensureChromium } from './ensure-chromium';
 import { startStack } from './stack';
 
 const root = join(__dirname, '..');
@@ -64,6 +65,9 @@ async function main(): Promise<number> {
     console.log('no test files found');
     return 1;
   }
+  // The dashboard test drives Debian's chromium: installed here, before the suites, so an apt-get on a fresh machine
+  // does not spend the test's own timeout (it did: 90 s ran out while the package was being configured).
+  if (testFiles.some((f) => f.endsWith('dashboard.test.ts'))) ensureChromium();
   // FM_REIMPORT_TEST_STACK names another state folder under .stack/, so two test runs on one machine do not share
   // (and reap) one stack.
   const stackName = process.env.FM_REIMPORT_TEST_STACK ?? 'test';

@@ -1,9 +1,11 @@
 // `npm run sim -- [options]` runs the simulator until SIGINT/SIGTERM; `npm run sim -- export --out DIR` writes the
 // FileMaker Pro bulk export of images.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { AuthMode } from './claris-id';
 import { Dataset } from './dataset';
 import { exportImages } from './export';
 import { parseFaultPatch, type Profile } from './faults';
+import { parseLiveSpec } from './mutations';
 import type { Preset } from './schema';
 import { startSimulator } from './server';
 
@@ -28,7 +30,9 @@ interface RunOpts {
   database?: string;
   username?: string;
   password?: string;
+  auth: AuthMode;
   faults?: string;
+  live?: string;
   json?: boolean;
 }
 
@@ -49,16 +53,26 @@ const program = new Command('sim')
   .option('--database <name>', 'database name (case-sensitive)')
   .option('--username <name>', 'account name')
   .option('--password <password>', 'account password')
+  .addOption(
+    new Option('--auth <mode>', 'sign-in: basic (FileMaker Server) or fmid (FileMaker Cloud, Claris ID tokens only)')
+      .choices(['basic', 'fmid'])
+      .default('basic'),
+  )
   .option('--faults <json>', 'fault overrides as JSON, e.g. {"latencyMs":50}')
+  .option(
+    '--live <rates>',
+    'change the data while serving, per second: inserts=2,updates=5,deletes=1,containers=1[,seed=7][,tables=A;B]',
+  )
   .option('--json', 'print connection info as one JSON line')
   .action(async (o: RunOpts) => {
     const faults = o.faults ? parseFaultPatch(JSON.parse(o.faults)) : undefined;
-    const sim = await startSimulator({ ...o, faults });
+    const sim = await startSimulator({ ...o, faults, live: o.live ? parseLiveSpec(o.live) : undefined });
     const info = {
       url: sim.url,
       dataApi: `${sim.url}/fmi/data/vLatest/databases/${encodeURIComponent(sim.database)}`,
       odata: `${sim.url}/fmi/odata/v4/${encodeURIComponent(sim.database)}`,
       adminUrl: sim.adminUrl,
+      ...(o.auth === 'fmid' ? { fmidTokens: `POST ${sim.adminUrl}/fmid/tokens` } : {}),
       database: sim.database,
       preset: o.preset,
       profile: o.profile,
@@ -66,8 +80,12 @@ const program = new Command('sim')
     if (o.json) console.log(JSON.stringify(info));
     else {
       console.log(`FileMaker simulator (${o.preset}, ${o.profile}) listening`);
-      for (const [k, v] of Object.entries(info)) console.log(`  ${k.padEnd(9)} ${v}`);
-      console.log('  (account and password as configured; see --username/--password)');
+      for (const [k, v] of Object.entries(info)) console.log(`  ${k.padEnd(10)} ${v}`);
+      console.log(
+        o.auth === 'fmid'
+          ? '  (Claris ID only: Authorization: FMID <token from fmidTokens>)'
+          : '  (account and password as configured; see --username/--password)',
+      );
     }
     const stop = (signal: string) => {
       console.error(`${signal}: shutting down`);

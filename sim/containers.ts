@@ -385,8 +385,11 @@ function* imageChunks(kind: 'jpg' | 'png', seed: number, salt: number, size: num
   yield all.length >= size ? all.subarray(0, size) : Buffer.concat([all, Buffer.alloc(size - all.length)]);
 }
 
-export function containerSalt(key: ContainerKey): number {
-  return hash32(key.seed, key.table, key.recordIndex, key.field);
+/** A replaced container (`rev` > 0) has other bytes than its record's original ones. */
+export function containerSalt(key: ContainerKey, rev = 0): number {
+  return rev > 0
+    ? hash32(key.seed, key.table, key.recordIndex, key.field, rev)
+    : hash32(key.seed, key.table, key.recordIndex, key.field);
 }
 
 /**
@@ -396,7 +399,7 @@ export function containerSalt(key: ContainerKey): number {
 export function* containerChunks(key: ContainerKey, info: ContainerInfo): Generator<Buffer> {
   const size = info.size;
   if (size <= 0) return;
-  const salt = containerSalt(key);
+  const salt = containerSalt(key, info.rev);
   if (info.kind === 'jpg' || info.kind === 'png') yield* imageChunks(info.kind, key.seed, salt, size);
   else yield* plainChunks(info.kind, key.seed, salt, size);
 }
@@ -404,7 +407,7 @@ export function* containerChunks(key: ContainerKey, info: ContainerInfo): Genera
 const shaCache = new Map<string, string>();
 
 export function containerSha256(key: ContainerKey, info: ContainerInfo): string {
-  const k = `${key.seed}|${key.table}|${key.recordIndex}|${key.field}|${info.size}|${info.kind}`;
+  const k = `${key.seed}|${key.table}|${key.recordIndex}|${key.field}|${info.size}|${info.kind}|${info.rev ?? 0}`;
   let sha = shaCache.get(k);
   if (!sha) {
     const h = createHash('sha256');
@@ -423,4 +426,21 @@ export function containerBytes(key: ContainerKey, info: ContainerInfo): Buffer {
 export function contentDisposition(filename: string): string {
   const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+}
+
+/** The length of `size` bytes as base64 text. */
+export function base64Length(size: number): number {
+  return 4 * Math.ceil(size / 3);
+}
+
+/** Streams chunks as base64 text, carrying the bytes that do not fill a 3-byte group over to the next chunk. */
+export function* base64Chunks(chunks: Iterable<Buffer>): Generator<Buffer> {
+  let carry = Buffer.alloc(0);
+  for (const chunk of chunks) {
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = buf.length - (buf.length % 3);
+    if (whole) yield Buffer.from(buf.subarray(0, whole).toString('base64'));
+    carry = Buffer.from(buf.subarray(whole));
+  }
+  if (carry.length) yield Buffer.from(carry.toString('base64'));
 }

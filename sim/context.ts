@@ -2,6 +2,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Dataset, SimRecord, SimTable } from './dataset';
+import { ClarisIdTokens, type AuthMode, type Credentials } from './claris-id';
 import { hash32 } from './prng';
 import { FaultState, TokenBucket, type Api, type FaultSettings } from './faults';
 
@@ -10,6 +11,7 @@ export interface SimConfig {
   username: string;
   password: string;
   seed: number;
+  auth: AuthMode;
 }
 
 export interface SimulatorStats {
@@ -33,7 +35,8 @@ const normKey = (v: string) => v.trim().toUpperCase();
 
 /**
  * Foreign-key hashes of a table's generated records, sorted, with the record position alongside: eight bytes a
- * record instead of a map of strings. Built once; written records are checked separately, so writes never stale it.
+ * record instead of a map of strings. Built once; written and inserted records are checked separately and deleted ones
+ * dropped on the way out, so changes never stale it.
  */
 interface PortalIndex {
   hashes: Uint32Array;
@@ -41,9 +44,9 @@ interface PortalIndex {
 }
 
 function buildPortalIndex(table: SimTable, foreignKey: string): PortalIndex {
-  const all = new Uint32Array(table.count);
+  const all = new Uint32Array(table.generatedCount);
   const keyed: number[] = [];
-  for (let i = 0; i < table.count; i++) {
+  for (let i = 0; i < table.generatedCount; i++) {
     const v = normKey(String(table.generated(i).fields[foreignKey] ?? ''));
     if (!v) continue;
     all[i] = hash32(v);
@@ -58,6 +61,7 @@ function buildPortalIndex(table: SimTable, foreignKey: string): PortalIndex {
 export class SimContext {
   readonly sessions = new Map<string, Session>();
   readonly faults: FaultState;
+  readonly clarisId = new ClarisIdTokens();
   readonly t0 = Date.now();
   secret = randomBytes(32);
   inFlight = 0;
@@ -85,6 +89,21 @@ export class SimContext {
 
   get settings(): FaultSettings {
     return this.faults.settings;
+  }
+
+  /**
+   * Checks an `Authorization` header against the host's mode: Basic with the account, or only a live Claris ID
+   * token (`FMID`); the other scheme is refused.
+   */
+  credentials(header: string | undefined): Credentials {
+    if (!header) return 'missing';
+    const m = /^(Basic|FMID)\s+(\S+)$/i.exec(header);
+    if (!m) return 'refused';
+    const fmid = m[1]!.toLowerCase() === 'fmid';
+    if (this.config.auth === 'fmid') return fmid ? this.clarisId.check(m[2]!) : 'refused';
+    if (fmid) return 'refused';
+    const [user, ...pass] = Buffer.from(m[2]!, 'base64').toString('utf8').split(':');
+    return user === this.config.username && pass.join(':') === this.config.password ? 'ok' : 'refused';
   }
 
   /** Tokens, container cookies and container URLs all die with a restart. */
@@ -173,7 +192,8 @@ export class SimContext {
       idx = buildPortalIndex(table, foreignKey);
       this.portalIndex.set(k, idx);
     }
-    // Candidates: generated records whose key hashes alike, and every written record; then the real comparison.
+    // Candidates: generated records whose key hashes alike, and every written or inserted record; then the real
+    // comparison (a deleted record has no `at`).
     const h = hash32(want);
     const candidates = new Set<number>();
     let lo = 0;
@@ -187,7 +207,7 @@ export class SimContext {
     for (const i of table.writtenIndexes()) candidates.add(i);
     return [...candidates]
       .sort((a, b) => a - b)
-      .map((i) => table.at(i)!)
+      .flatMap((i) => table.at(i) ?? [])
       .filter((r) => normKey(String(r.fields[foreignKey] ?? '')) === want);
   }
 

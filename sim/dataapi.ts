@@ -205,7 +205,7 @@ export class DataApi {
     if (!spec.length) return rows;
     if (!all) return sortRows(table, rows, spec);
     const key = spec.map((s) => `${s.field.name}:${s.descending ? 'd' : 'a'}`).join(',');
-    return this.ctx.sorted(table, key, () => sortRows(table, table.count, spec));
+    return this.ctx.sorted(table, key, () => sortRows(table, table.rows(), spec));
   }
 
   /** The records at positions [from, to) of a row list. */
@@ -265,17 +265,12 @@ export class DataApi {
     }
   }
 
-  private credentialsOk(req: IncomingMessage): boolean {
-    const auth = req.headers.authorization;
-    if (!auth) throw new FmError('10', 401);
-    const basic = /^Basic\s+(\S+)$/i.exec(auth);
-    if (basic) {
-      const [user, ...pass] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-      return user === this.ctx.config.username && pass.join(':') === this.ctx.config.password;
-    }
-    // FileMaker Cloud signs in with a Claris ID token; the simulator accepts its password as that token.
-    const fmid = /^FMID\s+(\S+)$/i.exec(auth);
-    return !!fmid && fmid[1] === this.ctx.config.password;
+  /** Sign-in: 10 without a header, 212 for the wrong account or scheme, 952 for a dead Claris ID token. */
+  private checkCredentials(req: IncomingMessage): void {
+    const c = this.ctx.credentials(req.headers.authorization);
+    if (c === 'missing') throw new FmError('10', 401);
+    if (c === 'refused') throw new FmError('212', 401);
+    if (c === 'expired') throw new FmError('952', 401);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -292,7 +287,7 @@ export class DataApi {
       return sendJson(this.ctx, res, 'data', 200, envelope({}));
     }
     if (rest[0] === 'databases' && rest.length === 1 && method === 'GET') {
-      if (!this.credentialsOk(req)) throw new FmError('212', 401);
+      this.checkCredentials(req);
       return sendJson(this.ctx, res, 'data', 200, envelope({ databases: [{ name: this.ctx.config.database }] }));
     }
     if (rest[0] !== 'databases' || rest.length < 3) throw new FmError('3', 404);
@@ -333,7 +328,7 @@ export class DataApi {
       const limit = parsePositive(q('_limit'), '_limit', 100);
       const spec = this.sortSpec(table, q('_sort'));
       const o = { df, origin, portals: this.portalRanges(table, q, '_'), portalFilter: this.portalFilter(q('portal')) };
-      const all = this.sorted(table, table.count, spec, true);
+      const all = this.sorted(table, table.rows(), spec, true);
       const total = indexListLength(all);
       // FileMaker answers 101 both for an empty layout and for an offset past the last record.
       if (offset > total) throw new FmError('101', 500);
@@ -395,7 +390,7 @@ export class DataApi {
 
   private async login(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
-    if (!this.credentialsOk(req)) throw new FmError('212', 401);
+    this.checkCredentials(req);
     if (body.length && body.toString().trim()) parseJson(body.toString(), 'body');
     const s = this.ctx.settings;
     if (s.maxSessions > 0 && this.ctx.activeSessions() >= s.maxSessions) {
@@ -528,7 +523,7 @@ export class DataApi {
    */
   private findCandidates(table: SimTable, requests: { omit: boolean; exactId?: string }[]): Iterable<number> {
     const adds = requests.filter((r) => !r.omit);
-    if (adds.length === 0 || adds.some((r) => r.exactId === undefined)) return range(table.count);
+    if (adds.length === 0 || adds.some((r) => r.exactId === undefined)) return each(table.rows());
     const out = new Set<number>(table.writtenIndexes());
     for (const r of adds) {
       // `==` compares case-insensitively; generated keys are uppercase.
@@ -573,6 +568,7 @@ export class DataApi {
     target.modId++;
     target.fields.modificationTimestamp = nowTimestamp();
     table.written(target);
+    this.ctx.ds.log('update', table, target, 'dataapi');
     return sendJson(
       this.ctx,
       res,
@@ -583,8 +579,9 @@ export class DataApi {
   }
 }
 
-function* range(n: number): Generator<number> {
-  for (let i = 0; i < n; i++) yield i;
+function* each(rows: IndexList): Generator<number> {
+  const n = indexListLength(rows);
+  for (let j = 0; j < n; j++) yield indexAt(rows, j);
 }
 
 const PRODUCT_INFO = {

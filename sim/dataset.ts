@@ -18,6 +18,8 @@ export interface ContainerInfo {
   /** FileMaker sometimes serves container URLs without an extension. */
   urlExt: boolean;
   brokenMode: BrokenMode;
+  /** How many times the container was replaced while the simulator served: each time, other bytes. */
+  rev?: number;
 }
 
 export interface SimRecord {
@@ -41,13 +43,28 @@ export function indexAt(rows: IndexList, i: number): number {
   return typeof rows === 'number' ? i : rows[i]!;
 }
 
+/** The first of 0…n-1 where a condition that only turns from false to true holds (n when it never does). */
+function firstAtLeast(n: number, holds: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (holds(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /** How many generated records a table keeps for repeated reads (pages, then their containers and portals). */
 const CACHE_SIZE = 512;
 
 /**
  * One table. Records are not stored: each is a pure function of (seed, table, index), generated when asked for,
- * with a small cache for repeated reads. Only records that were written to (PATCH) live in an overlay, so memory
- * stays flat however large the data set is.
+ * with a small cache for repeated reads. Only records that were written to (PATCH, mutations) or inserted live in an
+ * overlay, and deleted ones in a set of positions, so memory stays flat however large the data set is.
+ *
+ * Positions only grow: an inserted record takes the next position after every earlier one (generated or inserted),
+ * and a deleted record's position stays empty, so positions and record ids keep record order and are never reused.
  */
 export class SimTable {
   /** Bumped on every write so cached sort orders and found sets know to rebuild. */
@@ -56,22 +73,65 @@ export class SimTable {
   private readonly overlay = new Map<number, SimRecord>();
   /** Primary keys written by PATCH that are not some record's generated key, as FileMaker would now find them. */
   private readonly writtenIds = new Map<string, number>();
+  private readonly deleted = new Set<number>();
+  private inserted = 0;
+  /** The live positions while some record is deleted, for the version they were listed at. */
+  private liveRows: { version: number; rows: Int32Array } | undefined;
 
   constructor(
     readonly def: TableDef,
     readonly index: number,
-    readonly count: number,
+    /** Records the seed generated; positions past it are records inserted since. */
+    readonly generatedCount: number,
     private readonly gen: RecordGenerator,
   ) {}
 
-  /** Every record, materialised in a fresh array: for verifiers and tests only (it costs memory in proportion). */
-  get records(): SimRecord[] {
-    return Array.from({ length: this.count }, (_, i) => this.peek(i));
+  /** One past the last position ever used (deleted positions included). */
+  get end(): number {
+    return this.generatedCount + this.inserted;
   }
 
-  /** The record at a position (0-based, record order), or undefined past the end. */
+  /** How many records the table holds now. */
+  get count(): number {
+    return this.end - this.deleted.size;
+  }
+
+  /**
+   * Every record's position in record (ROWID) order: a plain count while no record was deleted (positions 0…n-1),
+   * else the positions, listed once per version.
+   */
+  rows(): IndexList {
+    if (this.deleted.size === 0) return this.end;
+    if (this.liveRows?.version !== this.version) {
+      const rows = new Int32Array(this.count);
+      let j = 0;
+      for (let i = 0; i < this.end; i++) if (!this.deleted.has(i)) rows[j++] = i;
+      this.liveRows = { version: this.version, rows };
+    }
+    return this.liveRows.rows;
+  }
+
+  /** The records whose record id is above `recordId`, in record order; no record is generated to find them. */
+  rowsAfter(recordId: number): Int32Array {
+    const first = firstAtLeast(this.end, (i) => SimTable.recordIdOf(i) > recordId);
+    const rows = this.rows();
+    if (typeof rows === 'number') return Int32Array.from({ length: Math.max(0, rows - first) }, (_, k) => first + k);
+    return rows.subarray(firstAtLeast(rows.length, (j) => rows[j]! >= first));
+  }
+
+  /** Whether a position holds a record now. */
+  exists(index: number): boolean {
+    return Number.isInteger(index) && index >= 0 && index < this.end && !this.deleted.has(index);
+  }
+
+  /** Every record, materialised in a fresh array: for verifiers and tests only (it costs memory in proportion). */
+  get records(): SimRecord[] {
+    return [...this.scan()];
+  }
+
+  /** The record at a position (0-based, record order), or undefined past the end or deleted. */
   at(index: number): SimRecord | undefined {
-    if (!Number.isInteger(index) || index < 0 || index >= this.count) return undefined;
+    if (!this.exists(index)) return undefined;
     const written = this.overlay.get(index);
     if (written) return written;
     let rec = this.cache.get(index);
@@ -97,7 +157,9 @@ export class SimTable {
 
   /** Every record in record order, generated one by one. */
   *scan(): Generator<SimRecord> {
-    for (let i = 0; i < this.count; i++) yield this.peek(i);
+    const rows = this.rows();
+    const n = indexListLength(rows);
+    for (let j = 0; j < n; j++) yield this.peek(indexAt(rows, j));
   }
 
   /** Positions of written records, which may no longer hold their generated values. */
@@ -123,6 +185,33 @@ export class SimTable {
     this.version++;
   }
 
+  /**
+   * A new record at the next position: generated like the table's others (so its primary key is a fresh UUID of the
+   * same kind, from the seed), created `now`, then `fields` written over it.
+   */
+  insert(fields: Record<string, FieldValue>, now: string): SimRecord {
+    const rec = this.gen.record(this.def, this.end);
+    rec.modId = 0;
+    rec.fields.creationTimestamp = now;
+    rec.fields.modificationTimestamp = now;
+    Object.assign(rec.fields, fields);
+    this.inserted++;
+    this.overlay.set(rec.index, rec);
+    this.written(rec);
+    return rec;
+  }
+
+  /** Deletes the record at a position; answers it, or undefined when there is none. */
+  remove(index: number): SimRecord | undefined {
+    const rec = this.at(index);
+    if (!rec) return undefined;
+    this.deleted.add(index);
+    this.overlay.delete(index);
+    this.cache.delete(index);
+    this.version++;
+    return rec;
+  }
+
   /** FileMaker's internal record id for a position. Gaps imitate deleted records. */
   static recordIdOf(index: number): number {
     return index + 1 + Math.floor(index / 9) * 2;
@@ -134,7 +223,7 @@ export class SimTable {
     const within = (recordId - 1) % 11;
     if (within >= 9) return -1;
     const index = block * 9 + within;
-    return index < this.count ? index : -1;
+    return this.exists(index) ? index : -1;
   }
 
   byRecordId(recordId: number): SimRecord | undefined {
@@ -145,7 +234,7 @@ export class SimTable {
   /** Position whose generated primary key is exactly `id`, or -1. */
   indexOfGeneratedId(id: string): number {
     const i = this.gen.indexOfId(this.def.name, id);
-    return i >= 0 && i < this.count && this.gen.idOf(this.def.name, i) === id ? i : -1;
+    return this.exists(i) && this.gen.idOf(this.def.name, i) === id ? i : -1;
   }
 
   /** Record by primary key exactly as stored (generated or written since). */
@@ -170,9 +259,32 @@ export interface DatasetOptions {
   largeDocuments?: { count: number; bytes: number };
 }
 
+export type ChangeOp = 'insert' | 'update' | 'delete' | 'replaceContainer';
+
+/** One change to the data while the simulator served, in the order they happened. */
+export interface JournalEntry {
+  seq: number;
+  /** ISO time with milliseconds. */
+  at: string;
+  op: ChangeOp;
+  table: string;
+  /** FileMaker's record id (Data API `recordId`, OData `ROWID`). */
+  recordId: number;
+  /** The record's primary key. */
+  id: string;
+  /** The record's modification count after the change (before it, for a delete). */
+  modId: number;
+  /** The container field, for `replaceContainer`. */
+  field?: string;
+  /** Who made it: the admin port's mutations, the `live` option, or a Data API write. */
+  source: 'admin' | 'live' | 'dataapi';
+}
+
 export class Dataset {
   readonly tables = new Map<string, SimTable>();
   readonly tableList: SimTable[] = [];
+  /** Every change since start, for verifiers: which records existed throughout a run, which arrived, which went. */
+  readonly journal: JournalEntry[] = [];
 
   constructor(readonly opts: DatasetOptions) {
     const counts = new Map(TABLES.map((def) => [def.name, presetCount(def, opts.preset, opts.scale)]));
@@ -186,6 +298,23 @@ export class Dataset {
 
   table(name: string): SimTable | undefined {
     return this.tables.get(name);
+  }
+
+  /** Appends a change to the journal (after it was made). */
+  log(op: ChangeOp, table: SimTable, rec: SimRecord, source: JournalEntry['source'], field?: string): JournalEntry {
+    const entry: JournalEntry = {
+      seq: this.journal.length + 1,
+      at: new Date().toISOString(),
+      op,
+      table: table.def.name,
+      recordId: rec.recordId,
+      id: String(rec.fields.id ?? ''),
+      modId: rec.modId,
+      ...(field === undefined ? {} : { field }),
+      source,
+    };
+    this.journal.push(entry);
+    return entry;
   }
 }
 

@@ -11,6 +11,8 @@ export interface ForcedFailure {
   api?: Api | 'any';
 }
 
+export type OdataValueVariant = 'bytes' | 'filename' | 'empty' | 'base64';
+
 export interface FaultSettings {
   /** Added before every answer. */
   latencyMs: number;
@@ -43,16 +45,36 @@ export interface FaultSettings {
   sessionCapCode: 812 | 956;
   /** Probability that an OData JSON answer carries a raw control character or a bare `?` value. */
   brokenJsonRate: number;
+  /** Lifetime of a Claris ID token issued from then on (Cognito: one hour). */
+  fmidTokenLifetimeMs: number;
   /** Sliding session lifetime (FileMaker: 15 minutes). */
   sessionTtlMs: number;
   /** How long a container URL from `fieldData` stays valid. */
   containerUrlTtlMs: number;
   /** Status for a stale container URL; FMS versions differ. */
   expiredUrlStatus: 401 | 404;
+  /**
+   * What OData `/$value` of a container answers: the bytes; the container's filename as `text/plain` (one server
+   * version, with `Accept: application/octet-stream`); a 200 with no body; or the bytes as base64 text.
+   */
+  odataValueVariant: OdataValueVariant;
+  /** `Content-Disposition` on OData `/$value` (Claris does not document it). */
+  odataValueDisposition: boolean;
+  /** The Data API container URL's 302 + cookie handshake (FileMaker Server 19.3+); off: 200 with the bytes at once. */
+  dataApiContainerHandshake: boolean;
+  /** Share of containers stored externally, chosen per record and field: their URLs are `/Streaming_SSL/Additional_1/…`. */
+  externalContainerRate: number;
+  /** `Content-Disposition` on Data API container downloads. */
+  containerDisposition: boolean;
   /** HTTP status of a find with no hits (code 401); most servers 500, some clients saw 400. */
   noRecordsStatus: 500 | 400;
   /** OData annotation spelling: newer servers `@count`, older `@odata.count`. */
   odataAnnotations: 'plain' | 'odata';
+  /**
+   * OData refuses (400, -1002) a bare field name that Claris says must be quoted: anything but plain letters and
+   * digits, and `id` in any case. Off only for a test that needs the old lenience.
+   */
+  odataStrictNames: boolean;
   /** Records per OData response before a next link is given. */
   odataPageCap: number;
   /** FileMaker Server repeats the token in the login body; FileMaker Cloud may not. */
@@ -79,11 +101,18 @@ export const DEFAULT_FAULTS: FaultSettings = {
   maxSessions: 0,
   sessionCapCode: 812,
   brokenJsonRate: 0,
+  fmidTokenLifetimeMs: 3_600_000,
   sessionTtlMs: 15 * 60_000,
   containerUrlTtlMs: 60_000,
   expiredUrlStatus: 401,
+  odataValueVariant: 'bytes',
+  odataValueDisposition: true,
+  dataApiContainerHandshake: true,
+  externalContainerRate: 0,
+  containerDisposition: true,
   noRecordsStatus: 500,
   odataAnnotations: 'plain',
+  odataStrictNames: true,
   odataPageCap: 10_000,
   tokenInBody: true,
   failNextRequests: null,
@@ -131,6 +160,8 @@ export function resolveFaults(profile: Profile, overrides: Partial<FaultSettings
 }
 
 const FAULT_KEYS = new Set(Object.keys(DEFAULT_FAULTS));
+const CHOICES = { odataValueVariant: ['bytes', 'filename', 'empty', 'base64'] } as const;
+const RATES = new Set(['externalContainerRate']);
 
 /** Validates a JSON patch of settings from the admin port; unknown keys are an error so typos do not pass silently. */
 export function parseFaultPatch(input: unknown): Partial<FaultSettings> {
@@ -149,6 +180,10 @@ function check(input: unknown): Partial<FaultSettings> {
       }
     } else if (typeof v !== expected) {
       throw new Error(`fault setting ${k} must be a ${expected}`);
+    } else if (k in CHOICES && !CHOICES[k as keyof typeof CHOICES].includes(v as never)) {
+      throw new Error(`fault setting ${k} must be one of ${CHOICES[k as keyof typeof CHOICES].join(', ')}`);
+    } else if (RATES.has(k) && ((v as number) < 0 || (v as number) > 1)) {
+      throw new Error(`fault setting ${k} must be between 0 and 1`);
     }
   }
   return input;
@@ -189,6 +224,7 @@ export type FaultKind =
   | 'container_401'
   | 'container_url_expired'
   | 'container_broken'
+  | 'container_variant'
   | 'quota_953'
   | 'session_cap'
   | 'broken_json'

@@ -54,10 +54,10 @@ function tokenize(src: string): Tok[] {
       continue;
     }
     if (ch === '"') {
-      const end = src.indexOf('"', i + 1);
-      if (end < 0) throw new FilterError('unterminated quoted name', '-1002');
-      out.push({ t: 'ident', v: src.slice(i + 1, end), quoted: true });
-      i = end + 1;
+      const q = /^"((?:[^"]|"")*)"/.exec(src.slice(i));
+      if (!q) throw new FilterError('unterminated quoted name', '-1002');
+      out.push({ t: 'ident', v: q[1]!.replace(/""/g, '"'), quoted: true });
+      i += q[0].length;
       continue;
     }
     const rest = src.slice(i);
@@ -133,7 +133,44 @@ function compare(a: Val, b: Val): number | null {
 
 const truthy = (v: Val) => v.k === 'bool' && v.v;
 
-export function parseFilter(src: string, fields: readonly FieldDef[]): (r: SimRecord) => boolean {
+const OPERATORS = new Set(['eq', 'ne', 'gt', 'ge', 'lt', 'le', 'and', 'or']);
+
+/**
+ * Claris: "Enclose field names that include special characters, such as spaces or underscores, in double-quotation
+ * marks"; `id` in any case is reserved as well. Only plain letters-and-digits names may go bare (`ROWID`, `ROWMODID`).
+ */
+export function needsQuoting(name: string): boolean {
+  return !/^[A-Za-z][A-Za-z0-9]*$/.test(name) || name.toLowerCase() === 'id';
+}
+
+function unquotedName(name: string): FilterError {
+  return new FilterError(
+    `Parse failure in URL: field name ${name} must be enclosed in double quotation marks`,
+    '-1002',
+  );
+}
+
+/**
+ * A `$select`/`$orderby` name as written: double-quoted (`""` for a quote inside) or bare; with `strict`, a bare name
+ * that needs quoting is refused as the real server refuses it.
+ */
+export function readName(written: string, strict: boolean): string {
+  const q = /^"((?:[^"]|"")*)"$/.exec(written);
+  if (q) return q[1]!.replace(/""/g, '"');
+  if (strict && needsQuoting(written)) throw unquotedName(written);
+  return written;
+}
+
+export interface FilterOptions {
+  /** Refuse bare field names that need quoting (the real server's behaviour). */
+  strictNames: boolean;
+}
+
+export function parseFilter(
+  src: string,
+  fields: readonly FieldDef[],
+  opts: FilterOptions = { strictNames: true },
+): (r: SimRecord) => boolean {
   const toks = tokenize(src);
   let p = 0;
   const peek = () => toks[p];
@@ -179,6 +216,12 @@ export function parseFilter(src: string, fields: readonly FieldDef[]): (r: SimRe
         }
         expect(')');
         return fn(t.v, args);
+      }
+      if (opts.strictNames && !t.quoted) {
+        // A bare word right after a bare name (`Health Number eq …`) is a name with a space that was not quoted.
+        const after = peek();
+        if (needsQuoting(t.v) || (after?.t === 'ident' && !after.quoted && !OPERATORS.has(after.v)))
+          throw unquotedName(t.v);
       }
       const f = fieldByName(t.v);
       if (f.type === 'container') throw new FilterError(`container field ${f.name} cannot be filtered`, '-1002');
@@ -288,8 +331,4 @@ export function splitList(src: string): string[] {
   }
   if (cur.trim()) out.push(cur.trim());
   return out;
-}
-
-export function unquote(name: string): string {
-  return name.startsWith('"') && name.endsWith('"') && name.length >= 2 ? name.slice(1, -1) : name;
 }

@@ -2,11 +2,11 @@
 // request; errors as {"error":{"code","message"}}; containers only through /$value.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
-import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
+import { CONTENT_TYPES, base64Chunks, base64Length, containerChunks, contentDisposition } from './containers';
 import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
 import { sortRows } from './find';
 import { htmlError, send, sendJson, writeBody } from './http';
-import { FilterError, parseFilter, splitList, unquote } from './odata-filter';
+import { FilterError, parseFilter, readName, splitList } from './odata-filter';
 import type { FieldDef } from './schema';
 
 class ODataError extends Error {
@@ -28,6 +28,7 @@ const EDM: Record<FieldDef['type'], string> = {
 };
 
 const SYSTEM_FIELDS = ['ROWID', 'ROWMODID'];
+const TEXT = 'text/plain; charset=utf-8';
 const OPTIONS = new Set(['$top', '$skip', '$select', '$filter', '$orderby', '$count', '$expand', '$format']);
 
 function xmlEscape(s: string): string {
@@ -46,8 +47,9 @@ export class OData {
       await this.route(req, res, url);
     } catch (e) {
       if (e instanceof ODataError) {
+        const scheme = this.ctx.config.auth === 'fmid' ? 'FMID' : 'Basic';
         const headers: Record<string, string> =
-          e.status === 401 ? { 'WWW-Authenticate': 'Basic realm="FileMaker"' } : {};
+          e.status === 401 ? { 'WWW-Authenticate': `${scheme} realm="FileMaker"` } : {};
         await sendJson(this.ctx, res, 'odata', e.status, { error: { code: e.code, message: e.message } }, headers);
         return;
       }
@@ -59,18 +61,11 @@ export class OData {
     }
   }
 
+  /** Every request signs in: Basic with the account, or on a Claris ID host a live FMID token. */
   private authenticate(req: IncomingMessage): void {
-    const auth = req.headers.authorization ?? '';
-    const basic = /^Basic\s+(\S+)$/i.exec(auth);
-    let ok = false;
-    if (basic) {
-      const [user, ...pass] = Buffer.from(basic[1]!, 'base64').toString('utf8').split(':');
-      ok = user === this.ctx.config.username && pass.join(':') === this.ctx.config.password;
-    } else {
-      const fmid = /^FMID\s+(\S+)$/i.exec(auth);
-      ok = !!fmid && fmid[1] === this.ctx.config.password;
-    }
-    if (!ok) throw new ODataError(401, '212', 'Invalid user account and/or password; please try again');
+    const c = this.ctx.credentials(req.headers.authorization);
+    if (c === 'expired') throw new ODataError(401, '952', 'The Claris ID token has expired or is not valid');
+    if (c !== 'ok') throw new ODataError(401, '212', 'Invalid user account and/or password; please try again');
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
@@ -172,11 +167,15 @@ export class OData {
   /** Positions of the records `$filter` keeps, in record order (all of them without a filter). */
   private filtered(table: SimTable, url: URL): IndexList {
     const filter = url.searchParams.get('$filter');
-    if (!filter) return table.count;
-    const pred = parseFilter(filter, [
-      ...table.def.fields,
-      ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const })),
-    ]);
+    if (!filter) return table.rows();
+    // Key paging (`ROWID gt <last seen>`) generates no record to find its page: positions follow record ids.
+    const after = /^\s*(?:ROWID|"ROWID")\s+(gt|ge)\s+(\d+)\s*$/.exec(filter);
+    if (after) return table.rowsAfter(Number(after[2]) - (after[1] === 'ge' ? 1 : 0));
+    const pred = parseFilter(
+      filter,
+      [...table.def.fields, ...SYSTEM_FIELDS.map((n) => ({ name: n, type: 'number' as const }))],
+      { strictNames: this.ctx.settings.odataStrictNames },
+    );
     const hits: number[] = [];
     for (const r of table.scan()) if (pred(this.withSystem(r))) hits.push(r.index);
     return Int32Array.from(hits);
@@ -199,7 +198,7 @@ export class OData {
     const plain = table.def.fields.filter((f) => f.type !== 'container');
     if (!raw) return plain;
     return splitList(raw).map((n) => {
-      const name = unquote(n);
+      const name = readName(n, this.ctx.settings.odataStrictNames);
       if (SYSTEM_FIELDS.includes(name)) return { name, type: 'number' as const };
       const f = this.field(table, name);
       if (f.type === 'container') throw new ODataError(400, '-1002', `Container field ${name} cannot be selected`);
@@ -211,9 +210,9 @@ export class OData {
     const raw = url.searchParams.get('$orderby');
     if (!raw) return [];
     return splitList(raw).map((item) => {
-      const m = /^("[^"]+"|\S+)(?:\s+(asc|desc))?$/i.exec(item.trim());
+      const m = /^("(?:[^"]|"")*"|\S+)(?:\s+(asc|desc))?$/i.exec(item.trim());
       if (!m) throw new ODataError(400, '-1002', `Invalid $orderby ${item}`);
-      const name = unquote(m[1]!);
+      const name = readName(m[1]!, this.ctx.settings.odataStrictNames);
       const f = SYSTEM_FIELDS.includes(name) ? { name, type: 'number' as const } : this.field(table, name);
       return { field: f, descending: (m[2] ?? '').toLowerCase() === 'desc' };
     });
@@ -242,7 +241,9 @@ export class OData {
     if (countParam !== null && countParam !== 'true' && countParam !== 'false')
       throw new ODataError(400, '-1002', 'Invalid $count');
     let rows = this.filtered(table, url);
-    if (order.length) {
+    // Record order is ROWID order already.
+    const byRowId = order.length === 1 && order[0]!.field.name === 'ROWID' && !order[0]!.descending;
+    if (order.length && !byRowId) {
       const needsSystem = order.some((o) => SYSTEM_FIELDS.includes(o.field.name));
       const filteredRows = rows;
       rows = needsSystem
@@ -283,32 +284,36 @@ export class OData {
   private async rawValue(res: ServerResponse, table: SimTable, rec: SimRecord, f: FieldDef): Promise<void> {
     if (f.type !== 'container') {
       const v = this.value(f, rec);
-      return send(
-        this.ctx,
-        res,
-        'odata',
-        v === null ? 204 : 200,
-        'text/plain; charset=utf-8',
-        v === null ? '' : String(v),
-      );
+      return send(this.ctx, res, 'odata', v === null ? 204 : 200, TEXT, v === null ? '' : String(v));
     }
     const info = rec.containers[f.name]!;
     if (info.state === 'empty') return send(this.ctx, res, 'odata', 204, 'text/plain', '');
+    const variant = this.ctx.settings.odataValueVariant;
+    const disposition: Record<string, string> = this.ctx.settings.odataValueDisposition
+      ? { 'Content-Disposition': contentDisposition(info.filename) }
+      : {};
+    if (variant !== 'bytes') this.ctx.faults.count('container_variant');
+    // Neither answer reads the file, so a damaged file does not show in them.
+    if (variant === 'filename') return send(this.ctx, res, 'odata', 200, TEXT, info.filename, disposition);
+    if (variant === 'empty') return send(this.ctx, res, 'odata', 200, CONTENT_TYPES[info.kind], '', disposition);
     const key = { seed: this.ctx.config.seed, table: table.def.name, recordIndex: rec.index, field: f.name };
     if (info.state === 'broken' && info.brokenMode === 'http500') {
       this.ctx.faults.count('container_broken');
       return send(this.ctx, res, 'odata', 500, 'text/html; charset=utf-8', htmlError(500));
     }
+    const base64 = variant === 'base64';
+    const length = base64 ? base64Length(info.size) : info.size;
     res.writeHead(200, {
-      'Content-Type': CONTENT_TYPES[info.kind],
-      'Content-Length': String(info.size),
-      'Content-Disposition': contentDisposition(info.filename),
+      'Content-Type': base64 ? TEXT : CONTENT_TYPES[info.kind],
+      'Content-Length': String(length),
+      ...disposition,
     });
     this.ctx.containerInFlight++;
     try {
       if (info.state === 'broken') this.ctx.faults.count('container_broken');
-      const limit = info.state === 'broken' ? Math.floor(info.size * 0.6) : Infinity;
-      await writeBody(this.ctx, res, 'odata', containerChunks(key, info), limit);
+      const limit = info.state === 'broken' ? Math.floor(length * 0.6) : Infinity;
+      const chunks = containerChunks(key, info);
+      await writeBody(this.ctx, res, 'odata', base64 ? base64Chunks(chunks) : chunks, limit);
     } finally {
       this.ctx.containerInFlight--;
     }

@@ -2,18 +2,31 @@
 // counters on a separate admin port that the engine never talks to.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { AuthMode, ClarisIdToken } from './claris-id';
 import { SimContext, type SimulatorStats } from './context';
 import { DataApi } from './dataapi';
 import { Dataset } from './dataset';
 import { parseFaultPatch, resolveFaults, type Api, type FaultSettings, type Profile } from './faults';
 import { HTML_200_PAGE, htmlError, readBody, send } from './http';
+import {
+  LiveChanges,
+  MutationError,
+  mutate,
+  parseLiveOptions,
+  type LiveOptions,
+  type Mutation,
+  type MutationResult,
+} from './mutations';
 import { OData } from './odata';
 import type { Preset } from './schema';
+import { Rng } from './prng';
 import { handleStreaming } from './streaming';
-import { qualitySummary, truthContainers, truthTable, truthTables } from './truth';
+import { qualitySummary, truthContainers, truthJournal, truthTable, truthTables } from './truth';
 
 export type { FaultSettings, Profile } from './faults';
 export type { SimulatorStats } from './context';
+export type { AuthMode, ClarisIdToken } from './claris-id';
+export type { LiveOptions, Mutation, MutationResult } from './mutations';
 
 export interface SimulatorOptions {
   preset?: Preset;
@@ -30,6 +43,13 @@ export interface SimulatorOptions {
   database?: string;
   username?: string;
   password?: string;
+  /**
+   * `basic` (default): a FileMaker Server host, Basic sign-in. `fmid`: a FileMaker Cloud host, both APIs take only
+   * `Authorization: FMID <token>` with a token from the admin port's `POST /fmid/tokens`, alive `fmidTokenLifetimeMs`.
+   */
+  auth?: AuthMode;
+  /** Change the data on its own while serving, at these rates (see `setLive`). */
+  live?: LiveOptions;
 }
 
 export interface RunningSimulator {
@@ -38,6 +58,9 @@ export interface RunningSimulator {
   database: string;
   username: string;
   password: string;
+  auth: AuthMode;
+  /** A Claris ID token, as the admin port's `POST /fmid/tokens` issues it. */
+  issueFmidToken(): ClarisIdToken;
   setFaults(f: Partial<FaultSettings>): void;
   stats(): SimulatorStats;
   close(): Promise<void>;
@@ -46,6 +69,10 @@ export interface RunningSimulator {
   readonly faults: FaultSettings;
   restart(): void;
   resetStats(): void;
+  /** Applies a mutation list as `POST /mutations` does: all of it, or nothing (throws MutationError). */
+  mutate(list: Mutation[]): MutationResult[];
+  /** Starts, changes (`opts`) or stops (`null`) the live changes, as `PUT /live` does (throws MutationError). */
+  setLive(opts: LiveOptions | null): void;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -78,11 +105,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     username: opts.username ?? 'admin',
     password: opts.password ?? 'sim-password',
     seed,
+    auth: opts.auth ?? 'basic',
   };
+  const issueFmidToken = () => ctx.clarisId.issue(config.username, ctx.settings.fmidTokenLifetimeMs);
   const ctx = new SimContext(ds, config, resolveFaults(opts.profile ?? 'clean', opts.faults));
   const dataApi = new DataApi(ctx);
   const odata = new OData(ctx);
   const host = opts.host ?? '127.0.0.1';
+  // Records that a mutation leaves to chance (no recordId) are picked from this, so scripts replay alike.
+  const mutationRng = new Rng(seed, 'mutations');
+  const live = new LiveChanges(ds, seed);
+  const setLive = (o: unknown) => live.set(parseLiveOptions(ds, o));
+  setLive(opts.live ?? null);
 
   let restartTimer: NodeJS.Timeout | undefined;
   const schedule = () => {
@@ -194,9 +228,28 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
         ? adminJson(res, 200, { table: name, containers })
         : adminJson(res, 404, { error: `no table ${name}` });
     }
+    if (method === 'GET' && path === '/truth/journal') {
+      const since = url.searchParams.get('since') ?? '0';
+      if (!/^\d+$/.test(since)) return adminJson(res, 400, { error: 'since must be a journal seq' });
+      return adminJson(res, 200, truthJournal(ds, Number(since)));
+    }
+    if ((method === 'POST' && path === '/mutations') || (method === 'PUT' && path === '/live')) {
+      try {
+        const body: unknown = JSON.parse((await readBody(req)).toString('utf8') || 'null');
+        if (path === '/live') {
+          setLive(body);
+          return adminJson(res, 200, live.options);
+        }
+        return adminJson(res, 200, { results: mutate(ds, body, mutationRng) });
+      } catch (e) {
+        if (e instanceof MutationError || e instanceof SyntaxError) return adminJson(res, 400, { error: e.message });
+        throw e;
+      }
+    }
+    if (method === 'GET' && path === '/live') return adminJson(res, 200, live.options);
     if (method === 'GET' && path === '/stats') return adminJson(res, 200, ctx.stats());
     if (method === 'GET' && path === '/faults') return adminJson(res, 200, ctx.settings);
-    if (method === 'POST' && path === '/faults') {
+    if ((method === 'POST' || method === 'PUT') && path === '/faults') {
       let patch: Partial<FaultSettings>;
       try {
         patch = parseFaultPatch(JSON.parse((await readBody(req)).toString('utf8') || '{}'));
@@ -206,6 +259,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
       setFaults(patch);
       return adminJson(res, 200, ctx.settings);
     }
+    if (method === 'POST' && path === '/fmid/tokens') return adminJson(res, 200, issueFmidToken());
     if (method === 'POST' && path === '/restart') {
       ctx.restart();
       return adminJson(res, 200, { restarted: true });
@@ -227,6 +281,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     database: config.database,
     username: config.username,
     password: config.password,
+    auth: config.auth,
+    issueFmidToken,
     dataset: ds,
     get faults() {
       return ctx.settings;
@@ -235,8 +291,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     stats: () => ctx.stats(),
     restart: () => ctx.restart(),
     resetStats: () => ctx.resetStats(),
+    mutate: (list) => mutate(ds, list, mutationRng),
+    setLive,
     close: async () => {
       if (restartTimer) clearInterval(restartTimer);
+      live.stop();
       const closing = Promise.all([
         new Promise<void>((resolve) => server.close(() => resolve())),
         new Promise<void>((resolve) => admin.close(() => resolve())),

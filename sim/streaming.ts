@@ -6,8 +6,25 @@ import type { SimContext } from './context';
 import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
 import type { SimRecord, SimTable } from './dataset';
 import { htmlError, send, sendJson, writeBody } from './http';
+import { hash32 } from './prng';
 
 const DECI = 100;
+
+/**
+ * Folder of a container's URL: `MainDB` for embedded files, `Additional_1` for the share `externalContainerRate`
+ * stores externally, chosen per record and field so a container keeps its folder from one read to the next.
+ */
+function folder(ctx: SimContext, table: SimTable, rec: SimRecord, field: string): string {
+  const rate = ctx.settings.externalContainerRate;
+  const external = rate > 0 && hash32(ctx.config.seed, 'external', table.def.name, rec.index, field) / 2 ** 32 < rate;
+  return external ? 'Additional_1' : 'MainDB';
+}
+
+/** A replaced container's URL names its revision, so a URL from before the replacement no longer serves. */
+const revOf = (rec: SimRecord, field: string): string[] => {
+  const rev = rec.containers[field]?.rev;
+  return rev ? [String(rev)] : [];
+};
 
 export function containerUrl(ctx: SimContext, origin: string, table: SimTable, rec: SimRecord, field: string): string {
   const info = rec.containers[field];
@@ -18,12 +35,12 @@ export function containerUrl(ctx: SimContext, origin: string, table: SimTable, r
   payload.writeUInt32BE(rec.index, 1);
   payload.writeUInt8(fieldIdx, 5);
   payload.writeUInt32BE(Math.floor((Date.now() - ctx.t0) / DECI), 6);
-  const mac = ctx.hmac('url', payload).subarray(0, 22);
+  const mac = ctx.hmac('url', payload, ...revOf(rec, field)).subarray(0, 22);
   const ks = ctx.hmac('ks', mac);
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
   const hex = Buffer.concat([mac, payload]).toString('hex').toUpperCase();
   const ext = info.urlExt ? `.${info.kind}` : '';
-  return `${origin}/Streaming_SSL/MainDB/${hex}${ext}?RCType=EmbeddedRCFileProcessor`;
+  return `${origin}/Streaming_SSL/${folder(ctx, table, rec, field)}/${hex}${ext}?RCType=EmbeddedRCFileProcessor`;
 }
 
 interface Decoded {
@@ -40,11 +57,17 @@ function decode(ctx: SimContext, hex: string): Decoded | null {
   const ks = ctx.hmac('ks', mac);
   const payload = Buffer.from(bytes.subarray(22));
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
-  if (!ctx.hmac('url', payload).subarray(0, 22).equals(mac)) return null;
   const table = ctx.ds.tableList[payload.readUInt8(0)];
   const rec = table?.at(payload.readUInt32BE(1));
   const field = table?.def.fields[payload.readUInt8(5)]?.name;
   if (!table || !rec || !field) return null;
+  if (
+    !ctx
+      .hmac('url', payload, ...revOf(rec, field))
+      .subarray(0, 22)
+      .equals(mac)
+  )
+    return null;
   return { table, rec, field, issuedAt: ctx.t0 + payload.readUInt32BE(6) * DECI };
 }
 
@@ -77,12 +100,12 @@ export async function handleStreaming(
   res: ServerResponse,
   url: URL,
 ): Promise<void> {
-  const m = /^\/Streaming_SSL\/MainDB\/([0-9A-Fa-f]+)(\.[A-Za-z0-9]+)?$/.exec(url.pathname);
+  const m = /^\/Streaming_SSL\/(MainDB|Additional_1)\/([0-9A-Fa-f]+)(\.[A-Za-z0-9]+)?$/.exec(url.pathname);
   const text = 'text/html; charset=utf-8';
   if (!m || req.method !== 'GET' || url.searchParams.get('RCType') !== 'EmbeddedRCFileProcessor') {
     return send(ctx, res, 'container', 404, text, '<html><body><h1>404 Not Found</h1></body></html>');
   }
-  const hex = m[1]!;
+  const hex = m[2]!;
   const found = decode(ctx, hex);
   if (!found || Date.now() - found.issuedAt > ctx.settings.containerUrlTtlMs) {
     ctx.faults.count('container_url_expired');
@@ -98,7 +121,7 @@ export async function handleStreaming(
   }
   const cookie = readCookie(req, 'X-FMS-Session-Key');
   const followed = url.searchParams.has('Redirect');
-  if (!cookieValid(ctx, hex, cookie)) {
+  if (ctx.settings.dataApiContainerHandshake && !cookieValid(ctx, hex, cookie)) {
     if (followed) {
       return send(ctx, res, 'container', 401, text, '<html><body><h1>401 Unauthorized</h1></body></html>');
     }
@@ -127,7 +150,7 @@ export async function handleStreaming(
   res.writeHead(200, {
     'Content-Type': CONTENT_TYPES[info.kind],
     'Content-Length': String(info.size),
-    'Content-Disposition': contentDisposition(info.filename),
+    ...(s.containerDisposition ? { 'Content-Disposition': contentDisposition(info.filename) } : {}),
     'Cache-Control': 'no-cache',
   });
   ctx.containerInFlight++;

@@ -1,7 +1,7 @@
 // Ground truth for verifiers (tests, benchmarks): what every table holds and every container's size and hash.
 // The engine must never read this; it sees FileMaker only through the Data API and OData.
 import { CONTENT_TYPES, containerSha256 } from './containers';
-import type { Dataset, FieldValue } from './dataset';
+import type { Dataset, FieldValue, JournalEntry } from './dataset';
 
 export interface TruthContainer {
   recordId: string;
@@ -59,6 +59,11 @@ export function truthContainers(ds: Dataset, name: string, withHashes = true): T
     }
   }
   return out;
+}
+
+/** The changes after `since` (a journal seq), oldest first, and the last seq so far. */
+export function truthJournal(ds: Dataset, since = 0): { lastSeq: number; entries: JournalEntry[] } {
+  return { lastSeq: ds.journal.length, entries: ds.journal.slice(since) };
 }
 
 /** Share of records per quality tag, per table: the numbers the report quotes. */

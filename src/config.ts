@@ -76,6 +76,8 @@ export const envSchema = z.object({
   // FileMaker
   FM_URL: url(['http:', 'https:']).optional(),
   FM_DATABASE: z.string().min(1).default('WEP-DatabaseV2'),
+  FM_AUTH: z.enum(['basic', 'claris-id']).default('basic'),
+  FM_CLARIS_ID_TOKEN_COMMAND: z.string().min(1).optional(),
   FM_USERNAME: z.string().min(1).optional(),
   FM_PASSWORD: z.string().min(1).optional(),
   FM_PASSWORD_FILE: z.string().min(1).optional(),
@@ -140,6 +142,12 @@ export interface Config {
   readonly filemaker: {
     readonly url: string;
     readonly database: string;
+    /**
+     * `basic`: FM_USERNAME and FM_PASSWORD (FileMaker Server). `claris-id`: FileMaker Cloud's FMID tokens, printed
+     * fresh by `clarisIdTokenCommand` (run when the token held is within minutes of its expiry, or refused).
+     */
+    readonly auth: 'basic' | 'claris-id';
+    readonly clarisIdTokenCommand: string | undefined;
     readonly username: string;
     readonly password: string;
     readonly caFile: string | undefined;
@@ -212,9 +220,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
   };
   const dbUrl = req('DATABASE_URL', 'a postgres:// URL');
   const fmUrl = req('FM_URL', 'the FileMaker server base URL, for example https://fm.example.com');
-  const fmUser = req('FM_USERNAME', 'the FileMaker account name');
-  const fmPassword = secret(e, 'FM_PASSWORD', 'FM_PASSWORD_FILE');
-  if (worker && fmPassword === undefined) missing.push('  FM_PASSWORD: required (or FM_PASSWORD_FILE)');
+  const clarisId = e.FM_AUTH === 'claris-id';
+  // FileMaker Cloud accepts only Claris ID: no user or password there, a command that prints a token instead.
+  const fmUser = clarisId ? (e.FM_USERNAME ?? '') : req('FM_USERNAME', 'the FileMaker account name');
+  const fmPassword = clarisId ? undefined : secret(e, 'FM_PASSWORD', 'FM_PASSWORD_FILE');
+  if (worker && !clarisId && fmPassword === undefined) missing.push('  FM_PASSWORD: required (or FM_PASSWORD_FILE)');
+  if (clarisId) req('FM_CLARIS_ID_TOKEN_COMMAND', 'a command that prints a fresh Claris ID token (FM_AUTH=claris-id)');
   if (missing.length > 0) throw new ConfigError(`invalid configuration:\n${missing.join('\n')}`);
 
   const tlsParts = [
@@ -259,6 +270,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
     filemaker: {
       url: fmUrl.replace(/\/+$/, ''),
       database: e.FM_DATABASE,
+      auth: e.FM_AUTH,
+      clarisIdTokenCommand: e.FM_CLARIS_ID_TOKEN_COMMAND,
       username: fmUser,
       password: fmPassword ?? '',
       caFile: e.FM_CA_FILE,

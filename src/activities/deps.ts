@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { createS3Client } from '../s3';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
-import { createFileMakerClient, type FileMakerClient } from '../filemaker';
+import { createFileMakerClient, createTokenCache, tokenFromCommand, type FileMakerClient } from '../filemaker';
 import { createPool, type Pool } from '../store/db';
 import { createNotifier } from '../notify';
 import type { RunEvent } from './types';
@@ -25,6 +25,10 @@ export function fileMakerClientFor(config: Config, logger: Logger): FileMakerCli
     database: config.filemaker.database,
     username: config.filemaker.username,
     password: config.filemaker.password,
+    clarisId:
+      config.filemaker.auth === 'claris-id' && config.filemaker.clarisIdTokenCommand !== undefined
+        ? createTokenCache(tokenFromCommand(config.filemaker.clarisIdTokenCommand))
+        : undefined,
     caFile: config.filemaker.caFile,
     maxConcurrency: config.filemaker.maxConcurrency,
     overloadRetries: config.filemaker.overloadRetries,

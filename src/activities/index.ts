@@ -3,6 +3,7 @@
  * config, logger). Activities speak in ids, counts and keys; errors that the workflow acts on are ApplicationFailures
  * whose type is the error's stable code.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
 import { normalizeFileMakerId } from '../domain/ids';
@@ -24,6 +25,9 @@ import { importExportBatch } from './export-images';
 export type { ActivityDeps } from './deps';
 
 const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
+/** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
+const ARRIVALS_LISTED = 1000;
+const ARRIVALS_OVERLOAD_ATTEMPTS = 7;
 
 /** Converts our errors into ApplicationFailures the workflow can branch on (by `type`, never by class). */
 export function toFailure(err: unknown): unknown {
@@ -88,8 +92,14 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       batch = [];
     };
     let blank = 0;
+    // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
+    let maxRowId: bigint | undefined = 0n;
     const fields = sourceKeyField ? [sourceKeyField] : undefined;
     for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
+      if (maxRowId !== undefined && entry.rowId !== undefined && /^\d+$/.test(entry.rowId)) {
+        const r = BigInt(entry.rowId);
+        if (r > maxRowId) maxRowId = r;
+      } else maxRowId = undefined;
       const id = normalizeFileMakerId(entry.id)?.value;
       if (id === undefined) {
         blank++;
@@ -106,13 +116,59 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       if (batch.length >= 2000) await flush();
     }
     await flush();
-    // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped.
-    const counted = await fm.count(source.odataTable);
+    // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
+    // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
+    // the highest ROWID read: each of them that still exists was there when the key paging passed its place.
+    const counted = await fm.count(
+      source.odataTable,
+      maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined,
+    );
     if (counted > seen.size + blank) {
       throw new ManifestError(`${table}: manifest has ${seen.size + blank} ids, FileMaker counts ${counted}`);
     }
     if (blank > 0) logger.warn({ table, blank }, 'records without an id are not importable');
     return seen.size;
+  };
+
+  const manifestBuilt = async (runId: string, table: SourceTableName): Promise<boolean> => {
+    const r = await pool.query('select 1 from source_manifest where run_id = $1 and source_table = $2 limit 1', [
+      runId,
+      table,
+    ]);
+    return r.rowCount !== null && r.rowCount > 0;
+  };
+
+  /**
+   * Records FileMaker holds now that this run's manifest of `table` does not: ROWID above the manifest's highest, so
+   * inserted after the table was read (FileMaker never gives a record id twice). Reported, not imported: the next run
+   * imports them. Undefined when the manifest has no ROWIDs (a server that cannot select them).
+   */
+  const arrivalsOf = async (runId: string, table: SourceTableName): Promise<string[] | undefined> => {
+    const r = await pool.query<{ rows: number; with_row_id: number; max: string | null }>(
+      `select count(*)::int as rows, count(record_id)::int as with_row_id, max(record_id::numeric)::text as max
+         from source_manifest where run_id = $1 and source_table = $2`,
+      [runId, table],
+    );
+    const m = r.rows[0];
+    if (!m || m.with_row_id < m.rows) return undefined;
+    const source = SOURCE_TABLES[table];
+    // Validation has no durable cooldown of its own: an overload that outlasts the client's short repeats is waited
+    // out here (about two minutes in all) before it fails the run.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const arrivals: string[] = [];
+        const opts = { idField: source.idField, afterRowId: m.max ?? '0' };
+        for await (const e of fm.manifest(source.odataTable, opts)) {
+          arrivals.push(normalizeFileMakerId(e.id)?.value ?? `ROWID ${e.rowId ?? '?'}`);
+          if (arrivals.length >= ARRIVALS_LISTED) break;
+        }
+        return arrivals;
+      } catch (err) {
+        if (!(err instanceof FileMakerOverloadedError) || attempt >= ARRIVALS_OVERLOAD_ATTEMPTS) throw err;
+        heartbeat({ table, overloaded: attempt });
+        await delay(Math.min(30_000, 1000 * 2 ** attempt));
+      }
+    }
   };
 
   /**
@@ -152,6 +208,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
         : await verifyObjects({ ...deps, heartbeat }, runId, table);
     const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
+    const arrivals = checkedBy === 'validation' ? await arrivalsOf(runId, table) : undefined;
     return {
       table,
       manifest,
@@ -165,6 +222,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       objectMismatches: objects.mismatches,
       objectsHeaded: objects.headed,
       ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
+      ...(arrivals !== undefined ? { arrivals } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
   };
@@ -207,8 +265,12 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     deleteRunObjects: (i) => runs.deleteRunObjects(i.runId),
     deleteImported: () => runs.deleteImported(),
     async buildManifest({ runId, table, sourceKeyField }) {
-      // Contact details are owned by patients, referrers and companies: know which of those exist first.
-      if (table === 'API_Contact_Details') for (const owner of OWNER_TABLES) await buildManifestOf(runId, owner);
+      // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
+      // table this run has already read keeps its manifest: read again from a live file, it would list records that
+      // arrived after the owner's own import and that no phase of this run imports.
+      if (table === 'API_Contact_Details') {
+        for (const owner of OWNER_TABLES) if (!(await manifestBuilt(runId, owner))) await buildManifestOf(runId, owner);
+      }
       return { count: await buildManifestOf(runId, table, sourceKeyField) };
     },
     importChunk: (input) => importRecordChunk(deps, input),

@@ -76,6 +76,11 @@ export interface TableReconciliation {
    * the bytes of attempts whose batch ended in an error or whose worker died, which no batch result reports.
    */
   bytesTransferred?: number;
+  /**
+   * Validation: FileMaker ids of records inserted in FileMaker after this run read the table (ROWID above the
+   * manifest's highest), not imported by this run; the next run imports them. Capped; absent when unknown.
+   */
+  arrivals?: string[];
   /** Every manifest id terminal and every checked object as recorded. */
   ok: boolean;
 }

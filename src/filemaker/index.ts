@@ -22,5 +22,12 @@ export {
   type FileMakerRecord,
   type PortalDataInfo,
 } from './responses';
+export {
+  createTokenCache,
+  jwtExpiry,
+  tokenFromCommand,
+  type ClarisIdTokenSource,
+  type TokenCacheOptions,
+} from './claris-id';
 export { parseContentDisposition, type ContentDisposition } from './content-disposition';
 export { Semaphore } from './semaphore';

@@ -288,9 +288,36 @@ export function parseRecords(response: Record<string, unknown>): FileMakerRecord
   return out;
 }
 
-/** A field name as OData wants it in `$select`/`$orderby`: quoted when it has spaces, underscores or other specials. */
+/**
+ * Words OData reads as something other than a field name, compared without case: `id` (FileMaker answered an unquoted
+ * `ID` with -1002), the system query options (OData 4.01 lets them go without their `$`), the operators and literals of
+ * `$filter` and the keywords of `$orderby`.
+ */
+const ODATA_RESERVED = new Set([
+  'id',
+  ...['select', 'filter', 'orderby', 'top', 'skip', 'count', 'expand', 'search', 'format', 'compute', 'apply'],
+  ...['skiptoken', 'deltatoken', 'index', 'levels', 'schemaversion', 'it', 'root', 'this'],
+  ...['and', 'or', 'not', 'eq', 'ne', 'gt', 'ge', 'lt', 'le', 'has', 'in', 'add', 'sub', 'mul', 'div', 'divby', 'mod'],
+  ...['asc', 'desc', 'true', 'false', 'null', 'inf', 'nan'],
+]);
+
+/** FileMaker's system columns, which OData names bare. */
+const ODATA_SYSTEM_COLUMNS = new Set(['ROWID', 'ROWMODID']);
+
+/**
+ * A field name as `$select`, `$orderby` and `$filter` need it. Claris: "Enclose field names that include special
+ * characters, such as spaces or underscores, in double-quotation marks"; reserved words are quoted too. Only plain
+ * letters-and-digits names that are not reserved, and the ROWID/ROWMODID system columns, go bare.
+ */
 export function odataFieldName(name: string): string {
-  return /^[A-Za-z][A-Za-z0-9]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+  if (ODATA_SYSTEM_COLUMNS.has(name)) return name;
+  if (/^[A-Za-z][A-Za-z0-9]*$/.test(name) && !ODATA_RESERVED.has(name.toLowerCase())) return name;
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A string literal for `$filter`: single quotes, a quote inside doubled (`'O''Brien'`). */
+export function odataString(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /**
@@ -317,4 +344,42 @@ export function odataKey(id: ODataKey): string {
   }
   if (typeof id === 'number') return `(${id})`;
   return `('${encodeURIComponent(id.replace(/'/g, "''"))}')`;
+}
+
+/** Extensions of files that are text by their name: their container may well answer `text/*`. */
+// prettier-ignore
+const TEXT_EXTENSIONS = new Set([
+  'txt', 'text', 'csv', 'tsv', 'tab', 'rtf', 'xml', 'json', 'md', 'log', 'htm', 'html', 'vcf', 'ics', 'eml', 'ini',
+  'yaml', 'yml', 'asc', 'hl7', 'sql',
+]);
+
+/** True when a filename's extension says the file is text. */
+export function isTextFilename(filename: string | undefined): boolean {
+  const m = /\.([A-Za-z0-9]+)$/.exec(filename ?? '');
+  return m !== null && TEXT_EXTENSIONS.has(m[1]!.toLowerCase());
+}
+
+/** The headers of a 2xx container answer, as far as they tell whether the body can be the container. */
+export interface ContainerAnswer {
+  readonly status: number;
+  readonly contentType: string | undefined;
+  /** Content-Length when one was sent. */
+  readonly contentLength: number | undefined;
+  /** From Content-Disposition, when one was sent. */
+  readonly filename: string | undefined;
+}
+
+/**
+ * Why a 2xx `$value` answer cannot be the container's bytes, or undefined when it can be. Claris documents `text/plain`
+ * as a field's default `$value` type, and one server answered a container's *filename* as `text/plain`: text is the
+ * container only when the file is text by its name. An empty container is a 204, so an empty 200 is not one either.
+ * (A body that ends before its Content-Length is CONTAINER_TRUNCATED, found at the end of the stream.) The reason
+ * names the type only, never the filename.
+ */
+export function suspectContainerAnswer(a: ContainerAnswer): string | undefined {
+  if (a.status === 204) return undefined; // no body, whatever its type says
+  if (a.status === 200 && a.contentLength === 0) return 'an empty 200 (an empty container answers 204)';
+  const mime = (a.contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (mime.startsWith('text/') && !isTextFilename(a.filename)) return `${mime} for a file that is not text by its name`;
+  return undefined;
 }

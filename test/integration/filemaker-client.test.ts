@@ -3,6 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,7 +17,9 @@ import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '..
 import { createLogger } from '../../src/logger';
 import {
   createFileMakerClient,
+  createTokenCache,
   FM_ERRORS,
+  tokenFromCommand,
   type FileMakerClient,
   type FileMakerClientOptions,
   type ManifestEntry,
@@ -96,10 +103,23 @@ async function withSim(
   }
 }
 
+/** The ROWID of the record with this id. */
+function byId(truth: readonly TruthRecord[], id: string | null): string {
+  const r = truth.find((x) => String(x.fieldData['id']) === id);
+  assert.ok(r, 'a record of the table');
+  return r.recordId;
+}
+
 async function collect(it: AsyncIterable<ManifestEntry>): Promise<ManifestEntry[]> {
   const out: ManifestEntry[] = [];
   for await (const e of it) out.push(e);
   return out;
+}
+
+async function bytesOf(body: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 async function sha256Of(body: NodeJS.ReadableStream): Promise<{ sha: string; size: number }> {
@@ -116,6 +136,11 @@ async function sha256Of(body: NodeJS.ReadableStream): Promise<{ sha: string; siz
     }),
   );
   return { sha: h.digest('hex'), size };
+}
+
+/** Deletes records (by ROWID) from the running simulator, as staff deleting them in FileMaker would. */
+function deleteRecords(sim: RunningSimulator, table: string, rowIds: readonly string[]): void {
+  sim.mutate(rowIds.map((r) => ({ op: 'delete' as const, table, recordId: Number(r) })));
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof FileMakerError && err.code === code;
@@ -141,7 +166,7 @@ void test('manifest yields exactly the ids of the source table, with ROWID and R
   });
 });
 
-void test('manifest follows next links and $top windows with both annotation spellings', async () => {
+void test('manifest reads past the server page cap and in $top windows, with both annotation spellings', async () => {
   for (const odataAnnotations of ['plain', 'odata'] as const) {
     await withSim({ faults: { odataPageCap: 7, odataAnnotations } }, async (sim, make) => {
       const fm = make();
@@ -159,6 +184,58 @@ void test('manifest follows next links and $top windows with both annotation spe
       }
     });
   }
+});
+
+void test('records deleted between manifest pages never hide a live record: pages go by key, not by offset', async () => {
+  for (const orderBy of ['ROWID', 'id'] as const) {
+    await withSim({}, async (sim, make) => {
+      const fm = make();
+      const table = 'API_Contact_Details';
+      const truth = await truthRecords(sim, table);
+      assert.ok(truth.length > 30, 'enough rows to page');
+      const pageSize = 5;
+      const entries: ManifestEntry[] = [];
+      const deleted = new Set<string>();
+      for await (const e of fm.manifest(table, { pageSize, orderBy })) {
+        entries.push(e);
+        // At the end of each page, before the next is asked for, two records already read leave the file.
+        if (entries.length % pageSize === 0) {
+          const gone = entries.slice(-pageSize, -pageSize + 2).map((x) => x.rowId ?? byId(truth, x.id));
+          deleteRecords(sim, table, gone);
+          for (const r of gone) deleted.add(r);
+        }
+      }
+      assert.ok(deleted.size >= 10, `${orderBy}: records were deleted while paging`);
+      const read = new Set(entries.map((e) => e.id));
+      const missing = truth.filter((r) => !deleted.has(r.recordId) && !read.has(String(r.fieldData['id'])));
+      assert.deepEqual(
+        missing.map((r) => r.recordId),
+        [],
+        `${orderBy}: no live record is missing`,
+      );
+      assert.equal(entries.length, truth.length, `${orderBy}: every record read once`);
+      assert.equal(await fm.count(table), truth.length - deleted.size);
+    });
+  }
+});
+
+void test('records inserted after a manifest are listed after its highest ROWID and left out of a count up to it', async () => {
+  await withSim({}, async (sim, make) => {
+    const fm = make();
+    const table = 'API_Referrer';
+    const before = await collect(fm.manifest(table));
+    const highest = before.reduce((m, e) => (Number(e.rowId) > m ? Number(e.rowId) : m), 0);
+    const inserted = sim.mutate([1, 2, 3].map(() => ({ op: 'insert' as const, table })));
+    const gone = before[0]!;
+    sim.mutate([{ op: 'delete', table, recordId: Number(gone.rowId) }]);
+    const arrivals = await collect(fm.manifest(table, { afterRowId: String(highest), pageSize: 2 }));
+    assert.deepEqual(
+      arrivals.map((e) => e.id),
+      inserted.map((r) => r.id),
+    );
+    assert.equal(await fm.count(table), before.length + 3 - 1);
+    assert.equal(await fm.count(table, { rowIdAtMost: String(highest) }), before.length - 1);
+  });
 });
 
 void test('manifest and count work for a table whose name has spaces', async () => {
@@ -499,6 +576,175 @@ void test('OData $value downloads stream the same bytes; an empty container is a
       isCode(FM_ERRORS.RECORD_MISSING),
     );
   });
+});
+
+/** Answers from a stand-in host that FileMaker servers give but the simulator (yet) does not: one handler per path. */
+async function withHost(
+  handlers: Record<string, (res: ServerResponse, req: IncomingMessage) => void>,
+  fn: (fm: FileMakerClient, url: string) => Promise<void>,
+  o: Partial<FileMakerClientOptions> = {},
+): Promise<void> {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const handler = Object.entries(handlers).find(([p]) => path.endsWith(p))?.[1];
+    if (handler) handler(res, req);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const fm = createFileMakerClient({
+    url,
+    database: 'DB',
+    username: 'u',
+    password: 'p',
+    maxConcurrency: 2,
+    logger: createLogger({ level: 'silent', format: 'json' }),
+    requestTimeoutMs: 5_000,
+    ...o,
+  });
+  try {
+    await fn(fm, url);
+  } finally {
+    await fm.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+void test('an OData $value answer that cannot be the container is CONTAINER_SUSPECT before any byte is handed over', async () => {
+  const pdf = Buffer.from('%PDF-1.7 a real document');
+  const text = Buffer.from('a,b\n1,2\n');
+  await withHost(
+    {
+      // The filename answered as text/plain, with and without Content-Disposition; base64 text.
+      '/Docs(1)/File/$value': (res) =>
+        res
+          .writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'attachment; filename="a.pdf"' })
+          .end('a.pdf'),
+      '/Docs(2)/File/$value': (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('a.pdf'),
+      '/Docs(3)/File/$value': (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(pdf.toString('base64')),
+      // Empty 200s, with a Content-Length of 0 and chunked.
+      '/Docs(4)/File/$value': (res) => res.writeHead(200, { 'content-type': 'application/pdf' }).end(),
+      '/Docs(5)/File/$value': (res) => {
+        res.writeHead(200, { 'content-type': 'application/pdf', 'transfer-encoding': 'chunked' });
+        res.end();
+      },
+      // Real files: bytes without a name or a length, a text file by its name, an empty container.
+      '/Docs(6)/File/$value': (res) => {
+        res.writeHead(200, { 'content-type': 'application/pdf', 'transfer-encoding': 'chunked' });
+        res.end(pdf);
+      },
+      '/Docs(7)/File/$value': (res) =>
+        res
+          .writeHead(200, { 'content-type': 'text/csv', 'content-disposition': 'attachment; filename=x.csv' })
+          .end(text),
+      '/Docs(8)/File/$value': (res) => res.writeHead(204, { 'content-type': 'text/plain' }).end(),
+    },
+    async (fm) => {
+      for (const n of [1, 2, 3, 4, 5]) {
+        await assert.rejects(fm.downloadODataContainer('Docs', n, 'File'), (err: unknown) => {
+          assert.ok(isCode(FM_ERRORS.CONTAINER_SUSPECT)(err), `answer ${n}`);
+          assert.equal((err as FileMakerError).retryable, false);
+          return true;
+        });
+      }
+      assert.equal(fm.stats().suspectContainers, 5);
+      assert.equal(fm.stats().inFlight, 0, 'slots released');
+      const six = await fm.downloadODataContainer('Docs', 6, 'File');
+      assert.deepEqual(await bytesOf(six.body), pdf);
+      const seven = await fm.downloadODataContainer('Docs', 7, 'File');
+      assert.equal(seven.filename, 'x.csv');
+      assert.deepEqual(await bytesOf(seven.body), text);
+      const eight = await fm.downloadODataContainer('Docs', 8, 'File');
+      assert.equal(eight.status, 204);
+      assert.equal((await bytesOf(eight.body)).length, 0);
+      assert.equal(fm.stats().suspectContainers, 5);
+    },
+  );
+});
+
+void test('Data API containers without the cookie handshake: a plain 200 from Additional_1, no Content-Disposition', async () => {
+  const jpg = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(70_000, 7)]);
+  await withHost(
+    {
+      '/Streaming_SSL/Additional_1/0A1B2C.jpg': (res) => res.writeHead(200, { 'content-type': 'image/jpeg' }).end(jpg),
+    },
+    async (fm, url) => {
+      const dl = await fm.downloadContainer(
+        `${url}/Streaming_SSL/Additional_1/0A1B2C.jpg?RCType=EmbeddedRCFileProcessor`,
+      );
+      assert.equal(dl.status, 200);
+      assert.equal(dl.filename, undefined);
+      assert.equal(dl.contentType, 'image/jpeg');
+      assert.deepEqual(await bytesOf(dl.body), jpg);
+      assert.equal(fm.stats().requests.container, 1, 'one request, no handshake');
+    },
+  );
+});
+
+void test('Claris ID: FMID on the Data API login and on every OData request, a fresh token near its exp and after a 401', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fmid-'));
+  const tokenFile = join(dir, 'token');
+  const valid = new Set<string>();
+  const seen: { login: string[]; odata: string[] } = { login: [], odata: [] };
+  const nowS = () => Math.floor(Date.now() / 1000);
+  /** What the sign-in command prints from now on: a JWT-shaped token expiring in `lifetimeS`. */
+  const issue = (name: string, lifetimeS: number) => {
+    const claims = Buffer.from(JSON.stringify({ sub: name, exp: nowS() + lifetimeS })).toString('base64url');
+    const token = `eyJhbGciOiJSUzI1NiJ9.${claims}.sig-${name}`;
+    writeFileSync(tokenFile, `${token}\n`);
+    valid.add(token);
+    return token;
+  };
+  const fmid = (req: IncomingMessage) => /^FMID (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+  const envelope = (code: string, response: unknown) => JSON.stringify({ response, messages: [{ code, message: '' }] });
+  const logs = new LogSink();
+  try {
+    await withHost(
+      {
+        '/sessions': (res, req) => {
+          seen.login.push(fmid(req));
+          if (!valid.has(fmid(req)))
+            return res.writeHead(401, { 'content-type': 'application/json' }).end(envelope('212', {}));
+          res.writeHead(200, { 'content-type': 'application/json', 'x-fm-data-access-token': 'session-1' });
+          res.end(envelope('0', {}));
+        },
+        '/records': (res, req) => {
+          assert.equal(req.headers.authorization, 'Bearer session-1');
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(envelope('0', { dataInfo: { totalRecordCount: 42 }, data: [] }));
+        },
+        '/T/$count': (res, req) => {
+          seen.odata.push(fmid(req));
+          if (!valid.has(fmid(req))) return res.writeHead(401, { 'content-type': 'application/json' }).end('{}');
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('42');
+        },
+      },
+      async (fm) => {
+        const a = issue('a', 3600);
+        assert.equal(await fm.count('T'), 42);
+        assert.equal(await fm.layoutTotalCount('L'), 42);
+        // Revoked early: the host refuses it, the command prints a token that lives four minutes.
+        valid.delete(a);
+        const b = issue('b', 240);
+        assert.equal(await fm.count('T'), 42);
+        // Less than five minutes left: replaced before it is sent.
+        const c = issue('c', 3600);
+        assert.equal(await fm.count('T'), 42);
+        assert.deepEqual(seen, { login: [a], odata: [a, a, b, c] });
+        assert.equal(fm.stats().logins, 1);
+        const all = logs.lines.join('');
+        for (const t of [a, b, c]) assert.ok(!all.includes(t) && !all.includes(t.split('.')[1]!), 'no token in logs');
+      },
+      {
+        username: '',
+        password: '',
+        clarisId: createTokenCache(tokenFromCommand(`cat '${tokenFile}'`)),
+        logger: createLogger({ level: 'trace', format: 'json', destination: logs }),
+      },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 void test('a stale container URL ends CONTAINER_URL_STALE (401 or 404), also after a restart', async () => {

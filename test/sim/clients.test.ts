@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Client } from 'fm-data-api-client';
 import { startSimulator, type RunningSimulator } from '../../sim/server';
+import { withSim } from './helpers';
 
 describe('npm clients work unchanged', () => {
   let sim: RunningSimulator;
@@ -87,8 +88,17 @@ describe('npm clients work unchanged', () => {
       await docs.count('NexusExportDate ne null'),
       sim.dataset.table('API_Docs')!.records.filter((r) => r.fields.NexusExportDate !== '').length,
     );
-    const rows = await docs.query({ select: ['id', 'Type'], orderBy: 'id', top: 4, skip: 1 });
+    // fm-odata-client passes names through as written: `id` is quoted, as Claris requires.
+    const rows = await docs.query({ select: ['"id"', 'Type'], orderBy: '"id"', top: 4, skip: 1 });
     assert.equal(rows.length, 4);
+    const ids = sim.dataset
+      .table('API_Docs')!
+      .records.map((r) => String(r.fields.id))
+      .sort();
+    assert.deepEqual(
+      rows.map((r: { id: string }) => r.id),
+      ids.slice(1, 5),
+    );
     // fm-odata-client reads only the old `@odata.count` spelling, which the switch provides.
     sim.setFaults({ odataAnnotations: 'odata' });
     const counted = (await docs.query({ top: 2, count: true })) as unknown as { count: number; rows: unknown[] };
@@ -103,5 +113,26 @@ describe('npm clients work unchanged', () => {
     assert.equal(blob.buffer.length, rec.containers.Doc!.size);
     const spaced = await db.table('Clinic Settings').query({ filter: '"Number Value" ge 10' });
     assert.equal(spaced.length, 2);
+  });
+
+  test('fm-odata-client on a Claris ID host: FMID tokens from its authentication hook work until they expire', async () => {
+    await withSim({ preset: 'tiny', auth: 'fmid', faults: { fmidTokenLifetimeMs: 1000 } }, async (fmid) => {
+      const moduleName = 'fm-odata-client';
+      const { Connection } = await import(moduleName);
+      // Its ClarisId class signs in to Cognito; this hook hands it the simulator's token the same way.
+      let token = fmid.issueFmidToken();
+      const auth = { getAuthorizationHeader: () => Promise.resolve(`FMID ${token.token}`) };
+      const db = new Connection(new URL(fmid.url).host, auth, { disableSsl: true }).database(fmid.database);
+      const company = fmid.dataset.table('API_Company')!.records;
+      const rows = await db.table('API_Company').query({ select: ['"id"', 'Name'], orderBy: '"id"' });
+      assert.deepEqual(
+        rows.map((r: { id: string }) => r.id),
+        company.map((r) => String(r.fields.id)).sort(),
+      );
+      await new Promise((r) => setTimeout(r, Date.parse(token.expiresAt) - Date.now() + 50));
+      await assert.rejects(db.table('API_Company').count(), (e: { statusCode?: number }) => e.statusCode === 401);
+      token = fmid.issueFmidToken();
+      assert.equal(await db.table('API_Company').count(), company.length);
+    });
   });
 });

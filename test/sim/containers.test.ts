@@ -2,11 +2,13 @@
 // and the bytes hash to what the ground truth reports.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { containerBytes, containerChunks, containerSha256, type ContainerKey } from '../../sim/containers';
 import { Dataset, type ContainerInfo } from '../../sim/dataset';
+import { startSimulator, type RunningSimulator } from '../../sim/server';
 import { truthContainers } from '../../sim/truth';
+import { admin, basic, call, dataBase, download, login } from './helpers';
 
 const SEED = 5;
 
@@ -152,5 +154,146 @@ describe('image containers', () => {
         () => true,
       );
     assert.ok(heicFailed, 'HEIC containers stay undecodable');
+  });
+});
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('container variants of real servers, each behind a fault setting', () => {
+  let sim: RunningSimulator;
+  let token: string;
+  let docs: any[];
+  let ok: any;
+  before(async () => {
+    sim = await startSimulator({ preset: 'tiny', sizeScale: 0.01 });
+    token = await login(sim);
+    docs = (await admin(sim, '/truth/containers?table=API_Docs')).containers;
+    ok = docs.find((c) => c.state === 'ok');
+  });
+  afterEach(() =>
+    sim.setFaults({
+      odataValueVariant: 'bytes',
+      odataValueDisposition: true,
+      dataApiContainerHandshake: true,
+      externalContainerRate: 0,
+      containerDisposition: true,
+    }),
+  );
+  after(() => sim.close());
+
+  const value = async (id: string) => {
+    const res = await fetch(`${sim.url}/fmi/odata/v4/${sim.database}/API_Docs('${id}')/Doc/$value`, {
+      headers: { Authorization: basic(sim) },
+    });
+    return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
+  };
+
+  /** Container URLs of API_Docs by record id, as the Data API gives them now. */
+  const urls = async (): Promise<Map<string, string>> => {
+    const a = await call(`${dataBase(sim)}/layouts/API_Docs/records?_limit=1000`, { token });
+    return new Map(a.body.response.data.map((r: any) => [r.recordId, r.fieldData.Doc]));
+  };
+
+  test('OData $value answers the filename as text/plain, an empty 200, or base64 text when set to', async () => {
+    sim.setFaults({ odataValueVariant: 'filename' });
+    let a = await value(ok.id);
+    assert.equal(a.status, 200);
+    assert.match(a.headers.get('content-type')!, /^text\/plain/);
+    assert.equal(a.bytes.toString('utf8'), ok.filename);
+    sim.setFaults({ odataValueVariant: 'empty' });
+    a = await value(ok.id);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers.get('content-length'), '0');
+    assert.equal(a.bytes.length, 0);
+    sim.setFaults({ odataValueVariant: 'base64' });
+    a = await value(ok.id);
+    assert.equal(a.status, 200);
+    assert.match(a.headers.get('content-type')!, /^text\/plain/);
+    assert.equal(Number(a.headers.get('content-length')), a.bytes.length);
+    assert.match(a.bytes.toString('latin1'), /^[A-Za-z0-9+/]+=*$/);
+    const decoded = Buffer.from(a.bytes.toString('latin1'), 'base64');
+    assert.equal(decoded.length, ok.size);
+    assert.equal(sha256(decoded), ok.sha256);
+    sim.setFaults({ odataValueVariant: 'bytes' });
+    a = await value(ok.id);
+    assert.equal(a.headers.get('content-type'), ok.contentType);
+    assert.equal(sha256(a.bytes), ok.sha256);
+    // An empty container stays 204 whatever the variant.
+    const empty = docs.find((c) => c.state === 'empty');
+    for (const variant of ['bytes', 'filename', 'empty', 'base64'] as const) {
+      sim.setFaults({ odataValueVariant: variant });
+      const e = await value(empty.id);
+      assert.deepEqual([e.status, e.bytes.length], [204, 0], variant);
+    }
+    assert.ok(sim.stats().faults.container_variant! >= 3);
+  });
+
+  test('OData $value leaves out Content-Disposition when odataValueDisposition is off', async () => {
+    let a = await value(ok.id);
+    assert.match(a.headers.get('content-disposition')!, /^attachment; filename=/);
+    sim.setFaults({ odataValueDisposition: false });
+    a = await value(ok.id);
+    assert.equal(a.status, 200);
+    assert.equal(a.headers.get('content-disposition'), null);
+    assert.equal(a.headers.get('content-type'), ok.contentType);
+    assert.equal(sha256(a.bytes), ok.sha256);
+  });
+
+  test('with the Data API handshake off a container URL answers 200 with the bytes at once, without a cookie', async () => {
+    const url = (await urls()).get(ok.recordId)!;
+    assert.equal((await fetch(url, { redirect: 'manual' })).status, 302);
+    sim.setFaults({ dataApiContainerHandshake: false });
+    const res = await fetch(url, { redirect: 'manual' });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('set-cookie'), null);
+    assert.equal(res.headers.get('content-type'), ok.contentType);
+    assert.equal(sha256(bytes), ok.sha256);
+  });
+
+  test('externally stored containers get /Streaming_SSL/Additional_1/ URLs, chosen per record and field, and download', async () => {
+    const sound = docs.filter((c) => c.state === 'ok');
+    const folders = async () => {
+      const u = await urls();
+      return sound.map((c) => /\/Streaming_SSL\/([^/]+)\//.exec(u.get(c.recordId)!)![1]);
+    };
+    assert.ok((await folders()).every((f) => f === 'MainDB'));
+    sim.setFaults({ externalContainerRate: 0.5 });
+    const half = await folders();
+    assert.ok(half.includes('MainDB') && half.includes('Additional_1'), half.join(','));
+    assert.deepEqual(await folders(), half, 'the same containers are external on a second read');
+    sim.setFaults({ externalContainerRate: 1 });
+    const u = await urls();
+    for (const c of sound) {
+      const url = u.get(c.recordId)!;
+      assert.match(url, /\/Streaming_SSL\/Additional_1\/[0-9A-F]{64}(\.[a-z]+)?\?RCType=EmbeddedRCFileProcessor$/);
+      const d = await download(url);
+      assert.equal(d.status, 200);
+      assert.equal(sha256(d.bytes), c.sha256, `record ${c.recordId}`);
+    }
+  });
+
+  test('Data API container downloads leave out Content-Disposition when containerDisposition is off', async () => {
+    let d = await download((await urls()).get(ok.recordId)!);
+    assert.match(d.headers.get('content-disposition')!, /^attachment; filename=/);
+    sim.setFaults({ containerDisposition: false });
+    d = await download((await urls()).get(ok.recordId)!);
+    assert.equal(d.status, 200);
+    assert.equal(d.headers.get('content-disposition'), null);
+    assert.equal(sha256(d.bytes), ok.sha256);
+  });
+
+  test('the admin port takes the variant settings and refuses values outside them', async () => {
+    const set = (patch: unknown) =>
+      fetch(`${sim.adminUrl}/faults`, { method: 'PUT', body: JSON.stringify(patch) }).then((r) => r.status);
+    assert.equal(
+      await set({ odataValueVariant: 'base64', externalContainerRate: 0.25, containerDisposition: false }),
+      200,
+    );
+    assert.equal(sim.faults.odataValueVariant, 'base64');
+    assert.equal(sim.faults.externalContainerRate, 0.25);
+    assert.equal(await set({ odataValueVariant: 'zip' }), 400);
+    assert.equal(await set({ externalContainerRate: 1.5 }), 400);
+    assert.equal(await set({ dataApiContainerHandshake: 'no' }), 400);
   });
 });

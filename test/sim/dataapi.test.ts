@@ -32,15 +32,6 @@ describe('Data API contract', () => {
     }
   });
 
-  test('FMID authorization is accepted at login', async () => {
-    const a = await call(`${dataBase(sim)}/sessions`, {
-      method: 'POST',
-      headers: { Authorization: `FMID ${sim.password}` },
-      json: {},
-    });
-    assert.equal(a.status, 200);
-  });
-
   test('missing Authorization at login is 401/10, wrong password 401/212, wrong-case database 500/802', async () => {
     let a = await call(`${dataBase(sim)}/sessions`, { method: 'POST', json: {} });
     assert.deepEqual([a.status, code(a)], [401, '10']);

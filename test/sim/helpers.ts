@@ -67,11 +67,12 @@ export function code(a: Answer): string {
   return a.body?.messages?.[0]?.code;
 }
 
-/** Downloads a container URL the way a careful client does: no redirect following, cookie from the 302. */
+/** Downloads a container URL the way a careful client does: no redirect following, cookie from the 302 if one comes. */
 export async function download(url: string): Promise<{ status: number; bytes: Buffer; headers: Headers }> {
   const first = await fetch(url, { redirect: 'manual' });
-  await first.arrayBuffer();
-  if (first.status !== 302) return { status: first.status, bytes: Buffer.alloc(0), headers: first.headers };
+  const firstBytes = Buffer.from(await first.arrayBuffer());
+  // A server without the handshake answers the bytes at once.
+  if (first.status !== 302) return { status: first.status, bytes: firstBytes, headers: first.headers };
   const cookie = first.headers.get('set-cookie')!.split(';')[0]!;
   const second = await fetch(new URL(first.headers.get('location')!, url), { headers: { cookie }, redirect: 'manual' });
   const bytes = Buffer.from(await second.arrayBuffer());

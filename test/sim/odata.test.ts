@@ -17,13 +17,15 @@ describe('OData v4 contract', () => {
   });
   after(() => sim.close());
 
-  test('every request needs auth: no header or a wrong password is 401 with the error body; FMID works', async () => {
+  test('every request needs auth: no header, a wrong password or FMID on a Basic host is 401 with the error body', async () => {
     let a = await call(`${base}/API_Contacts`);
     assert.equal(a.status, 401);
     assert.equal(a.body.error.code, '212');
     a = await call(`${base}/API_Contacts`, { headers: { Authorization: basic(sim, 'wrong') } });
     assert.equal(a.status, 401);
-    a = await call(`${base}/API_Contacts?$top=1`, { headers: { Authorization: `FMID ${sim.password}` } });
+    a = await call(`${base}/API_Contacts?$top=1`, { headers: { Authorization: `FMID ${sim.issueFmidToken().token}` } });
+    assert.deepEqual([a.status, a.body.error.code], [401, '212']);
+    a = await call(`${base}/API_Contacts?$top=1`, { headers: auth });
     assert.equal(a.status, 200);
   });
 
@@ -53,7 +55,7 @@ describe('OData v4 contract', () => {
   test('collections: $top/$skip/$select/$orderby/$count=true, null for empty, containers left out', async () => {
     const truth = (await admin(sim, '/truth/tables/API_Docs')).records;
     const ids = truth.map((r: any) => r.fieldData.id).sort();
-    const a = await get('/API_Docs?$top=5&$skip=2&$orderby=id&$count=true');
+    const a = await get('/API_Docs?$top=5&$skip=2&$orderby="id"&$count=true');
     assert.equal(a.body['@count'], truth.length);
     assert.match(a.body['@context'], /\$metadata#API_Docs$/);
     assert.deepEqual(
@@ -62,9 +64,9 @@ describe('OData v4 contract', () => {
     );
     assert.ok(!('Doc' in a.body.value[0]));
     const empty = truth.find((r: any) => r.fieldData.NexusExportDate === '');
-    const one = await get(`/API_Docs?$filter=id eq '${empty.fieldData.id}'`);
+    const one = await get(`/API_Docs?$filter="id" eq '${empty.fieldData.id}'`);
     assert.equal(one.body.value[0].NexusExportDate, null);
-    const sel = await get('/API_Docs?$select=id,ROWID,ROWMODID&$top=1');
+    const sel = await get('/API_Docs?$select="id",ROWID,ROWMODID&$top=1');
     assert.deepEqual(
       Object.keys(sel.body.value[0]).filter((k) => !k.startsWith('@')),
       ['id', 'ROWID', 'ROWMODID'],
@@ -84,7 +86,9 @@ describe('OData v4 contract', () => {
     const a = await get('/API_Referrer/$count');
     assert.equal(a.text, String(truth.length));
     const archived = truth.filter((r: any) => r.fieldData.RECORD_ACTIVE_INDICATOR === 'Archived').length;
-    const b = await get(`/API_Referrer/$count?$filter=${encodeURIComponent("RECORD_ACTIVE_INDICATOR eq 'Archived'")}`);
+    const b = await get(
+      `/API_Referrer/$count?$filter=${encodeURIComponent(`"RECORD_ACTIVE_INDICATOR" eq 'Archived'`)}`,
+    );
     assert.equal(b.text, String(archived));
   });
 
@@ -134,6 +138,92 @@ describe('OData v4 contract', () => {
     assert.equal(settings.status, 200);
   });
 
+  test('names Claris says to quote (id in any case, _, space, dot) are refused bare with 400/-1002 in $select, $orderby and $filter, and served quoted', async () => {
+    const cases = [
+      { table: 'API_Docs', bare: 'id', field: 'id' },
+      { table: 'API_Docs', bare: 'ID', field: 'id' },
+      { table: 'API_Docs', bare: 'Id', field: 'id' },
+      { table: 'API_Referrer', bare: 'RECORD_ACTIVE_INDICATOR', field: 'RECORD_ACTIVE_INDICATOR' },
+      { table: 'API_Messages', bare: '_kf_ContactID', field: '_kf_ContactID' },
+      { table: 'API_Contacts', bare: 'Health Number', field: 'Health Number' },
+      { table: 'API_Contact_Details', bare: 'id.key', field: 'id.key' },
+    ];
+    const q = (v: string) => encodeURIComponent(v);
+    for (const c of cases) {
+      const quoted = `"${c.field}"`;
+      const refused = [
+        `$select=${q(c.bare)}`,
+        `$orderby=${q(c.bare)}`,
+        `$orderby=${q(`${c.bare} desc`)}`,
+        `$filter=${q(`${c.bare} ne null`)}`,
+        `$select=${q(`${quoted},${c.bare}`)}`,
+        `$filter=${q(`${quoted} ne null and ${c.bare} ne null`)}`,
+      ];
+      for (const query of refused) {
+        const a = await get(`/${c.table}?${query}`);
+        assert.deepEqual([a.status, a.body?.error?.code], [400, '-1002'], `${c.table}?${decodeURIComponent(query)}`);
+        assert.equal(typeof a.body.error.message, 'string');
+      }
+      const count = await get(`/${c.table}/$count?$filter=${q(`${c.bare} ne null`)}`);
+      assert.deepEqual([count.status, count.body?.error?.code], [400, '-1002']);
+      const truth = (await admin(sim, `/truth/tables/${encodeURIComponent(c.table)}`)).records;
+      const want = truth
+        .map((r: any) => r.fieldData[c.field])
+        .filter((v: string) => v !== '')
+        .sort();
+      const a = await get(
+        `/${c.table}?$select=${q(quoted)}&$orderby=${q(`${quoted} desc`)}&$filter=${q(`${quoted} ne null`)}`,
+      );
+      assert.equal(a.status, 200, `${c.table} quoted ${quoted}`);
+      assert.deepEqual(
+        Object.keys(a.body.value[0]).filter((k) => !k.startsWith('@')),
+        [c.field],
+      );
+      assert.deepEqual(a.body.value.map((v: any) => v[c.field]).sort(), want);
+    }
+    // ROWID and ROWMODID are plain letters: bare or quoted.
+    for (const sel of ['ROWID,ROWMODID', '"ROWID","ROWMODID"']) {
+      const a = await get(
+        `/API_Docs?$select=${q(sel)}&$orderby=${q(sel.split(',')[0]!)}&$filter=${q(`${sel.split(',')[0]} gt 0`)}`,
+      );
+      assert.equal(a.status, 200, sel);
+      assert.deepEqual(
+        Object.keys(a.body.value[0]).filter((k) => !k.startsWith('@')),
+        ['ROWID', 'ROWMODID'],
+      );
+    }
+    // A quote inside a quoted name is doubled: the name parses (and is then unknown), not a syntax error.
+    for (const query of [
+      `$select=${q('"no""such"')}`,
+      `$orderby=${q('"no""such" asc')}`,
+      `$filter=${q('"no""such" eq 1')}`,
+    ]) {
+      const a = await get(`/API_Docs?${query}`);
+      assert.deepEqual([a.status, a.body.error.code], [400, '8309'], query);
+      assert.match(a.body.error.message, /no"such/);
+    }
+  });
+
+  test('with odataStrictNames off, bare names that need quoting are served as before', async () => {
+    sim.setFaults({ odataStrictNames: false });
+    try {
+      const a = await get(
+        `/API_Referrer?$select=id,RECORD_ACTIVE_INDICATOR&$orderby=id&$filter=${encodeURIComponent('RECORD_ACTIVE_INDICATOR ne null')}`,
+      );
+      assert.equal(a.status, 200);
+      const truth = (await admin(sim, '/truth/tables/API_Referrer')).records;
+      assert.deepEqual(
+        a.body.value.map((v: any) => v.id),
+        truth
+          .filter((r: any) => r.fieldData.RECORD_ACTIVE_INDICATOR !== '')
+          .map((r: any) => r.fieldData.id)
+          .sort(),
+      );
+    } finally {
+      sim.setFaults({ odataStrictNames: true });
+    }
+  });
+
   test('errors: -1002 for bad syntax (400), 8309 for an unknown field (400), -1023 for a missing record (404)', async () => {
     let a = await get(`/API_Docs?$filter=${encodeURIComponent('num gt')}`);
     assert.deepEqual([a.status, a.body.error.code], [400, '-1002']);
@@ -168,7 +258,7 @@ describe('OData v4 contract', () => {
     try {
       const truth = (await admin(sim, '/truth/tables/API_Notes')).records;
       const seen: string[] = [];
-      let next: string | undefined = `${base}/API_Notes?$select=id&$orderby=id&$count=true`;
+      let next: string | undefined = `${base}/API_Notes?$select="id"&$orderby="id"&$count=true`;
       let pages = 0;
       while (next) {
         const a = await call(next, { headers: auth });

@@ -47,7 +47,7 @@ describe("the clinic's shrinking-find bug", () => {
       const ids: string[] = [];
       const base = `${sim.url}/fmi/odata/v4/${sim.database}`;
       let next: string | undefined =
-        `${base}/API_Docs?$select=id&$orderby=id&$filter=${encodeURIComponent('NexusExportDate eq null')}`;
+        `${base}/API_Docs?$select="id"&$orderby="id"&$filter=${encodeURIComponent('NexusExportDate eq null')}`;
       while (next) {
         const a = await call(next, { headers: { Authorization: basic(sim) } });
         ids.push(...a.body.value.map((v: any) => v.id));

@@ -29,6 +29,24 @@ test('a worker without FileMaker credentials names each missing variable', () =>
   );
 });
 
+test('FM_AUTH=claris-id needs a token command instead of a user and password', () => {
+  const cloud = { DATABASE_URL: full.DATABASE_URL, FM_URL: full.FM_URL, FM_AUTH: 'claris-id' };
+  assert.throws(
+    () => loadConfig(cloud),
+    (err: Error) => {
+      assert.match(err.message, /FM_CLARIS_ID_TOKEN_COMMAND: required/);
+      assert.doesNotMatch(err.message, /FM_USERNAME|FM_PASSWORD/);
+      return true;
+    },
+  );
+  const c = loadConfig({ ...cloud, FM_CLARIS_ID_TOKEN_COMMAND: 'claris-token --profile clinic' });
+  assert.equal(c.filemaker.auth, 'claris-id');
+  assert.equal(c.filemaker.clarisIdTokenCommand, 'claris-token --profile clinic');
+  assert.equal(c.filemaker.password, '');
+  assert.equal(loadConfig(full).filemaker.auth, 'basic');
+  assert.throws(() => loadConfig({ ...full, FM_AUTH: 'oauth' }), /FM_AUTH/);
+});
+
 test('errors never echo the value of a secret', () => {
   assert.throws(
     () => loadConfig({ ...full, FM_MAX_CONCURRENCY: 'lots' }),

@@ -10,6 +10,7 @@ import {
   isJsonContentType,
   odataFieldName,
   odataKey,
+  odataString,
   parseDataInfo,
   parseEnvelope,
   parseODataError,
@@ -17,6 +18,8 @@ import {
   parseRecords,
   pathSegment,
   readJsonBody,
+  isTextFilename,
+  suspectContainerAnswer,
 } from '../../src/filemaker/responses';
 import { sessionCookie } from '../../src/filemaker/client';
 
@@ -185,9 +188,33 @@ void test('names are encoded for paths and OData syntax', () => {
   assert.equal(odataKey(42), '(42)');
   assert.equal(odataKey({ rowId: '1234' }), '(ROWID=1234)');
   assert.throws(() => odataKey({ rowId: '1) or (1' }), RangeError);
-  assert.equal(odataFieldName('id'), 'id');
   assert.equal(odataFieldName('id_Contact'), '"id_Contact"');
   assert.equal(odataFieldName('Health Number'), '"Health Number"');
+});
+
+void test('OData field names are quoted as Claris asks: specials, reserved words, id in any case', () => {
+  // Plain letters and digits go bare.
+  assert.equal(odataFieldName('Surname'), 'Surname');
+  assert.equal(odataFieldName('Address2'), 'Address2');
+  // `id` is reserved whatever its case: a live server answered `$select=ID` with -1002.
+  for (const id of ['id', 'ID', 'Id', 'iD']) assert.equal(odataFieldName(id), `"${id}"`);
+  // Query options without their `$`, operators and literals would be read as syntax.
+  for (const word of ['select', 'Filter', 'top', 'and', 'eq', 'not', 'desc', 'null', 'true', 'count']) {
+    assert.equal(odataFieldName(word), `"${word}"`);
+  }
+  // Spaces, underscores, dots, dashes, a leading digit, non-ASCII letters: quoted, a quote inside doubled.
+  assert.equal(odataFieldName('Date_of_Birth'), '"Date_of_Birth"');
+  assert.equal(odataFieldName('a.b'), '"a.b"');
+  assert.equal(odataFieldName('Co-Pay'), '"Co-Pay"');
+  assert.equal(odataFieldName('2ndPhone'), '"2ndPhone"');
+  assert.equal(odataFieldName('Größe'), '"Größe"');
+  assert.equal(odataFieldName('say "hi"'), '"say ""hi"""');
+  // FileMaker's system columns stay bare (exact case only).
+  assert.equal(odataFieldName('ROWID'), 'ROWID');
+  assert.equal(odataFieldName('ROWMODID'), 'ROWMODID');
+  // String literals for $filter double their quotes.
+  assert.equal(odataString("O'Brien"), "'O''Brien'");
+  assert.equal(odataString(''), "''");
 });
 
 void test('the container handshake cookie is isolated to the session key without attributes', () => {
@@ -198,4 +225,36 @@ void test('the container handshake cookie is isolated to the session key without
   assert.equal(sessionCookie('X-FMS-Session-Key=k; HttpOnly'), 'X-FMS-Session-Key=k');
   assert.equal(sessionCookie('SESSION=z; Secure'), 'SESSION=z');
   assert.equal(sessionCookie(undefined), undefined);
+});
+
+void test('a $value answer is the container only when it can be: text only for text files, never an empty 200', () => {
+  const answer = (o: Partial<Parameters<typeof suspectContainerAnswer>[0]>) =>
+    suspectContainerAnswer({
+      status: 200,
+      contentType: 'application/pdf',
+      contentLength: 1000,
+      filename: undefined,
+      ...o,
+    });
+  // Real bytes, with or without a name or a length.
+  assert.equal(answer({}), undefined);
+  assert.equal(answer({ contentType: 'image/jpeg', filename: 'scan.jpg', contentLength: undefined }), undefined);
+  assert.equal(answer({ contentType: 'application/octet-stream' }), undefined);
+  // The filename answered as text/plain (with or without Content-Disposition), base64 text: suspect.
+  assert.match(answer({ contentType: 'text/plain; charset=utf-8' }) ?? '', /text\/plain/);
+  assert.match(answer({ contentType: 'text/plain', filename: 'referral.pdf' }) ?? '', /not text/);
+  assert.ok(answer({ contentType: 'TEXT/PLAIN', filename: 'photo.JPG' }));
+  // A text file by its name may be text.
+  for (const name of ['notes.txt', 'export.CSV', 'letter.rtf', 'a.b.xml']) {
+    assert.equal(answer({ contentType: 'text/plain', filename: name }), undefined, name);
+  }
+  // An empty container is a 204; an empty 200 is not a container.
+  assert.ok(answer({ contentLength: 0 }));
+  assert.equal(answer({ status: 204, contentLength: 0, contentType: 'text/plain' }), undefined);
+  assert.equal(answer({ status: 204, contentLength: 0 }), undefined);
+  // The reason never carries the filename.
+  assert.doesNotMatch(answer({ contentType: 'text/plain', filename: 'Smith John.pdf' }) ?? '', /Smith/);
+  assert.equal(isTextFilename('x.txt'), true);
+  assert.equal(isTextFilename('txt'), false);
+  assert.equal(isTextFilename(undefined), false);
 });
