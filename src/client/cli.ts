@@ -194,7 +194,8 @@ program
     const fm = fileMakerClientFor(config, logger);
     const pool = config.database.url ? readOnlyPool(config.database) : undefined;
     try {
-      const report = await runDoctor({ fm, pool, filemaker: config.filemaker, auth: 'Basic' });
+      const auth = config.filemaker.auth === 'claris-id' ? 'FMID' : 'Basic';
+      const report = await runDoctor({ fm, pool, filemaker: config.filemaker, auth });
       console.log(o.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
       process.exitCode = report.ok ? 0 : 1;
     } finally {

@@ -9,9 +9,13 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startSimulator, type RunningSimulator } from '../../sim/server';
-import { DEFAULT_FAULTS } from '../../sim/faults';
 import { createLogger } from '../../src/logger';
-import { createFileMakerClient, type FileMakerClient } from '../../src/filemaker';
+import {
+  createFileMakerClient,
+  createTokenCache,
+  type ClarisIdTokenSource,
+  type FileMakerClient,
+} from '../../src/filemaker';
 import { SOURCE_TABLE_NAMES } from '../../src/domain/tables';
 import { migrate } from '../../src/store/migrate';
 import { formatDoctor, readOnlyPool, runDoctor, type DoctorReport } from '../../src/client/doctor';
@@ -32,12 +36,18 @@ async function allRecords(sim: RunningSimulator): Promise<unknown[]> {
   return out;
 }
 
-function clientFor(url: string, sim: RunningSimulator, password = sim.password): FileMakerClient {
+function clientFor(
+  url: string,
+  sim: RunningSimulator,
+  password = sim.password,
+  clarisId?: ClarisIdTokenSource,
+): FileMakerClient {
   return createFileMakerClient({
     url,
     database: sim.database,
     username: sim.username,
     password,
+    clarisId,
     maxConcurrency: 4,
     logger: createLogger({ level: 'silent' }),
     requestTimeoutMs: 10_000,
@@ -86,18 +96,6 @@ async function proxy(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
-
-/**
- * A stand-in for the simulator's `$value` variants: every OData `$value` request answered with `body` as `text/plain`
- * (the container's filename, or nothing), as one FileMaker Server version did.
- */
-const valueProxy = (sim: RunningSimulator, body: string) =>
-  proxy(sim, (path, res) => {
-    if (!path.endsWith('/$value')) return false;
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-    return true;
-  });
 
 void test('doctor on a clean simulator: every FileMaker check ok, the figures are the source truth, nothing written', async () => {
   const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
@@ -154,47 +152,21 @@ void test('doctor on a clean simulator: every FileMaker check ok, the figures ar
   }
 });
 
-for (const [variant, body] of [
-  ['the filename as text/plain', 'referral-scan.pdf'],
-  ['an empty 200', ''],
-] as const) {
-  // Stand-in for the simulator's `odataValueVariant` faults: the same answers, from a proxy.
-  void test(`doctor names the Data API as the container path when $value answers ${variant}`, async () => {
-    const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
-    const proxy = await valueProxy(sim, body);
+// The simulator's own `$value` variants, as the real servers answered.
+for (const variant of ['filename', 'empty', 'base64'] as const) {
+  void test(`doctor names the Data API as the container path with the simulator's odataValueVariant=${variant}`, async () => {
+    const sim = await startSimulator({ preset: 'tiny', profile: 'clean', faults: { odataValueVariant: variant } });
     try {
-      const { report } = await doctor(sim, { url: proxy.url });
+      const { report } = await doctor(sim);
       const c = row(report, 'sample container');
-      assert.equal(c.result, 'warn', c.detail);
-      assert.equal(c.choice, 'containers: Data API');
+      assert.equal(c.choice, 'containers: Data API', c.detail);
       assert.match(c.detail, /\$value unusable/);
-      assert.ok(report.choices.includes('containers: Data API'));
-      assert.ok(!report.choices.includes('containers: OData $value'));
-      // The engine can still run: every container through the Data API.
       assert.equal(report.ok, true, formatDoctor(report));
     } finally {
-      await new Promise((resolve) => proxy.server.close(resolve));
       await sim.close();
     }
   });
 }
-
-// The simulator's own `$value` variant; runs once the simulator has the fault setting.
-void test(
-  'doctor names the Data API as the container path with the simulator fault odataValueVariant=filename',
-  { skip: 'odataValueVariant' in DEFAULT_FAULTS ? false : 'the simulator has no odataValueVariant fault yet' },
-  async () => {
-    const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
-    try {
-      sim.setFaults({ odataValueVariant: 'filename' } as never);
-      const { report } = await doctor(sim);
-      assert.equal(row(report, 'sample container').choice, 'containers: Data API');
-      assert.equal(report.ok, true, formatDoctor(report));
-    } finally {
-      await sim.close();
-    }
-  },
-);
 
 void test('doctor fails when a layout lacks a field the mappers read', async () => {
   const sim = await startSimulator({ preset: 'tiny', profile: 'clean' });
@@ -236,6 +208,31 @@ void test('doctor fails when a layout lacks a field the mappers read', async () 
     }
   } finally {
     await new Promise((resolve) => p.server.close(resolve));
+    await sim.close();
+  }
+});
+
+void test('doctor logs in with Claris ID on a FileMaker Cloud host and reads it as on a Basic one', async () => {
+  const sim = await startSimulator({ preset: 'tiny', profile: 'clean', auth: 'fmid' });
+  try {
+    const issue = async () => {
+      const res = await request(`${sim.adminUrl}/fmid/tokens`, { method: 'POST' });
+      return ((await res.body.json()) as { token: string }).token;
+    };
+    const fm = clientFor(sim.url, sim, '', createTokenCache(issue));
+    try {
+      const report = await runDoctor({ fm, pool: undefined, filemaker: FILEMAKER, auth: 'FMID' });
+      assert.equal(row(report, 'login (FMID)').result, 'ok');
+      for (const c of report.checks.filter((x) => x.check !== 'transfer budget'))
+        assert.equal(c.result, 'ok', `${c.check}: ${c.detail}`);
+      assert.ok(report.choices.includes('containers: OData $value'));
+    } finally {
+      await fm.close();
+    }
+    // Without a token the same host refuses the login.
+    const { report } = await doctor(sim);
+    assert.equal(row(report, 'login (Basic)').result, 'fail');
+  } finally {
     await sim.close();
   }
 });
