@@ -187,6 +187,8 @@ program
   .action(async (o: { json?: boolean }) => {
     const config = loadConfig(process.env, 'client');
     if (!config.filemaker.url) throw new Error('FM_URL: required, the FileMaker server base URL');
+    if (config.filemaker.auth === 'claris-id' && config.filemaker.clarisIdTokenCommand === undefined)
+      throw new Error('FM_CLARIS_ID_TOKEN_COMMAND: required with FM_AUTH=claris-id');
     // Log lines go to stderr: stdout is the table (or the JSON) alone.
     const logger = createLogger({ level: config.log.level, name: 'doctor', destination: pino.destination(2) });
     const { fileMakerClientFor } = await import('../activities/deps');
