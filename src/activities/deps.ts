@@ -18,10 +18,9 @@ export interface ActivityDeps {
   close(): Promise<void>;
 }
 
-export async function createDeps(config: Config, logger: Logger): Promise<ActivityDeps> {
-  const pool = createPool(config.database);
-  const s3 = createS3Client(config.s3);
-  const fm = createFileMakerClient({
+/** The FileMaker client as the configuration describes it (the worker's, and the operator's `doctor`). */
+export function fileMakerClientFor(config: Config, logger: Logger): FileMakerClient {
+  return createFileMakerClient({
     url: config.filemaker.url,
     database: config.filemaker.database,
     username: config.filemaker.username,
@@ -36,6 +35,12 @@ export async function createDeps(config: Config, logger: Logger): Promise<Activi
     overloadBackoffMs: config.filemaker.overloadBackoffMs,
     logger: logger.child({ component: 'filemaker' }),
   });
+}
+
+export async function createDeps(config: Config, logger: Logger): Promise<ActivityDeps> {
+  const pool = createPool(config.database);
+  const s3 = createS3Client(config.s3);
+  const fm = fileMakerClientFor(config, logger);
   const notifier = createNotifier({
     webhookUrl: config.notify.webhookUrl,
     smtpUrl: config.notify.smtpUrl,

@@ -16,6 +16,7 @@ import type { ActivityDeps } from './deps';
 import { importRecordChunk, loadMapContext, mapperFor } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
+import { missingFields } from './source-checks';
 import { FILE_TABLES, hasContainer, importFileBatch } from './files';
 import { transferUsedByRun } from './transfer';
 import { estimateDownloadBytes, reconcileObjects, verifyObjects } from './verify';
@@ -234,8 +235,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       const sourceCounts: Partial<Record<SourceTableName, number>> = {};
       const tables = Object.values(SOURCE_TABLES).filter((t) => input.phases.includes(t.phase));
       for (const t of tables) {
-        const fields = new Set(await fm.layoutFields(t.layout));
-        const absent = t.requiredFields.filter((f) => !fields.has(f));
+        const absent = await missingFields(fm, t);
         if (absent.length) problems.push(`${t.layout} lacks ${absent.join(', ')}`);
         sourceCounts[t.name] = await fm.count(t.odataTable);
       }

@@ -7,6 +7,7 @@ import { ledgerLookup } from '../store/ledger';
 import type { SourceTableName } from '../domain/tables';
 import { KEY_PREFIX } from '../domain/keys';
 import type { ActivityDeps } from './deps';
+import type { Pool } from '../store/db';
 import { inParallel } from './parallel';
 import type { ObjectCheck } from './types';
 
@@ -15,7 +16,7 @@ const LISTINGS_IN_FLIGHT = 4;
 const MISMATCHES_KEPT = 50;
 
 /** Average sizes the clinic reported, used until the ledger knows better. */
-const DEFAULT_FILE_BYTES: Partial<Record<SourceTableName, number>> = {
+export const DEFAULT_FILE_BYTES: Partial<Record<SourceTableName, number>> = {
   API_Docs: 512 * 1024,
   API_Images: 3 * 1024 * 1024,
 };
@@ -161,6 +162,21 @@ export function listingPrefixes(keys: readonly string[]): string[] {
   return slices;
 }
 
+/** The average size of a table's files: as the ledger recorded them, else as the clinic reported them. */
+export async function averageFileBytes(
+  pool: Pool,
+  table: SourceTableName,
+): Promise<{ bytes: number; from: 'ledger' | 'reported' }> {
+  const avg = await pool.query<{ avg: string | null }>(
+    `select avg(bytes)::bigint::text as avg from import_ledger
+      where source_table = $1 and bytes is not null and state in ('imported', 'unlinked')`,
+    [table],
+  );
+  const recorded = avg.rows[0]?.avg;
+  if (recorded !== null && recorded !== undefined) return { bytes: Number(recorded), from: 'ledger' };
+  return { bytes: DEFAULT_FILE_BYTES[table] ?? 0, from: 'reported' };
+}
+
 /**
  * Bytes a run would download for these ids (id → the record's modId now): 0 for a file already stored as recorded at
  * this record version (it is relinked), the recorded size when the ledger knows it, else the table's average so far
@@ -173,12 +189,7 @@ export async function estimateDownloadBytes(
 ): Promise<number> {
   const ids = [...modIds.keys()];
   const priors = await ledgerLookup(deps.pool, table, ids);
-  const avg = await deps.pool.query<{ avg: string | null }>(
-    `select avg(bytes)::bigint::text as avg from import_ledger
-      where source_table = $1 and bytes is not null and state in ('imported', 'unlinked')`,
-    [table],
-  );
-  const average = Number(avg.rows[0]?.avg ?? DEFAULT_FILE_BYTES[table] ?? 0);
+  const { bytes: average } = await averageFileBytes(deps.pool, table);
   let total = 0;
   await inParallel(ids, HEADS_IN_FLIGHT, async (id) => {
     const prior = priors.get(id);

@@ -1,8 +1,9 @@
 /**
- * The operator's commands: start, status, pause, resume, cancel, rollback, report (and the codec server).
+ * The operator's commands: start, status, pause, resume, cancel, rollback, report, doctor (and the codec server).
  * Each has an equivalent `temporal workflow ...` command in the README.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import pino from 'pino';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { connectClient, formatResult, readReport, startReimport } from './operations';
@@ -176,6 +177,32 @@ program
       console.log(o.json ? JSON.stringify(report, null, 2) : formatResult(report));
     } finally {
       await close();
+    }
+  });
+
+program
+  .command('doctor')
+  .description('read-only checks of the FileMaker host (and the transfer log) before a first run; writes nothing')
+  .option('--json', 'the checks as JSON')
+  .action(async (o: { json?: boolean }) => {
+    const config = loadConfig(process.env, 'client');
+    if (!config.filemaker.url) throw new Error('FM_URL: required, the FileMaker server base URL');
+    if (config.filemaker.auth === 'claris-id' && config.filemaker.clarisIdTokenCommand === undefined)
+      throw new Error('FM_CLARIS_ID_TOKEN_COMMAND: required with FM_AUTH=claris-id');
+    // Log lines go to stderr: stdout is the table (or the JSON) alone.
+    const logger = createLogger({ level: config.log.level, name: 'doctor', destination: pino.destination(2) });
+    const { fileMakerClientFor } = await import('../activities/deps');
+    const { formatDoctor, readOnlyPool, runDoctor } = await import('./doctor');
+    const fm = fileMakerClientFor(config, logger);
+    const pool = config.database.url ? readOnlyPool(config.database) : undefined;
+    try {
+      const auth = config.filemaker.auth === 'claris-id' ? 'FMID' : 'Basic';
+      const report = await runDoctor({ fm, pool, filemaker: config.filemaker, auth });
+      console.log(o.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+      process.exitCode = report.ok ? 0 : 1;
+    } finally {
+      await fm.close();
+      await pool?.end();
     }
   });
 
