@@ -293,7 +293,7 @@ export type KeyFor = (ext: string, revision: string | undefined) => string;
 /**
  * Where a download of a record at version `modId` writes, and whether it replaces a file, given the object the
  * tables refer to before the run (`referenced`: the last completed run's ledger entry; a rolled-back run's objects
- * are gone and its rows restored away). None: today's key, as every first download had. Of another record version
+ * are gone and its rows restored away). None: the plain key, as every first download had. Of another record version
  * (a replaced container): the record's modId as the key's revision, so the old object stays as it is for a rollback
  * and a retried batch writes the same key again. Of this version (its object went missing): that object's own key.
  */
