@@ -18,11 +18,13 @@ import type { ActivityDeps } from './deps';
 import {
   addFinding,
   beginBatch,
+  downloadTarget,
   finishImage,
   peek,
   relink,
   settleFile,
   type FileContext,
+  type KeyFor,
   type StoredFile,
 } from './files';
 import { emptyChunkResult, type LedgerEntry } from './ledger';
@@ -135,6 +137,7 @@ export async function importExportBatch(
     }),
   });
   const priors = await ledgerLookup(deps.pool, input.table, todo);
+  const referenced = await ledgerLookup(deps.pool, input.table, todo, { completedOnly: true });
 
   for (const id of todo) {
     const recid = recidOf.get(id) ?? null;
@@ -170,19 +173,22 @@ export async function importExportBatch(
       } else {
         for (const f of outcome.findings) addFinding(fc.result, f.code);
         const mapped: MappedImage = outcome.row;
-        const keyFor = (ext: string) => imageKey(mapped.batch.patient_id, mapped.batch.batch_date, id, ext);
-        // An object stored at another record version is replaced from the export (which costs no quota).
+        const keyFor: KeyFor = (ext, revision) =>
+          imageKey(mapped.batch.patient_id, mapped.batch.batch_date, id, ext, revision);
+        // An object stored at another record version is replaced from the export (which costs no quota), under a
+        // key of its own (see downloadTarget).
         const sourceModId = modIdOf.get(id);
         const prior = priors.get(id);
         const unchanged = prior !== undefined && prior.sourceModId === (sourceModId ?? null);
+        const target = downloadTarget(referenced.get(id), sourceModId);
         const stored =
           (unchanged ? await relink(fc, prior, keyFor, EXPORT_SOURCE_FIELD) : undefined) ??
-          (await uploadFromExport(fc, exp, row, keyFor));
+          (await uploadFromExport(fc, exp, row, (ext) => keyFor(ext, target.revision)));
         entry = await finishImage(fc, id, mapped, stored, {
           state: outcome.state,
           reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
           sourceModId,
-          replaces: prior !== undefined && !unchanged,
+          replaces: target.replaces,
         });
       }
     }

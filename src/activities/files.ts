@@ -6,8 +6,10 @@
  * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
  * 2. Recorded before (any run) at the record version the batch's find read (the ledger's modId is the record's), and
  *    its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked: no FileMaker request, no quota
- *    (a server-side copy when the key moved). A record changed since (a replaced container) is read again below and
- *    its object replaced (counted as `replaced`).
+ *    (a server-side copy when the key moved). A record changed since (a replaced container) is read again below
+ *    (counted as `replaced`) into a key of its own, marked with the record's modId (see downloadTarget): the object
+ *    the tables referred to before the run is never overwritten, so a rollback leaves the restored row pointing at
+ *    its intact object.
  * 3. Else the container is read — over OData by the record's ROWID in one request (default; an answer that cannot
  *    be the container is read again through the Data API), or over the Data API (when configured or when the
  *    pre-flight found `$value` unusable: the URL from the batch's find while it is fresh, else the record read
@@ -36,6 +38,7 @@ import {
   extensionFor,
   imageKey,
   isGenericContentType,
+  keyRevision,
   thumbnailKey,
 } from '../domain/keys';
 import { documentContainerUrl, documentPatientRefs, mapDocument } from '../domain/mappers/documents';
@@ -284,21 +287,40 @@ function extOfKey(key: string): string {
   return m?.[1] ?? 'bin';
 }
 
+/** A file's key for an extension and a revision (see documentKey, imageKey). */
+export type KeyFor = (ext: string, revision: string | undefined) => string;
+
+/**
+ * Where a download of a record at version `modId` writes, and whether it replaces a file, given the object the
+ * tables refer to before the run (`referenced`: the last completed run's ledger entry; a rolled-back run's objects
+ * are gone and its rows restored away). None: the plain key, as every first download had. Of another record version
+ * (a replaced container): the record's modId as the key's revision, so the old object stays as it is for a rollback
+ * and a retried batch writes the same key again. Of this version (its object went missing): that object's own key.
+ */
+export function downloadTarget(
+  referenced: LedgerFile | undefined,
+  modId: string | undefined,
+): { replaces: boolean; revision: string | undefined } {
+  if (referenced === undefined) return { replaces: false, revision: undefined };
+  if (referenced.sourceModId === (modId ?? null)) return { replaces: false, revision: keyRevision(referenced.s3Key) };
+  return { replaces: true, revision: modId };
+}
+
 /**
  * Step 2: the object recorded for this id by an earlier run, when S3 still holds exactly it. Moves it
- * (server-side copy) when the key it should have now differs.
+ * (server-side copy) when the key it should have now differs; a replaced file's key keeps its revision.
  */
 export async function relink(
   fc: FileContext,
   prior: LedgerFile | undefined,
-  keyFor: (ext: string) => string,
+  keyFor: KeyFor,
   field: string,
 ): Promise<StoredFile | undefined> {
   if (!prior || prior.bytes === null || prior.sha256 === null) return undefined;
   const { s3 } = fc.deps;
   const head = await headObject(s3, fc.bucket, prior.s3Key);
   if (!head || head.size !== prior.bytes || head.sha256 !== prior.sha256) return undefined;
-  const key = keyFor(extOfKey(prior.s3Key));
+  const key = keyFor(extOfKey(prior.s3Key), keyRevision(prior.s3Key));
   let etag = head.etag;
   if (key !== prior.s3Key) {
     const existing = await headObject(s3, fc.bucket, key);
@@ -615,8 +637,10 @@ interface FileJob {
   ctx: MapContext;
   /** The object the ledger recorded for this id in an earlier run at this same record version (relink candidate). */
   prior: LedgerFile | undefined;
-  /** An object was recorded for this id at another record version: a download replaces it (counted). */
+  /** The tables refer to an object of another record version: a download replaces it (counted). */
   replaces: boolean;
+  /** The revision a download's key carries (see downloadTarget). */
+  revision: string | undefined;
   /** Set when this container failed for good in a completed run at this same record version. */
   brokenAtModId?: string;
 }
@@ -645,12 +669,12 @@ async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntr
     return outcome.row ? upsert(outcome.row as unknown as Record<string, unknown>, entry) : entry;
   }
   const base = outcome.row;
-  const keyFor = (ext: string) => documentKey(base.object_id, base.category, id, ext);
+  const keyFor: KeyFor = (ext, revision) => documentKey(base.object_id, base.category, id, ext, revision);
   let stored: StoredFile | undefined;
   try {
     stored = await relink(fc, prior, keyFor, 'Doc');
     if (!stored && brokenAtModId !== undefined) throw new KnownBroken(brokenAtModId);
-    stored ??= await download(fc, id, record, readAtMs, 'Doc', keyFor);
+    stored ??= await download(fc, id, record, readAtMs, 'Doc', (ext) => keyFor(ext, job.revision));
   } catch (err) {
     if (endsBatch(err)) throw err;
     const row = { ...base, import_status: 'failed', import_error: 'DOWNLOAD_FAILED' };
@@ -704,7 +728,7 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
   }
   for (const f of outcome.findings) addFinding(fc.result, f.code);
   const { batch, candidates } = outcome.row;
-  const keyFor = (ext: string) => imageKey(batch.patient_id, batch.batch_date, id, ext);
+  const keyFor: KeyFor = (ext, revision) => imageKey(batch.patient_id, batch.batch_date, id, ext, revision);
 
   // The waterfall: the first container that downloads wins; a broken one falls back to the next.
   let stored: StoredFile | undefined;
@@ -714,7 +738,7 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
   if (!stored && brokenAtModId !== undefined) lastError = new KnownBroken(brokenAtModId);
   for (const c of stored || lastError ? [] : candidates) {
     try {
-      stored = await download(fc, id, record, readAtMs, c.field, keyFor);
+      stored = await download(fc, id, record, readAtMs, c.field, (ext) => keyFor(ext, job.revision));
     } catch (err) {
       if (endsBatch(err)) throw err;
       lastError = err;
@@ -765,7 +789,7 @@ export async function finishImage(
     fc.deps.s3,
     fc.bucket,
     stored.key,
-    thumbnailKey(batch.patient_id, batch.batch_date, id),
+    thumbnailKey(batch.patient_id, batch.batch_date, id, keyRevision(stored.key)),
     stored.contentType,
     stored.size,
     { source: stored.body, fresh: !stored.relinked },
@@ -914,6 +938,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   const { fc, todo } = batch;
   const source = SOURCE_TABLES[input.table];
   const priors = await ledgerLookup(deps.pool, input.table, todo);
+  const referenced = await ledgerLookup(deps.pool, input.table, todo, { completedOnly: true });
   const failedBefore = await downloadFailuresBefore(deps, input, todo);
   const readAtMs = Date.now();
   const records = await deps.fm.findByIds(source.layout, source.idField, todo, { signal: fc.signal });
@@ -938,14 +963,13 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
       const broken = failedBefore.get(id) === record.modId ? failedBefore.get(id) : undefined;
       // An object stored at another version of the record may hold a container since replaced in FileMaker.
       const stored = priors.get(id);
-      const unchanged = stored?.sourceModId === record.modId;
       const job: FileJob = {
         id,
         record,
         readAtMs,
         ctx,
-        prior: unchanged ? stored : undefined,
-        replaces: stored !== undefined && !unchanged,
+        prior: stored?.sourceModId === record.modId ? stored : undefined,
+        ...downloadTarget(referenced.get(id), record.modId),
         brokenAtModId: broken,
       };
       entry = input.table === 'API_Docs' ? await importDocument(fc, job) : await importImage(fc, job);

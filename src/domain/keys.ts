@@ -1,7 +1,9 @@
 /**
  * S3 keys, file extensions, Content-Disposition and content sniffing for the files phases. Keys are deterministic
  * (patient target id + FileMaker id), so a re-import finds the object it uploaded before and re-links it instead of
- * spending the FileMaker transfer quota again.
+ * spending the FileMaker transfer quota again. A file downloaded again because its record changed (a replaced
+ * container) gets a revision marker from the record's modId (`{filemaker_id}.m{modId}.{ext}`): it never overwrites
+ * the object the tables referred to before the run, so a rollback that deletes the run's new objects is exact.
  *
  * Pure: no Node built-ins.
  */
@@ -29,32 +31,74 @@ function ext(extension: string): string {
   return keySegment(extension.replace(/^\.+/, '').toLowerCase() || 'bin');
 }
 
-/** `patients/filemaker-import/documents/{patient_id|unlinked}/{type-slug}/{filemaker_id}.{ext}` */
+/**
+ * Marks a revision in a key's file name, after a `.`: no encoded segment holds a `.` (see keySegment), so no
+ * FileMaker id can look like a revision, and `.` is one of S3's safe key characters.
+ */
+const REVISION_TAG = 'm';
+
+/**
+ * `{filemaker_id}` or, for a revision (the record's modId when its container was replaced),
+ * `{filemaker_id}.m{revision}`: the file name before the extension.
+ */
+function fileStem(filemakerId: string, revision: string | undefined): string {
+  const stem = keySegment(filemakerId);
+  return revision === undefined ? stem : `${stem}.${REVISION_TAG}${keySegment(revision)}`;
+}
+
+/**
+ * The revision of a key made here (see fileStem), undefined for a key without one: a relinked or moved object keeps
+ * its revision, and an image's thumbnail takes its image's.
+ */
+export function keyRevision(key: string): string | undefined {
+  const parts = key.slice(key.lastIndexOf('/') + 1).split('.');
+  const marked = parts.length === 3 ? parts[1] : undefined;
+  if (marked === undefined || marked.length <= REVISION_TAG.length || !marked.startsWith(REVISION_TAG)) {
+    return undefined;
+  }
+  try {
+    return decodeURIComponent(marked.slice(REVISION_TAG.length));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `patients/filemaker-import/documents/{patient_id|unlinked}/{type-slug}/{filemaker_id}[.m{revision}].{ext}`
+ * (a revision only for a replaced container, see fileStem).
+ */
 export function documentKey(
   patientId: string | null,
   typeSlug: string,
   filemakerId: string,
   extension: string,
+  revision?: string,
 ): string {
-  return `${KEY_PREFIX}/documents/${keySegment(patientId ?? 'unlinked')}/${keySegment(typeSlug)}/${keySegment(filemakerId)}.${ext(extension)}`;
+  return `${KEY_PREFIX}/documents/${keySegment(patientId ?? 'unlinked')}/${keySegment(typeSlug)}/${fileStem(filemakerId, revision)}.${ext(extension)}`;
 }
 
-/** `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/{filemaker_id}.{ext}` */
+/** `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/{filemaker_id}[.m{revision}].{ext}` */
 export function imageKey(
   patientId: string | null,
   dateISO: string | null,
   filemakerId: string,
   extension: string,
+  revision?: string,
 ): string {
-  return `${imageFolder(patientId, dateISO)}/${keySegment(filemakerId)}.${ext(extension)}`;
+  return `${imageFolder(patientId, dateISO)}/${fileStem(filemakerId, revision)}.${ext(extension)}`;
 }
 
 /**
- * `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/thumbnails/{filemaker_id}.webp` —
- * next to its image, so listing or deleting a batch's folder covers both.
+ * `patients/filemaker-import/images/{patient_id|unlinked}/{yyyy-mm-dd|undated}/thumbnails/{filemaker_id}[.m{revision}].webp`
+ * — next to its image, so listing or deleting a batch's folder covers both; with its image's revision.
  */
-export function thumbnailKey(patientId: string | null, dateISO: string | null, filemakerId: string): string {
-  return `${imageFolder(patientId, dateISO)}/thumbnails/${keySegment(filemakerId)}.webp`;
+export function thumbnailKey(
+  patientId: string | null,
+  dateISO: string | null,
+  filemakerId: string,
+  revision?: string,
+): string {
+  return `${imageFolder(patientId, dateISO)}/thumbnails/${fileStem(filemakerId, revision)}.webp`;
 }
 
 function imageFolder(patientId: string | null, dateISO: string | null): string {

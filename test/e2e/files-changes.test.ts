@@ -2,12 +2,15 @@
  * The files phases after the source changed, end to end on the real dev server, PostgreSQL, MinIO and the simulator
  * (tiny preset): a container whose bytes were replaced in FileMaker between two runs (a new modId) is downloaded
  * again and its object replaced, counted in the report; every other file is relinked without a byte from FileMaker;
- * a write-back alone (NexusExportDate, whose PATCH changes the modId) does not make the next run download again.
+ * a write-back alone (NexusExportDate, whose PATCH changes the modId) does not make the next run download again;
+ * a run that downloaded replaced containers and then failed rolls back to the objects as they were, byte for byte.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { headObject } from '../../src/s3';
+import { posix } from 'node:path';
+import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
+import { headObject, inventory } from '../../src/s3';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import {
   assertFilesLanded,
@@ -17,6 +20,7 @@ import {
   setup,
   start,
   truthContainers,
+  IMPORT_PREFIX,
   type Setup,
 } from '../helpers/files';
 
@@ -37,8 +41,7 @@ async function spentByTable(s: Setup, runId: string): Promise<Record<string, num
   return Object.fromEntries(r.rows.map((x) => [x.source_table, Number(x.b)]));
 }
 
-const run = async (s: Setup, input: Record<string, unknown> = {}) => {
-  const runId = `run-${randomUUID()}`;
+const run = async (s: Setup, input: Record<string, unknown> = {}, runId = `run-${randomUUID()}`) => {
   const result = (await (await start(s, runId, input)).result()) as ReimportResult;
   assert.equal(result.status, 'completed', 'run completed');
   return {
@@ -48,6 +51,39 @@ const run = async (s: Setup, input: Record<string, unknown> = {}) => {
     images: result.phases.find((p) => p.phase === 'images')!,
   };
 };
+
+/** Every object under the import prefix with its size and ETag (other bytes under a key give another ETag). */
+async function bucketState(s: Setup): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) out.set(o.key, `${o.size} ${o.etag ?? ''}`);
+  return out;
+}
+
+interface FileRow {
+  s3_key: string;
+  sha256: string;
+  file_size: string;
+  thumbnail_key?: string | null;
+}
+
+/** The target row of a file: its key, recorded SHA-256 and size (and an image's thumbnail). */
+async function fileRow(s: Setup, table: 'documents' | 'images', id: string): Promise<FileRow> {
+  const thumb = table === 'images' ? ', thumbnail_key' : '';
+  const r = await s.pool.query<FileRow>(
+    `select s3_key, sha256, file_size::text${thumb} from ${table} where filemaker_id = $1`,
+    [id],
+  );
+  assert.equal(r.rows.length, 1, `one ${table} row`);
+  return r.rows[0]!;
+}
+
+/** The object under a row's key holds exactly the row's bytes (S3's SHA-256 of them and their size). */
+async function assertRowObject(s: Setup, row: FileRow, sha256: string, what: string): Promise<void> {
+  assert.equal(row.sha256, sha256, `${what}: the row records the expected bytes`);
+  const head = await headObject(s.s3, s.bucket, row.s3_key);
+  assert.equal(head?.sha256, row.sha256, `${what}: the object under the row's key has the row's SHA-256`);
+  assert.equal(head?.size, Number(row.file_size), `${what}: the object has the row's size`);
+}
 
 describe('files phases after the source changed', () => {
   let s: Setup;
@@ -119,4 +155,102 @@ describe('files phases after the source changed', () => {
     assert.equal(next.images.replaced, 0, 'images: nothing replaced');
     assert.ok(next.docs.relinked > 0 && next.images.relinked > 0, 'every stored file relinked');
   });
+
+  test(
+    'a run that replaced containers and then failed rolls back to the old objects exactly; the next run replaces them',
+    { timeout: 600_000 },
+    async () => {
+      const first = await run(s);
+      const docTruth = expectedDocuments(await truthContainers(s, 'API_Docs'));
+      const imgTruth = expectedImages(await truthContainers(s, 'API_Images'));
+      const docs1 = await ledger(s, first.runId, 'API_Docs');
+      const imgs1 = await ledger(s, first.runId, 'API_Images');
+      const imported = [...docTruth.values()].filter((c) => c.state === 'ok' && docs1.get(c.id)?.state === 'imported');
+      const [doc, other] = imported;
+      assert.ok(doc && other, 'two imported documents');
+      const [imgId, img] = [...imgTruth].find(([id, e]) => e.pick && imgs1.get(id)?.state === 'imported')!;
+      const docRow = await fileRow(s, 'documents', doc.id);
+      const imgRow = await fileRow(s, 'images', imgId);
+      await assertRowObject(s, docRow, doc.sha256!, 'document before');
+      await assertRowObject(s, imgRow, img.pick!.sha256!, 'image before');
+      replaceContainer(s, 'API_Docs', doc.id, 'Doc');
+      replaceContainer(s, 'API_Images', imgId, img.pick!.field);
+      const newDoc = expectedDocuments(await truthContainers(s, 'API_Docs')).get(doc.id)!;
+      const newImg = expectedImages(await truthContainers(s, 'API_Images')).get(imgId)!.pick!;
+      const bucketBefore = await bucketState(s);
+
+      // A fault only the validation phase sees, after both files phases: the ledger of another document records a
+      // SHA-256 its object does not have (the phases' own reconciliation confirms objects by listing and ETag).
+      const failing = `run-${randomUUID()}`;
+      await s.pool.query(`
+        create or replace function misrecord_document() returns trigger language plpgsql as $$
+        begin
+          if new.run_id = '${failing}' and new.source_table = 'API_Docs' and new.filemaker_id = '${other.id}'
+             and new.sha256 is not null then
+            new.sha256 := encode(sha256(convert_to(new.sha256, 'UTF8')), 'hex');
+          end if;
+          return new;
+        end $$;
+        create trigger misrecord_document before insert or update on import_ledger
+          for each row execute function misrecord_document();`);
+      try {
+        await assert.rejects(run(s, {}, failing), (err) => {
+          assert.ok(err instanceof WorkflowFailedError, 'the workflow failed');
+          assert.equal((err.cause as ApplicationFailure | undefined)?.type, 'RUN_ROLLED_BACK', 'after a rollback');
+          return true;
+        });
+      } finally {
+        await s.pool.query('drop trigger misrecord_document on import_ledger');
+      }
+      const status = await s.pool.query<{ status: string }>('select status from reimport_runs where run_id = $1', [
+        failing,
+      ]);
+      assert.equal(status.rows[0]!.status, 'rolled_back');
+      // The failed run had downloaded both replacements before it failed.
+      const docs2 = await ledger(s, failing, 'API_Docs');
+      const imgs2 = await ledger(s, failing, 'API_Images');
+      assert.equal(docs2.get(doc.id)?.sha256, newDoc.sha256, 'run 2 stored the new document');
+      assert.equal(imgs2.get(imgId)?.sha256, newImg.sha256, 'run 2 stored the new image');
+
+      // Rolled back exactly: the restored rows hold the old bytes' SHA-256 and size, and so do their objects; the
+      // run's own objects are gone and no object that was there before changed.
+      assert.deepEqual(await fileRow(s, 'documents', doc.id), docRow, 'the document row restored');
+      assert.deepEqual(await fileRow(s, 'images', imgId), imgRow, 'the image row restored');
+      await assertRowObject(s, docRow, doc.sha256!, 'document after the rollback');
+      await assertRowObject(s, imgRow, img.pick!.sha256!, 'image after the rollback');
+      assert.equal(await headObject(s.s3, s.bucket, docs2.get(doc.id)!.s3_key!), undefined, "run 2's document gone");
+      assert.equal(await headObject(s.s3, s.bucket, imgs2.get(imgId)!.s3_key!), undefined, "run 2's image gone");
+      assert.deepEqual(await bucketState(s), bucketBefore, 'every object as it was before run 2');
+
+      // The next run downloads the replacements again, to the keys run 2 used, and ends with the new bytes.
+      const third = await run(s);
+      await assertFilesLanded(s, third.runId);
+      assert.equal(third.docs.replaced, 1, 'documents: the replaced file counted');
+      assert.equal(third.images.replaced, 1, 'images: the replaced file counted');
+      const docs3 = await ledger(s, third.runId, 'API_Docs');
+      const imgs3 = await ledger(s, third.runId, 'API_Images');
+      const docRow3 = await fileRow(s, 'documents', doc.id);
+      const imgRow3 = await fileRow(s, 'images', imgId);
+      await assertRowObject(s, docRow3, newDoc.sha256!, 'document after run 3');
+      await assertRowObject(s, imgRow3, newImg.sha256!, 'image after run 3');
+      assert.equal(docRow3.s3_key, docs2.get(doc.id)!.s3_key, 'the same key as the rolled-back run: deterministic');
+      assert.equal(imgRow3.s3_key, imgs2.get(imgId)!.s3_key, 'the same image key as the rolled-back run');
+      assert.notEqual(docRow3.s3_key, docRow.s3_key, 'a key of its own for the replaced document');
+      // The replaced image's thumbnail follows its image's key; the old thumbnail stays with the old image.
+      const stem = (key: string) => posix.basename(key).replace(/\.[^.]+$/, '');
+      assert.equal(stem(imgRow3.thumbnail_key!), stem(imgRow3.s3_key), 'the thumbnail is named as its image');
+      assert.notEqual(imgRow3.thumbnail_key, imgRow.thumbnail_key, 'a thumbnail of its own');
+      assert.ok(await headObject(s.s3, s.bucket, imgRow3.thumbnail_key!), 'the new thumbnail is stored');
+      // The objects the tables no longer refer to are left as they were (for a retention policy to remove).
+      assert.equal((await headObject(s.s3, s.bucket, docRow.s3_key))?.sha256, doc.sha256, 'the old document kept');
+      assert.ok(await headObject(s.s3, s.bucket, imgRow.thumbnail_key!), 'the old thumbnail kept');
+      // Every other file keeps its key.
+      for (const [id, l] of docs1) {
+        if (id !== doc.id && l.s3_key) assert.equal(docs3.get(id)?.s3_key, l.s3_key, `document ${id} keeps its key`);
+      }
+      for (const [id, l] of imgs1) {
+        if (id !== imgId && l.s3_key) assert.equal(imgs3.get(id)?.s3_key, l.s3_key, `image ${id} keeps its key`);
+      }
+    },
+  );
 });

@@ -8,6 +8,7 @@ import {
   extensionFor,
   imageKey,
   isGenericContentType,
+  keyRevision,
   keySegment,
   sniffContentType,
   thumbnailKey,
@@ -56,6 +57,34 @@ describe('S3 keys', () => {
     assert.equal(keySegment('A_b-9'), 'A_b-9', 'a slug passes unchanged');
     assert.equal(keySegment('a b'), 'a%20b', 'one unsafe character encodes the segment');
     assert.throws(() => keySegment(''), RangeError);
+  });
+
+  test("a replaced file's key carries the record's modId as its revision; a first download's key has none", () => {
+    const doc = documentKey(PATIENT, 'ndis-report', FMID, 'pdf', '17');
+    assert.equal(doc, `patients/filemaker-import/documents/${PATIENT}/ndis-report/${FMID}.m17.pdf`);
+    assert.equal(keyRevision(doc), '17');
+    assert.equal(
+      imageKey(PATIENT, '2024-06-20', FMID, 'jpg', '3'),
+      `patients/filemaker-import/images/${PATIENT}/2024-06-20/${FMID}.m3.jpg`,
+    );
+    const thumb = thumbnailKey(PATIENT, '2024-06-20', FMID, '3');
+    assert.equal(thumb, `patients/filemaker-import/images/${PATIENT}/2024-06-20/thumbnails/${FMID}.m3.webp`);
+    assert.equal(keyRevision(thumb), '3');
+    assert.equal(
+      documentKey(PATIENT, 'ndis-report', FMID, 'pdf', undefined),
+      documentKey(PATIENT, 'ndis-report', FMID, 'pdf'),
+    );
+    assert.equal(keyRevision(documentKey(PATIENT, 'ndis-report', FMID, 'pdf')), undefined);
+    assert.equal(keyRevision(thumbnailKey(null, null, FMID)), undefined);
+  });
+
+  test('no FileMaker id reads as a revision, and an odd revision round-trips', () => {
+    // A dot in an id is encoded, so `x.m5` as an id is not id `x` at revision 5.
+    const dotted = documentKey(null, 'other', 'x.m5', 'pdf');
+    assert.equal(dotted, 'patients/filemaker-import/documents/unlinked/other/x%2Em5.pdf');
+    assert.equal(keyRevision(dotted), undefined);
+    assert.notEqual(dotted, documentKey(null, 'other', 'x', 'pdf', '5'));
+    assert.equal(keyRevision(documentKey(null, 'other', 'x', 'pdf', '5 b/é')), '5 b/é');
   });
 });
 
