@@ -17,6 +17,7 @@
  * table and field names, sizes, types, the SHA-256 and reason codes.
  */
 import { createHash } from 'node:crypto';
+import type { Config } from '../config';
 import { normalizeFileMakerId } from '../domain/ids';
 import { SOURCE_TABLES, type SourceTable, type SourceTableName } from '../domain/tables';
 import { FileMakerError, FileMakerOverloadedError } from '../errors';
@@ -268,13 +269,18 @@ async function read(
   }
 }
 
+/** What the pre-flight's probe uses of the activities' deps. */
+export type PreflightProbeDeps = Pick<ActivityDeps, 'fm' | 'pool' | 'logger'> & {
+  config: { filemaker: Pick<Config['filemaker'], 'containerApi' | 'transferBudgetBytes' | 'transferUsedBytes'> };
+};
+
 /**
  * The pre-flight's probe: decides how this run reads containers. FM_CONTAINER_API=dataapi skips it. Each read is
  * reserved in the transfer log first (at its announced size, else at the cap, which it never exceeds); a read the
  * budget has no room for is not made (the run stays on `$value`, each suspect answer still read again per file).
  */
 export async function probeContainerPath(
-  deps: ActivityDeps,
+  deps: PreflightProbeDeps,
   runId: string,
   tables: readonly SourceTableName[],
 ): Promise<ContainerProbe> {
