@@ -282,7 +282,7 @@ function describeValue(odata: Extract<TableProbe, { outcome: 'unusable' }>['odat
 }
 
 /**
- * The pre-flight's own container probe (./activities/container-probe.ts), read-only: the same samples, size cap and
+ * The pre-flight's own container probe (../activities/container-probe.ts), read-only: the same samples, size cap and
  * verdict, without the transfer-log reservation. The row names the path a run will take and why, with the reason
  * code its report will carry.
  */
