@@ -5,18 +5,29 @@
  * Input: the FileMaker client the worker would build, and optionally a PostgreSQL pool whose connections refuse
  * writes (`readOnlyPool`). What it reads: product info, every layout and field the mappers read (Data API), every
  * table's count and first row with those fields `$select`ed (OData), one table's whole manifest in small pages, a
- * sample of the files tables' records, one container read both ways, the transfer log's sum for this year.
+ * sample of the files tables' records, a sample container of each read both ways as the run's pre-flight reads it
+ * (../activities/container-probe.ts), the transfer log's sum for this year.
  * It writes nothing: no PATCH, no script, no row, no object. Details carry counts, sizes, codes and versions, never a
  * field value, a record id or a filename.
  * Ends with a DoctorReport; `ok` is false when a check failed (the engine cannot run as configured).
  */
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { Config } from '../config';
 import { FileMakerError } from '../errors';
-import { FM_ERRORS, type ContainerDownload, type FileMakerClient, type FileMakerRecord } from '../filemaker';
+import { FM_ERRORS, type FileMakerClient } from '../filemaker';
 import { SOURCE_TABLE_NAMES, SOURCE_TABLES, type SourceTable, type SourceTableName } from '../domain/tables';
 import { missingFields } from '../activities/source-checks';
+import {
+  CONTAINER_PATH_REASONS,
+  SAMPLE_MAX_BYTES,
+  SAMPLE_RECORDS,
+  firstRecords,
+  probeContainers,
+  sampleTable,
+  type ContainerProbeResult,
+  type ContainerRead,
+  type TableProbe,
+  type TableSample,
+} from '../activities/container-probe';
 import { transferUsedThisYear } from '../activities/transfer';
 import { DEFAULT_FILE_BYTES, averageFileBytes } from '../activities/verify';
 import { createPool, type Pool } from '../store/db';
@@ -53,12 +64,6 @@ export interface DoctorDeps {
   auth: string;
 }
 
-/** Records per files table read to find a sample container and how many records carry a file. */
-const SAMPLE_RECORDS = 20;
-/** Sample containers tried before the check gives up (a broken container fails both ways). */
-const SAMPLE_TRIES = 3;
-/** A sample larger than this is passed over: it would be read twice, against the transfer quota. */
-const SAMPLE_MAX_BYTES = 32 * 1024 * 1024;
 /** Pages the paging check splits its table into, and the largest page it sends. */
 const PAGING_PAGES = 3;
 const PAGING_MAX_PAGE = 1000;
@@ -252,38 +257,12 @@ async function checkPaging(
   }
 }
 
-interface FileSample {
-  readonly table: SourceTable;
-  /** Records read (the first of the table's manifest). */
-  readonly records: readonly FileMakerRecord[];
-  /** The records with a file, and the container field that holds it (the first non-empty, in waterfall order). */
-  readonly withFile: readonly { record: FileMakerRecord; field: string }[];
-}
-
-/** A table's first records in manifest order (one page), read as the engine reads them (Data API `_find`). */
-async function firstRecords(fm: FileMakerClient, table: SourceTable): Promise<FileMakerRecord[]> {
-  const ids: string[] = [];
-  for await (const e of fm.manifest(table.odataTable, { idField: table.idField, pageSize: SAMPLE_RECORDS })) {
-    if (e.id !== null) ids.push(e.id);
-    if (ids.length >= SAMPLE_RECORDS) break;
-  }
-  return fm.findByIds(table.layout, table.idField, ids);
-}
-
 /** The first records of each files table, as the engine reads them (Data API `_find`, default date formats). */
-async function sampleFileRecords(fm: FileMakerClient, tables: readonly SourceTable[]): Promise<FileSample[]> {
-  const out: FileSample[] = [];
+async function sampleFileRecords(fm: FileMakerClient, tables: readonly SourceTable[]): Promise<TableSample[]> {
+  const out: TableSample[] = [];
   for (const table of tables.filter((t) => t.containerFields.length > 0)) {
     try {
-      const records = await firstRecords(fm, table);
-      const withFile = records.flatMap((record) => {
-        const field = table.containerFields.find((f) => {
-          const v = record.fieldData[f];
-          return typeof v === 'string' && v !== '';
-        });
-        return field === undefined ? [] : [{ record, field }];
-      });
-      out.push({ table, records, withFile });
+      out.push(await sampleTable(fm, table));
     } catch {
       // The layout and table checks have reported what is wrong with this table.
       out.push({ table, records: [], withFile: [] });
@@ -292,102 +271,64 @@ async function sampleFileRecords(fm: FileMakerClient, tables: readonly SourceTab
   return out;
 }
 
-interface Digest {
-  readonly size: number;
-  readonly sha256: string;
-  readonly contentType: string | undefined;
+const described = (d: ContainerRead) => `${n(d.size)} bytes ${d.contentType ?? 'without a type'}`;
+
+function describeValue(odata: Extract<TableProbe, { outcome: 'unusable' }>['odata']): string {
+  if (odata === 'empty') return 'empty (204)';
+  if (odata === 'too-large') return `more than ${formatBytes(SAMPLE_MAX_BYTES)}`;
+  if (odata instanceof FileMakerError)
+    return odata.code === FM_ERRORS.CONTAINER_SUSPECT ? 'an answer that cannot be the container' : describeError(odata);
+  return described(odata);
 }
-
-/** A sample passed over for its size (not a failure of the path that read it). */
-class SampleTooLarge extends Error {}
-
-async function digest(dl: ContainerDownload): Promise<Digest> {
-  if (dl.contentLength !== undefined && dl.contentLength > SAMPLE_MAX_BYTES) {
-    dl.body.destroy();
-    throw new SampleTooLarge();
-  }
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of dl.body as Readable & AsyncIterable<Buffer>) {
-    hash.update(chunk);
-    size += chunk.length;
-    if (size > SAMPLE_MAX_BYTES) {
-      dl.body.destroy();
-      throw new SampleTooLarge();
-    }
-  }
-  return { size, sha256: hash.digest('hex'), contentType: dl.contentType };
-}
-
-const described = (d: Digest) => `${n(d.size)} bytes ${d.contentType ?? 'without a type'}`;
 
 /**
- * One container read through the Data API (the record's URL with the cookie handshake) and through OData's `$value`;
- * equal size and SHA-256 make `$value` usable. An answer that cannot be the container (CONTAINER_SUSPECT), another
- * error, or other bytes mean every container goes through the Data API.
+ * The pre-flight's own container probe (../activities/container-probe.ts), read-only: the same samples, size cap and
+ * verdict, without the transfer-log reservation. The row names the path a run will take and why, with the reason
+ * code its report will carry.
  */
-async function checkContainers(deps: DoctorDeps, samples: readonly FileSample[]): Promise<DoctorCheck> {
-  const { fm } = deps;
+async function checkContainers(deps: DoctorDeps, samples: readonly TableSample[]): Promise<DoctorCheck> {
   const check = 'sample container';
   const configured = deps.filemaker.containerApi === 'dataapi';
-  const dataApiChoice = configured ? 'containers: Data API (FM_CONTAINER_API=dataapi)' : 'containers: Data API';
-  const failures: string[] = [];
-  let tries = 0;
-  for (const s of samples) {
-    for (const { record, field } of s.withFile) {
-      if (tries++ >= SAMPLE_TRIES) break;
-      const where = `${s.table.name}.${field}`;
-      let viaDataApi: Digest;
-      try {
-        const dl = await fm.downloadRecordContainer(s.table.layout, record.recordId, field);
-        if (dl === null) continue; // emptied since the find
-        viaDataApi = await digest(dl);
-      } catch (err) {
-        if (!(err instanceof SampleTooLarge)) failures.push(`${where} Data API: ${describeError(err)}`);
-        continue;
-      }
-      let viaOData: Digest | string;
-      try {
-        const dl = await fm.downloadODataContainer(s.table.odataTable, { rowId: record.recordId }, field);
-        viaOData = dl.status === 204 ? (dl.body.resume(), 'empty (204)') : await digest(dl);
-      } catch (err) {
-        viaOData = isCode(err, FM_ERRORS.CONTAINER_SUSPECT)
-          ? 'an answer that cannot be the container'
-          : err instanceof SampleTooLarge
-            ? `more than ${formatBytes(SAMPLE_MAX_BYTES)}`
-            : describeError(err);
-      }
-      const same =
-        typeof viaOData !== 'string' && viaOData.size === viaDataApi.size && viaOData.sha256 === viaDataApi.sha256;
-      if (same) {
-        return {
-          check,
-          result: 'ok',
-          detail:
-            `${where}: ${described(viaDataApi)}, SHA-256 ${viaDataApi.sha256.slice(0, 12)}… ` +
-            'equal through OData $value and the Data API',
-          choice: configured ? dataApiChoice : 'containers: OData $value',
-        };
-      }
-      const odataText = typeof viaOData === 'string' ? viaOData : described(viaOData);
-      return {
-        check,
-        result: 'warn',
-        detail:
-          `${where}: OData $value gave ${odataText}, the Data API ${described(viaDataApi)}: $value unusable` +
-          (configured ? '' : '; set FM_CONTAINER_API=dataapi'),
-        choice: dataApiChoice,
-      };
-    }
+  const skipped = 'containers: Data API (FM_CONTAINER_API=dataapi: no probe)';
+  let probe: ContainerProbeResult;
+  try {
+    probe = await probeContainers(deps.fm, samples);
+  } catch (err) {
+    return { check, result: 'fail', detail: `the pre-flight's probe would fail: ${describeError(err)}` };
   }
-  if (failures.length)
-    return { check, result: 'fail', detail: `no sample read through the Data API: ${failures.join('; ')}` };
-  const read = samples.reduce((a, s) => a + s.records.length, 0);
+  const parts = probe.tables.map((t) => {
+    if (t.outcome === 'not-probed') return `${t.table}: not probed (${t.passedOver.join('; ')})`;
+    const where = `${t.table}.${t.field}`;
+    if (t.outcome === 'usable')
+      return (
+        `${where}: ${described(t.dataApi)}, SHA-256 ${t.dataApi.sha256.slice(0, 12)}… ` +
+        'equal through OData $value and the Data API'
+      );
+    return `${where}: OData $value gave ${describeValue(t.odata)}, the Data API ${described(t.dataApi)}`;
+  });
+  const detail = parts.join('; ');
+  if (probe.path === 'dataapi') {
+    return {
+      check,
+      result: 'warn',
+      detail:
+        `${detail}: $value unusable (${probe.reason})` +
+        (configured
+          ? ''
+          : "; a run's pre-flight finds the same and reads every container through the Data API " +
+            '(FM_CONTAINER_API=dataapi skips that probe)'),
+      choice: configured ? skipped : 'containers: Data API',
+    };
+  }
+  if (probe.reason === CONTAINER_PATH_REASONS.PROBED)
+    return { check, result: 'ok', detail, choice: configured ? skipped : 'containers: OData $value' };
   return {
     check,
     result: 'warn',
-    detail: `no container small enough in the first ${n(read)} records of the files tables`,
-    choice: configured ? dataApiChoice : undefined,
+    detail:
+      `${detail}: no sample told` +
+      (configured ? '' : '; a run reads $value and reads each answer that cannot be the container again'),
+    choice: configured ? skipped : 'containers: OData $value (not probed)',
   };
 }
 
@@ -506,7 +447,7 @@ async function checkBudget(deps: DoctorDeps): Promise<{ check: DoctorCheck; left
 async function checkEstimate(
   deps: DoctorDeps,
   counts: ReadonlyMap<SourceTableName, number>,
-  samples: readonly FileSample[],
+  samples: readonly TableSample[],
   leftBytes: number,
 ): Promise<DoctorCheck> {
   const check = 'full-run estimate';

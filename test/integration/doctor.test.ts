@@ -18,6 +18,8 @@ import {
 } from '../../src/filemaker';
 import { SOURCE_TABLE_NAMES } from '../../src/domain/tables';
 import { migrate } from '../../src/store/migrate';
+import { createPool } from '../../src/store/db';
+import { PROBE_TABLE, probeContainerPath } from '../../src/activities/container-probe';
 import { formatDoctor, readOnlyPool, runDoctor, type DoctorReport } from '../../src/client/doctor';
 import { createTestDatabase } from '../helpers/stack';
 
@@ -152,17 +154,64 @@ void test('doctor on a clean simulator: every FileMaker check ok, the figures ar
   }
 });
 
-// The simulator's own `$value` variants, as the real servers answered.
-for (const variant of ['filename', 'empty', 'base64'] as const) {
-  void test(`doctor names the Data API as the container path with the simulator's odataValueVariant=${variant}`, async () => {
-    const sim = await startSimulator({ preset: 'tiny', profile: 'clean', faults: { odataValueVariant: variant } });
+/** A migrated database of the stack's PostgreSQL, made once for the tests that need one. */
+let database: Promise<string> | undefined;
+const migratedDatabase = () =>
+  (database ??= createTestDatabase().then(async ({ url }) => {
+    await migrate(url);
+    return url;
+  }));
+
+// The simulator's own `$value` variants, as the real servers answered; and the clean one.
+for (const variant of [undefined, 'filename', 'empty', 'base64'] as const) {
+  void test(`doctor names the container path and reason the run's pre-flight takes with odataValueVariant=${variant ?? 'none'}`, async () => {
+    const sim = await startSimulator({
+      preset: 'tiny',
+      profile: 'clean',
+      ...(variant ? { faults: { odataValueVariant: variant } } : {}),
+    });
+    const pool = createPool({ url: await migratedDatabase(), caFile: undefined, poolMax: 2 });
+    const runId = `preflight-${variant ?? 'none'}`;
+    const fm = clientFor(sim.url, sim);
     try {
       const { report } = await doctor(sim);
       const c = row(report, 'sample container');
-      assert.equal(c.choice, 'containers: Data API', c.detail);
-      assert.match(c.detail, /\$value unusable/);
       assert.equal(report.ok, true, formatDoctor(report));
+
+      // The pre-flight, as a run calls it, against the same host: its reads reserved and settled in the transfer log.
+      await pool.query(`insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running')`, [runId]);
+      const logger = createLogger({ level: 'silent' });
+      const preflight = await probeContainerPath({ fm, pool, logger, config: { filemaker: FILEMAKER } }, runId, [
+        'API_Docs',
+        'API_Images',
+      ]);
+      const logged = await pool.query<{ filemaker_id: string; bytes: string; settled: boolean }>(
+        `select filemaker_id, bytes::text, settled from transfer_log where run_id = $1 and source_table = $2`,
+        [runId, PROBE_TABLE],
+      );
+      assert.ok(logged.rows.length > 0 && logged.rows.every((r) => r.settled), 'the reads reserved and settled');
+      assert.ok(
+        logged.rows.some((r) => r.filemaker_id === 'probe@dataapi' && Number(r.bytes) > 0),
+        'the sample read through the Data API is logged',
+      );
+
+      if (variant === undefined) {
+        assert.deepEqual(preflight, { path: 'odata', reason: 'PROBED' });
+        assert.equal(c.result, 'ok', c.detail);
+        assert.equal(c.choice, 'containers: OData $value');
+        return;
+      }
+      assert.equal(preflight.path, 'dataapi');
+      assert.equal(c.choice, 'containers: Data API', c.detail);
+      assert.equal(c.result, 'warn');
+      // The reason code the run's report will carry, and what the run does about it.
+      assert.equal(/\$value unusable \((\w+)\)/.exec(c.detail)?.[1], preflight.reason, c.detail);
+      assert.match(c.detail, /a run's pre-flight finds the same and reads every container through the Data API/);
+      assert.match(c.detail, /FM_CONTAINER_API=dataapi skips that probe/);
+      assert.doesNotMatch(c.detail, /set FM_CONTAINER_API/);
     } finally {
+      await fm.close();
+      await pool.end();
       await sim.close();
     }
   });
