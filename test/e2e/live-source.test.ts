@@ -19,23 +19,12 @@ import type pg from 'pg';
 import type { Client } from '@temporalio/client';
 import type { LiveOptions, Profile, RunningSimulator } from '../../sim/server';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
+import { PHASES, SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
 import type { RunningWorker } from '../../src/worker';
 import type { RunProgress } from '../../src/workflows/messages';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 
-const PHASES = [
-  'backup',
-  'delete',
-  'patients',
-  'appointments',
-  'notes',
-  'referrers',
-  'documents',
-  'images',
-  'validation',
-];
 const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
 const TERMINAL = new Set(['imported', 'unlinked', 'skipped', 'failed']);
 const ENDED = new Set<RunProgress['status']>(['rolling_back', 'completed', 'failed', 'rolled_back']);
