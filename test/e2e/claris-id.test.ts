@@ -16,9 +16,8 @@ import { PHASES, SOURCE_TABLES, type SourceTableName } from '../../src/domain/ta
 import { startWorker } from '../../src/worker';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { assertFilesLanded, type Setup } from '../helpers/files';
-import { capturingLogger, prepareRun } from '../helpers/run';
+import { capturingLogger, prepareRun, simTokenCommand } from '../helpers/run';
 
-const TOKEN_COMMAND = join(__dirname, '..', '..', 'scripts', 'sim-fmid-token.mjs');
 const TOKEN_LIFETIME_MS = 6_000;
 const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
 const TERMINAL = new Set(['imported', 'unlinked', 'skipped', 'failed']);
@@ -44,16 +43,10 @@ describe('a reimport from a FileMaker Cloud host with Claris ID tokens that expi
       },
       'claris-id',
     );
-    const env: Record<string, string> = {
-      ...run.env,
-      FM_AUTH: 'claris-id',
-      // No secret on the command line: the simulator's admin URL and where the test keeps the tokens it was given.
-      FM_CLARIS_ID_TOKEN_COMMAND: `"${process.execPath}" "${TOKEN_COMMAND}" "${run.sim.adminUrl}" "${issuedFile}"`,
-      LOG_LEVEL: 'debug',
-    };
-    // A FileMaker Cloud host knows no account: the worker must not need one.
-    delete env.FM_USERNAME;
-    delete env.FM_PASSWORD;
+    // prepareRun configures a simulator in FMID mode with FM_AUTH=claris-id and no account; the token command
+    // here also keeps the tokens it was given (no secret on the command line: an admin URL and a file path).
+    assert.equal(run.env.FM_USERNAME ?? run.env.FM_PASSWORD, undefined, 'no account configured');
+    const env = { ...run.env, FM_CLARIS_ID_TOKEN_COMMAND: simTokenCommand(run.sim, issuedFile), LOG_LEVEL: 'debug' };
     const { logger, lines } = capturingLogger('debug');
     logLines = lines;
     const worker = await startWorker(loadConfig(env, 'worker'), logger);

@@ -57,8 +57,10 @@ export async function prepareRun(sim: SimulatorOptions, name: string): Promise<T
       S3_BUCKET: bucket,
       FM_URL: simulator.url,
       FM_DATABASE: simulator.database,
-      FM_USERNAME: simulator.username,
-      FM_PASSWORD: simulator.password,
+      ...(simulator.auth === 'fmid'
+        ? // A FileMaker Cloud host: Claris ID tokens from the simulator's admin port, no account.
+          { FM_AUTH: 'claris-id', FM_CLARIS_ID_TOKEN_COMMAND: simTokenCommand(simulator) }
+        : { FM_USERNAME: simulator.username, FM_PASSWORD: simulator.password }),
       TEMPORAL_TASK_QUEUE: taskQueue,
     },
     client: new Client({ connection }),
@@ -72,6 +74,15 @@ export async function prepareRun(sim: SimulatorOptions, name: string): Promise<T
       s3.destroy();
     },
   };
+}
+
+/**
+ * FM_CLARIS_ID_TOKEN_COMMAND for a simulator in FMID mode: scripts/sim-fmid-token.mjs asking its admin port, and
+ * appending each token to `issuedFile` when one is given.
+ */
+export function simTokenCommand(sim: RunningSimulator, issuedFile?: string): string {
+  const args = [process.execPath, join(ROOT, 'scripts', 'sim-fmid-token.mjs'), sim.adminUrl, issuedFile];
+  return args.flatMap((a) => (a === undefined ? [] : [`"${a}"`])).join(' ');
 }
 
 /** A worker in this process for the run (its logs at `level`, default warn). */
