@@ -16,7 +16,8 @@ import { PHASES, SOURCE_TABLES, type SourceTableName } from '../../src/domain/ta
 import { startWorker } from '../../src/worker';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { assertFilesLanded, type Setup } from '../helpers/files';
-import { capturingLogger, prepareRun, simTokenCommand } from '../helpers/run';
+import { tokenCommand } from '../../sim/server';
+import { capturingLogger, prepareRun } from '../helpers/run';
 
 const TOKEN_LIFETIME_MS = 6_000;
 const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
@@ -46,7 +47,11 @@ describe('a reimport from a FileMaker Cloud host with Claris ID tokens that expi
     // prepareRun configures a simulator in FMID mode with FM_AUTH=claris-id and no account; the token command
     // here also keeps the tokens it was given (no secret on the command line: an admin URL and a file path).
     assert.equal(run.env.FM_USERNAME ?? run.env.FM_PASSWORD, undefined, 'no account configured');
-    const env = { ...run.env, FM_CLARIS_ID_TOKEN_COMMAND: simTokenCommand(run.sim, issuedFile), LOG_LEVEL: 'debug' };
+    const env = {
+      ...run.env,
+      FM_CLARIS_ID_TOKEN_COMMAND: tokenCommand(run.sim.adminUrl, issuedFile),
+      LOG_LEVEL: 'debug',
+    };
     const { logger, lines } = capturingLogger('debug');
     logLines = lines;
     const worker = await startWorker(loadConfig(env, 'worker'), logger);

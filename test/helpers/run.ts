@@ -12,7 +12,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { ensureBuilt, productionWorkerLaunch } from '../../scripts/worker-launch';
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
+import { startSimulator, tokenCommand, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
 import { loadConfig } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
 import { migrate } from '../../src/store/migrate';
@@ -59,7 +59,7 @@ export async function prepareRun(sim: SimulatorOptions, name: string): Promise<T
       FM_DATABASE: simulator.database,
       ...(simulator.auth === 'fmid'
         ? // A FileMaker Cloud host: Claris ID tokens from the simulator's admin port, no account.
-          { FM_AUTH: 'claris-id', FM_CLARIS_ID_TOKEN_COMMAND: simTokenCommand(simulator) }
+          { FM_AUTH: 'claris-id', FM_CLARIS_ID_TOKEN_COMMAND: tokenCommand(simulator.adminUrl) }
         : { FM_USERNAME: simulator.username, FM_PASSWORD: simulator.password }),
       TEMPORAL_TASK_QUEUE: taskQueue,
     },
@@ -74,15 +74,6 @@ export async function prepareRun(sim: SimulatorOptions, name: string): Promise<T
       s3.destroy();
     },
   };
-}
-
-/**
- * FM_CLARIS_ID_TOKEN_COMMAND for a simulator in FMID mode: scripts/sim-fmid-token.mjs asking its admin port, and
- * appending each token to `issuedFile` when one is given.
- */
-export function simTokenCommand(sim: RunningSimulator, issuedFile?: string): string {
-  const args = [process.execPath, join(ROOT, 'scripts', 'sim-fmid-token.mjs'), sim.adminUrl, issuedFile];
-  return args.flatMap((a) => (a === undefined ? [] : [`"${a}"`])).join(' ');
 }
 
 /** A worker in this process for the run (its logs at `level`, default warn). */
