@@ -49,7 +49,10 @@ import { migrate } from '../src/store/migrate';
 import type { RunProgress } from '../src/workflows/messages';
 import type { PhaseResult } from '../src/workflows/phase';
 import type { ReimportResult } from '../src/workflows/reimport';
-import type { PhaseName } from '../src/domain/tables';
+import { tablesForPhase, type PhaseName } from '../src/domain/tables';
+import { PROBE_ID, PROBE_TABLE } from '../src/activities/container-probe';
+import { transferUsedByRun } from '../src/activities/transfer';
+import { createPool, type Pool } from '../src/store/db';
 import { CpuTimeline } from './lib/cpu';
 import { calibrationMs, stealSeconds } from './lib/machine';
 import { runExecutions, spanOf, type ExecutionFacts } from './lib/executions';
@@ -345,6 +348,31 @@ async function runReimport(
 
 const outcome = (run: RunFigures) => run.result?.status ?? `not completed: ${run.error ?? 'unknown'}`;
 
+/**
+ * What a run spent of the transfer quota (`transfer_log`, as the quota counts it): on the files of the files phases,
+ * and on the pre-flight's probe, which reads one sample container per files table over `$value` and through the Data
+ * API before any phase runs — also on a run that needs no file, so it is not the files' count.
+ */
+interface RunTransfer {
+  filesBytes: number;
+  probe: { odataBytes: number; dataApiBytes: number };
+}
+
+async function runTransfer(pool: Pool, runId: string): Promise<RunTransfer> {
+  let filesBytes = 0;
+  for (const phase of FILES_PHASES) {
+    for (const t of tablesForPhase(phase)) filesBytes += await transferUsedByRun(pool, runId, t.name);
+  }
+  const probe = await pool.query<{ filemaker_id: string; b: string }>(
+    `select filemaker_id, coalesce(sum(bytes), 0)::text as b from transfer_log
+      where run_id = $1 and source_table = $2 group by filemaker_id`,
+    [runId, PROBE_TABLE],
+  );
+  const over = (path: 'odata' | 'dataapi') =>
+    Number(probe.rows.find((x) => x.filemaker_id === `${PROBE_ID}${path}`)?.b ?? 0);
+  return { filesBytes, probe: { odataBytes: over('odata'), dataApiBytes: over('dataapi') } };
+}
+
 /** A failure chain in one line (workflow failures wrap the phase's, which wraps the activity's). */
 function describe(err: unknown): string {
   const parts: string[] = [];
@@ -594,6 +622,12 @@ async function main(): Promise<void> {
       second = await runReimport(client, config, `bench-${stamp}-2`, timeline, rss);
       log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
     }
+    const pool = createPool(config.database);
+    cleanups.push(() => pool.end());
+    const transfer = {
+      first: await runTransfer(pool, first.runId),
+      second: second ? await runTransfer(pool, second.runId) : undefined,
+    };
     const peaks = workers.map((w) => readMemory(w.pid).hwmBytes);
     const peakRss = Math.max(...peaks);
     const peakRssTotal = peaks.reduce((a, b) => a + b, 0);
@@ -629,6 +663,7 @@ async function main(): Promise<void> {
       counts,
       first,
       second,
+      transfer,
       naive,
       naiveStats,
       worker,
@@ -647,6 +682,7 @@ function report(r: {
   counts: { documents: number; images: number };
   first: RunFigures;
   second: RunFigures | undefined;
+  transfer: { first: RunTransfer; second: RunTransfer | undefined };
   naive: SequentialResult;
   naiveStats: ReturnType<RunningSimulator['stats']>;
   worker: WorkerProcess;
@@ -700,6 +736,7 @@ function report(r: {
 
   const ft = filesTotals(r.first);
   const st = r.second ? filesTotals(r.second) : undefined;
+  const rt = r.transfer.second;
   const speedup = ft.wallMs > 0 ? r.naive.estimatedMs / ft.wallMs : 0;
   const ratio = ft.bound.boundMs > 0 ? ft.wallMs / ft.bound.boundMs : 0;
   const histories = [...r.first.executions, ...(r.second?.executions ?? [])];
@@ -814,13 +851,32 @@ function report(r: {
       largest ? mark(largest.events <= 10_000) : 'n/a',
     ],
     [
-      're-run bytes downloaded',
-      st
-        ? `${fmt(st.downloaded)} B (source sent ${fmt(st.containerBytes)} container bytes; ${fmt(st.relinked)} relinked)`
+      're-run bytes downloaded for files',
+      st && rt
+        ? `${fmt(st.downloaded)} B (transfer_log ${fmt(rt.filesBytes)} B; source sent ${fmt(st.containerBytes)} ` +
+          `container bytes during the files phases; ${fmt(st.relinked)} relinked)`
         : 'not run',
       '0',
-      na || !st || !r.second?.result ? 'n/a' : mark(st.downloaded === 0 && st.containerBytes === 0),
+      na || !st || !rt || !r.second?.result
+        ? 'n/a'
+        : mark(st.downloaded === 0 && rt.filesBytes === 0 && st.containerBytes === 0),
     ],
+    ...(
+      [
+        ['first', r.transfer.first],
+        ['re-run', rt],
+      ] as const
+    ).flatMap(([name, t]) =>
+      t
+        ? [
+            [
+              `${name} pre-flight probe (not files)`,
+              `${fmt(t.probe.odataBytes + t.probe.dataApiBytes)} B: ${fmt(t.probe.odataBytes)} over $value, ` +
+                `${fmt(t.probe.dataApiBytes)} through the Data API`,
+            ] as [string, string],
+          ]
+        : [],
+    ),
   ];
   console.log(`\nsummary (files phases = documents + images of the first reimport; total bench ${secs(r.totalMs)} s)`);
   console.table(

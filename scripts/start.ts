@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const join = (...parts: string[]) => path.join(...parts);
   const { mkdirSync, existsSync, readFileSync, writeFileSync } = await import('node:fs');
   const { startStack } = await import('./stack');
-  const { startSimulator } = await import('../sim/server');
+  const { startSimulator, tokenCommand } = await import('../sim/server');
   const { loadConfig } = await import('../src/config');
   const { createLogger } = await import('../src/logger');
   const { migrate } = await import('../src/store/migrate');
@@ -66,15 +66,25 @@ async function main(): Promise<void> {
     Object.assign(env, stack.env);
 
     if (!env.FM_URL) {
-      const sim = await startSimulator({ preset: 'demo', profile: 'fmcloud', sizeScale: 0.05 });
+      // FM_AUTH=claris-id: the simulator is a FileMaker Cloud host and hands out the Claris ID tokens itself.
+      const fmid = env.FM_AUTH === 'claris-id';
+      const sim = await startSimulator({
+        preset: 'demo',
+        profile: 'fmcloud',
+        sizeScale: 0.05,
+        auth: fmid ? 'fmid' : 'basic',
+      });
       cleanups.push(() => sim.close());
       Object.assign(env, {
         FM_URL: sim.url,
         FM_DATABASE: sim.database,
-        FM_USERNAME: sim.username,
-        FM_PASSWORD: sim.password,
+        ...(fmid
+          ? {
+              FM_CLARIS_ID_TOKEN_COMMAND: tokenCommand(sim.adminUrl),
+            }
+          : { FM_USERNAME: sim.username, FM_PASSWORD: sim.password }),
       });
-      console.log(`FileMaker simulator (demo data, fmcloud profile): ${sim.url}`);
+      console.log(`FileMaker simulator (demo data, fmcloud profile${fmid ? ', Claris ID' : ''}): ${sim.url}`);
     }
     const config = loadConfig(env, 'worker');
     const logger = createLogger({ level: env.LOG_LEVEL ?? 'warn', format: 'json', name: 'fm-reimport' });

@@ -2,6 +2,7 @@
 // lives an hour. The admin port issues the tokens in Cognito's stead; they are JWT-shaped so a client can read `exp`
 // the way it would from a real one. Tokens belong to Claris, not to the host: a server restart does not touch them.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 
 /** How a host lets clients sign in: Basic with an account (FileMaker Server), or only Claris ID (FileMaker Cloud). */
 export type AuthMode = 'basic' | 'fmid';
@@ -48,4 +49,13 @@ export class ClarisIdTokens {
     const expiresAt = this.expiries.get(token);
     return expiresAt !== undefined && Date.now() < expiresAt ? 'ok' : 'expired';
   }
+}
+
+/**
+ * FM_CLARIS_ID_TOKEN_COMMAND for a worker signing in to a simulator in FMID mode: scripts/sim-fmid-token.mjs asking
+ * its admin port, and appending each token to `issuedFile` when one is given (for a test that counts them).
+ */
+export function tokenCommand(adminUrl: string, issuedFile?: string): string {
+  const args = [process.execPath, join(__dirname, '..', 'scripts', 'sim-fmid-token.mjs'), adminUrl, issuedFile];
+  return args.flatMap((a) => (a === undefined ? [] : [`"${a}"`])).join(' ');
 }

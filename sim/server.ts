@@ -26,6 +26,7 @@ import { qualitySummary, truthContainers, truthJournal, truthTable, truthTables 
 export type { FaultSettings, Profile } from './faults';
 export type { SimulatorStats } from './context';
 export type { AuthMode, ClarisIdToken } from './claris-id';
+export { tokenCommand } from './claris-id';
 export type { LiveOptions, Mutation, MutationResult } from './mutations';
 
 export interface SimulatorOptions {

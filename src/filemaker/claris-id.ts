@@ -19,7 +19,7 @@ export interface ClarisIdTokenSource {
 }
 
 export interface TokenCacheOptions {
-  /** Fetch a new token this long before the old one expires. Default 5 minutes. */
+  /** Fetch a new token this long before the old one expires (at most half its life). Default 5 minutes. */
   refreshBeforeMs?: number;
   /** Lifetime assumed for a token that is not a JWT with `exp`. Default one hour, as Claris issues them. */
   defaultLifetimeMs?: number;
@@ -53,8 +53,11 @@ export function createTokenCache(fetchToken: () => Promise<string>, opts: TokenC
     inFlight ??= (async () => {
       try {
         const token = await fetchToken();
-        const expiresAt = jwtExpiry(token) ?? now() + lifetime;
-        held = { token, refreshAt: expiresAt - refreshBefore };
+        const fetchedAt = now();
+        const expiresAt = jwtExpiry(token) ?? fetchedAt + lifetime;
+        // A token that lives less than twice the margin is replaced halfway through what is left of it, not on every
+        // call (an hour-long Claris token is replaced 5 minutes before its end).
+        held = { token, refreshAt: expiresAt - Math.min(refreshBefore, (expiresAt - fetchedAt) / 2) };
         return token;
       } finally {
         inFlight = undefined;

@@ -7,13 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { ensureBuilt, productionWorkerLaunch } from '../../scripts/worker-launch';
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
+import { startSimulator, tokenCommand, type RunningSimulator, type SimulatorOptions } from '../../sim/server';
 import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { migrate } from '../../src/store/migrate';
 import { startWorker, type RunningWorker } from '../../src/worker';
 import { createTestBucket, createTestDatabase, s3ClientFor, stackEnv } from './stack';
@@ -56,8 +57,10 @@ export async function prepareRun(sim: SimulatorOptions, name: string): Promise<T
       S3_BUCKET: bucket,
       FM_URL: simulator.url,
       FM_DATABASE: simulator.database,
-      FM_USERNAME: simulator.username,
-      FM_PASSWORD: simulator.password,
+      ...(simulator.auth === 'fmid'
+        ? // A FileMaker Cloud host: Claris ID tokens from the simulator's admin port, no account.
+          { FM_AUTH: 'claris-id', FM_CLARIS_ID_TOKEN_COMMAND: tokenCommand(simulator.adminUrl) }
+        : { FM_USERNAME: simulator.username, FM_PASSWORD: simulator.password }),
       TEMPORAL_TASK_QUEUE: taskQueue,
     },
     client: new Client({ connection }),
@@ -117,4 +120,19 @@ export async function spawnWorkerProcess(
     });
   });
   return child;
+}
+
+/** A worker's JSON logger whose lines are kept in `lines`, for tests that search what the worker logged. */
+export function capturingLogger(level: 'error' | 'warn' | 'info' | 'debug' = 'debug'): {
+  logger: Logger;
+  lines: string[];
+} {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { logger: createLogger({ level, format: 'json', destination }), lines };
 }

@@ -70,3 +70,15 @@ test('the token command prints the token; a failure names its exit code, never i
   });
   await assert.rejects(tokenFromCommand("printf 'two words'")(), /no single token/);
 });
+
+test('a token that lives less than twice the margin is kept for half of its life, not fetched on every call', async () => {
+  let now = 1_000_000_000_000;
+  let n = 0;
+  const cache = createTokenCache(async () => jwt(now / 1000 + 20, `t${++n}`), { now: () => now });
+  const first = await cache.token();
+  now += 9_000;
+  assert.equal(await cache.token(), first, '11 of 20 seconds left: kept');
+  now += 2_000;
+  assert.notEqual(await cache.token(), first, '9 of 20 seconds left: replaced');
+  assert.equal(n, 2);
+});
