@@ -1,5 +1,6 @@
 /** The run ledger as the activities use it: manifest slices and bulk ledger writes (one statement per chunk). */
 import { namedStatement, type Pool } from '../store/db';
+import { cleanString } from '../store/sanitize';
 import type { ChunkResult } from './types';
 
 export interface LedgerEntry {
@@ -73,7 +74,7 @@ export function ledgerJson(entries: readonly LedgerEntry[]): string {
       filemaker_id: e.filemakerId,
       state: e.state,
       reason_code: e.state === 'imported' ? null : (e.reasonCode ?? null),
-      message: e.message ?? null,
+      message: e.message === undefined ? null : cleanString(e.message),
       target_table: e.targetTable ?? null,
       target_id: e.targetId ?? null,
       s3_key: e.s3Key ?? null,

@@ -8,6 +8,7 @@ import { foldContactDetails } from '../domain/mappers/patients';
 import type { FmRecord } from '../domain/types';
 import type { SourceTableName } from '../domain/tables';
 import { TARGET_TABLE_NAMES, STORE_OWNED_COLUMNS } from '../store/schema';
+import { cleanDocument } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
 import type { BackupResult, Counts, RestoreResult, RunStatus } from './types';
 import { transferUsedThisYear } from './transfer';
@@ -211,7 +212,11 @@ export function runBookkeeping(deps: ActivityDeps) {
       }
       const updates = [...byOwner].map(([id, details]) => {
         const f = foldContactDetails(details);
-        return { filemaker_id: id, contact_json: f.contact_json, address_json: f.address_json };
+        const row = { filemaker_id: id, contact_json: f.contact_json, address_json: f.address_json };
+        // Read back from jsonb, so always JSON; cleaned all the same, like every document that reaches PostgreSQL.
+        const cleaned = cleanDocument(row, owner);
+        if (!cleaned.ok) throw new Error(`folding contact details into ${owner}: ${cleaned.message}`);
+        return cleaned.value;
       });
       if (updates.length) {
         const r = await pool.query(

@@ -217,7 +217,31 @@ function cleanValue(spec: ColumnSpec, value: unknown, ctx: Ctx): unknown {
       return value;
     }
     case 'jsonb':
-      return jsonNeedsCopy(value, col, 0) ? cleanJson(value, col, ctx, 0) : value;
+      return cleanDocumentValue(value, col, ctx);
+  }
+}
+
+function cleanDocumentValue(value: unknown, col: string, ctx: Ctx): unknown {
+  return jsonNeedsCopy(value, col, 0) ? cleanJson(value, col, ctx, 0) : value;
+}
+
+export type CleanedDocument =
+  { ok: true; value: unknown; sanitized: boolean } | { ok: false; reason: StoreReasonCode; message: string };
+
+/**
+ * The cleaning a jsonb column of a target row gets, for any other document on its way to PostgreSQL (a whole row
+ * sent as JSON, a folded JSON column): NUL removed and lone surrogates replaced in every string and every key, at
+ * any depth. Returns the value itself when there is nothing to clean. `name` (a column or table name, never a value)
+ * labels the message of a document JSON cannot hold.
+ */
+export function cleanDocument(value: unknown, name: string): CleanedDocument {
+  try {
+    const ctx: Ctx = { sanitized: false };
+    const cleaned = cleanDocumentValue(value, name, ctx);
+    return { ok: true, value: cleaned, sanitized: ctx.sanitized };
+  } catch (err) {
+    if (err instanceof Reject) return { ok: false, reason: err.reason, message: err.message };
+    throw err;
   }
 }
 

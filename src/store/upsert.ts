@@ -88,7 +88,7 @@ export function isDataError(err: unknown): boolean {
   return typeof code === 'string' && DATA_ERROR_CLASSES.includes(code.slice(0, 2));
 }
 
-function reasonFor(err: PgError): { reason: StoreReasonCode; message: string } {
+function reasonFor(err: PgError): Refusal {
   const code = err.code ?? 'unknown';
   const reason: StoreReasonCode =
     code === '23503'
@@ -105,6 +105,31 @@ function reasonFor(err: PgError): { reason: StoreReasonCode; message: string } {
   if (err.constraint) parts.push(`constraint ${err.constraint}`);
   if (err.column) parts.push(`column ${err.column}`);
   return { reason, message: `database refused the row: ${parts.join(', ')}` };
+}
+
+export type Refusal = { reason: StoreReasonCode; message: string };
+
+/**
+ * Writes `items` with `write`; when the database refuses a statement for a data reason, halves it until the refused
+ * items stand alone (one statement is all-or-nothing: about 2·log2(n) statements for one bad item in n) and hands
+ * each of those to `refused`, so every other item lands. Any other error (connection lost, deadlock, serialization
+ * failure, server shutting down) is thrown: the caller retries the whole call, which must be idempotent.
+ */
+export async function writeIsolatingRefusals<T>(
+  items: readonly T[],
+  write: (batch: readonly T[]) => Promise<void>,
+  refused: (item: T, refusal: Refusal) => void,
+): Promise<void> {
+  if (items.length === 0) return;
+  try {
+    await write(items);
+  } catch (err) {
+    if (!isDataError(err)) throw err;
+    if (items.length === 1) return refused(items[0]!, reasonFor(err as PgError));
+    const mid = Math.ceil(items.length / 2);
+    await writeIsolatingRefusals(items.slice(0, mid), write, refused);
+    await writeIsolatingRefusals(items.slice(mid), write, refused);
+  }
 }
 
 interface Statement {
@@ -234,27 +259,13 @@ export async function upsertRows(
   for (let i = 0; i < prepared.length; i += size) batches.push(prepared.slice(i, i + size));
 
   let isolated = 0;
-  const write = async (batch: Prepared[]): Promise<void> => {
-    if (batch.length === 0) return;
+  const refused = (only: Prepared, r: Refusal) => {
+    isolated++;
+    fail(only.index, only.filemakerId, r.reason, r.message);
+  };
+  const writeBatch = async (batch: readonly Prepared[]): Promise<void> => {
     const stmt = buildStatement(spec, strategy, batch, runId, opts.alongside);
-    let result: pg.QueryResult<{ filemaker_id: string; inserted: boolean }>;
-    try {
-      result = await pool.query<{ filemaker_id: string; inserted: boolean }>(stmt);
-    } catch (err) {
-      if (!isDataError(err)) throw err;
-      if (batch.length === 1) {
-        const only = batch[0]!;
-        const r = reasonFor(err as PgError);
-        isolated++;
-        return fail(only.index, only.filemakerId, r.reason, r.message);
-      }
-      // One statement is all-or-nothing: halve until the refused rows stand alone (about 2·log2(n) statements
-      // for one bad row in n).
-      const mid = Math.ceil(batch.length / 2);
-      await write(batch.slice(0, mid));
-      await write(batch.slice(mid));
-      return;
-    }
+    const result = await pool.query<{ filemaker_id: string; inserted: boolean }>(stmt);
     const written = new Map(result.rows.map((r) => [r.filemaker_id, r.inserted]));
     for (const p of batch) {
       const w = written.get(p.filemakerId);
@@ -268,6 +279,8 @@ export async function upsertRows(
       };
     }
   };
+
+  const write = (batch: Prepared[]) => writeIsolatingRefusals(batch, writeBatch, refused);
 
   // A fixed number of workers take batches in order; ids are unique across batches, so they never contend.
   let next = 0;

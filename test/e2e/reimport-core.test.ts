@@ -117,4 +117,80 @@ describe('reimport of the core records', () => {
     const status = await pool.query<{ status: string }>('select status from reimport_runs where run_id = $1', [runId]);
     assert.equal(status.rows[0]!.status, 'rolled_back');
   });
+
+  test('a NUL in one contact detail is cleaned, and one the database refuses costs only that record', async () => {
+    const ledgerStates = async (runId: string) =>
+      new Map(
+        (
+          await pool.query<{ filemaker_id: string; state: string }>(
+            `select filemaker_id, state from import_ledger where run_id = $1 and source_table = 'API_Contact_Details'`,
+            [runId],
+          )
+        ).rows.map((r) => [r.filemaker_id, r.state]),
+      );
+    const previous = await pool.query<{ run_id: string }>(
+      `select run_id from reimport_runs where status = 'completed' order by started_at desc limit 1`,
+    );
+    const before = await ledgerStates(previous.rows[0]!.run_id);
+    const kept = await pool.query<{ filemaker_id: string }>(
+      `select filemaker_id from contact_details where owner_table = 'patients'`,
+    );
+    const keptIds = new Set(kept.rows.map((r) => r.filemaker_id));
+    const [withNul, refused] = sim.dataset
+      .table('API_Contact_Details')!
+      .records.filter((r) => String(r.fields.ph ?? '').length > 4 && keptIds.has(String(r.fields.id).toLowerCase()));
+    assert.ok(withNul && refused, 'two imported phone details');
+    const nulId = String(withNul.fields.id).toLowerCase();
+    const refusedId = String(refused.fields.id).toLowerCase();
+    const phone = String(withNul.fields.ph);
+    sim.mutate([
+      {
+        op: 'update',
+        table: 'API_Contact_Details',
+        recordId: withNul.recordId,
+        fields: { ph: `${phone.slice(0, 3)}\u0000${phone.slice(3)}` },
+      },
+    ]);
+    const runId = `run-${randomUUID()}`;
+    // The database refuses one contact detail of a chunk for a data reason no cleaning removes.
+    await pool.query(`
+      create or replace function refuse_contact_detail() returns trigger language plpgsql as $$
+      begin
+        if new.import_run_id = '${runId}' and new.filemaker_id = '${refusedId}' then
+          raise exception 'injected refusal' using errcode = '23514';
+        end if;
+        return new;
+      end $$;
+      create trigger refuse_contact_detail before insert or update on contact_details
+        for each row execute function refuse_contact_detail();`);
+    let result: ReimportResult;
+    try {
+      result = await run(runId);
+    } finally {
+      await pool.query('drop trigger refuse_contact_detail on contact_details');
+    }
+    assert.equal(result.status, 'completed');
+
+    const after = await ledgerStates(runId);
+    assert.deepEqual(after, new Map([...before].map(([id, state]) => [id, id === refusedId ? 'failed' : state])));
+    const failed = await pool.query<{ reason_code: string; message: string }>(
+      `select reason_code, message from import_ledger
+        where run_id = $1 and source_table = 'API_Contact_Details' and filemaker_id = $2`,
+      [runId, refusedId],
+    );
+    assert.deepEqual(failed.rows, [
+      { reason_code: 'CHECK_VIOLATION', message: 'database refused the row: sqlstate 23514' },
+    ]);
+    const written = await pool.query<{ filemaker_id: string }>(
+      'select filemaker_id from contact_details where import_run_id = $1',
+      [runId],
+    );
+    const imported = [...after].filter(([, state]) => state === 'imported').map(([id]) => id);
+    assert.deepEqual(written.rows.map((r) => r.filemaker_id).sort(), imported.sort());
+    const cleaned = await pool.query<{ ph: string }>(
+      `select field_data->>'ph' as ph from contact_details where filemaker_id = $1`,
+      [nulId],
+    );
+    assert.deepEqual(cleaned.rows, [{ ph: phone }]);
+  });
 });

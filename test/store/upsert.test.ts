@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { fingerprint } from '../../src/store/backup';
-import { upsertRows, type RowOutcome, type UpsertStrategy } from '../../src/store/upsert';
+import { upsertTargetRows } from '../../src/activities/upsert';
+import { upsertRows, writeIsolatingRefusals, type RowOutcome, type UpsertStrategy } from '../../src/store/upsert';
 import { clinicRow, count, migratedDatabase, noteRow, patientRow, idFor, fmId } from './fixtures';
 
 function failures(outcomes: readonly RowOutcome[]) {
@@ -144,6 +145,68 @@ describe('upsert', () => {
     assert.deepEqual(landed.rows[0]!.filemaker_metadata, { Note: 'xy', nested: ['a'] });
     for (const o of r.outcomes)
       if (o.status === 'failed') assert.ok(!o.message.includes('aaaa') && !o.message.includes('2019'));
+  });
+
+  test('contact details: NUL and lone surrogates in their JSON are cleaned; a row the database refuses costs only that row', async () => {
+    const detail = (i: number, phone: string, extra: Record<string, string> = {}) => ({
+      filemakerId: fmId('d', i),
+      row: {
+        owner_table: 'patients',
+        owner_filemaker_id: fmId('p', 0),
+        entry: { kind: 'phone', value: phone },
+        field_data: { id: fmId('d', i).toUpperCase(), Phone: phone, ...extra },
+      },
+      state: 'imported' as const,
+    });
+    const rows = Array.from({ length: 8 }, (_, i) => detail(i, `0400 000 00${i}`));
+    rows[2] = detail(2, '0400\u0000 000 \ud800002', { 'Phone\u0000 2': 'x\u0000' });
+    // The database refuses exactly one row of the chunk, for a reason no cleaning can remove.
+    await pool.query(
+      `alter table contact_details add constraint test_refuses_one check (filemaker_id <> '${rows[5]!.filemakerId}')`,
+    );
+    try {
+      const entries = await upsertTargetRows(pool, 'contact_details', 'run-a', rows);
+      assert.deepEqual(
+        entries.map((e) => [e.filemakerId, e.state, e.reasonCode]),
+        rows.map((r, i) => [r.filemakerId, i === 5 ? 'failed' : 'imported', i === 5 ? 'CHECK_VIOLATION' : undefined]),
+      );
+      const refused = entries[5]!;
+      assert.equal(refused.message, 'database refused the row: sqlstate 23514, constraint test_refuses_one');
+      const stored = await pool.query<{ filemaker_id: string; entry: { value: string }; field_data: unknown }>(
+        `select filemaker_id, entry, field_data from contact_details where filemaker_id like 'd%' order by filemaker_id`,
+      );
+      assert.deepEqual(
+        stored.rows.map((r) => r.filemaker_id),
+        rows.filter((_, i) => i !== 5).map((r) => r.filemakerId),
+      );
+      const cleaned = stored.rows.find((r) => r.filemaker_id === rows[2]!.filemakerId)!;
+      assert.equal(cleaned.entry.value, '0400 000 \ufffd002');
+      assert.deepEqual(cleaned.field_data, {
+        id: rows[2].filemakerId.toUpperCase(),
+        Phone: '0400 000 \ufffd002',
+        'Phone 2': 'x',
+      });
+    } finally {
+      await pool.query(`alter table contact_details drop constraint test_refuses_one`);
+    }
+  });
+
+  test('only data errors are isolated per row: a deadlock or a lost connection fails the whole write', async () => {
+    const refusedItems: number[] = [];
+    const byCode = (code: string | undefined) => async (batch: readonly number[]) => {
+      if (batch.includes(3)) throw Object.assign(new Error('refused'), { code });
+    };
+    await writeIsolatingRefusals([0, 1, 2, 3, 4, 5, 6], byCode('22P05'), (item, r) => {
+      refusedItems.push(item);
+      assert.deepEqual(r, { reason: 'DB_REJECTED', message: 'database refused the row: sqlstate 22P05' });
+    });
+    assert.deepEqual(refusedItems, [3]);
+    for (const code of ['40P01', '40001', '57P01', '08006', undefined]) {
+      await assert.rejects(
+        writeIsolatingRefusals([0, 1, 2, 3], byCode(code), () => assert.fail(`${code} isolated per row`)),
+        /refused/,
+      );
+    }
   });
 
   for (const strategy of ['json', 'unnest', 'values'] as UpsertStrategy[]) {
