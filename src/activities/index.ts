@@ -12,6 +12,7 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { mapDocument } from '../domain/mappers/documents';
 import { mapImage } from '../domain/mappers/images';
 import { checkSchemaVersion } from '../store/migrate';
+import { cleanString } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
 import { importRecordChunk, loadMapContext, mapperFor } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
@@ -59,7 +60,8 @@ function wrap<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
 /** A manifest source key as text (FileMaker numbers arrive as JSON numbers); empty as null. */
 function sourceKeyText(v: unknown): string | null {
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v === 'string' && v.trim() !== '') return v.trim();
+  // Cleaned like every text that reaches PostgreSQL: a NUL in a source key would fail the whole manifest insert.
+  if (typeof v === 'string' && v.trim() !== '') return cleanString(v.trim());
   return null;
 }
 
