@@ -65,7 +65,7 @@ const FM_CODE_TEXT: Readonly<Record<string, string>> = {
   '401': 'no records match the request',
   '802': 'unable to open file',
   '812': "exceeded host's capacity",
-  '952': 'invalid Data API token',
+  '952': 'token refused: a Data API session or, on FileMaker Cloud, a Claris ID token',
   '953': 'exceeded the Data API transfer limit',
   '956': 'maximum number of sessions exceeded',
   '958': 'parameter missing',
