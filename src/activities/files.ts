@@ -17,9 +17,10 @@
  *    batch's lease, see openLease, so a file that fits is read as it arrives), and the bytes stream to S3 with their
  *    SHA-256 computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
  *    budget). Content type from the bytes' signature when the response's is generic or contradicts it, else the
- *    response's; the key's extension follows it. A broken download is retried a bounded number of times, then the
- *    image waterfall falls back to the next container, then the file ends `failed` DOWNLOAD_FAILED while the batch
- *    goes on.
+ *    response's; the key's extension follows it. A container that turns out to hold 0 bytes counts as empty
+ *    (nothing stored; the image waterfall goes on). A broken download is retried a bounded number of times, then
+ *    the image waterfall falls back to the next container, then the file ends `failed` DOWNLOAD_FAILED while the
+ *    batch goes on.
  * 4. The row is upserted and the ledger state written at once (a crash loses at most the files in flight), in
  *    statements shared with the worker's other files in flight (group commit, ./file-writes.ts).
  * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded; the modId its PATCH
@@ -459,7 +460,7 @@ function quotaRequest(fc: FileContext, filemakerId: string, field: string): Quot
 
 /**
  * Step 3 for one container field: download (bounded attempts) and stream to `keyFor(ext)`. Undefined when the
- * container is empty now; throws the last error when every attempt broke.
+ * container is empty now or holds 0 bytes; throws the last error when every attempt broke.
  */
 async function download(
   fc: FileContext,
@@ -520,6 +521,14 @@ async function download(
     try {
       releaseBuffer = await UPLOAD_BUFFERS.acquire(bufferShare(dl.contentLength), fc.signal);
       const { head, stream } = await peek(counter, SNIFF_BYTES);
+      if (head.length === 0 && !dl.contentLength) {
+        // The body ended before its first byte and no size said otherwise: a zero-byte file counts as an empty
+        // container (the waterfall goes on to the next one) and leaves no object behind. Only now is that known.
+        stream.destroy();
+        addFinding(fc.result, 'ZERO_BYTE_CONTAINER');
+        fc.deps.logger.warn({ table: fc.input.table, filemakerId, field }, 'container holds 0 bytes: counted as empty');
+        return undefined;
+      }
       const contentType = effectiveContentType(dl.contentType, head);
       const ext = extensionFor(contentType, dl.filename, urlPath(record.fieldData[field]));
       const key = keyFor(ext);
@@ -753,7 +762,7 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
   }
   if (!stored) {
     if (lastError === undefined) {
-      // Every container was emptied between the find and the download.
+      // Every container was emptied between the find and the download, or holds 0 bytes.
       return { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId };
     }
     return {
