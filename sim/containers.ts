@@ -19,6 +19,11 @@ export const CONTENT_TYPES: Record<ContainerKind, string> = {
   heic: 'image/heic',
 };
 
+/** The content type FileMaker serves the container with: its declared kind's, which may not be its bytes'. */
+export function servedContentType(info: ContainerInfo): string {
+  return CONTENT_TYPES[info.declaredKind ?? info.kind];
+}
+
 // Padding is cut from one shared random block at offsets derived from the container and chunk number: sending a
 // slice is zero-copy, which is what lets one core serve hundreds of MB/s.
 const BLOCK_LEN = 4 * 1024 * 1024;

@@ -20,6 +20,11 @@ export interface ContainerInfo {
   brokenMode: BrokenMode;
   /** How many times the container was replaced while the simulator served: each time, other bytes. */
   rev?: number;
+  /**
+   * The kind FileMaker declares (content type, URL extension) when it is not the kind of the bytes: a PDF put into a
+   * container as a JPEG.
+   */
+  declaredKind?: ContainerKind;
 }
 
 export interface SimRecord {

@@ -2,7 +2,7 @@
 // request; errors as {"error":{"code","message"}}; containers only through /$value.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
-import { CONTENT_TYPES, base64Chunks, base64Length, containerChunks, contentDisposition } from './containers';
+import { base64Chunks, base64Length, containerChunks, contentDisposition, servedContentType } from './containers';
 import { indexAt, indexListLength, type IndexList, type SimRecord, type SimTable } from './dataset';
 import { sortRows } from './find';
 import { htmlError, send, sendJson, writeBody } from './http';
@@ -295,7 +295,7 @@ export class OData {
     if (variant !== 'bytes') this.ctx.faults.count('container_variant');
     // Neither answer reads the file, so a damaged file does not show in them.
     if (variant === 'filename') return send(this.ctx, res, 'odata', 200, TEXT, info.filename, disposition);
-    if (variant === 'empty') return send(this.ctx, res, 'odata', 200, CONTENT_TYPES[info.kind], '', disposition);
+    if (variant === 'empty') return send(this.ctx, res, 'odata', 200, servedContentType(info), '', disposition);
     const key = { seed: this.ctx.config.seed, table: table.def.name, recordIndex: rec.index, field: f.name };
     if (info.state === 'broken' && info.brokenMode === 'http500') {
       this.ctx.faults.count('container_broken');
@@ -304,7 +304,7 @@ export class OData {
     const base64 = variant === 'base64';
     const length = base64 ? base64Length(info.size) : info.size;
     res.writeHead(200, {
-      'Content-Type': base64 ? TEXT : CONTENT_TYPES[info.kind],
+      'Content-Type': base64 ? TEXT : servedContentType(info),
       'Content-Length': String(length),
       ...disposition,
     });

@@ -3,7 +3,7 @@
 // secret and thereby kills every URL and cookie, as on a real server.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SimContext } from './context';
-import { CONTENT_TYPES, containerChunks, contentDisposition } from './containers';
+import { CONTENT_TYPES, containerChunks, contentDisposition, servedContentType } from './containers';
 import type { SimRecord, SimTable } from './dataset';
 import { htmlError, send, sendJson, writeBody } from './http';
 import { hash32 } from './prng';
@@ -39,7 +39,7 @@ export function containerUrl(ctx: SimContext, origin: string, table: SimTable, r
   const ks = ctx.hmac('ks', mac);
   for (let i = 0; i < 10; i++) payload[i] = payload[i]! ^ ks[i]!;
   const hex = Buffer.concat([mac, payload]).toString('hex').toUpperCase();
-  const ext = info.urlExt ? `.${info.kind}` : '';
+  const ext = info.urlExt ? `.${info.declaredKind ?? info.kind}` : '';
   return `${origin}/Streaming_SSL/${folder(ctx, table, rec, field)}/${hex}${ext}?RCType=EmbeddedRCFileProcessor`;
 }
 
@@ -148,7 +148,7 @@ export async function handleStreaming(
     return send(ctx, res, 'container', 500, text, htmlError(500));
   }
   res.writeHead(200, {
-    'Content-Type': CONTENT_TYPES[info.kind],
+    'Content-Type': servedContentType(info),
     'Content-Length': String(info.size),
     ...(s.containerDisposition ? { 'Content-Disposition': contentDisposition(info.filename) } : {}),
     'Cache-Control': 'no-cache',

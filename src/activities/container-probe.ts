@@ -12,9 +12,10 @@
  *
  * Per files table: the first SAMPLE_RECORDS records of the manifest, of which the first SAMPLE_ATTEMPTS with a file
  * are tried in turn. A sample is passed over, and the next one tried, when the Data API cannot read it (a damaged
- * container), when it is empty by now, or when it is larger than SAMPLE_MAX_BYTES (it would be read twice). Errors
- * about the session or the server are thrown. Nothing of the sample (its id, name or bytes) leaves this module: the
- * table and field names, sizes, types, the SHA-256 and reason codes.
+ * container), when it is empty by now or holds 0 bytes (an empty `$value` answer would not tell), or when it is
+ * larger than SAMPLE_MAX_BYTES (it would be read twice). Errors about the session or the server are thrown. Nothing
+ * of the sample (its id, name or bytes) leaves this module: the table and field names, sizes, types, the SHA-256 and
+ * reason codes.
  */
 import { createHash } from 'node:crypto';
 import type { Config } from '../config';
@@ -203,6 +204,12 @@ async function probeTable(fm: ProbeClient, sample: TableSample, opts: ProbeOptio
     if (dataApi === 'no-budget') return { table, outcome: 'not-probed', passedOver: [...passedOver, 'no budget'] };
     if (typeof dataApi === 'string') {
       passedOver.push(`${field}: ${dataApi === 'empty' ? 'emptied' : 'too large'}`);
+      continue;
+    }
+    if (dataApi.size === 0) {
+      // A zero-byte file (an empty container to the files phases): `$value` answers it with an empty 200, which is
+      // also what an unusable `$value` sends, so it cannot tell.
+      passedOver.push(`${field}: 0 bytes`);
       continue;
     }
     let odata: ContainerRead | NoRead | FileMakerError;

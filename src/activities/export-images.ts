@@ -104,7 +104,8 @@ async function uploadFromExport(
     filename: file.name,
     downloaded: 0,
     relinked: false,
-    sniffed: false,
+    // An exported file declares no type: its bytes decide, as they always did there, without a finding.
+    typeSource: 'declared',
     field: EXPORT_SOURCE_FIELD,
   };
 }

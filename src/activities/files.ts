@@ -16,9 +16,11 @@
  *    again right before) — the size FileMaker announces is reserved against the transfer budget (drawn from the
  *    batch's lease, see openLease, so a file that fits is read as it arrives), and the bytes stream to S3 with their
  *    SHA-256 computed on the way (a file that fits one part is held whole for its PutObject, within a worker-wide
- *    budget). Content type from the response, sniffed when generic. A broken download is retried a bounded
- *    number of times, then the image waterfall falls back to the next container, then the file ends `failed`
- *    DOWNLOAD_FAILED while the batch goes on.
+ *    budget). Content type from the bytes' signature when the response's is generic or contradicts it, else the
+ *    response's; the key's extension follows it. A container that turns out to hold 0 bytes counts as empty
+ *    (nothing stored; the image waterfall goes on). A broken download is retried a bounded number of times, then
+ *    the image waterfall falls back to the next container, then the file ends `failed` DOWNLOAD_FAILED while the
+ *    batch goes on.
  * 4. The row is upserted and the ledger state written at once (a crash loses at most the files in flight), in
  *    statements shared with the worker's other files in flight (group commit, ./file-writes.ts).
  * 5. Optional write-back of NexusExportDate, only now that the file is stored and recorded; the modId its PATCH
@@ -33,13 +35,14 @@ import { PassThrough, Transform, pipeline, type Readable, type TransformCallback
 import { setTimeout as delay } from 'node:timers/promises';
 import { normalizeFileMakerId } from '../domain/ids';
 import {
+  contentTypeSource,
   documentKey,
   effectiveContentType,
   extensionFor,
   imageKey,
-  isGenericContentType,
   keyRevision,
   thumbnailKey,
+  type ContentTypeSource,
 } from '../domain/keys';
 import { documentContainerUrl, documentPatientRefs, mapDocument } from '../domain/mappers/documents';
 import { imageCandidates, imagePatientRefs, mapImage, type MappedImage } from '../domain/mappers/images';
@@ -247,7 +250,8 @@ export interface StoredFile {
   /** The object's ETag when its size and SHA-256 were confirmed (upload echo or HEAD); see reconcileObjects. */
   etag: string | undefined;
   relinked: boolean;
-  sniffed: boolean;
+  /** How the content type was decided from FileMaker's and the bytes' (see effectiveContentType); relinked: declared. */
+  typeSource: ContentTypeSource;
   field: string;
   /** The stored bytes, when a single-part upload kept them (images, for the thumbnail). */
   body?: Buffer;
@@ -348,7 +352,7 @@ export async function relink(
     downloaded: 0,
     etag,
     relinked: true,
-    sniffed: false,
+    typeSource: 'declared',
     field,
   };
 }
@@ -456,7 +460,7 @@ function quotaRequest(fc: FileContext, filemakerId: string, field: string): Quot
 
 /**
  * Step 3 for one container field: download (bounded attempts) and stream to `keyFor(ext)`. Undefined when the
- * container is empty now; throws the last error when every attempt broke.
+ * container is empty now or holds 0 bytes; throws the last error when every attempt broke.
  */
 async function download(
   fc: FileContext,
@@ -517,6 +521,14 @@ async function download(
     try {
       releaseBuffer = await UPLOAD_BUFFERS.acquire(bufferShare(dl.contentLength), fc.signal);
       const { head, stream } = await peek(counter, SNIFF_BYTES);
+      if (head.length === 0 && !dl.contentLength) {
+        // The body ended before its first byte and no size said otherwise: a zero-byte file counts as an empty
+        // container (the waterfall goes on to the next one) and leaves no object behind. Only now is that known.
+        stream.destroy();
+        addFinding(fc.result, 'ZERO_BYTE_CONTAINER');
+        fc.deps.logger.warn({ table: fc.input.table, filemakerId, field }, 'container holds 0 bytes: counted as empty');
+        return undefined;
+      }
       const contentType = effectiveContentType(dl.contentType, head);
       const ext = extensionFor(contentType, dl.filename, urlPath(record.fieldData[field]));
       const key = keyFor(ext);
@@ -545,7 +557,7 @@ async function download(
         filename: dl.filename ?? null,
         downloaded: counter.bytes,
         relinked: false,
-        sniffed: isGenericContentType(dl.contentType),
+        typeSource: contentTypeSource(dl.contentType, contentType),
         field,
         body: up.body,
         release: handedOver ? releaseBuffer : undefined,
@@ -591,7 +603,8 @@ export function addFinding(result: ChunkResult, code: string) {
 function countStored(fc: FileContext, stored: StoredFile, replaces: boolean): void {
   if (stored.relinked) fc.result.relinked++;
   else if (replaces) fc.result.replaced++;
-  if (stored.sniffed) addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+  if (stored.typeSource === 'sniffed') addFinding(fc.result, 'CONTENT_TYPE_SNIFFED');
+  if (stored.typeSource === 'corrected') addFinding(fc.result, 'CONTENT_TYPE_CORRECTED');
 }
 
 /** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
@@ -749,7 +762,7 @@ async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> 
   }
   if (!stored) {
     if (lastError === undefined) {
-      // Every container was emptied between the find and the download.
+      // Every container was emptied between the find and the download, or holds 0 bytes.
       return { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId };
     }
     return {

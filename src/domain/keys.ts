@@ -181,10 +181,60 @@ export function extensionFor(
   return fromType ?? fromName ?? fromUrl ?? 'bin';
 }
 
-/** The content type to store: the response's when specific, else sniffed from the first bytes, else octet-stream. */
+/** The Office Open XML types: a zip whose entry names the sniffer may not see in the first bytes. */
+const OOXML_TYPES = new Set([
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+]);
+
+/**
+ * Whether a specific declared type is one the bytes' signature cannot tell from `sniffed`, so it stands: a zip-based
+ * format (Office Open XML, OpenDocument, `+zip`) over a zip signature — which Office format a zip is, the sniffer
+ * only guesses from entry names — and an image type we do not sniff over a TIFF signature (camera raw formats are
+ * TIFF inside).
+ */
+function refinesSniffed(declared: string, sniffed: string): boolean {
+  if (sniffed === 'application/zip' || OOXML_TYPES.has(sniffed)) {
+    return (
+      OOXML_TYPES.has(declared) ||
+      declared.endsWith('+zip') ||
+      declared.startsWith('application/vnd.oasis.opendocument.')
+    );
+  }
+  if (sniffed === 'image/tiff') return declared.startsWith('image/') && !SNIFFED_TYPES.has(declared);
+  return false;
+}
+
+/**
+ * The content type to store. The bytes decide when their signature is one sniffContentType knows and the declared
+ * type is generic or contradicts it (a PDF served as `image/jpeg` is a PDF); a declared type the signature cannot
+ * tell apart stands (see refinesSniffed). Without a known signature: the declared type when specific, else
+ * octet-stream.
+ */
 export function effectiveContentType(contentType: string | null | undefined, firstBytes: Uint8Array): string {
-  if (!isGenericContentType(contentType)) return mediaType(contentType);
-  return sniffContentType(firstBytes) ?? 'application/octet-stream';
+  const declared = mediaType(contentType);
+  const sniffed = sniffContentType(firstBytes);
+  if (sniffed === undefined) return GENERIC_TYPES.has(declared) ? 'application/octet-stream' : declared;
+  return GENERIC_TYPES.has(declared) || !refinesSniffed(declared, sniffed) ? sniffed : declared;
+}
+
+/** Whether two types name the same kind of file (their key extension agrees: `image/pjpeg` is `image/jpeg`). */
+function sameKind(a: string, b: string): boolean {
+  return a === b || (EXT_BY_TYPE[a] !== undefined && EXT_BY_TYPE[a] === EXT_BY_TYPE[b]);
+}
+
+/** How a declared type and the bytes' own type relate (see effectiveContentType). */
+export type ContentTypeSource = 'declared' | 'sniffed' | 'corrected';
+
+/**
+ * Where effectiveContentType's answer came from: the declared type (or the same kind), sniffed because the declared
+ * one was generic, or corrected because the bytes contradicted it.
+ */
+export function contentTypeSource(contentType: string | null | undefined, decided: string): ContentTypeSource {
+  const declared = mediaType(contentType);
+  if (GENERIC_TYPES.has(declared)) return 'sniffed';
+  return sameKind(declared, decided) ? 'declared' : 'corrected';
 }
 
 function startsWith(bytes: Uint8Array, sig: readonly number[], offset = 0): boolean {
@@ -195,6 +245,21 @@ function startsWith(bytes: Uint8Array, sig: readonly number[], offset = 0): bool
 function ascii(bytes: Uint8Array, from: number, to: number): string {
   return String.fromCharCode(...bytes.subarray(from, Math.min(to, bytes.length)));
 }
+
+/** Every type sniffContentType answers. */
+const SNIFFED_TYPES = new Set([
+  'application/pdf',
+  'image/jpeg',
+  'image/png',
+  'image/gif',
+  'image/webp',
+  'image/heic',
+  'image/heif',
+  'image/tiff',
+  'application/rtf',
+  'application/zip',
+  ...OOXML_TYPES,
+]);
 
 const HEIC_BRANDS = new Set(['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'hevm', 'hevs']);
 const HEIF_BRANDS = new Set(['mif1', 'msf1', 'heif']);

@@ -61,6 +61,10 @@ export const REASON_CODES = {
   THUMBNAIL_UNSUPPORTED: 'The image format cannot be thumbnailed here (HEIC); the image is imported without one.',
   THUMBNAIL_FAILED: 'The image bytes could not be decoded for a thumbnail; the image is imported without one.',
   CONTENT_TYPE_SNIFFED: 'FileMaker sent a generic content type; the type was detected from the file bytes.',
+  ZERO_BYTE_CONTAINER:
+    'A container holds a file of 0 bytes: counted as empty, nothing stored (an image tries the next container).',
+  CONTENT_TYPE_CORRECTED:
+    'FileMaker declared a content type the file bytes contradict (a PDF as image/jpeg); the bytes decided the type.',
   WRITE_BACK_FAILED:
     'The file is stored, but writing NexusExportDate back to FileMaker failed (reported, not retried).',
 } as const;

@@ -3,6 +3,7 @@
  * original filename, so this header is the only place it comes from. The parser is lenient because servers are:
  * unquoted names with spaces, raw UTF-8 bytes in `filename`, and `filename*` next to an ASCII fallback are all seen.
  */
+import { cleanFilename as baseFilename } from '../domain/keys';
 
 export interface ContentDisposition {
   /** `attachment`, `inline`, ... lower-cased; '' when the header is empty. */
@@ -102,10 +103,8 @@ function repairLatin1Utf8(value: string): string {
   }
 }
 
+/** A filename is a name, not a path (RFC 6266 section 4.3): the base name rule every original name follows. */
 function cleanFilename(name: string | undefined): string | undefined {
   if (name === undefined) return undefined;
-  // A filename is a name, not a path (RFC 6266 section 4.3): keep the last segment only.
-  const base = name.split(/[/\\]/).pop() ?? '';
-  const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, '').trim();
-  return cleaned === '' || cleaned === '.' || cleaned === '..' ? undefined : cleaned;
+  return baseFilename(name) || undefined;
 }

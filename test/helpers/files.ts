@@ -15,8 +15,13 @@ export interface TruthContainer {
   state: 'ok' | 'empty' | 'broken';
   size?: number;
   sha256?: string;
+  /** The type of the bytes (what is stored), whatever FileMaker declares. */
+  contentType?: string;
   extension?: string;
 }
+
+/** A container with something to store: a zero-byte file counts as empty. */
+export const holdsFile = (c: TruthContainer): boolean => c.state !== 'empty' && c.size !== 0;
 
 /** A prepared run with a worker in this process. */
 export interface Setup extends TestRun {
@@ -104,7 +109,7 @@ export function expectedImages(truth: TruthContainer[]): Map<string, { pick?: Tr
   for (const c of truth) byId.set(c.id, [...(byId.get(c.id) ?? []), c]);
   const out = new Map<string, { pick?: TruthContainer; anyBroken: boolean }>();
   for (const [id, cs] of byId) {
-    const ordered = WATERFALL.map((f) => cs.find((c) => c.field === f)).filter((c) => c && c.state !== 'empty');
+    const ordered = WATERFALL.map((f) => cs.find((c) => c.field === f)).filter((c) => c && holdsFile(c));
     out.set(id, {
       pick: ordered.find((c) => c!.state === 'ok'),
       anyBroken: ordered.some((c) => c!.state === 'broken'),
@@ -150,7 +155,7 @@ export async function assertDocumentsLanded(s: Setup, runId: string): Promise<vo
   for (const [id, c] of docs) {
     const l = docLedger.get(id);
     assert.ok(l, `document ${id} has a ledger row`);
-    if (c.state === 'empty') {
+    if (!holdsFile(c)) {
       assert.equal(l.state, 'skipped', `empty document ${id}`);
       assert.equal(l.reason_code, 'EMPTY_CONTAINER', `empty document ${id} reason`);
     } else if (c.state === 'broken') {
@@ -163,6 +168,8 @@ export async function assertDocumentsLanded(s: Setup, runId: string): Promise<vo
       assert.ok(head, `document ${id} object exists`);
       assert.equal(head.size, c.size, `document ${id} object size`);
       assert.equal(head.sha256, c.sha256, `document ${id} object sha256`);
+      assert.equal(head.contentType, c.contentType, `document ${id} content type is its bytes'`);
+      assert.ok(l.s3_key!.endsWith(`.${c.extension}`), `document ${id} key extension follows its type`);
     }
   }
   const docRows = await s.pool.query<{ n: number; d: number; stored: number }>(
@@ -171,7 +178,8 @@ export async function assertDocumentsLanded(s: Setup, runId: string): Promise<vo
   );
   assert.equal(docRows.rows[0]!.n, docs.size, 'one documents row per source document (skipped and failed kept)');
   assert.equal(docRows.rows[0]!.d, docs.size, 'no document twice');
-  assert.equal(docRows.rows[0]!.stored, [...docs.values()].filter((c) => c.state === 'ok').length, 'stored documents');
+  const stored = [...docs.values()].filter((c) => c.state === 'ok' && holdsFile(c)).length;
+  assert.equal(docRows.rows[0]!.stored, stored, 'stored documents');
 }
 
 /** Images: the waterfall's pick (which is also what the FileMaker Pro export holds) or a reasoned skip/failure. */
@@ -202,6 +210,7 @@ export async function assertImagesLanded(s: Setup, runId: string, fromExport: bo
     assert.equal(l.sha256, e.pick.sha256, `image ${id} is the waterfall's pick (${e.pick.field})`);
     const head = await headObject(s.s3, s.bucket, l.s3_key!);
     assert.equal(head?.sha256, e.pick.sha256, `image ${id} object sha256`);
+    assert.equal(head?.contentType, e.pick.contentType, `image ${id} content type is its bytes'`);
     const row = rows.get(id);
     assert.ok(row, `image ${id} has a row`);
     if (!fromExport) assert.equal(row.source_field, e.pick.field, `image ${id} source field`);

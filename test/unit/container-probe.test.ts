@@ -111,6 +111,16 @@ void test('the probe passes over a sample larger than the cap and a damaged one,
   assert.deepEqual(settled, [3, pdf.length, pdf.length]);
 });
 
+void test('the probe passes over a zero-byte sample, which $value cannot tell from an unusable answer', async () => {
+  const pdf = Buffer.from('%PDF-1.7 the container');
+  // No `$value` answer for the zero-byte sample: reading it would throw.
+  const fm = fakeClient({ dataapi: { '1': Buffer.alloc(0), '2': pdf }, odata: { '2': pdf } }, []);
+  const probe = await probeContainers(fm, [sample(DOCS, ['1', '2'])]);
+  assert.equal(probe.path, 'odata');
+  assert.equal(probe.reason, 'PROBED');
+  assert.equal(probe.tables[0]?.outcome, 'usable');
+});
+
 void test('$value unusable: other bytes are a mismatch, a suspect answer keeps its code, the first such table decides', async () => {
   const pdf = Buffer.from('%PDF-1.7 the container');
   const jpeg = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   cleanFilename,
   contentDisposition,
+  contentTypeSource,
   documentKey,
   effectiveContentType,
   extensionFor,
@@ -16,6 +17,7 @@ import {
 
 const PATIENT = '4c1f30a3-b075-5321-956f-f8e6bdbdb161';
 const FMID = '0f8c7a12-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 
 describe('S3 keys', () => {
   test('document key has the documented shape', () => {
@@ -154,6 +156,14 @@ describe('contentDisposition', () => {
     assert.match(contentDisposition('Ngọc Ánh – ảnh.heic'), /^[\x20-\x7e]+$/);
   });
 
+  test('an original filename is its base name, whatever path it came with', () => {
+    assert.equal(cleanFilename('../../etc/passwd'), 'passwd');
+    assert.equal(cleanFilename('C:\\Users\\clinic\\IMG_0001.JPG'), 'IMG_0001.JPG');
+    assert.equal(cleanFilename('scans/2024/left\u0000.jpg'), 'left.jpg');
+    assert.equal(cleanFilename('..'), '');
+    assert.equal(cleanFilename('photos/'), '');
+  });
+
   test('over-long names are cut to 255 characters keeping the extension', () => {
     const name = cleanFilename(`${'a'.repeat(300)}.pdf`);
     assert.equal(name.length, 255);
@@ -192,7 +202,47 @@ describe('sniffContentType', () => {
     assert.equal(isGenericContentType('application/octet-stream'), true);
     assert.equal(isGenericContentType('image/png'), false);
     assert.equal(effectiveContentType('application/octet-stream', bytes('%PDF-1.4')), 'application/pdf');
-    assert.equal(effectiveContentType('image/png; q=1', bytes('%PDF-1.4')), 'image/png');
+    assert.equal(effectiveContentType('image/png; q=1', bytes('???')), 'image/png');
     assert.equal(effectiveContentType('', bytes('???')), 'application/octet-stream');
+  });
+
+  test('bytes with a known signature overrule a declared type they contradict; the extension follows', () => {
+    const pdf = bytes('%PDF-1.4\n');
+    const jpeg = bytes([0xff, 0xd8, 0xff, 0xe0]);
+    const docx = bytes([0x50, 0x4b, 0x03, 0x04], '[Content_Types].xml', 'word/document.xml');
+    const heic = bytes([0, 0, 0, 0x18], 'ftypheic', [0, 0, 0, 0]);
+    assert.equal(effectiveContentType('image/jpeg', pdf), 'application/pdf');
+    assert.equal(extensionFor(effectiveContentType('image/jpeg', pdf), 'scan.jpg', '/x/scan.jpg'), 'pdf');
+    assert.equal(contentTypeSource('image/jpeg', 'application/pdf'), 'corrected');
+    assert.equal(effectiveContentType('image/png; q=1', pdf), 'application/pdf');
+    assert.equal(effectiveContentType('application/pdf', jpeg), 'image/jpeg');
+    assert.equal(effectiveContentType('text/plain', pdf), 'application/pdf');
+    assert.equal(effectiveContentType('image/jpeg', heic), 'image/heic');
+    assert.equal(effectiveContentType('application/msword', docx), DOCX);
+    assert.equal(effectiveContentType('application/zip', docx), DOCX);
+    // The same kind under another name: the bytes' canonical type, not a correction.
+    assert.equal(effectiveContentType('image/pjpeg', jpeg), 'image/jpeg');
+    assert.equal(contentTypeSource('image/pjpeg', 'image/jpeg'), 'declared');
+    assert.equal(contentTypeSource('application/octet-stream', 'image/jpeg'), 'sniffed');
+    assert.equal(contentTypeSource('application/pdf', 'application/pdf'), 'declared');
+  });
+
+  test('a declared type the signature cannot tell apart stands', () => {
+    const zip = bytes([0x50, 0x4b, 0x03, 0x04], '[Content_Types].xml');
+    const docx = bytes([0x50, 0x4b, 0x03, 0x04], 'word/document.xml');
+    const tiff = bytes([0x49, 0x49, 0x2a, 0x00]);
+    const xlsx = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+    // Which Office format a zip is shows only in entry names the first bytes may not hold.
+    assert.equal(effectiveContentType(DOCX, zip), DOCX);
+    assert.equal(effectiveContentType(xlsx, docx), xlsx);
+    assert.equal(
+      effectiveContentType('application/vnd.oasis.opendocument.text', zip),
+      'application/vnd.oasis.opendocument.text',
+    );
+    assert.equal(effectiveContentType('application/epub+zip', zip), 'application/epub+zip');
+    // Camera raw formats are TIFF inside; a type we sniff is still contradicted.
+    assert.equal(effectiveContentType('image/x-adobe-dng', tiff), 'image/x-adobe-dng');
+    assert.equal(effectiveContentType('image/jpeg', tiff), 'image/tiff');
+    assert.equal(effectiveContentType('image/jpeg', bytes('???')), 'image/jpeg');
   });
 });

@@ -791,6 +791,15 @@ describe('images phase', () => {
     });
     assert.equal(filemaker_metadata.image_Full, CONTAINER_MARKER);
     assert.equal(filemaker_metadata.image_small, '');
+    for (const [name, base] of [
+      ['../../etc/passwd', 'passwd'],
+      ['C:\\Photos\\2024\\IMG_0002.JPG', 'IMG_0002.JPG'],
+      ['..', null],
+    ] as const) {
+      const named = row(mapImage(img({ 'Name of file': name, image_Full: 'https://fm/f.jpg' }), ctx));
+      assert.equal(named.row.image.original_name, base, 'the base name, as documents keep it');
+      assert.equal(named.row.image.filemaker_metadata['Name of file'], name, 'the name as FileMaker has it');
+    }
     assert.deepEqual(o.row.batch, {
       id: targetId('image_batches', batchKey),
       filemaker_id: batchKey,

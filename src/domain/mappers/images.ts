@@ -4,6 +4,7 @@
  * source_field and thumbnail_status after the download.
  */
 import { normalizeFileMakerId, targetId } from '../ids';
+import { cleanFilename } from '../keys';
 import { cleanText } from '../normalize';
 import { readRecord, type RecordReader } from '../record';
 import { type ReasonCode } from '../reasons';
@@ -229,7 +230,7 @@ export function mapImage(record: FmRecord, ctx: MapContext): MapOutcome<MappedIm
     filemaker_id: r.filemakerId,
     filemaker_metadata: r.metadata(),
     batch_id: batch.id,
-    original_name: r.optText('Name of file'),
+    original_name: cleanFilename(r.text('Name of file')) || null,
     category,
     caption: r.optText('Type'),
     date_taken: dateTaken,
