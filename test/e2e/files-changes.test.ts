@@ -11,14 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
 import { headObject, inventory } from '../../src/s3';
-import type { ReimportResult } from '../../src/workflows/reimport';
 import {
   assertFilesLanded,
   expectedDocuments,
   expectedImages,
   ledger,
+  completedRun,
   setup,
-  start,
   truthContainers,
   IMPORT_PREFIX,
   type Setup,
@@ -42,8 +41,7 @@ async function spentByTable(s: Setup, runId: string): Promise<Record<string, num
 }
 
 const run = async (s: Setup, input: Record<string, unknown> = {}, runId = `run-${randomUUID()}`) => {
-  const result = (await (await start(s, runId, input)).result()) as ReimportResult;
-  assert.equal(result.status, 'completed', 'run completed');
+  const { result } = await completedRun(s, input, runId);
   return {
     runId,
     result,

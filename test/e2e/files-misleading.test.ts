@@ -7,12 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import type { SimRecord, SimTable } from '../../sim/dataset';
 import { inventory } from '../../src/s3';
 import type { RunProgress } from '../../src/workflows/messages';
-import type { ReimportResult } from '../../src/workflows/reimport';
-import { IMPORT_PREFIX, WATERFALL, assertFilesLanded, setup, start, type Setup } from '../helpers/files';
+import { IMPORT_PREFIX, WATERFALL, assertFilesLanded, completedRun, setup, type Setup } from '../helpers/files';
 
 /** The ledger's form of a record's id. */
 const idOf = (r: SimRecord) => String(r.fields.id).trim().toLowerCase();
@@ -93,10 +91,7 @@ describe('files whose containers mislead', () => {
     "bytes decide the type and extension; zero bytes count as empty; an image's name is its base name",
     { timeout: 300_000 },
     async () => {
-      const runId = `run-${randomUUID()}`;
-      const handle = await start(s, runId);
-      const result = (await handle.result()) as ReimportResult;
-      assert.equal(result.status, 'completed', 'run completed');
+      const { runId, handle } = await completedRun(s);
       // Against the truth (the bytes' type, zero-byte containers as empty): every file, these among them.
       await assertFilesLanded(s, runId);
 

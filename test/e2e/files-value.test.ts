@@ -20,7 +20,15 @@ import { deleteObjects } from '../../src/s3';
 import { startWorker } from '../../src/worker';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import type { RunProgress } from '../../src/workflows/messages';
-import { assertFilesLanded, containerBytes, importedKeys, setup, start, type Setup } from '../helpers/files';
+import {
+  assertFilesLanded,
+  completedRun,
+  containerBytes,
+  importedKeys,
+  setup,
+  start,
+  type Setup,
+} from '../helpers/files';
 import { prepareRun } from '../helpers/run';
 
 interface Lying {
@@ -92,10 +100,7 @@ describe('$value that is not the container: a client answering CONTAINER_SUSPECT
     'the pre-flight finds $value unusable: every file comes through the Data API and the report says so',
     { timeout: 300_000 },
     async () => {
-      const runId = `run-${randomUUID()}`;
-      const handle = await start(s, runId);
-      const result = (await handle.result()) as ReimportResult;
-      assert.equal(result.status, 'completed', 'run completed');
+      const { runId, result, handle } = await completedRun(s);
       assert.equal(result.containerPath, 'dataapi', 'the run read containers through the Data API');
       assert.equal(result.containerPathReason, FM_ERRORS.CONTAINER_SUSPECT, 'because $value was suspect');
       const progress = await handle.query<RunProgress>('progress');

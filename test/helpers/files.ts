@@ -1,8 +1,10 @@
 /** Shared by the files-phase end-to-end tests: a stack-backed setup and assertions against the simulator's truth. */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import type { SimulatorOptions } from '../../sim/server';
 import { headObject, inventory } from '../../src/s3';
 import type { RunningWorker } from '../../src/worker';
+import type { ReimportResult } from '../../src/workflows/reimport';
 import { prepareRun, startTestWorker, type TestRun } from './run';
 
 export const PHASES = ['backup', 'delete', 'patients', 'documents', 'images', 'validation'];
@@ -49,6 +51,14 @@ export const start = (s: Setup, id: string, input: Record<string, unknown> = {})
     workflowId: id,
     args: [{ phases: PHASES, settings: { fileBatchSize: 6, cooldownBaseSeconds: 1 }, ...input }],
   });
+
+/** Runs a reimport to its end and asserts it completed; returns its id and result. */
+export async function completedRun(s: Setup, input: Record<string, unknown> = {}, runId = `run-${randomUUID()}`) {
+  const handle = await start(s, runId, input);
+  const result = (await handle.result()) as ReimportResult;
+  assert.equal(result.status, 'completed', 'run completed');
+  return { runId, result, handle };
+}
 
 export const truthContainers = async (s: Setup, table: string): Promise<TruthContainer[]> => {
   const res = await fetch(`${s.sim.adminUrl}/truth/containers?table=${table}`);
