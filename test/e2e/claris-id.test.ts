@@ -1,7 +1,7 @@
 /**
  * A whole reimport against a FileMaker Cloud host (the simulator in Claris ID mode), end to end on the real dev
  * server, PostgreSQL, MinIO: the worker signs in only with FMID tokens printed by FM_CLARIS_ID_TOKEN_COMMAND, no user
- * or password configured. The tokens live 6 seconds, so the run (core and files phases) outlives several of them:
+ * or password configured. The tokens live 4 seconds, so the run (core and files phases) outlives several of them:
  * every source record still ends with a terminal ledger state, every file lands with its checksum, no call failed
  * for good on an expired token, and no token reaches a log line or the run's history.
  */
@@ -19,7 +19,7 @@ import { assertFilesLanded, type Setup } from '../helpers/files';
 import { tokenCommand } from '../../sim/server';
 import { capturingLogger, prepareRun } from '../helpers/run';
 
-const TOKEN_LIFETIME_MS = 6_000;
+const TOKEN_LIFETIME_MS = 4_000;
 const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
 const TERMINAL = new Set(['imported', 'unlinked', 'skipped', 'failed']);
 
@@ -40,7 +40,7 @@ describe('a reimport from a FileMaker Cloud host with Claris ID tokens that expi
         seed: 17,
         sizeScale: 0.1,
         auth: 'fmid',
-        faults: { fmidTokenLifetimeMs: TOKEN_LIFETIME_MS, latencyMs: 5 },
+        faults: { fmidTokenLifetimeMs: TOKEN_LIFETIME_MS, latencyMs: 15 },
       },
       'claris-id',
     );
