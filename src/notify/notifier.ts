@@ -1,9 +1,11 @@
 /**
  * Sends notification events to the configured channels. Called from an activity: `send` never throws and always
- * returns within `totalTimeoutMs` (plus a few milliseconds), so a dead mail server or webhook can neither fail nor
- * stall a run. The activity should report the outcome and return, not rethrow it.
+ * returns within `totalTimeoutMs` (plus a few milliseconds), so a dead mail server or webhook cannot stall an attempt.
+ * The activity calls `deliver`, which throws when a message did not arrive, so the attempt fails and the activity's
+ * retry policy tries again; the workflow, not the notifier, decides that the run goes on regardless.
  */
 import type { Dispatcher } from 'undici';
+import { FmReimportError } from '../errors';
 import type { Logger } from '../logger';
 import { EmailChannel } from './email';
 import {
@@ -26,6 +28,8 @@ export interface ChannelOutcome {
   readonly durationMs: number;
   /** A stable code such as HTTP_500, ECONNREFUSED, TIMEOUT; never a server reply or URL. */
   readonly error?: string;
+  /** The channel refused the message for good (a 4xx answer, refused credentials): sending again will not help. */
+  readonly permanent?: true;
 }
 
 export interface SendResult {
@@ -35,6 +39,23 @@ export interface SendResult {
   readonly channels: readonly ChannelOutcome[];
   /** Set when the event was not sent at all. */
   readonly skipped?: 'BELOW_COOLDOWN_THRESHOLD' | 'NOTIFY_EVENT_INVALID' | 'NO_CHANNELS';
+}
+
+/**
+ * Thrown by `deliver` when a message did not reach every configured channel. Names the event type, channels
+ * and error codes only: never a URL, a server reply or anything from the event.
+ */
+export class NotificationNotDeliveredError extends FmReimportError {
+  override readonly name = 'NotificationNotDeliveredError';
+  readonly code = 'NOTIFICATION_NOT_DELIVERED';
+  override readonly retryable: boolean;
+  constructor(result: SendResult) {
+    const failed = result.channels.filter((c) => !c.ok);
+    const why = result.skipped ?? failed.map((c) => `${c.channel} ${c.error ?? 'ERROR'}`).join(', ');
+    super(`notification ${result.event} not delivered: ${why || 'ERROR'}`);
+    // An invalid event stays invalid, and a channel that refused it for good refuses it again.
+    this.retryable = result.skipped !== 'NOTIFY_EVENT_INVALID' && !failed.some((c) => c.permanent);
+  }
 }
 
 export interface NotifierOptions {
@@ -62,6 +83,8 @@ export interface NotifierOptions {
 
 export interface Notifier {
   send(event: NotifyEvent): Promise<SendResult>;
+  /** `send`, but a message that did not reach every channel (nor was skipped) throws NotificationNotDeliveredError. */
+  deliver(event: NotifyEvent): Promise<SendResult>;
   /** Which channels are configured, for start-up logs. */
   readonly channels: readonly ChannelName[];
   close(): Promise<void>;
@@ -123,14 +146,20 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       attempts: r.attempts,
       durationMs: Date.now() - started,
       ...(r.error !== undefined && !r.ok ? { error: r.error } : {}),
+      ...(r.permanent ? { permanent: r.permanent } : {}),
     };
     if (r.ok) log.info({ channel: ch.name, host: ch.host, event: type, attempts: r.attempts }, 'notification sent');
     else log.error({ ...outcome, host: ch.host, event: type }, 'notification not delivered');
     return outcome;
   };
 
-  return {
+  const notifier: Notifier = {
     channels: channels.map((c) => c.name),
+    async deliver(event) {
+      const result = await notifier.send(event);
+      if (!result.ok) throw new NotificationNotDeliveredError(result);
+      return result;
+    },
     async send(event) {
       // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
       const raw = (event as { type?: unknown } | null | undefined)?.type;
@@ -161,4 +190,5 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       await webhook?.close();
     },
   };
+  return notifier;
 }
