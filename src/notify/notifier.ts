@@ -153,39 +153,56 @@ export function createNotifier(opts: NotifierOptions): Notifier {
     return outcome;
   };
 
+  const sendTo = async (event: NotifyEvent, targets: readonly Channel[]): Promise<SendResult> => {
+    // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
+    const raw = (event as { type?: unknown } | null | undefined)?.type;
+    const type: SendResult['event'] = NOTIFY_EVENT_TYPES.find((t) => t === raw) ?? 'unknown';
+    try {
+      if (
+        event.type === 'cooldown_long' &&
+        opts.cooldownThresholdSeconds !== undefined &&
+        !isLongCooldown(event.cooldownSeconds, opts.cooldownThresholdSeconds)
+      ) {
+        return { event: type, ok: true, channels: [], skipped: 'BELOW_COOLDOWN_THRESHOLD' };
+      }
+      const message = formatNotification(event, opts.format);
+      if (targets.length === 0) return { event: type, ok: true, channels: [], skipped: 'NO_CHANNELS' };
+      const deadline = Date.now() + totalTimeoutMs;
+      const outcomes = await Promise.all(targets.map((ch) => deliver(ch, message, type, deadline)));
+      return { event: type, ok: outcomes.every((o) => o.ok), channels: outcomes };
+    } catch (err) {
+      if (err instanceof InvalidNotifyEventError) {
+        log.error({ event: type, fields: err.paths }, 'notification event rejected');
+        return { event: type, ok: false, channels: [], skipped: 'NOTIFY_EVENT_INVALID' };
+      }
+      log.error({ event: type, errName: (err as Error)?.name }, 'notification failed unexpectedly');
+      return { event: type, ok: false, channels: [] };
+    }
+  };
+
+  // Channels that took a message some other channel did not, by message: the notify activity's next attempt sends it
+  // only where it is still missing, so the mailbox does not get it again for every retry a dead webhook causes. Held
+  // until the message reaches every channel, or ten minutes (well past the notify activity's retries).
+  const partly = new Map<string, { channels: Set<ChannelName>; untilMs: number }>();
   const notifier: Notifier = {
     channels: channels.map((c) => c.name),
     async deliver(event) {
-      const result = await notifier.send(event);
-      if (!result.ok) throw new NotificationNotDeliveredError(result);
-      return result;
-    },
-    async send(event) {
-      // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
-      const raw = (event as { type?: unknown } | null | undefined)?.type;
-      const type: SendResult['event'] = NOTIFY_EVENT_TYPES.find((t) => t === raw) ?? 'unknown';
-      try {
-        if (
-          event.type === 'cooldown_long' &&
-          opts.cooldownThresholdSeconds !== undefined &&
-          !isLongCooldown(event.cooldownSeconds, opts.cooldownThresholdSeconds)
-        ) {
-          return { event: type, ok: true, channels: [], skipped: 'BELOW_COOLDOWN_THRESHOLD' };
-        }
-        const message = formatNotification(event, opts.format);
-        if (channels.length === 0) return { event: type, ok: true, channels: [], skipped: 'NO_CHANNELS' };
-        const deadline = Date.now() + totalTimeoutMs;
-        const outcomes = await Promise.all(channels.map((ch) => deliver(ch, message, type, deadline)));
-        return { event: type, ok: outcomes.every((o) => o.ok), channels: outcomes };
-      } catch (err) {
-        if (err instanceof InvalidNotifyEventError) {
-          log.error({ event: type, fields: err.paths }, 'notification event rejected');
-          return { event: type, ok: false, channels: [], skipped: 'NOTIFY_EVENT_INVALID' };
-        }
-        log.error({ event: type, errName: (err as Error)?.name }, 'notification failed unexpectedly');
-        return { event: type, ok: false, channels: [] };
+      const key = JSON.stringify(event);
+      for (const [k, p] of partly) if (p.untilMs < Date.now()) partly.delete(k);
+      const done = partly.get(key)?.channels ?? new Set<ChannelName>();
+      const result = await sendTo(
+        event,
+        channels.filter((c) => !done.has(c.name)),
+      );
+      if (result.ok) {
+        partly.delete(key);
+        return result;
       }
+      for (const c of result.channels) if (c.ok) done.add(c.channel);
+      if (done.size > 0) partly.set(key, { channels: done, untilMs: Date.now() + 10 * 60_000 });
+      throw new NotificationNotDeliveredError(result);
     },
+    send: (event) => sendTo(event, channels),
     async close() {
       await webhook?.close();
     },

@@ -354,6 +354,41 @@ void test('deliver throws a retryable error naming only channel and code when a 
   }
 });
 
+void test('a retried deliver sends the message only to the channels that did not take it', async () => {
+  const hook = await startWebhookReceiver(0, { text: /completed/, times: 1 });
+  mails.length = 0;
+  const notifier = createNotifier({
+    webhookUrl: hook.url,
+    smtpUrl: smtpUrl(),
+    emailFrom: 'fm-reimport@clinic.test',
+    emailTo: ['ops@clinic.test'],
+    logger,
+    retry: { attempts: 1, baseDelayMs: 10 },
+  });
+  try {
+    const first = await notifier.deliver(events[6]!).catch((err: unknown) => err);
+    assert.ok(first instanceof NotificationNotDeliveredError);
+    assert.equal(first.message, 'notification run_completed not delivered: webhook HTTP_500');
+    const retried = await notifier.deliver(events[6]!);
+    assert.deepEqual(
+      retried.channels.map((c) => [c.channel, c.ok]),
+      [['webhook', true]],
+    );
+    assert.equal(hook.received.length, 1);
+    assert.deepEqual(
+      mails.map((m) => subjectOf(m.raw)),
+      ['[fm-reimport] run reimport-test-1 completed'],
+    );
+    // Once delivered everywhere, the same event again is a new message for every channel.
+    const again = await notifier.deliver(events[6]!);
+    assert.equal(again.channels.length, 2);
+    assert.equal(mails.length, 2);
+  } finally {
+    await notifier.close();
+    await hook.close();
+  }
+});
+
 /** A Temporal server for the workflow tests: the shared stack's when `npm test` runs, else a private dev server. */
 async function workflowEnv(): Promise<TestWorkflowEnvironment> {
   const address = process.env.TEMPORAL_ADDRESS;
