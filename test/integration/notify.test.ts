@@ -354,17 +354,22 @@ void test('deliver throws a retryable error naming only channel and code when a 
   }
 });
 
-void test('a retried deliver sends the message only to the channels that did not take it', async () => {
-  const hook = await startWebhookReceiver(0, { text: /completed/, times: 1 });
+/** A notifier for the webhook at `webhookUrl` and ops@ at the test mail server, whose mailbox it empties. */
+function hookAndMailbox(webhookUrl: string, retry: { attempts: number; baseDelayMs: number }): Notifier {
   mails.length = 0;
-  const notifier = createNotifier({
-    webhookUrl: hook.url,
+  return createNotifier({
+    webhookUrl,
     smtpUrl: smtpUrl(),
     emailFrom: 'fm-reimport@clinic.test',
     emailTo: ['ops@clinic.test'],
     logger,
-    retry: { attempts: 1, baseDelayMs: 10 },
+    retry,
   });
+}
+
+void test('a retried deliver sends the message only to the channels that did not take it', async () => {
+  const hook = await startWebhookReceiver(0, { text: /completed/, times: 1 });
+  const notifier = hookAndMailbox(hook.url, { attempts: 1, baseDelayMs: 10 });
   try {
     const first = await notifier.deliver(events[6]!).catch((err: unknown) => err);
     assert.ok(first instanceof NotificationNotDeliveredError);
@@ -539,15 +544,7 @@ void test(
   { timeout: 120_000 },
   async () => {
     const hook = await startWebhookReceiver();
-    mails.length = 0;
-    const notifier = createNotifier({
-      webhookUrl: hook.url,
-      smtpUrl: smtpUrl(),
-      emailFrom: 'fm-reimport@clinic.test',
-      emailTo: ['ops@clinic.test'],
-      logger,
-      retry: quick,
-    });
+    const notifier = hookAndMailbox(hook.url, quick);
     try {
       const run = await runReimport(
         notifier,
