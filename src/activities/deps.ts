@@ -57,7 +57,8 @@ export async function createDeps(config: Config, logger: Logger): Promise<Activi
     s3,
     fm,
     notify: async (event) => {
-      await notifier.send(event);
+      // A message that did not arrive fails the attempt, so the notify activity's retry policy sends it again.
+      await notifier.deliver(event);
     },
     close: async () => {
       await fm.close();

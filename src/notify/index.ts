@@ -8,6 +8,7 @@ export {
 } from './format';
 export {
   createNotifier,
+  NotificationNotDeliveredError,
   type Notifier,
   type NotifierOptions,
   type SendResult,

@@ -1,9 +1,11 @@
 /**
  * Sends notification events to the configured channels. Called from an activity: `send` never throws and always
- * returns within `totalTimeoutMs` (plus a few milliseconds), so a dead mail server or webhook can neither fail nor
- * stall a run. The activity should report the outcome and return, not rethrow it.
+ * returns within `totalTimeoutMs` (plus a few milliseconds), so a dead mail server or webhook cannot stall an attempt.
+ * The activity calls `deliver`, which throws when a message did not arrive, so the attempt fails and the activity's
+ * retry policy tries again; the workflow, not the notifier, decides that the run goes on regardless.
  */
 import type { Dispatcher } from 'undici';
+import { FmReimportError } from '../errors';
 import type { Logger } from '../logger';
 import { EmailChannel } from './email';
 import {
@@ -26,6 +28,8 @@ export interface ChannelOutcome {
   readonly durationMs: number;
   /** A stable code such as HTTP_500, ECONNREFUSED, TIMEOUT; never a server reply or URL. */
   readonly error?: string;
+  /** The channel refused the message for good (a 4xx answer, refused credentials): sending again will not help. */
+  readonly permanent?: true;
 }
 
 export interface SendResult {
@@ -35,6 +39,23 @@ export interface SendResult {
   readonly channels: readonly ChannelOutcome[];
   /** Set when the event was not sent at all. */
   readonly skipped?: 'BELOW_COOLDOWN_THRESHOLD' | 'NOTIFY_EVENT_INVALID' | 'NO_CHANNELS';
+}
+
+/**
+ * Thrown by `deliver` when a message did not reach every configured channel. Names the event type, channels
+ * and error codes only: never a URL, a server reply or anything from the event.
+ */
+export class NotificationNotDeliveredError extends FmReimportError {
+  override readonly name = 'NotificationNotDeliveredError';
+  readonly code = 'NOTIFICATION_NOT_DELIVERED';
+  override readonly retryable: boolean;
+  constructor(result: SendResult) {
+    const failed = result.channels.filter((c) => !c.ok);
+    const why = result.skipped ?? failed.map((c) => `${c.channel} ${c.error ?? 'ERROR'}`).join(', ');
+    super(`notification ${result.event} not delivered: ${why || 'ERROR'}`);
+    // An invalid event stays invalid, and a channel that refused it for good refuses it again.
+    this.retryable = result.skipped !== 'NOTIFY_EVENT_INVALID' && !failed.some((c) => c.permanent);
+  }
 }
 
 export interface NotifierOptions {
@@ -62,6 +83,8 @@ export interface NotifierOptions {
 
 export interface Notifier {
   send(event: NotifyEvent): Promise<SendResult>;
+  /** `send`, but a message that did not reach every channel (nor was skipped) throws NotificationNotDeliveredError. */
+  deliver(event: NotifyEvent): Promise<SendResult>;
   /** Which channels are configured, for start-up logs. */
   readonly channels: readonly ChannelName[];
   close(): Promise<void>;
@@ -123,42 +146,66 @@ export function createNotifier(opts: NotifierOptions): Notifier {
       attempts: r.attempts,
       durationMs: Date.now() - started,
       ...(r.error !== undefined && !r.ok ? { error: r.error } : {}),
+      ...(r.permanent ? { permanent: r.permanent } : {}),
     };
     if (r.ok) log.info({ channel: ch.name, host: ch.host, event: type, attempts: r.attempts }, 'notification sent');
     else log.error({ ...outcome, host: ch.host, event: type }, 'notification not delivered');
     return outcome;
   };
 
-  return {
-    channels: channels.map((c) => c.name),
-    async send(event) {
-      // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
-      const raw = (event as { type?: unknown } | null | undefined)?.type;
-      const type: SendResult['event'] = NOTIFY_EVENT_TYPES.find((t) => t === raw) ?? 'unknown';
-      try {
-        if (
-          event.type === 'cooldown_long' &&
-          opts.cooldownThresholdSeconds !== undefined &&
-          !isLongCooldown(event.cooldownSeconds, opts.cooldownThresholdSeconds)
-        ) {
-          return { event: type, ok: true, channels: [], skipped: 'BELOW_COOLDOWN_THRESHOLD' };
-        }
-        const message = formatNotification(event, opts.format);
-        if (channels.length === 0) return { event: type, ok: true, channels: [], skipped: 'NO_CHANNELS' };
-        const deadline = Date.now() + totalTimeoutMs;
-        const outcomes = await Promise.all(channels.map((ch) => deliver(ch, message, type, deadline)));
-        return { event: type, ok: outcomes.every((o) => o.ok), channels: outcomes };
-      } catch (err) {
-        if (err instanceof InvalidNotifyEventError) {
-          log.error({ event: type, fields: err.paths }, 'notification event rejected');
-          return { event: type, ok: false, channels: [], skipped: 'NOTIFY_EVENT_INVALID' };
-        }
-        log.error({ event: type, errName: (err as Error)?.name }, 'notification failed unexpectedly');
-        return { event: type, ok: false, channels: [] };
+  const sendTo = async (event: NotifyEvent, targets: readonly Channel[]): Promise<SendResult> => {
+    // Checked rather than trusted: the event crosses an activity boundary from workflow code of any version.
+    const raw = (event as { type?: unknown } | null | undefined)?.type;
+    const type: SendResult['event'] = NOTIFY_EVENT_TYPES.find((t) => t === raw) ?? 'unknown';
+    try {
+      if (
+        event.type === 'cooldown_long' &&
+        opts.cooldownThresholdSeconds !== undefined &&
+        !isLongCooldown(event.cooldownSeconds, opts.cooldownThresholdSeconds)
+      ) {
+        return { event: type, ok: true, channels: [], skipped: 'BELOW_COOLDOWN_THRESHOLD' };
       }
+      const message = formatNotification(event, opts.format);
+      if (targets.length === 0) return { event: type, ok: true, channels: [], skipped: 'NO_CHANNELS' };
+      const deadline = Date.now() + totalTimeoutMs;
+      const outcomes = await Promise.all(targets.map((ch) => deliver(ch, message, type, deadline)));
+      return { event: type, ok: outcomes.every((o) => o.ok), channels: outcomes };
+    } catch (err) {
+      if (err instanceof InvalidNotifyEventError) {
+        log.error({ event: type, fields: err.paths }, 'notification event rejected');
+        return { event: type, ok: false, channels: [], skipped: 'NOTIFY_EVENT_INVALID' };
+      }
+      log.error({ event: type, errName: (err as Error)?.name }, 'notification failed unexpectedly');
+      return { event: type, ok: false, channels: [] };
+    }
+  };
+
+  // Channels that took a message some other channel did not, by message: the notify activity's next attempt sends it
+  // only where it is still missing, so the mailbox does not get it again for every retry a dead webhook causes. Held
+  // until the message reaches every channel, or ten minutes (well past the notify activity's retries).
+  const partly = new Map<string, { channels: Set<ChannelName>; untilMs: number }>();
+  const notifier: Notifier = {
+    channels: channels.map((c) => c.name),
+    async deliver(event) {
+      const key = JSON.stringify(event);
+      for (const [k, p] of partly) if (p.untilMs < Date.now()) partly.delete(k);
+      const done = partly.get(key)?.channels ?? new Set<ChannelName>();
+      const result = await sendTo(
+        event,
+        channels.filter((c) => !done.has(c.name)),
+      );
+      if (result.ok) {
+        partly.delete(key);
+        return result;
+      }
+      for (const c of result.channels) if (c.ok) done.add(c.channel);
+      if (done.size > 0) partly.set(key, { channels: done, untilMs: Date.now() + 10 * 60_000 });
+      throw new NotificationNotDeliveredError(result);
     },
+    send: (event) => sendTo(event, channels),
     async close() {
       await webhook?.close();
     },
   };
+  return notifier;
 }

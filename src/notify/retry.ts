@@ -17,6 +17,8 @@ export interface RetryOutcome {
   readonly ok: boolean;
   readonly attempts: number;
   readonly error?: string;
+  /** Set when the last failure will not fix itself (a 4xx answer, refused credentials): trying later is pointless. */
+  readonly permanent?: true;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -45,7 +47,7 @@ export async function retryUntil(
     const delay = Math.max(r.retryAfterMs ?? 0, Math.round(backoff * (0.8 + Math.random() * 0.4)));
     const willRetry = r.retryable && n < attempts && Date.now() + delay < deadline;
     onFailure?.(n, r.error, willRetry);
-    if (!willRetry) return { ok: false, attempts: n, error: last };
+    if (!willRetry) return { ok: false, attempts: n, error: last, ...(r.retryable ? {} : { permanent: true }) };
     await sleep(delay);
   }
   return { ok: false, attempts, error: last };

@@ -68,7 +68,11 @@ export const fileTransferActivity: ActivityOptions = {
   ...stopsBeforeRollback,
 };
 
-/** Notifications never fail or slow the run: short, few attempts, and the workflow does not wait on errors. */
+/**
+ * Notifications never fail the run: short, few attempts. The run waits for its notifications only at its end, so
+ * a channel that is down holds a finished run open for at most these three attempts (a minute each at most; the
+ * notifier gives up on a channel after 30 s) and their backoff, and is then given up with a warning.
+ */
 export const notifyActivity: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2s', maximumAttempts: 3 },

@@ -93,6 +93,8 @@ export interface ReimportResult {
 
 const IMPORT_PHASE_SET = new Set<string>(IMPORT_PHASES);
 const FILE_BATCH_40 = 'default-file-batch-size-40';
+/** The run ends only after its notifications have been delivered or have used up their retries. */
+const AWAIT_NOTIFICATIONS = 'run-ends-after-its-notifications';
 
 function setsFileBatchSize(raw: unknown): boolean {
   const settings = (raw as { settings?: { fileBatchSize?: unknown } } | null | undefined)?.settings;
@@ -202,9 +204,20 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     },
   );
 
+  // A notification never fails the run: one that is still undelivered after the notify profile's retries is given
+  // up with a warning. The run does wait for them at its end, since an activity still pending when the workflow
+  // closes is never run, and the last message is the one an operator waits for.
+  const sent: Promise<void>[] = [];
   const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
-    // Notifications are fire-and-forget for the run: a failing channel never fails or slows it.
-    notifier.notify(event).catch(() => log.warn('notification failed', { type: event.type }));
+    sent.push(
+      notifier.notify(event).catch((err) => {
+        // A cancelled run's scope cancels its pending notifications; the rolled_back message still follows.
+        if (!isCancellation(err)) log.warn('notification not delivered', { type: event.type });
+      }),
+    );
+  };
+  const notificationsSent = async () => {
+    if (patched(AWAIT_NOTIFICATIONS)) await Promise.all(sent);
   };
 
   // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
@@ -413,6 +426,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           durationMs: Date.now() - startedAtMs,
         });
       }
+      await notificationsSent();
       if (errors.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
@@ -444,6 +458,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       return c;
     }, {}),
   });
+  await notificationsSent();
   const bytes = summaries.reduce((s, p) => s + p.bytesDownloaded, 0);
   return {
     runId,

@@ -1,11 +1,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
-import { createNotifier, type NotifyEvent } from '../../src/notify';
+import { ApplicationFailure } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { ReimportActivities } from '../../src/activities/types';
+import { createNotifier, NotificationNotDeliveredError, type Notifier, type NotifyEvent } from '../../src/notify';
 import { createLogger } from '../../src/logger';
+import { ensureTemporalCli } from '../../scripts/stack';
 
 // Markers that must never leave the process in a notification or a log line.
 const PATIENT_NAME = 'Marjorie Testpatient';
@@ -34,20 +41,25 @@ async function listen(server: Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** A webhook receiver that answers `failFirst` requests with HTTP 500, then 200. */
-async function startWebhookReceiver(failFirst = 0) {
+/**
+ * A webhook receiver that answers `failFirst` requests with HTTP 500, then 200; and, with `failing`, answers HTTP 500
+ * to the first `failing.times` messages whose text matches `failing.text`.
+ */
+async function startWebhookReceiver(failFirst = 0, failing?: { text: RegExp; times: number }) {
   const received: Received[] = [];
   let requests = 0;
+  let refused = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       requests++;
-      if (requests <= failFirst) {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received['body'];
+      if (requests <= failFirst || (failing && failing.text.test(body.text) && refused++ < failing.times)) {
         res.writeHead(500).end('boom');
         return;
       }
-      received.push({ path: req.url ?? '', body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+      received.push({ path: req.url ?? '', body });
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
     });
   });
@@ -296,3 +308,269 @@ void test('an event carrying free text where an id belongs is refused, not sent,
     await hook.close();
   }
 });
+
+void test('deliver throws a retryable error naming only channel and code when a message does not arrive', async () => {
+  const hook = await startWebhookReceiver(0, { text: /FAILED/, times: 100 });
+  const refusing = createServer((_req, res) => res.writeHead(404).end('no such hook'));
+  const refusingPort = await listen(refusing);
+  const notifier = createNotifier({ webhookUrl: hook.url, emailTo: [], logger, retry: quick });
+  const gone = createNotifier({
+    webhookUrl: `http://127.0.0.1:${refusingPort}${WEBHOOK_SECRET_PATH}`,
+    emailTo: [],
+    logger,
+    retry: quick,
+  });
+  try {
+    const sent = await notifier.deliver(events[6]!);
+    assert.equal(sent.ok, true);
+    assert.match(hook.received[0]!.body.text, /run reimport-test-1 completed/);
+
+    const failed = await notifier.deliver(events[4]!).then(
+      () => assert.fail('an undelivered message must throw'),
+      (err: unknown) => err,
+    );
+    assert.ok(failed instanceof NotificationNotDeliveredError);
+    assert.equal(failed.code, 'NOTIFICATION_NOT_DELIVERED');
+    assert.equal(failed.retryable, true);
+    assert.equal(failed.message, 'notification run_failed not delivered: webhook HTTP_500');
+    assert.equal(hook.requests(), 1 + quick.attempts);
+
+    // A 404 will answer 404 again, and an invalid event stays invalid: the activity need not retry either.
+    const refused = await gone.deliver(events[4]!).catch((err: unknown) => err);
+    assert.ok(refused instanceof NotificationNotDeliveredError);
+    assert.equal(refused.message, 'notification run_failed not delivered: webhook HTTP_404');
+    assert.equal(refused.retryable, false);
+    const invalid = await notifier
+      .deliver({ ...events[2]!, phase: PATIENT_NAME } as NotifyEvent)
+      .catch((err: unknown) => err);
+    assert.ok(invalid instanceof NotificationNotDeliveredError);
+    assert.equal(invalid.message, 'notification cooldown_long not delivered: NOTIFY_EVENT_INVALID');
+    assert.equal(invalid.retryable, false);
+  } finally {
+    await notifier.close();
+    await gone.close();
+    await hook.close();
+    await new Promise<void>((r) => refusing.close(() => r()));
+  }
+});
+
+/** A notifier for the webhook at `webhookUrl` and ops@ at the test mail server, whose mailbox it empties. */
+function hookAndMailbox(webhookUrl: string, retry: { attempts: number; baseDelayMs: number }): Notifier {
+  mails.length = 0;
+  return createNotifier({
+    webhookUrl,
+    smtpUrl: smtpUrl(),
+    emailFrom: 'fm-reimport@clinic.test',
+    emailTo: ['ops@clinic.test'],
+    logger,
+    retry,
+  });
+}
+
+void test('a retried deliver sends the message only to the channels that did not take it', async () => {
+  const hook = await startWebhookReceiver(0, { text: /completed/, times: 1 });
+  const notifier = hookAndMailbox(hook.url, { attempts: 1, baseDelayMs: 10 });
+  try {
+    const first = await notifier.deliver(events[6]!).catch((err: unknown) => err);
+    assert.ok(first instanceof NotificationNotDeliveredError);
+    assert.equal(first.message, 'notification run_completed not delivered: webhook HTTP_500');
+    const retried = await notifier.deliver(events[6]!);
+    assert.deepEqual(
+      retried.channels.map((c) => [c.channel, c.ok]),
+      [['webhook', true]],
+    );
+    assert.equal(hook.received.length, 1);
+    assert.deepEqual(
+      mails.map((m) => subjectOf(m.raw)),
+      ['[fm-reimport] run reimport-test-1 completed'],
+    );
+    // Once delivered everywhere, the same event again is a new message for every channel.
+    const again = await notifier.deliver(events[6]!);
+    assert.equal(again.channels.length, 2);
+    assert.equal(mails.length, 2);
+  } finally {
+    await notifier.close();
+    await hook.close();
+  }
+});
+
+/** A Temporal server for the workflow tests: the shared stack's when `npm test` runs, else a private dev server. */
+async function workflowEnv(): Promise<TestWorkflowEnvironment> {
+  const address = process.env.TEMPORAL_ADDRESS;
+  if (address) return TestWorkflowEnvironment.createFromExistingServer({ address });
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: ensureTemporalCli() },
+      log: { format: 'json', level: 'warn' },
+    },
+  });
+}
+
+let env: TestWorkflowEnvironment | undefined;
+after(async () => {
+  await env?.teardown();
+});
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+const CLOSED = ['workflowExecutionCompletedEventAttributes', 'workflowExecutionFailedEventAttributes'] as const;
+
+/**
+ * Runs the reimport workflow (metadata-only, the activities it reaches faked except `notify`, which goes to
+ * `notifier` as the worker's does) and returns its outcome and its history.
+ */
+async function runReimport(notifier: Notifier, input: object, extra: Partial<ReimportActivities> = {}) {
+  env ??= await workflowEnv();
+  const taskQueue = `notify-${randomUUID()}`;
+  const activities: Partial<ReimportActivities> = {
+    preflight: async () => ({
+      schemaVersion: 'test',
+      sourceCounts: {},
+      transferLeftBytes: 1e9,
+      transferBudgetBytes: 1e9,
+      containerPath: 'odata',
+      containerPathReason: 'CONFIGURED',
+    }),
+    notify: async (event) => {
+      await notifier.deliver(event);
+    },
+    ...extra,
+  };
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    activities,
+  });
+  const workflowId = `reimport-notify-${randomUUID().slice(0, 8)}`;
+  const handle = await env.client.workflow.start('reimport', { taskQueue, workflowId, args: [input] });
+  const outcome = await worker.runUntil(
+    handle.result().then(
+      (result: unknown) => ({ result, error: undefined }),
+      (error: unknown) => ({ result: undefined, error }),
+    ),
+  );
+  const events = (await handle.fetchHistory()).events ?? [];
+  return { workflowId, ...outcome, events };
+}
+
+/** The last notification the run scheduled: where it stands when the workflow closed, and its final attempt. */
+function lastNotification(events: HistoryEvent[]) {
+  const id = (e: HistoryEvent) => Number(e.eventId);
+  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'notify');
+  const last = scheduled.at(-1)!;
+  const of = (e: HistoryEvent) =>
+    [
+      e.activityTaskStartedEventAttributes,
+      e.activityTaskCompletedEventAttributes,
+      e.activityTaskFailedEventAttributes,
+      e.activityTaskTimedOutEventAttributes,
+    ].some((a) => a && Number(a.scheduledEventId) === id(last));
+  const closed = events.find((e) => CLOSED.some((k) => e[k]));
+  const ended = events.find((e) => of(e) && !e.activityTaskStartedEventAttributes);
+  const started = events.find((e) => of(e) && e.activityTaskStartedEventAttributes);
+  return {
+    notifications: scheduled.length,
+    /** completed / failed / timedOut, or pending when the workflow closed without it. */
+    outcome: !ended
+      ? 'pending'
+      : ended.activityTaskCompletedEventAttributes
+        ? 'completed'
+        : ended.activityTaskFailedEventAttributes
+          ? 'failed'
+          : 'timedOut',
+    endedBeforeWorkflow: !!ended && !!closed && id(ended) < id(closed),
+    attempt: started?.activityTaskStartedEventAttributes?.attempt ?? 0,
+  };
+}
+
+/**
+ * A metadata-only run of the validation phase, completed, whose notifier tries each message once: any further try is
+ * the notify activity's retry.
+ */
+async function completedDryRun(webhookUrl: string) {
+  const notifier = createNotifier({ webhookUrl, emailTo: [], logger, retry: { attempts: 1, baseDelayMs: 10 } });
+  try {
+    const run = await runReimport(notifier, { dryRun: true, phases: ['validation'] });
+    assert.equal(run.error, undefined, String(run.error));
+    assert.equal((run.result as { status?: string }).status, 'dry_run');
+    return { ...run, last: lastNotification(run.events) };
+  } finally {
+    await notifier.close();
+  }
+}
+
+void test(
+  'a run ends after its run_completed message arrived, a failing webhook retried by the notify activity',
+  { timeout: 120_000 },
+  async () => {
+    // The receiver refuses the first run_completed message, and the notifier gives up on it after one try: only the
+    // activity's own retry can bring it.
+    const hook = await startWebhookReceiver(0, { text: /^\[fm-reimport\] run \S+ completed$/m, times: 1 });
+    try {
+      const { last, ...run } = await completedDryRun(hook.url);
+      assert.equal(last.notifications, 3, 'run_started, phase_completed, run_completed');
+      assert.deepEqual([last.outcome, last.endedBeforeWorkflow], ['completed', true]);
+      assert.equal(last.attempt, 2, 'the refused message was sent again by the activity retry');
+      const subjects = hook.received.map((r) => r.body.text.split('\n')[0]);
+      assert.deepEqual(
+        subjects.filter((t) => t === `[fm-reimport] run ${run.workflowId} completed`).length,
+        1,
+        JSON.stringify(subjects),
+      );
+      assert.ok(subjects.includes(`[fm-reimport] run ${run.workflowId} started`), JSON.stringify(subjects));
+    } finally {
+      await hook.close();
+    }
+  },
+);
+
+void test(
+  'a webhook that stays down is given up after the notify retries and the run still completes',
+  { timeout: 120_000 },
+  async () => {
+    const hook = await startWebhookReceiver(1_000);
+    try {
+      const { last } = await completedDryRun(hook.url);
+      assert.deepEqual([last.outcome, last.endedBeforeWorkflow, last.attempt], ['failed', true, 3]);
+      assert.equal(hook.received.length, 0);
+    } finally {
+      await hook.close();
+    }
+  },
+);
+
+void test(
+  'a rolled-back run ends after its rolled_back message reached the webhook and the mailbox',
+  { timeout: 120_000 },
+  async () => {
+    const hook = await startWebhookReceiver();
+    const notifier = hookAndMailbox(hook.url, quick);
+    try {
+      const run = await runReimport(
+        notifier,
+        { dryRun: true, phases: ['patients'] },
+        {
+          dryRunTable: () => Promise.reject(ApplicationFailure.nonRetryable('counts differ', 'INTEGRITY_MISMATCH')),
+        },
+      );
+      assert.ok(run.error, 'the run failed');
+      assert.match(String((run.error as { cause?: unknown }).cause), /RUN_ROLLED_BACK|rolled back/);
+      const last = lastNotification(run.events);
+      assert.deepEqual([last.outcome, last.endedBeforeWorkflow], ['completed', true]);
+      const rolledBack = new RegExp(`run ${run.workflowId} rolled back: INTEGRITY_MISMATCH`);
+      assert.ok(
+        hook.received.some((r) => rolledBack.test(r.body.text)),
+        JSON.stringify(hook.received.map((r) => r.body.text)),
+      );
+      // A long subject is folded over two header lines.
+      const subjects = mails.map((m) => subjectOf(m.raw.replace(/\r?\n(?=[ \t])/g, '')));
+      assert.ok(
+        subjects.some((s) => rolledBack.test(s)),
+        JSON.stringify(subjects),
+      );
+    } finally {
+      await notifier.close();
+      await hook.close();
+    }
+  },
+);
