@@ -54,7 +54,7 @@ export function runBookkeeping(deps: ActivityDeps) {
     return (await pool.query('select 1 from pg_namespace where nspname = $1', [schema])).rowCount === 1;
   }
 
-  /** The run id a backup schema records, or undefined for a backup made before backups recorded one. */
+  /** The run id a backup schema records; undefined for a backup made before backups recorded one, or no schema. */
   async function recordedRunId(schema: string): Promise<string | undefined> {
     const info = `${quoteIdent(schema)}.${INFO_TABLE}`;
     const exists = await pool.query<{ t: string | null }>('select to_regclass($1)::text as t', [info]);
@@ -86,9 +86,7 @@ export function runBookkeeping(deps: ActivityDeps) {
     );
     for (const { run_id: other } of later.rows) {
       if (legacyBackupSchema(other) !== legacy) continue;
-      if ((await schemaExists(backupSchemaName(other))) && (await recordedRunId(backupSchemaName(other))) === other) {
-        continue;
-      }
+      if ((await recordedRunId(backupSchemaName(other))) === other) continue;
       throw new IntegrityError(`backup ${legacy} of run ${runId} may be a later run's: it is not restored`);
     }
     return legacy;
