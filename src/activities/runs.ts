@@ -7,6 +7,8 @@ import { heartbeat } from '@temporalio/activity';
 import { foldContactDetails } from '../domain/mappers/patients';
 import type { FmRecord } from '../domain/types';
 import type { SourceTableName } from '../domain/tables';
+import { IntegrityError } from '../errors';
+import { backupSchemaName, INFO_TABLE } from '../store/backup';
 import { TARGET_TABLE_NAMES, STORE_OWNED_COLUMNS } from '../store/schema';
 import { cleanDocument } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
@@ -17,7 +19,11 @@ import { transferUsedThisYear } from './transfer';
 const SNAPSHOT_TABLES = [...TARGET_TABLE_NAMES, 'contact_details'] as const;
 export const IMPORT_PREFIX = 'patients/filemaker-import/';
 
-function backupSchema(runId: string): string {
+/**
+ * The name backups were made under before `backupSchemaName`: distinct run ids could share it (`Run-A` and `run-a`,
+ * long ids cut at the same place), and such backups record no run id. Only read, to restore those backups.
+ */
+function legacyBackupSchema(runId: string): string {
   return `backup_${runId.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 60);
 }
 
@@ -42,6 +48,48 @@ export function runBookkeeping(deps: ActivityDeps) {
          from ${qualified} t`,
     );
     return { rows: r.rows[0]?.rows ?? 0, fingerprint: r.rows[0]?.fp ?? '' };
+  }
+
+  async function schemaExists(schema: string): Promise<boolean> {
+    return (await pool.query('select 1 from pg_namespace where nspname = $1', [schema])).rowCount === 1;
+  }
+
+  /** The run id a backup schema records; undefined for a backup made before backups recorded one, or no schema. */
+  async function recordedRunId(schema: string): Promise<string | undefined> {
+    const info = `${quoteIdent(schema)}.${INFO_TABLE}`;
+    const exists = await pool.query<{ t: string | null }>('select to_regclass($1)::text as t', [info]);
+    if (!exists.rows[0]?.t) return undefined;
+    return (await pool.query<{ run_id: string }>(`select run_id from ${info} limit 1`)).rows[0]?.run_id;
+  }
+
+  /**
+   * The schema holding the run's backup: its own name, or else the legacy name when that one is provably the run's.
+   * A legacy backup records no run id, and the last run to back up under a shared name replaced it: so it is taken
+   * only when no run that started later shares the name, except runs whose own backup shows they did not write it.
+   */
+  async function backupSchemaOf(runId: string): Promise<string> {
+    const own = backupSchemaName(runId);
+    if (await schemaExists(own)) {
+      const recorded = await recordedRunId(own);
+      if (recorded !== runId) throw new IntegrityError(`backup ${own} belongs to another run, not ${runId}`);
+      return own;
+    }
+    const legacy = legacyBackupSchema(runId);
+    if (!(await schemaExists(legacy))) throw new IntegrityError(`no backup for run ${runId}`);
+    const recorded = await recordedRunId(legacy);
+    if (recorded === runId) return legacy;
+    if (recorded !== undefined) throw new IntegrityError(`no backup for run ${runId}: ${legacy} is another run's`);
+    const later = await pool.query<{ run_id: string }>(
+      `select run_id from reimport_runs where run_id <> $1
+          and started_at >= coalesce((select started_at from reimport_runs where run_id = $1), '-infinity')`,
+      [runId],
+    );
+    for (const { run_id: other } of later.rows) {
+      if (legacyBackupSchema(other) !== legacy) continue;
+      if ((await recordedRunId(backupSchemaName(other))) === other) continue;
+      throw new IntegrityError(`backup ${legacy} of run ${runId} may be a later run's: it is not restored`);
+    }
+    return legacy;
   }
 
   return {
@@ -84,7 +132,7 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Snapshots every table in one REPEATABLE READ transaction, and the S3 inventory under the import prefix. */
     async backup(runId: string): Promise<BackupResult> {
-      const schema = backupSchema(runId);
+      const schema = quoteIdent(backupSchemaName(runId));
       const client = await pool.connect();
       const tables: BackupResult['tables'] = {};
       try {
@@ -94,6 +142,9 @@ export function runBookkeeping(deps: ActivityDeps) {
         for (const t of SNAPSHOT_TABLES) {
           await client.query(`create table ${schema}.${t} as table public.${t}`);
         }
+        await client.query(`create table ${schema}.${INFO_TABLE} (run_id text not null, created_at timestamptz not null
+                              default now())`);
+        await client.query(`insert into ${schema}.${INFO_TABLE} (run_id) values ($1)`, [runId]);
         await client.query('commit');
       } catch (err) {
         await client.query('rollback');
@@ -125,7 +176,7 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Restores every table from the run's snapshot in one transaction and verifies the fingerprints. */
     async restore(runId: string): Promise<RestoreResult> {
-      const schema = backupSchema(runId);
+      const schema = quoteIdent(await backupSchemaOf(runId));
       const client = await pool.connect();
       try {
         await client.query('begin');

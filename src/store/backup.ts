@@ -32,13 +32,17 @@ export interface Fingerprint {
 }
 export type Fingerprints = Record<TargetTableName, Fingerprint>;
 
-const INFO_TABLE = '_backup_info';
+/** The table in every backup schema recording the run it belongs to (`run_id`). */
+export const INFO_TABLE = '_backup_info';
 const SCHEMA_VERSION = KNOWN_MIGRATIONS[KNOWN_MIGRATIONS.length - 1];
 const QUALIFIED = /^(?:([a-z_][a-z0-9_]*)\.)?([a-z_][a-z0-9_]*)$/;
 
-/** `backup_<run id>` made a safe identifier; a hash suffix keeps distinct run ids distinct after cleaning. */
+/**
+ * `backup_<cleaned run id>_<hash>`: the cleaned id (lower case, at most 40 characters) keeps it readable, the hash of
+ * the exact run id keeps distinct run ids distinct (`Run-A` and `run-a`, long ids with a common start), and at most
+ * 58 bytes it stays within PostgreSQL's 63. Always hashed, so never the unhashed name older backups used.
+ */
 export function backupSchemaName(runId: string): string {
-  if (/^[a-z0-9_]{1,55}$/.test(runId)) return `backup_${runId}`;
   const safe = runId
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, '_')

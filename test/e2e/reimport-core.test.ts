@@ -1,7 +1,8 @@
 /**
  * The core-record phases end to end on the real dev server, PostgreSQL, MinIO and the FileMaker simulator (tiny):
  * every source id ends in a terminal ledger state, rows land, a second run leaves identical fingerprints, and a
- * failure in appointments rolls the database back to exactly its pre-run state.
+ * failure in appointments rolls the database back to exactly its pre-run state, and rolling back a finished run
+ * restores that run's own snapshot.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -192,5 +193,37 @@ describe('reimport of the core records', () => {
       [nulId],
     );
     assert.deepEqual(cleaned.rows, [{ ph: phone }]);
+  });
+
+  test('rolling back a finished run restores its own snapshot after a run whose id differs only in case', async () => {
+    const id = randomUUID();
+    const [first, second] = [`Run-${id}`, `run-${id}`];
+    const dropNotes = (n: number) =>
+      pool.query(
+        `delete from notes where filemaker_id in (select filemaker_id from notes order by filemaker_id limit $1)`,
+        [n],
+      );
+    await dropNotes(3);
+    const beforeFirst = await fingerprints();
+    assert.equal((await run(first)).status, 'completed');
+    await dropNotes(5);
+    const beforeSecond = await fingerprints();
+    assert.notDeepEqual(beforeSecond, beforeFirst);
+    assert.equal((await run(second)).status, 'completed');
+
+    const rollback = (runId: string) =>
+      client.workflow.execute('rollback', { taskQueue, workflowId: `${runId}/rollback`, args: [{ runId }] });
+    await rollback(first);
+    assert.deepEqual(await fingerprints(), beforeFirst, `rollback of the first run`);
+    await rollback(second);
+    assert.deepEqual(await fingerprints(), beforeSecond, `rollback of the second run`);
+    const status = await pool.query<{ status: string }>(
+      'select status from reimport_runs where run_id = any($1) order by run_id',
+      [[first, second]],
+    );
+    assert.deepEqual(
+      status.rows.map((r) => r.status),
+      ['rolled_back', 'rolled_back'],
+    );
   });
 });
