@@ -11,7 +11,6 @@
  */
 import {
   ApplicationFailure,
-  ActivityFailure,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -23,7 +22,7 @@ import {
   isCancellation,
   CancellationScope,
 } from '@temporalio/workflow';
-import type { ChunkResult, ContainerPath, Counts, ReimportActivities, TableReconciliation } from '../activities/types';
+import type { ContainerPath, ReimportActivities } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
 import {
   pauseSignal,
@@ -35,7 +34,12 @@ import {
 } from './messages';
 import type { Settings } from './options';
 import type { ExportLocation } from '../export/location';
+import { failureType } from './failures';
 import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
+import { addBatch, emptyPhaseResult, startedPhaseProgress, type PhaseResult } from './progress';
+import { PhaseScheduler, historyFull } from './scheduler';
+
+export type { PhaseResult } from './progress';
 
 export interface PhaseInput {
   runId: string;
@@ -55,24 +59,6 @@ export interface PhaseInput {
   carried?: PhaseState;
 }
 
-export interface PhaseResult {
-  phase: ImportPhase;
-  tables: TableReconciliation[];
-  byState: Counts;
-  byReason: Record<string, number>;
-  failedIds: Record<string, string[]>;
-  bytesDownloaded: number;
-  relinked: number;
-  /** Files downloaded again because their record changed since their object was stored. */
-  replaced: number;
-  retries: number;
-  cooldowns: number;
-  durationMs: number;
-  executions: number;
-  /** The longest history of this phase's executions (continue-as-new keeps each one short). */
-  maxHistoryLength: number;
-}
-
 interface PhaseState {
   tableIndex: number;
   /** Manifest offsets of the current table still to import. */
@@ -82,10 +68,6 @@ interface PhaseState {
   progress: PhaseProgress;
   startedAtMs: number;
 }
-
-const FAILED_IDS_PER_REASON = 20;
-// Well below Temporal's 10,240-event warning: leaves room for the chunks in flight to finish before continuing.
-const HISTORY_SOFT_LIMIT = 7000;
 
 /**
  * Tables of a phase in import order. Contact details come before patients: each detail is kept on its own and the
@@ -104,43 +86,6 @@ export function tablesOf(phase: ImportPhase): SourceTableName[] {
 }
 
 const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 'images';
-
-function emptyCounts(): Counts {
-  return { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
-}
-
-function emptyResult(phase: ImportPhase): PhaseResult {
-  return {
-    phase,
-    tables: [],
-    byState: emptyCounts(),
-    byReason: {},
-    failedIds: {},
-    bytesDownloaded: 0,
-    relinked: 0,
-    replaced: 0,
-    retries: 0,
-    cooldowns: 0,
-    durationMs: 0,
-    executions: 1,
-    maxHistoryLength: 0,
-  };
-}
-
-function addInto(target: Record<string, number>, source: Record<string, number>) {
-  for (const [k, v] of Object.entries(source)) target[k] = (target[k] ?? 0) + v;
-}
-
-export function failureType(err: unknown): string | undefined {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
-  if (err instanceof ApplicationFailure) return err.type ?? undefined;
-  return undefined;
-}
-
-/** Durable cooldown length after `n` consecutive overloads: grows, capped. */
-export function cooldownSeconds(settings: Settings, n: number): number {
-  return Math.min(settings.cooldownMaxSeconds, settings.cooldownBaseSeconds * 2 ** Math.max(0, n - 1));
-}
 
 export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   const tables = tablesOf(input.phase);
@@ -161,32 +106,16 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     pending: null,
     manifestTotal: 0,
     startedAtMs: nowMs(),
-    result: emptyResult(input.phase),
-    progress: {
-      phase: input.phase,
-      status: 'running',
-      workflowId: workflowInfo().workflowId,
-      total: 0,
-      done: 0,
-      byState: emptyCounts(),
-      byReason: {},
-      bytesDownloaded: 0,
-      relinked: 0,
-      replaced: 0,
-      cooldowns: 0,
-      startedAt: new Date().toISOString(),
-    },
+    result: emptyPhaseResult(input.phase),
+    progress: startedPhaseProgress(input.phase, workflowInfo().workflowId, new Date().toISOString()),
   };
   if (input.carried) state.result.executions += 1;
 
-  let settings = input.settings;
-  let paused = input.paused ?? false;
-  let transferBudget = input.transferBudgetBytes;
-  let quotaPaused = false;
-  let coolingUntil = 0;
-  let overloadStreak = 0;
-  // Adaptive window: halved on overload, grows back by one per success up to the configured concurrency.
-  let window = settings.concurrency;
+  const sched = new PhaseScheduler({
+    settings: input.settings,
+    paused: input.paused ?? false,
+    transferBudgetBytes: input.transferBudgetBytes,
+  });
   let lastReport = 0;
 
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
@@ -194,12 +123,12 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     const p = state.progress;
     const elapsed = (nowMs() - state.startedAtMs) / 1000;
     p.etaSeconds = p.done > 0 && p.total > p.done ? Math.round(((p.total - p.done) * elapsed) / p.done) : undefined;
-    p.cooldownUntil = coolingUntil > nowMs() ? new Date(coolingUntil).toISOString() : undefined;
-    p.paused = paused;
-    p.pausedForQuota = quotaPaused;
+    p.cooldownUntil = sched.coolingUntil > nowMs() ? new Date(sched.coolingUntil).toISOString() : undefined;
+    p.paused = sched.paused;
+    p.pausedForQuota = sched.quotaPaused;
     setCurrentDetails(
       `**${input.phase}** ${p.table ?? ''}: ${p.done}/${p.total}` +
-        (paused ? ' — paused' : quotaPaused ? ' — paused: transfer budget' : '') +
+        (sched.paused ? ' — paused' : sched.quotaPaused ? ' — paused: transfer budget' : '') +
         (p.cooldownUntil ? ` — cooling down until ${p.cooldownUntil}` : ''),
     );
     // Progress reports to the parent are throttled to keep both histories small.
@@ -213,38 +142,19 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   };
 
   setHandler(phaseProgressQuery, () => ({ ...state.progress }));
-  setHandler(pauseSignal, () => {
-    paused = true;
-  });
-  setHandler(resumeSignal, () => {
-    paused = false;
-  });
-  setHandler(phaseControlSignal, (c) => {
-    if (c.paused !== undefined) paused = c.paused;
-    if (c.settings) {
-      settings = c.settings;
-      window = Math.min(window, settings.concurrency);
-      if (window < 1) window = 1;
-    }
-    if (c.transferBudgetBytes !== undefined) {
-      transferBudget = c.transferBudgetBytes;
-      quotaPaused = false;
-    }
-  });
+  setHandler(pauseSignal, () => sched.control({ paused: true }));
+  setHandler(resumeSignal, () => sched.control({ paused: false }));
+  setHandler(phaseControlSignal, (c) => sched.control(c));
 
   /**
-   * FileMaker stayed overloaded through the client's short repeats: a durable cooldown, longer after each episode in
-   * a row, and a smaller window. One episode is one step: the batches that were in flight when it began fail
-   * together and must not each double the cooldown and halve the window.
+   * FileMaker stayed overloaded through the client's short repeats: a durable cooldown (the scheduler decides its
+   * length, and that the batches failing together are one episode), reported to the operator and the parent.
    */
   const coolDown = async () => {
-    if (coolingUntil > nowMs()) return;
-    overloadStreak++;
-    window = Math.max(1, Math.floor(window / 2));
-    const seconds = cooldownSeconds(settings, overloadStreak);
+    const seconds = sched.overloaded(nowMs());
+    if (seconds === undefined) return;
     state.result.cooldowns++;
     state.progress.cooldowns++;
-    coolingUntil = nowMs() + seconds * 1000;
     notify({
       type: 'cooldown_long',
       runId: input.runId,
@@ -256,7 +166,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     await report(true);
     // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
     await sleep(seconds * 1000);
-    coolingUntil = 0;
+    sched.cooledDown();
     await report(true);
   };
 
@@ -265,7 +175,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     for (;;) {
       try {
         const r = await call();
-        overloadStreak = 0;
+        sched.calm();
         return r;
       } catch (err) {
         if (failureType(err) !== OVERLOADED) throw err;
@@ -278,29 +188,6 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     state.result.maxHistoryLength = Math.max(state.result.maxHistoryLength, workflowInfo().historyLength);
   };
 
-  const merge = (r: ChunkResult) => {
-    const res = state.result;
-    for (const k of Object.keys(r.byState) as (keyof Counts)[]) {
-      res.byState[k] += r.byState[k];
-      state.progress.byState[k] += r.byState[k];
-    }
-    addInto(res.byReason, r.byReason);
-    addInto(state.progress.byReason, r.byReason);
-    for (const [reason, ids] of Object.entries(r.failedIds)) {
-      const list = (res.failedIds[reason] ??= []);
-      for (const id of ids) if (list.length < FAILED_IDS_PER_REASON) list.push(id);
-    }
-    res.bytesDownloaded += r.bytesDownloaded;
-    res.relinked += r.relinked;
-    // Absent from a state carried across continue-as-new from before replaced files were counted.
-    res.replaced = (res.replaced ?? 0) + r.replaced;
-    res.retries += r.retries;
-    state.progress.bytesDownloaded += r.bytesDownloaded;
-    state.progress.relinked += r.relinked;
-    state.progress.replaced = (state.progress.replaced ?? 0) + r.replaced;
-    state.progress.done += r.processed;
-  };
-
   for (; state.tableIndex < tables.length; state.tableIndex++) {
     const table = tables[state.tableIndex]!;
     state.progress.table = table;
@@ -308,7 +195,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     if (input.dryRun) {
       const d = await untilNotOverloaded(() => acts.dryRunTable({ runId: input.runId, table }));
       state.progress.total += d.manifest;
-      merge({
+      addBatch(state.result, state.progress, {
         processed: d.manifest,
         byState: d.byState,
         byReason: d.byReason,
@@ -334,52 +221,47 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     }
 
     if (state.pending === null) {
-      await condition(() => !paused);
+      await condition(() => !sched.paused);
       const { count } = await untilNotOverloaded(() =>
         acts.buildManifest({ runId: input.runId, table, sourceKeyField: exportSource ? 'recid' : undefined }),
       );
       state.manifestTotal = count;
       state.progress.total += count;
-      const size = files ? settings.fileBatchSize : settings.chunkSize;
+      const size = files ? sched.settings.fileBatchSize : sched.settings.chunkSize;
       state.pending = [];
       for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
       await report(true);
     }
 
     const pending = state.pending;
-    let running = 0;
     let fatal: Error | undefined;
-    const size = files ? settings.fileBatchSize : settings.chunkSize;
+    const size = files ? sched.settings.fileBatchSize : sched.settings.chunkSize;
 
     const runChunk = async (offset: number) => {
-      running++;
-      // A batch that ran into the budget it started with pauses the phase; one whose budget was raised meanwhile
-      // only goes back in line (else a raise during its flight would be lost and the pause last forever).
-      const budgetAtStart = transferBudget;
+      sched.running++;
+      const budgetAtStart = sched.transferBudgetBytes;
       try {
         const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
         const r = files
           ? await chunkActs.importFiles({
               ...input2,
-              transferBudgetBytes: transferBudget,
+              transferBudgetBytes: sched.transferBudgetBytes,
               exportSource,
               containerPath: input.containerPath,
             })
           : await chunkActs.importChunk(input2);
-        merge(r);
-        overloadStreak = 0;
-        window = Math.min(settings.concurrency, window + 1);
+        addBatch(state.result, state.progress, r);
+        sched.batchSucceeded();
         await report();
       } catch (err) {
         const type = failureType(err);
         if (type === OVERLOADED) {
           pending.unshift(offset);
           await coolDown();
-        } else if (type === QUOTA && transferBudget !== budgetAtStart) {
-          pending.unshift(offset);
         } else if (type === QUOTA) {
           pending.unshift(offset);
-          if (!quotaPaused) {
+          const decision = sched.quotaRefused(budgetAtStart);
+          if (decision === 'pause') {
             notify({
               type: 'paused_for_quota',
               runId: input.runId,
@@ -388,53 +270,41 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
               reasonCode: QUOTA,
             });
           }
-          quotaPaused = true;
-          await report(true);
+          if (decision !== 'retry') await report(true);
         } else if (isCancellation(err)) {
           // The phase is being cancelled: the loop below waits for every batch; nothing goes back in line.
         } else {
           fatal ??= err instanceof Error ? err : new Error(String(err));
         }
       } finally {
-        running--;
+        sched.running--;
       }
     };
 
+    const next = () =>
+      sched.next({
+        failed: fatal !== undefined,
+        pending: pending.length,
+        nowMs: nowMs(),
+        historyIsFull: historyFull(workflowInfo()),
+      });
     try {
-      while (pending.length > 0 || running > 0) {
-        const historyFull = () =>
-          workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_SOFT_LIMIT;
-        await condition(
-          () =>
-            fatal !== undefined ||
-            (running === 0 && pending.length === 0) ||
-            (running === 0 && historyFull()) ||
-            (pending.length > 0 &&
-              running < window &&
-              !paused &&
-              !quotaPaused &&
-              coolingUntil <= nowMs() &&
-              !historyFull()),
-        );
-        if (fatal !== undefined) {
-          await condition(() => running === 0);
+      while (pending.length > 0 || sched.running > 0) {
+        await condition(() => next() !== 'wait');
+        const step = next();
+        if (step === 'fail') {
+          await condition(() => sched.running === 0);
           state.progress.status = 'failed';
           await report(true);
-          throw fatal;
+          throw fatal!;
         }
-        if (pending.length === 0 && running === 0) break;
-        if (running === 0 && historyFull()) {
+        if (step === 'done') break;
+        if (step === 'continue_as_new') {
           state.result.durationMs = nowMs() - state.startedAtMs;
           noteHistory();
-          await continueAsNew<typeof importPhase>({
-            ...input,
-            settings,
-            paused,
-            transferBudgetBytes: transferBudget,
-            carried: state,
-          });
+          await continueAsNew<typeof importPhase>({ ...input, ...sched.carry(), carried: state });
         }
-        if (running < window && pending.length > 0 && !paused && !quotaPaused && coolingUntil <= nowMs()) {
+        if (step === 'launch') {
           void runChunk(pending.shift()!).catch((err: unknown) => {
             // A cooldown cut short by a cancel; anything else ends the phase like a failed batch.
             if (!isCancellation(err)) fatal ??= err instanceof Error ? err : new Error(String(err));
@@ -445,11 +315,10 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       if (isCancellation(err)) {
         // Cancelled (the run is about to roll back): no batch of this phase may still be writing when the database
         // is restored. Their activities are cancelled too and report back once stopped (WAIT_CANCELLATION_COMPLETED).
-        await CancellationScope.nonCancellable(() => condition(() => running === 0));
+        await CancellationScope.nonCancellable(() => condition(() => sched.running === 0));
       }
       throw err;
     }
-
     await acts.finishTable({ runId: input.runId, table });
     const rec = await acts.reconcileTable({ runId: input.runId, table });
     state.result.tables.push(rec);
