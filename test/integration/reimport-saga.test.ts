@@ -113,15 +113,19 @@ describe('reimport saga', () => {
     return err.cause;
   };
 
-  test('a failed phase runs the compensations last-first: restore, then delete the run objects', async () => {
-    const { s, outcome } = await start('fails');
-    const cause = rootCause(await outcome);
-    assert.ok(cause instanceof ApplicationFailure);
-    assert.equal(cause.type, 'RUN_ROLLED_BACK');
-    assert.deepEqual(s.calls, ['startRun', 'backup', 'restore', 'deleteRunObjects', 'finishRun:rolled_back']);
-  });
+  test(
+    'a failed phase runs the compensations last-first: restore, then delete the run objects',
+    { timeout: 60_000 },
+    async () => {
+      const { s, outcome } = await start('fails');
+      const cause = rootCause(await outcome);
+      assert.ok(cause instanceof ApplicationFailure);
+      assert.equal(cause.type, 'RUN_ROLLED_BACK');
+      assert.deepEqual(s.calls, ['startRun', 'backup', 'restore', 'deleteRunObjects', 'finishRun:rolled_back']);
+    },
+  );
 
-  test('a cancel runs every compensation to its end', async () => {
+  test('a cancel runs every compensation to its end', { timeout: 60_000 }, async () => {
     const { s, handle, outcome } = await start('waits');
     await s.manifestReached;
     await handle.cancel();
@@ -130,12 +134,16 @@ describe('reimport saga', () => {
     assert.deepEqual(s.calls, ['startRun', 'backup', 'restore', 'deleteRunObjects', 'finishRun:rolled_back']);
   });
 
-  test('a compensation that fails does not stop the ones before it, and the run says the rollback is incomplete', async () => {
-    const { s, outcome } = await start('fails', false);
-    const cause = rootCause(await outcome);
-    assert.ok(cause instanceof ApplicationFailure);
-    assert.equal(cause.type, 'ROLLBACK_FAILED');
-    assert.match(cause.message, /restore database snapshot: RESTORE_FAILED/);
-    assert.deepEqual(s.calls, ['startRun', 'backup', 'restore', 'deleteRunObjects', 'finishRun:failed']);
-  });
+  test(
+    'a compensation that fails does not stop the ones before it, and the run says the rollback is incomplete',
+    { timeout: 60_000 },
+    async () => {
+      const { s, outcome } = await start('fails', false);
+      const cause = rootCause(await outcome);
+      assert.ok(cause instanceof ApplicationFailure);
+      assert.equal(cause.type, 'ROLLBACK_FAILED');
+      assert.match(cause.message, /restore database snapshot: RESTORE_FAILED/);
+      assert.deepEqual(s.calls, ['startRun', 'backup', 'restore', 'deleteRunObjects', 'finishRun:failed']);
+    },
+  );
 });
