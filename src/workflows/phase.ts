@@ -34,8 +34,8 @@ import {
 } from './messages';
 import type { Settings } from './options';
 import type { ExportLocation } from '../export/location';
-import { failureType } from './failures';
-import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
+import { ERROR_CODES, failureType } from './failures';
+import { chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
 import { addBatch, emptyPhaseResult, startedPhaseProgress, type PhaseResult } from './progress';
 import { PhaseScheduler, historyFull } from './scheduler';
 
@@ -161,7 +161,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       workflowId: workflowInfo().workflowId,
       phase: input.phase,
       cooldownSeconds: seconds,
-      reasonCode: OVERLOADED,
+      reasonCode: ERROR_CODES.FILEMAKER_OVERLOADED,
     });
     await report(true);
     // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
@@ -178,7 +178,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         sched.calm();
         return r;
       } catch (err) {
-        if (failureType(err) !== OVERLOADED) throw err;
+        if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
         await coolDown();
       }
     }
@@ -255,10 +255,10 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         await report();
       } catch (err) {
         const type = failureType(err);
-        if (type === OVERLOADED) {
+        if (type === ERROR_CODES.FILEMAKER_OVERLOADED) {
           pending.unshift(offset);
           await coolDown();
-        } else if (type === QUOTA) {
+        } else if (type === ERROR_CODES.TRANSFER_QUOTA_EXCEEDED) {
           pending.unshift(offset);
           const decision = sched.quotaRefused(budgetAtStart);
           if (decision === 'pause') {
@@ -267,7 +267,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
               runId: input.runId,
               workflowId: workflowInfo().workflowId,
               phase: input.phase,
-              reasonCode: QUOTA,
+              reasonCode: ERROR_CODES.TRANSFER_QUOTA_EXCEEDED,
             });
           }
           if (decision !== 'retry') await report(true);
@@ -338,7 +338,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
           ? `${rec.objectMismatches.length} stored objects do not match their recorded size and SHA-256`
           : '',
       ].filter((p) => p !== '');
-      throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, 'RECONCILIATION_FAILED');
+      throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, ERROR_CODES.RECONCILIATION_FAILED);
     }
   }
 

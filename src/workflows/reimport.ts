@@ -54,7 +54,7 @@ import {
   type Settings,
 } from './options';
 import { importPhase, type PhaseResult } from './phase';
-import { describeFailure, failureCode, failureType } from './failures';
+import { ERROR_CODES, describeFailure, failureCode, failureType } from './failures';
 import {
   addPhaseResult,
   applyPhaseReport,
@@ -65,7 +65,7 @@ import {
   totalCounts,
   type PhaseSummary,
 } from './progress';
-import { OVERLOADED, notifyActivity, shortActivity, tableWorkActivity } from './profiles';
+import { notifyActivity, shortActivity, tableWorkActivity } from './profiles';
 import { Saga } from './saga';
 import { cooldownSeconds } from './scheduler';
 import { backupPhase, deletePhase, validationPhase } from './steps';
@@ -134,7 +134,7 @@ type PhaseStep = (ctx: RunContext, summary: PhaseSummary, workflowId: string) =>
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const parsed = reimportInputSchema.safeParse(rawInput ?? {});
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, 'INVALID_INPUT');
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, ERROR_CODES.INVALID_INPUT);
   }
   const options: ReimportOptions = parsed.data;
   // The default batch grew from 20 to 40 files: a run started before keeps 20 when its history is replayed.
@@ -199,7 +199,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           imagesFromExport: options.imagesFrom !== undefined,
         });
       } catch (err) {
-        if (failureType(err) !== OVERLOADED) throw err;
+        if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
         await sleep(cooldownSeconds(controls.settings, n) * 1000);
       }
     }
@@ -300,14 +300,14 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       if (errors.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
-          'ROLLBACK_FAILED',
+          ERROR_CODES.ROLLBACK_FAILED,
         );
       }
     });
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.nonRetryable(
       `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
-      'RUN_ROLLED_BACK',
+      ERROR_CODES.RUN_ROLLED_BACK,
     );
   }
 
@@ -411,7 +411,10 @@ const backupStep: PhaseStep = async (ctx, summary, workflowId) => {
   ctx.saga.add('restore database snapshot', async () => {
     const restored: RestoreResult = await ctx.heavy.restore({ runId: ctx.runId });
     if (!restored.verified) {
-      throw ApplicationFailure.nonRetryable('restored fingerprints differ from the snapshot', 'RESTORE_FAILED');
+      throw ApplicationFailure.nonRetryable(
+        'restored fingerprints differ from the snapshot',
+        ERROR_CODES.RESTORE_FAILED,
+      );
     }
     log.info('database restored', { tables: Object.keys(snapshot.tables).length });
   });

@@ -8,7 +8,15 @@ import {
   RetryState,
 } from '@temporalio/common';
 import { PHASES } from '../../src/domain/tables';
-import { describeFailure, failureCode } from '../../src/workflows/failures';
+import {
+  ConfigError,
+  FileMakerOverloadedError,
+  IntegrityError,
+  ManifestError,
+  SchemaVersionError,
+  TransferQuotaError,
+} from '../../src/errors';
+import { ERROR_CODES, describeFailure, failureCode } from '../../src/workflows/failures';
 import { reimportInputSchema, selectPhases, settingsSchema } from '../../src/workflows/options';
 import { tablesOf } from '../../src/workflows/phase';
 import { cooldownSeconds } from '../../src/workflows/scheduler';
@@ -110,5 +118,20 @@ describe('describeFailure', () => {
     );
     assert.equal(describeFailure(undefined), 'unknown failure');
     assert.equal(describeFailure({}), 'unknown failure');
+  });
+});
+
+describe('error codes', () => {
+  test('the codes the activities raise are the codes of the local error classes', () => {
+    assert.equal(new FileMakerOverloadedError('busy', '812', 502).code, ERROR_CODES.FILEMAKER_OVERLOADED);
+    assert.equal(new TransferQuotaError().code, ERROR_CODES.TRANSFER_QUOTA_EXCEEDED);
+    assert.equal(new ConfigError().code, ERROR_CODES.CONFIG_INVALID);
+    assert.equal(new SchemaVersionError().code, ERROR_CODES.SCHEMA_VERSION_UNKNOWN);
+    assert.equal(new ManifestError().code, ERROR_CODES.MANIFEST_INCONSISTENT);
+    assert.equal(new IntegrityError().code, ERROR_CODES.INTEGRITY_MISMATCH);
+  });
+
+  test('each code is named by itself', () => {
+    for (const [name, code] of Object.entries(ERROR_CODES)) assert.equal(code, name);
   });
 });
