@@ -29,6 +29,7 @@ import {
 import type {
   BackupResult,
   ContainerPath,
+  PreflightResult,
   ReimportActivities,
   RestoreResult,
   ValidationResult,
@@ -112,16 +113,22 @@ interface Controls {
   child?: string;
 }
 
-/** What a phase step needs from the run. */
+/** The run as its phases, its rollback and its report see it. */
 interface RunContext {
   runId: string;
   options: ReimportOptions;
+  phases: PhaseName[];
   memo: Record<string, unknown> | undefined;
+  acts: ActivityInterfaceFor<ReimportActivities>;
   heavy: ActivityInterfaceFor<ReimportActivities>;
   saga: Saga;
   controls: Controls;
   tellChild: (control: PhaseControl) => Promise<void>;
-  containerPath: ContainerPath;
+  progress: RunProgress;
+  notifications: Notifications;
+  preflight: PreflightResult;
+  containers: { containerPath: ContainerPath; containerPathReason: string };
+  startedAtMs: number;
   /** The phases completed so far. */
   summaries: PhaseSummary[];
   backup?: BackupResult;
@@ -129,7 +136,30 @@ interface RunContext {
 }
 
 /** Runs one phase as the child workflow `workflowId`, filling in its summary. */
-type PhaseStep = (ctx: RunContext, summary: PhaseSummary, workflowId: string) => Promise<void>;
+type PhaseStep = (run: RunContext, summary: PhaseSummary, workflowId: string) => Promise<void>;
+
+/**
+ * The run's notifications. One never fails the run: one that is still undelivered after the notify profile's retries
+ * is given up with a warning. The run does wait for them at its end, since an activity still pending when the
+ * workflow closes is never run, and the last message is the one an operator waits for.
+ */
+class Notifications {
+  private readonly notifier = proxyActivities<ReimportActivities>(notifyActivity);
+  private readonly sent: Promise<void>[] = [];
+
+  send(event: Parameters<ReimportActivities['notify']>[0]): void {
+    this.sent.push(
+      this.notifier.notify(event).catch((err) => {
+        // A cancelled run's scope cancels its pending notifications; the rolled_back message still follows.
+        if (!isCancellation(err)) log.warn('notification not delivered', { type: event.type });
+      }),
+    );
+  }
+
+  async delivered(): Promise<void> {
+    if (patched(AWAIT_NOTIFICATIONS)) await Promise.all(this.sent);
+  }
+}
 
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const parsed = reimportInputSchema.safeParse(rawInput ?? {});
@@ -142,7 +172,6 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const info = workflowInfo();
   const runId = info.workflowId;
   const acts = proxyActivities<ReimportActivities>(shortActivity);
-  const notifier = proxyActivities<ReimportActivities>(notifyActivity);
 
   const phases = selectPhases(options);
   // Nothing is written without a backup to roll back to.
@@ -171,22 +200,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     }
   };
   handleOperatorMessages(controls, progress, tellChild);
-
-  // A notification never fails the run: one that is still undelivered after the notify profile's retries is given
-  // up with a warning. The run does wait for them at its end, since an activity still pending when the workflow
-  // closes is never run, and the last message is the one an operator waits for.
-  const sent: Promise<void>[] = [];
-  const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
-    sent.push(
-      notifier.notify(event).catch((err) => {
-        // A cancelled run's scope cancels its pending notifications; the rolled_back message still follows.
-        if (!isCancellation(err)) log.warn('notification not delivered', { type: event.type });
-      }),
-    );
-  };
-  const notificationsSent = async () => {
-    if (patched(AWAIT_NOTIFICATIONS)) await Promise.all(sent);
-  };
+  const notifications = new Notifications();
 
   // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
   const preflight = await (async () => {
@@ -210,122 +224,136 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   Object.assign(progress, containers);
 
   if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
-  const startedAtMs = Date.now();
-  notify({ type: 'run_started', runId, workflowId: runId, phases, sourceCounts: preflight.sourceCounts });
-
-  const ctx: RunContext = {
+  const run: RunContext = {
     runId,
     options,
+    phases,
     memo: info.memo,
+    acts,
     heavy: proxyActivities<ReimportActivities>(tableWorkActivity),
     saga: new Saga(),
     controls,
     tellChild,
-    containerPath: preflight.containerPath,
+    progress,
+    notifications,
+    preflight,
+    containers,
+    startedAtMs: Date.now(),
     summaries: [],
   };
-  const { summaries } = ctx;
+  notifications.send({ type: 'run_started', runId, workflowId: runId, phases, sourceCounts: preflight.sourceCounts });
 
   try {
-    for (const phase of phases) {
-      await condition(() => !controls.paused);
-      const pp = phaseProgressOf(progress, phase);
-      pp.status = 'running';
-      progress.currentPhase = phase;
-      pp.startedAt = new Date().toISOString();
-      setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
-      const workflowId = `${runId}/${phase}`;
-      pp.workflowId = workflowId;
-      controls.child = workflowId;
-      const started = Date.now();
-      const summary = emptySummary(phase);
-      await PHASE_STEPS[phase](ctx, summary, workflowId);
-      summary.durationMs = Date.now() - started;
-      summaries.push(summary);
-      finishPhaseProgress(pp, summary, new Date().toISOString());
-      controls.child = undefined;
-      notify({
-        type: 'phase_completed',
+    for (const phase of phases) await runPhase(run, phase);
+  } catch (err) {
+    return await rollBack(run, err);
+  }
+  return complete(run);
+}
+
+/** Waits out a pause, then runs `phase` as a child, keeping the progress model and the operator informed. */
+async function runPhase(run: RunContext, phase: PhaseName): Promise<void> {
+  const { runId, progress, phases } = run;
+  await condition(() => !run.controls.paused);
+  const pp = phaseProgressOf(progress, phase);
+  pp.status = 'running';
+  progress.currentPhase = phase;
+  pp.startedAt = new Date().toISOString();
+  setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
+  const workflowId = `${runId}/${phase}`;
+  pp.workflowId = workflowId;
+  run.controls.child = workflowId;
+  const started = Date.now();
+  const summary = emptySummary(phase);
+  await PHASE_STEPS[phase](run, summary, workflowId);
+  summary.durationMs = Date.now() - started;
+  run.summaries.push(summary);
+  finishPhaseProgress(pp, summary, new Date().toISOString());
+  run.controls.child = undefined;
+  run.notifications.send({
+    type: 'phase_completed',
+    runId,
+    workflowId,
+    phase,
+    counts: {
+      imported: summary.imported,
+      unlinked: summary.unlinked,
+      skipped: summary.skipped,
+      failed: summary.failed,
+    },
+    durationMs: summary.durationMs,
+  });
+}
+
+/**
+ * After a failed phase or a cancel: the saga's compensations last-first, the run recorded with its cause, the
+ * operator told — all of it not cancellable — then the run fails (RUN_ROLLED_BACK, or ROLLBACK_FAILED when a
+ * compensation failed), or ends cancelled.
+ */
+async function rollBack(run: RunContext, err: unknown): Promise<never> {
+  const { runId, progress, summaries } = run;
+  const cause = describeFailure(err);
+  const failedPhase = progress.currentPhase;
+  if (failedPhase) phaseProgressOf(progress, failedPhase).status = 'failed';
+  progress.status = 'rolling_back';
+  setCurrentDetails(`Rolling back: ${cause}`);
+  const reasonCode = failureCode(err);
+  run.notifications.send({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
+  // The rollback's bookkeeping must finish even when the run was cancelled, like the compensations themselves.
+  await CancellationScope.nonCancellable(async () => {
+    const errors = await run.saga.compensate();
+    const status = errors.length === 0 ? 'rolled_back' : 'failed';
+    progress.status = status;
+    if (!run.options.dryRun) {
+      await run.acts.finishRun({
         runId,
-        workflowId,
-        phase,
-        counts: {
-          imported: summary.imported,
-          unlinked: summary.unlinked,
-          skipped: summary.skipped,
-          failed: summary.failed,
-        },
-        durationMs: summary.durationMs,
+        status,
+        report: buildReport(run, { cause, failedPhase, compensationErrors: errors }),
       });
     }
-  } catch (err) {
-    const cause = describeFailure(err);
-    const failedPhase = progress.currentPhase;
-    if (failedPhase) phaseProgressOf(progress, failedPhase).status = 'failed';
-    progress.status = 'rolling_back';
-    setCurrentDetails(`Rolling back: ${cause}`);
-    const reasonCode = failureCode(err);
-    notify({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
-    // The rollback's bookkeeping must finish even when the run was cancelled, like the compensations themselves.
-    await CancellationScope.nonCancellable(async () => {
-      const errors = await ctx.saga.compensate();
-      const status = errors.length === 0 ? 'rolled_back' : 'failed';
-      progress.status = status;
-      if (!options.dryRun) {
-        await acts.finishRun({
-          runId,
-          status,
-          report: buildReport(
-            runId,
-            options,
-            summaries,
-            ctx.backup,
-            ctx.validation,
-            { cause, failedPhase, compensationErrors: errors },
-            containers,
-          ),
-        });
-      }
-      if (status === 'rolled_back') {
-        notify({
-          type: 'rolled_back',
-          runId,
-          workflowId: runId,
-          phases: summaries.map((x) => x.phase),
-          reasonCode,
-          durationMs: Date.now() - startedAtMs,
-        });
-      }
-      await notificationsSent();
-      if (errors.length > 0) {
-        throw ApplicationFailure.nonRetryable(
-          `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
-          ERROR_CODES.ROLLBACK_FAILED,
-        );
-      }
-    });
-    if (isCancellation(err)) throw err;
-    throw ApplicationFailure.nonRetryable(
-      `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
-      ERROR_CODES.RUN_ROLLED_BACK,
-    );
-  }
+    if (status === 'rolled_back') {
+      run.notifications.send({
+        type: 'rolled_back',
+        runId,
+        workflowId: runId,
+        phases: summaries.map((x) => x.phase),
+        reasonCode,
+        durationMs: Date.now() - run.startedAtMs,
+      });
+    }
+    await run.notifications.delivered();
+    if (errors.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
+        ERROR_CODES.ROLLBACK_FAILED,
+      );
+    }
+  });
+  if (isCancellation(err)) throw err;
+  throw ApplicationFailure.nonRetryable(
+    `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
+    ERROR_CODES.RUN_ROLLED_BACK,
+  );
+}
 
+/** Every phase done: the run recorded with its report, the operator told; returns the counts. */
+async function complete(run: RunContext): Promise<ReimportResult> {
+  const { runId, options, progress, summaries } = run;
   progress.status = 'completed';
   progress.currentPhase = undefined;
-  const report = buildReport(runId, options, summaries, ctx.backup, ctx.validation, undefined, containers);
+  const report = buildReport(run, undefined);
   const { reportKey } = options.dryRun
     ? { reportKey: undefined }
-    : await acts.finishRun({ runId, status: 'completed', report });
+    : await run.acts.finishRun({ runId, status: 'completed', report });
   setCurrentDetails(`Completed${options.dryRun ? ' (dry-run)' : ''}`);
-  notify({
+  run.notifications.send({
     type: 'run_completed',
     runId,
     workflowId: runId,
-    durationMs: Date.now() - startedAtMs,
+    durationMs: Date.now() - run.startedAtMs,
     counts: totalCounts(summaries),
   });
-  await notificationsSent();
+  await run.notifications.delivered();
   const bytes = summaries.reduce((s, p) => s + p.bytesDownloaded, 0);
   return {
     runId,
@@ -345,9 +373,9 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       }),
     ),
     bytesDownloaded: bytes,
-    ...containers,
+    ...run.containers,
     largestHistory: largestHistory(summaries),
-    transferLeftAfterBytes: options.dryRun ? preflight.transferLeftBytes - bytes : undefined,
+    transferLeftAfterBytes: options.dryRun ? run.preflight.transferLeftBytes - bytes : undefined,
     reportKey,
   };
 }
@@ -402,14 +430,14 @@ function handleOperatorMessages(
 }
 
 /** Snapshots the database and the S3 inventory; from here on, any failure restores the snapshot. */
-const backupStep: PhaseStep = async (ctx, summary, workflowId) => {
-  const snapshot = await executeChild(backupPhase, { workflowId, memo: ctx.memo, args: [{ runId: ctx.runId }] });
-  ctx.backup = snapshot;
-  ctx.saga.add('delete objects created by this run', async () => {
-    await ctx.heavy.deleteRunObjects({ runId: ctx.runId });
+const backupStep: PhaseStep = async (run, summary, workflowId) => {
+  const snapshot = await executeChild(backupPhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
+  run.backup = snapshot;
+  run.saga.add('delete objects created by this run', async () => {
+    await run.heavy.deleteRunObjects({ runId: run.runId });
   });
-  ctx.saga.add('restore database snapshot', async () => {
-    const restored: RestoreResult = await ctx.heavy.restore({ runId: ctx.runId });
+  run.saga.add('restore database snapshot', async () => {
+    const restored: RestoreResult = await run.heavy.restore({ runId: run.runId });
     if (!restored.verified) {
       throw ApplicationFailure.nonRetryable(
         'restored fingerprints differ from the snapshot',
@@ -421,14 +449,14 @@ const backupStep: PhaseStep = async (ctx, summary, workflowId) => {
   summary.note = `${Object.keys(snapshot.tables).length} tables, ${snapshot.objectsBefore} objects inventoried`;
 };
 
-const deleteStep: PhaseStep = async (ctx, summary, workflowId) => {
-  const deleted = await executeChild(deletePhase, { workflowId, memo: ctx.memo, args: [{ runId: ctx.runId }] });
+const deleteStep: PhaseStep = async (run, summary, workflowId) => {
+  const deleted = await executeChild(deletePhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
   summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
 };
 
 /** Reconciles the tables of the import phases that ran before it. */
-const validationStep: PhaseStep = async (ctx, summary, workflowId) => {
-  const tables = ctx.summaries
+const validationStep: PhaseStep = async (run, summary, workflowId) => {
+  const tables = run.summaries
     .filter((s) => IMPORT_PHASE_SET.has(s.phase))
     .flatMap((s) =>
       Object.values(SOURCE_TABLES)
@@ -437,39 +465,39 @@ const validationStep: PhaseStep = async (ctx, summary, workflowId) => {
     );
   const validation = await executeChild(validationPhase, {
     workflowId,
-    memo: ctx.memo,
-    args: [{ runId: ctx.runId, tables }],
+    memo: run.memo,
+    args: [{ runId: run.runId, tables }],
   });
-  ctx.validation = validation;
+  run.validation = validation;
   summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
 };
 
 /** An import phase child, started with the operator's controls as they are, its result added to the summary. */
 const importStep =
   (phase: ImportPhase): PhaseStep =>
-  async (ctx, summary, workflowId) => {
-    const { options, controls } = ctx;
+  async (run, summary, workflowId) => {
+    const { options, controls } = run;
     const child = await startChild(importPhase, {
       workflowId,
-      memo: ctx.memo,
+      memo: run.memo,
       args: [
         {
-          runId: ctx.runId,
+          runId: run.runId,
           phase,
-          parentWorkflowId: ctx.runId,
+          parentWorkflowId: run.runId,
           dryRun: options.dryRun,
           writeBack: options.writeBack,
           settings: controls.settings,
           paused: controls.paused,
           transferBudgetBytes: controls.transferBudgetBytes,
           imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
-          containerPath: ctx.containerPath,
+          containerPath: run.containers.containerPath,
         },
       ],
     });
     // A pause, settings or budget that arrived while the child was being started reached no one: send the state as
     // it is now (the child applies the same state twice harmlessly).
-    await ctx.tellChild({
+    await run.tellChild({
       paused: controls.paused,
       settings: controls.settings,
       transferBudgetBytes: controls.transferBudgetBytes,
@@ -481,8 +509,8 @@ const importStep =
 /** The phases that only write (or check what was written) do nothing in a dry run. */
 const writesOnly =
   (step: PhaseStep): PhaseStep =>
-  async (ctx, summary, workflowId) => {
-    if (!ctx.options.dryRun) return step(ctx, summary, workflowId);
+  async (run, summary, workflowId) => {
+    if (!run.options.dryRun) return step(run, summary, workflowId);
     summary.status = 'skipped';
     summary.note = 'dry-run: nothing is written';
   };
@@ -506,24 +534,20 @@ function largestHistory(phases: readonly PhaseSummary[]): number {
 }
 
 function buildReport(
-  runId: string,
-  options: ReimportOptions,
-  phases: PhaseSummary[],
-  backup: BackupResult | undefined,
-  validation: ValidationResult | undefined,
+  run: RunContext,
   failure: { cause: string; failedPhase?: PhaseName; compensationErrors: string[] } | undefined,
-  containers: { containerPath: ContainerPath; containerPathReason: string },
 ) {
+  const { backup } = run;
   return {
-    runId,
-    options,
-    ...containers,
-    phases,
+    runId: run.runId,
+    options: run.options,
+    ...run.containers,
+    phases: run.summaries,
     backup: backup
       ? { tables: backup.tables, objectsBefore: backup.objectsBefore, backupKey: backup.backupKey }
       : undefined,
-    validation,
+    validation: run.validation,
     failure,
-    largestHistory: largestHistory(phases),
+    largestHistory: largestHistory(run.summaries),
   };
 }
