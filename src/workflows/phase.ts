@@ -21,6 +21,8 @@ import {
   setCurrentDetails,
   isCancellation,
   CancellationScope,
+  type ActivityInterfaceFor,
+  type ExternalWorkflowHandle,
 } from '@temporalio/workflow';
 import type { ContainerPath, ReimportActivities } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
@@ -88,181 +90,229 @@ export function tablesOf(phase: ImportPhase): SourceTableName[] {
 const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 'images';
 
 export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
-  const tables = tablesOf(input.phase);
-  const files = isFilesPhase(input.phase);
-  const exportSource = input.phase === 'images' ? input.imagesFrom : undefined;
-  const acts = proxyActivities<ReimportActivities>(shortActivity);
-  const chunkActs = proxyActivities<ReimportActivities>(
-    files ? { ...fileTransferActivity, taskQueue: filesTaskQueue() } : chunkActivity,
-  );
-  const notifier = proxyActivities<ReimportActivities>(notifyActivity);
-  const nowMs = () => Date.now();
-  const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
-    // Best-effort: the notifier filters cooldowns shorter than its threshold; a failing channel never fails the phase.
-    notifier.notify(event).catch(() => undefined);
-  };
-  const state: PhaseState = input.carried ?? {
-    tableIndex: 0,
-    pending: null,
-    manifestTotal: 0,
-    startedAtMs: nowMs(),
-    result: emptyPhaseResult(input.phase),
-    progress: startedPhaseProgress(input.phase, workflowInfo().workflowId, new Date().toISOString()),
-  };
-  if (input.carried) state.result.executions += 1;
-
-  const sched = new PhaseScheduler({
-    settings: input.settings,
-    paused: input.paused ?? false,
-    transferBudgetBytes: input.transferBudgetBytes,
-  });
-  let lastReport = 0;
-
-  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
-  const report = async (force = false) => {
-    const p = state.progress;
-    const elapsed = (nowMs() - state.startedAtMs) / 1000;
-    p.etaSeconds = p.done > 0 && p.total > p.done ? Math.round(((p.total - p.done) * elapsed) / p.done) : undefined;
-    p.cooldownUntil = sched.coolingUntil > nowMs() ? new Date(sched.coolingUntil).toISOString() : undefined;
-    p.paused = sched.paused;
-    p.pausedForQuota = sched.quotaPaused;
-    setCurrentDetails(
-      `**${input.phase}** ${p.table ?? ''}: ${p.done}/${p.total}` +
-        (sched.paused ? ' — paused' : sched.quotaPaused ? ' — paused: transfer budget' : '') +
-        (p.cooldownUntil ? ` — cooling down until ${p.cooldownUntil}` : ''),
-    );
-    // Progress reports to the parent are throttled to keep both histories small.
-    if (!force && nowMs() - lastReport < 2000) return;
-    lastReport = nowMs();
-    try {
-      await parent.signal(phaseProgressSignal, { ...p });
-    } catch {
-      // The parent may be gone (cancelled); progress is best-effort.
-    }
-  };
-
+  const run = new PhaseRun(input);
+  const { state, sched } = run;
   setHandler(phaseProgressQuery, () => ({ ...state.progress }));
   setHandler(pauseSignal, () => sched.control({ paused: true }));
   setHandler(resumeSignal, () => sched.control({ paused: false }));
   setHandler(phaseControlSignal, (c) => sched.control(c));
 
+  const tables = tablesOf(input.phase);
+  for (; state.tableIndex < tables.length; state.tableIndex++) {
+    const table = tables[state.tableIndex]!;
+    state.progress.table = table;
+    if (input.dryRun) {
+      await run.estimate(table);
+      continue;
+    }
+    if (state.pending === null) await run.buildManifest(table);
+    await run.importBatches(table, state.pending!);
+    await run.reconcile(table);
+  }
+
+  state.result.durationMs = Date.now() - state.startedAtMs;
+  run.noteHistory();
+  state.progress.status = 'completed';
+  state.progress.finishedAt = new Date().toISOString();
+  await run.report(true);
+  return state.result;
+}
+
+/** One execution of an import phase: its carried state, its scheduler, and the steps `importPhase` drives. */
+class PhaseRun {
+  readonly state: PhaseState;
+  readonly sched: PhaseScheduler;
+  private readonly files: boolean;
+  private readonly exportSource: ExportLocation | undefined;
+  private readonly acts = proxyActivities<ReimportActivities>(shortActivity);
+  private readonly chunkActs: ActivityInterfaceFor<ReimportActivities>;
+  private readonly notifier = proxyActivities<ReimportActivities>(notifyActivity);
+  private readonly parent: ExternalWorkflowHandle;
+  private lastReport = 0;
+
+  constructor(private readonly input: PhaseInput) {
+    this.files = isFilesPhase(input.phase);
+    this.exportSource = input.phase === 'images' ? input.imagesFrom : undefined;
+    this.chunkActs = proxyActivities<ReimportActivities>(
+      this.files ? { ...fileTransferActivity, taskQueue: filesTaskQueue() } : chunkActivity,
+    );
+    this.state = input.carried ?? {
+      tableIndex: 0,
+      pending: null,
+      manifestTotal: 0,
+      startedAtMs: Date.now(),
+      result: emptyPhaseResult(input.phase),
+      progress: startedPhaseProgress(input.phase, workflowInfo().workflowId, new Date().toISOString()),
+    };
+    if (input.carried) this.state.result.executions += 1;
+    this.sched = new PhaseScheduler({
+      settings: input.settings,
+      paused: input.paused ?? false,
+      transferBudgetBytes: input.transferBudgetBytes,
+    });
+    this.parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  }
+
+  private notify(event: Parameters<ReimportActivities['notify']>[0]): void {
+    // Best-effort: the notifier filters cooldowns shorter than its threshold; a failing channel never fails the phase.
+    this.notifier.notify(event).catch(() => undefined);
+  }
+
+  /** Updates the progress and the Web UI's details; tells the parent at most every 2 s unless `force`. */
+  async report(force = false): Promise<void> {
+    const { sched } = this;
+    const p = this.state.progress;
+    const nowMs = Date.now();
+    const elapsed = (nowMs - this.state.startedAtMs) / 1000;
+    p.etaSeconds = p.done > 0 && p.total > p.done ? Math.round(((p.total - p.done) * elapsed) / p.done) : undefined;
+    p.cooldownUntil = sched.coolingUntil > nowMs ? new Date(sched.coolingUntil).toISOString() : undefined;
+    p.paused = sched.paused;
+    p.pausedForQuota = sched.quotaPaused;
+    setCurrentDetails(
+      `**${this.input.phase}** ${p.table ?? ''}: ${p.done}/${p.total}` +
+        (sched.paused ? ' — paused' : sched.quotaPaused ? ' — paused: transfer budget' : '') +
+        (p.cooldownUntil ? ` — cooling down until ${p.cooldownUntil}` : ''),
+    );
+    // Progress reports to the parent are throttled to keep both histories small.
+    if (!force && nowMs - this.lastReport < 2000) return;
+    this.lastReport = nowMs;
+    try {
+      await this.parent.signal(phaseProgressSignal, { ...p });
+    } catch {
+      // The parent may be gone (cancelled); progress is best-effort.
+    }
+  }
+
+  noteHistory(): void {
+    this.state.result.maxHistoryLength = Math.max(this.state.result.maxHistoryLength, workflowInfo().historyLength);
+  }
+
   /**
    * FileMaker stayed overloaded through the client's short repeats: a durable cooldown (the scheduler decides its
    * length, and that the batches failing together are one episode), reported to the operator and the parent.
    */
-  const coolDown = async () => {
-    const seconds = sched.overloaded(nowMs());
+  private async coolDown(): Promise<void> {
+    const seconds = this.sched.overloaded(Date.now());
     if (seconds === undefined) return;
-    state.result.cooldowns++;
-    state.progress.cooldowns++;
-    notify({
+    this.state.result.cooldowns++;
+    this.state.progress.cooldowns++;
+    this.notify({
       type: 'cooldown_long',
-      runId: input.runId,
+      runId: this.input.runId,
       workflowId: workflowInfo().workflowId,
-      phase: input.phase,
+      phase: this.input.phase,
       cooldownSeconds: seconds,
       reasonCode: ERROR_CODES.FILEMAKER_OVERLOADED,
     });
-    await report(true);
+    await this.report(true);
     // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
     await sleep(seconds * 1000);
-    sched.cooledDown();
-    await report(true);
-  };
+    this.sched.cooledDown();
+    await this.report(true);
+  }
 
   /** A metadata call (manifest, dry-run estimate) that FileMaker's overload only delays: cool down and call again. */
-  const untilNotOverloaded = async <T>(call: () => Promise<T>): Promise<T> => {
+  private async untilNotOverloaded<T>(call: () => Promise<T>): Promise<T> {
     for (;;) {
       try {
         const r = await call();
-        sched.calm();
+        this.sched.calm();
         return r;
       } catch (err) {
         if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
-        await coolDown();
+        await this.coolDown();
       }
     }
-  };
+  }
 
-  const noteHistory = () => {
-    state.result.maxHistoryLength = Math.max(state.result.maxHistoryLength, workflowInfo().historyLength);
-  };
+  /** Dry run: the table's counts as a real run would find them, from metadata only. */
+  async estimate(table: SourceTableName): Promise<void> {
+    const { state } = this;
+    const d = await this.untilNotOverloaded(() => this.acts.dryRunTable({ runId: this.input.runId, table }));
+    state.progress.total += d.manifest;
+    addBatch(state.result, state.progress, {
+      processed: d.manifest,
+      byState: d.byState,
+      byReason: d.byReason,
+      failedIds: {},
+      bytesDownloaded: 0,
+      relinked: 0,
+      replaced: 0,
+      retries: 0,
+    });
+    state.result.bytesDownloaded += d.estimatedBytes;
+    state.result.tables.push({
+      table,
+      manifest: d.manifest,
+      ...d.byState,
+      pending: 0,
+      missing: [],
+      objectsChecked: 0,
+      objectMismatches: [],
+      ok: true,
+    });
+    await this.report(true);
+  }
 
-  for (; state.tableIndex < tables.length; state.tableIndex++) {
-    const table = tables[state.tableIndex]!;
-    state.progress.table = table;
+  private batchSize(): number {
+    return this.files ? this.sched.settings.fileBatchSize : this.sched.settings.chunkSize;
+  }
 
-    if (input.dryRun) {
-      const d = await untilNotOverloaded(() => acts.dryRunTable({ runId: input.runId, table }));
-      state.progress.total += d.manifest;
-      addBatch(state.result, state.progress, {
-        processed: d.manifest,
-        byState: d.byState,
-        byReason: d.byReason,
-        failedIds: {},
-        bytesDownloaded: 0,
-        relinked: 0,
-        replaced: 0,
-        retries: 0,
-      });
-      state.result.bytesDownloaded += d.estimatedBytes;
-      state.result.tables.push({
+  /** Every id of the table that exists now, stored in PostgreSQL; the batches to import are positions in it. */
+  async buildManifest(table: SourceTableName): Promise<void> {
+    const { state } = this;
+    await condition(() => !this.sched.paused);
+    const { count } = await this.untilNotOverloaded(() =>
+      this.acts.buildManifest({
+        runId: this.input.runId,
         table,
-        manifest: d.manifest,
-        ...d.byState,
-        pending: 0,
-        missing: [],
-        objectsChecked: 0,
-        objectMismatches: [],
-        ok: true,
-      });
-      await report(true);
-      continue;
-    }
+        sourceKeyField: this.exportSource ? 'recid' : undefined,
+      }),
+    );
+    state.manifestTotal = count;
+    state.progress.total += count;
+    const size = this.batchSize();
+    state.pending = [];
+    for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
+    await this.report(true);
+  }
 
-    if (state.pending === null) {
-      await condition(() => !sched.paused);
-      const { count } = await untilNotOverloaded(() =>
-        acts.buildManifest({ runId: input.runId, table, sourceKeyField: exportSource ? 'recid' : undefined }),
-      );
-      state.manifestTotal = count;
-      state.progress.total += count;
-      const size = files ? sched.settings.fileBatchSize : sched.settings.chunkSize;
-      state.pending = [];
-      for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
-      await report(true);
-    }
-
-    const pending = state.pending;
+  /**
+   * Imports the `pending` batches in a sliding window, as the scheduler allows; continues as new when the history
+   * is full and no batch is in flight. Ends when every batch is done, or throws the first that failed for good once
+   * the others are back.
+   */
+  async importBatches(table: SourceTableName, pending: number[]): Promise<void> {
+    const { sched, state, input } = this;
     let fatal: Error | undefined;
-    const size = files ? sched.settings.fileBatchSize : sched.settings.chunkSize;
+    const size = this.batchSize();
 
     const runChunk = async (offset: number) => {
       sched.running++;
       const budgetAtStart = sched.transferBudgetBytes;
       try {
-        const input2 = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
-        const r = files
-          ? await chunkActs.importFiles({
-              ...input2,
+        const batch = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
+        const r = this.files
+          ? await this.chunkActs.importFiles({
+              ...batch,
               transferBudgetBytes: sched.transferBudgetBytes,
-              exportSource,
+              exportSource: this.exportSource,
               containerPath: input.containerPath,
             })
-          : await chunkActs.importChunk(input2);
+          : await this.chunkActs.importChunk(batch);
         addBatch(state.result, state.progress, r);
         sched.batchSucceeded();
-        await report();
+        await this.report();
       } catch (err) {
         const type = failureType(err);
         if (type === ERROR_CODES.FILEMAKER_OVERLOADED) {
           pending.unshift(offset);
-          await coolDown();
+          await this.coolDown();
         } else if (type === ERROR_CODES.TRANSFER_QUOTA_EXCEEDED) {
           pending.unshift(offset);
           const decision = sched.quotaRefused(budgetAtStart);
           if (decision === 'pause') {
-            notify({
+            this.notify({
               type: 'paused_for_quota',
               runId: input.runId,
               workflowId: workflowInfo().workflowId,
@@ -270,7 +320,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
               reasonCode: ERROR_CODES.TRANSFER_QUOTA_EXCEEDED,
             });
           }
-          if (decision !== 'retry') await report(true);
+          if (decision !== 'retry') await this.report(true);
         } else if (isCancellation(err)) {
           // The phase is being cancelled: the loop below waits for every batch; nothing goes back in line.
         } else {
@@ -285,7 +335,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       sched.next({
         failed: fatal !== undefined,
         pending: pending.length,
-        nowMs: nowMs(),
+        nowMs: Date.now(),
         historyIsFull: historyFull(workflowInfo()),
       });
     try {
@@ -295,13 +345,13 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
         if (step === 'fail') {
           await condition(() => sched.running === 0);
           state.progress.status = 'failed';
-          await report(true);
+          await this.report(true);
           throw fatal!;
         }
         if (step === 'done') break;
         if (step === 'continue_as_new') {
-          state.result.durationMs = nowMs() - state.startedAtMs;
-          noteHistory();
+          state.result.durationMs = Date.now() - state.startedAtMs;
+          this.noteHistory();
           await continueAsNew<typeof importPhase>({ ...input, ...sched.carry(), carried: state });
         }
         if (step === 'launch') {
@@ -319,11 +369,16 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       }
       throw err;
     }
-    await acts.finishTable({ runId: input.runId, table });
-    const rec = await acts.reconcileTable({ runId: input.runId, table });
+  }
+
+  /** Every manifest id of the table has a terminal state (and every stored file its object), or the phase fails. */
+  async reconcile(table: SourceTableName): Promise<void> {
+    const { state, input } = this;
+    await this.acts.finishTable({ runId: input.runId, table });
+    const rec = await this.acts.reconcileTable({ runId: input.runId, table });
     state.result.tables.push(rec);
     state.pending = null;
-    if (files && state.result.tables.every((t) => t.bytesTransferred !== undefined)) {
+    if (this.files && state.result.tables.every((t) => t.bytesTransferred !== undefined)) {
       // The quota's own count replaces the batches' sum, which misses attempts that ended in an error or a crash.
       const spent = state.result.tables.reduce((sum, t) => sum + (t.bytesTransferred ?? 0), 0);
       state.result.bytesDownloaded = spent;
@@ -331,7 +386,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
     }
     if (!rec.ok) {
       state.progress.status = 'failed';
-      await report(true);
+      await this.report(true);
       const problems = [
         rec.pending > 0 ? `${rec.pending} of ${rec.manifest} manifest ids have no terminal state` : '',
         rec.objectMismatches.length > 0
@@ -341,13 +396,6 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
       throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, ERROR_CODES.RECONCILIATION_FAILED);
     }
   }
-
-  state.result.durationMs = nowMs() - state.startedAtMs;
-  noteHistory();
-  state.progress.status = 'completed';
-  state.progress.finishedAt = new Date().toISOString();
-  await report(true);
-  return state.result;
 }
 
 /** Container downloads run on `<task queue>-files`, whose activity rate the worker limits cluster-wide. */
