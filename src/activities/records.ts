@@ -1,11 +1,11 @@
 /**
  * Core-record import (patients, appointments, notes, referrers): one chunk of a table's manifest per activity.
- * Read the chunk's ids from the run's manifest, fetch those records by id (never by paging a find), map each with
- * the pure mappers, upsert the rows in bulk, and give every id a ledger state — including ids FileMaker no longer
- * has (SOURCE_DELETED) and records that map to an error. A bad record costs that record, never the chunk.
+ * Read the chunk's records from the run's manifest, fetch them by record id (never by paging a find), map each with
+ * the pure mappers, upsert the rows in bulk, and give every record a ledger state — including records FileMaker no
+ * longer has (SOURCE_DELETED), records whose id cannot key a row (MISSING_ID, DUPLICATE_ID) and records that map to
+ * an error. A bad record costs that record, never the chunk.
  */
 import { heartbeat } from '@temporalio/activity';
-import type { FileMakerRecord } from '../filemaker';
 import { createMapContext, type MapContextSource } from '../domain/context';
 import { normalizeFileMakerId } from '../domain/ids';
 import { mapAppointment } from '../domain/mappers/appointments';
@@ -16,7 +16,7 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
 import type { ActivityDeps } from './deps';
 import type { ChunkInput, ChunkResult } from './types';
-import { emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
+import { emptyChunkResult, manifestSlice, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
 import { upsertTargetRows } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
@@ -91,7 +91,7 @@ export async function loadMapContext(
     // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
     const rows = await q<{ source_table: string; filemaker_id: string }>(
       `select source_table, filemaker_id from source_manifest
-        where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company')`,
+        where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
       [runId],
     );
     src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
@@ -123,26 +123,40 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   const spec = MAPPERS[input.table];
   if (!spec) throw new Error(`${input.table} is not a core-record table`);
   const source = SOURCE_TABLES[input.table];
-  const ids = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
   const result = emptyChunkResult();
-  if (ids.length === 0) return result;
+  if (slice.length === 0) return result;
+  const { failed, keyed } = splitIdIssues(input.table, slice);
+  const ledger: LedgerEntry[] = [...failed];
   const ctx = await loadMapContext(deps, input.runId, input.table);
 
-  const records: FileMakerRecord[] = await deps.fm.findByIds(source.layout, source.idField, ids);
-  heartbeat({ fetched: records.length });
-  const byId = new Map<string, FileMakerRecord>();
-  for (const r of records) {
-    const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
-    if (id !== undefined) byId.set(id, r);
-  }
+  const records = await deps.fm.recordsById(source.layout, source.idField, keyed);
+  heartbeat({ fetched: records.size });
 
-  const ledger: LedgerEntry[] = [];
   const rows: { filemakerId: string; row: Record<string, unknown>; state: 'imported' | 'unlinked'; reason?: string }[] =
     [];
-  for (const id of ids) {
-    const record = byId.get(id);
+  for (const { recordId, id } of keyed) {
+    const record = records.get(recordId);
     if (!record) {
-      ledger.push({ filemakerId: id, state: 'skipped', reasonCode: 'SOURCE_DELETED', message: `${input.table} ${id}` });
+      ledger.push({
+        recordId,
+        filemakerId: id,
+        state: 'skipped',
+        reasonCode: 'SOURCE_DELETED',
+        message: `${input.table} record ${recordId}`,
+      });
+      continue;
+    }
+    if (normalizeFileMakerId(record.fieldData[source.idField])?.value !== id) {
+      // The id was edited after the manifest was read: the row would be keyed by another record's id, perhaps.
+      ledger.push({
+        recordId,
+        filemakerId: id,
+        state: 'skipped',
+        reasonCode: 'SOURCE_ID_CHANGED',
+        message: `${input.table} record ${recordId}`,
+        sourceModId: record.modId,
+      });
       continue;
     }
     const outcome = spec.mapper(record as FmRecord, ctx);
@@ -151,14 +165,10 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
       const row = outcome.row as Record<string, unknown>;
       // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
       if (spec.target === 'contact_details') row.field_data = record.fieldData;
-      rows.push({
-        filemakerId: id,
-        row,
-        state: outcome.state,
-        reason: outcome.reason,
-      });
+      rows.push({ filemakerId: id, row, state: outcome.state, reason: outcome.reason });
     } else {
       ledger.push({
+        recordId,
         filemakerId: id,
         state: outcome.kind === 'skip' ? 'skipped' : 'failed',
         reasonCode: outcome.reason,
@@ -171,6 +181,6 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   const written = await upsertTargetRows(deps.pool, spec.target, input.runId, rows);
   for (const w of written) ledger.push(w);
   await recordLedger(deps.pool, input.runId, input.table, ledger, result);
-  result.processed = ids.length;
+  result.processed = slice.length;
   return result;
 }

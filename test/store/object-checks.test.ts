@@ -56,6 +56,7 @@ describe('object checks of the files phases', () => {
       });
       assert.ok(up.etag && /^[0-9a-f]{32}$/.test(up.etag), 'the upload reports the ETag of the object it confirmed');
       entries.push({
+        recordId: id,
         filemakerId: id,
         state: 'imported',
         s3Key: up.key,
