@@ -106,7 +106,8 @@ describe('a hostile corpus, end to end', () => {
 
   before(async () => {
     s = await setup({ preset: 'tiny', seed: 31, sizeScale: 0.05 });
-    placed = placeCorpus((list) => s.sim.mutate(list));
+    const existingId = (table: string) => String(s.sim.dataset.table(table)!.at(0)!.fields.id);
+    placed = placeCorpus((list) => s.sim.mutate(list), { existingId });
     truth = [];
     for (const table of SOURCE_TABLE_NAMES) {
       const res = await fetch(`${s.sim.adminUrl}/truth/tables/${encodeURIComponent(table)}`);
