@@ -134,20 +134,23 @@ describe('a hostile corpus, end to end', () => {
     await s?.close();
   });
 
-  test('a dry run writes nothing and counts the records without a usable or unique id', () => {
+  test('a dry run writes nothing', () => {
     assert.equal(dry.result.status, 'dry_run');
     assert.equal(dry.rowsAfter, 0, 'no target row was written');
     assert.deepEqual(dry.keysAfter, [], 'no object was stored');
+  });
+
+  test('a dry run counts every record, those without a usable or unique id among them', () => {
     const expected = expectedToFix();
     for (const phase of IMPORT_PHASES) {
       const got = dry.phases.get(phase)!;
-      const counted = Object.fromEntries(TO_FIX.flatMap((r) => (got.byReason[r] ? [[r, got.byReason[r]]] : [])));
-      assert.deepEqual(counted, expected[phase], `${phase}: dry-run counts`);
       for (const t of got.tables) {
         const records = truth.filter((r) => r.table === t.table).length;
         assert.equal(t.manifest, records, `${t.table}: the dry run's manifest holds every record`);
         assert.equal(t.imported + t.unlinked + t.skipped + t.failed, records, `${t.table}: every record gets a state`);
       }
+      const counted = Object.fromEntries(TO_FIX.flatMap((r) => (got.byReason[r] ? [[r, got.byReason[r]]] : [])));
+      assert.deepEqual(counted, expected[phase], `${phase}: dry-run counts`);
     }
   });
 
