@@ -17,6 +17,9 @@ import type { ActivityDeps } from './deps';
 import type { BackupResult, Counts, RestoreResult, RunStatus } from './types';
 import { transferUsedThisYear } from './transfer';
 
+/** Heartbeats as each table of a backup, restore or delete is done (the table-work profile's heartbeat timeout). */
+const tableDone = (table: string) => heartbeat({ table });
+
 export function runBookkeeping(deps: ActivityDeps) {
   const { pool, s3, config } = deps;
   const bucket = config.s3.bucket;
@@ -44,7 +47,7 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Snapshots every table in one REPEATABLE READ transaction, and the S3 inventory under the import's keys. */
     async backup(runId: string): Promise<BackupResult> {
-      const tables = await snapshot(pool, runId);
+      const tables = await snapshot(pool, runId, tableDone);
       const objectsBefore = await recordInventory(pool, runId, inventory(s3, bucket, `${KEY_PREFIX}/`), (n) =>
         heartbeat({ objectsBefore: n }),
       );
@@ -52,7 +55,7 @@ export function runBookkeeping(deps: ActivityDeps) {
     },
 
     /** Restores every table from the run's snapshot in one transaction, verified by fingerprints before it commits. */
-    restore: (runId: string): Promise<RestoreResult> => restore(pool, runId),
+    restore: (runId: string): Promise<RestoreResult> => restore(pool, runId, tableDone),
 
     /** Deletes the objects under the import's keys that did not exist before the run, never older ones. */
     async deleteRunObjects(runId: string): Promise<{ deleted: number }> {
@@ -66,7 +69,7 @@ export function runBookkeeping(deps: ActivityDeps) {
     },
 
     /** The delete phase: imported rows only (a FileMaker id), children first, in one transaction. */
-    deleteImported: (): Promise<Record<string, number>> => deleteImportedData(pool),
+    deleteImported: (): Promise<Record<string, number>> => deleteImportedData(pool, tableDone),
 
     /** After a table's last chunk: fold the kept contact details into the owners that table holds. */
     async foldContactDetails(table: SourceTableName): Promise<Counts> {

@@ -15,6 +15,8 @@ import { withTransaction, type Pool, type PoolClient } from './db';
 import { ident, STORE_OWNED_COLUMNS, TARGET_TABLE_NAMES } from './schema';
 
 type Queryable = Pool | PoolClient;
+/** Called as each table is done, so a long backup, restore or delete can report progress (an activity heartbeat). */
+type OnTable = (table: SnapshotTable) => void;
 
 /** Tables a snapshot covers: every target table plus the kept contact details. Parents first. */
 export const SNAPSHOT_TABLES = [...TARGET_TABLE_NAMES, 'contact_details'] as const;
@@ -73,9 +75,12 @@ export async function fingerprint(db: Queryable, table: string): Promise<Fingerp
   return { rows: row.rows, fingerprint: row.fingerprint };
 }
 
-export async function fingerprintAll(db: Queryable, schema = 'public'): Promise<Fingerprints> {
+export async function fingerprintAll(db: Queryable, schema = 'public', onTable?: OnTable): Promise<Fingerprints> {
   const out = {} as Fingerprints;
-  for (const t of SNAPSHOT_TABLES) out[t] = await fingerprint(db, `${schema}.${t}`);
+  for (const t of SNAPSHOT_TABLES) {
+    out[t] = await fingerprint(db, `${schema}.${t}`);
+    onTable?.(t);
+  }
   return out;
 }
 
@@ -87,19 +92,22 @@ async function schemaExists(db: Queryable, schema: string): Promise<boolean> {
  * Copies every snapshot table into the run's backup schema in one repeatable-read transaction, replacing a backup
  * of the same run id (a retried activity), and returns the copy's fingerprints.
  */
-export async function snapshot(pool: Pool, runId: string): Promise<Fingerprints> {
+export async function snapshot(pool: Pool, runId: string, onTable?: OnTable): Promise<Fingerprints> {
   const schema = ident(backupSchemaName(runId));
   return withTransaction(
     pool,
     async (c) => {
       await c.query(`drop schema if exists ${schema} cascade`);
       await c.query(`create schema ${schema}`);
-      for (const t of SNAPSHOT_TABLES) await c.query(`create table ${schema}.${ident(t)} as table public.${ident(t)}`);
+      for (const t of SNAPSHOT_TABLES) {
+        await c.query(`create table ${schema}.${ident(t)} as table public.${ident(t)}`);
+        onTable?.(t);
+      }
       await c.query(
         `create table ${schema}.${INFO_TABLE} (run_id text not null, created_at timestamptz not null default now())`,
       );
       await c.query(`insert into ${schema}.${INFO_TABLE} (run_id) values ($1)`, [runId]);
-      return fingerprintAll(c, backupSchemaName(runId));
+      return fingerprintAll(c, backupSchemaName(runId), onTable);
     },
     { isolation: 'repeatable read' },
   );
@@ -172,7 +180,7 @@ class Unverified extends Error {
  * committing. IntegrityError (no backup, or not provably the run's) and SchemaVersionError (the backup has other
  * columns) change nothing; nor does a restore whose fingerprints differ (`verified: false`).
  */
-export async function restore(pool: Pool, runId: string): Promise<RestoreOutcome> {
+export async function restore(pool: Pool, runId: string, onTable?: OnTable): Promise<RestoreOutcome> {
   try {
     const tables = await withTransaction(pool, async (c) => {
       const schema = await backupSchemaOf(c, runId);
@@ -190,11 +198,12 @@ export async function restore(pool: Pool, runId: string): Promise<RestoreOutcome
       for (const t of SNAPSHOT_TABLES) {
         const cols = columns.get(t)!.map(ident).join(', ');
         await c.query(`insert into public.${ident(t)} (${cols}) select ${cols} from ${ident(schema)}.${ident(t)}`);
+        onTable?.(t);
       }
       // Deferred foreign keys are checked here, before the fingerprints and the commit.
       await c.query('set constraints all immediate');
-      const now = await fingerprintAll(c, 'public');
-      const saved = await fingerprintAll(c, schema);
+      const now = await fingerprintAll(c, 'public', onTable);
+      const saved = await fingerprintAll(c, schema, onTable);
       if (SNAPSHOT_TABLES.some((t) => now[t].fingerprint !== saved[t].fingerprint)) throw new Unverified(now);
       return now;
     });
@@ -209,11 +218,12 @@ export async function restore(pool: Pool, runId: string): Promise<RestoreOutcome
  * The delete phase: removes every imported row (those with a filemaker_id), children first, in one transaction.
  * S3 objects are never touched: they are keyed by FileMaker id and re-linked by the next import.
  */
-export async function deleteImportedData(pool: Pool): Promise<Record<SnapshotTable, number>> {
+export async function deleteImportedData(pool: Pool, onTable?: OnTable): Promise<Record<SnapshotTable, number>> {
   return withTransaction(pool, async (c) => {
     const out = {} as Record<SnapshotTable, number>;
     for (const t of [...SNAPSHOT_TABLES].reverse()) {
       out[t] = (await c.query(`delete from public.${ident(t)} where filemaker_id is not null`)).rowCount ?? 0;
+      onTable?.(t);
     }
     return out;
   });
