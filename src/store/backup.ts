@@ -30,7 +30,7 @@ export interface Fingerprint {
 export type Fingerprints = Record<SnapshotTable, Fingerprint>;
 
 /** The table in every backup schema recording the run it belongs to (`run_id`). */
-export const INFO_TABLE = '_backup_info';
+const INFO_TABLE = '_backup_info';
 const QUALIFIED = /^(?:([a-z_][a-z0-9_]*)\.)?([a-z_][a-z0-9_]*)$/;
 
 /**

@@ -122,6 +122,25 @@ describe('backup and restore', () => {
     assert.deepEqual(await fingerprintAll(pool), damaged);
   });
 
+  test('a restore whose tables do not come out as the backup has them is rolled back and reported unverified', async () => {
+    await activity(() => runs.backup('run-unverified'));
+    await damage(pool);
+    const damaged = await fingerprintAll(pool);
+    // Something that changes rows as they are written back (here a trigger) makes the restored tables differ.
+    await pool.query(`
+      create function restyle_notes() returns trigger language plpgsql as $$
+      begin new.author := 'someone else'; return new; end $$;
+      create trigger restyle_notes before insert on notes for each row execute function restyle_notes();`);
+    try {
+      const restored = await activity(() => runs.restore('run-unverified'));
+      assert.equal(restored.verified, false);
+      assert.notEqual(restored.tables.notes?.fingerprint, damaged.notes.fingerprint);
+    } finally {
+      await pool.query('drop trigger restyle_notes on notes; drop function restyle_notes()');
+    }
+    assert.deepEqual(await fingerprintAll(pool), damaged, 'nothing of the unverified restore was committed');
+  });
+
   test('rolling back objects deletes exactly the ones the run created under the import prefix', async () => {
     const put = (Key: string) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: Key }));
     const older = Array.from({ length: 1005 }, (_, i) => `${KEY_PREFIX}/documents/old/${String(i).padStart(5, '0')}`);
