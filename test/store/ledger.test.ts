@@ -15,8 +15,15 @@ describe('ledger', () => {
     ({ pool } = await database);
   });
 
+  // Entries name their record directly: these runs have no manifest to resolve an id against.
   const record = (runId: string, entries: LedgerEntry[]) =>
-    recordLedger(pool, runId, 'API_Docs', entries, emptyChunkResult());
+    recordLedger(
+      pool,
+      runId,
+      'API_Docs',
+      entries.map((e) => ({ recordId: e.filemakerId!, ...e })),
+      emptyChunkResult(),
+    );
 
   test('runs are registered once and finished with a status and their report merged into the summary', async () => {
     await startRun(pool, 'run-1', 'wf-1', { phases: ['notes'] });
