@@ -12,9 +12,9 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { mapDocument } from '../domain/mappers/documents';
 import { mapImage } from '../domain/mappers/images';
 import { checkSchemaVersion } from '../store/migrate';
-import { cleanString } from '../store/sanitize';
+import { cleanString, refusalOf } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
-import { importRecordChunk, loadMapContext, mapperFor } from './records';
+import { importRecordChunk, loadMapContext, mapperFor, targetFor, type SourceOwners } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
 import { ledgerBalance, writeManifest } from './ledger';
@@ -197,6 +197,54 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     };
   };
 
+  /** The records of an owner table a run would import (ids that key a row), with `field`'s value of each. */
+  const importableIds = async (table: SourceTableName, field?: string) => {
+    const t = SOURCE_TABLES[table];
+    const read: (ManifestRead & { value: unknown })[] = [];
+    for await (const e of fm.manifest(t.odataTable, { idField: t.idField, ...(field ? { fields: [field] } : {}) })) {
+      const id = normalizeFileMakerId(e.id)?.value ?? null;
+      read.push({
+        record_id: e.rowId ?? null,
+        filemaker_id: id,
+        id_issue: null,
+        mod_id: null,
+        source_key: null,
+        value: e.fields?.[field ?? ''],
+      });
+    }
+    const valueOf = new Map(read.map((r) => [r.record_id ?? `id:${r.filemaker_id}`, r.value]));
+    return manifestRows(read).flatMap((r) =>
+      r.id_issue === null && r.filemaker_id !== null ? [{ id: r.filemaker_id, value: valueOf.get(r.record_id) }] : [],
+    );
+  };
+
+  /** What a dry run of `table` resolves links against: the owners a run would have imported by then. */
+  const sourceOwners = async (table: SourceTableName): Promise<SourceOwners> => {
+    const needs = (t: SourceTableName[]) => t.includes(table);
+    const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : null);
+    const clinics = needs(['API_Contacts', 'API_event', 'API_Contact_Details'])
+      ? (await importableIds('API_Clinic_Name', 'Name')).map((c) => ({ id: c.id, name: text(c.value) ?? undefined }))
+      : [];
+    const patients = needs([
+      'API_event',
+      'API_Notes',
+      'API_Messages',
+      'API_ContactToReferrer',
+      'API_Docs',
+      'API_Images',
+      'API_Contact_Details',
+    ])
+      ? (await importableIds('API_Contacts', 'id_Clinic')).map((p) => [p.id, text(p.value)] as const)
+      : [];
+    const referrers = needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join', 'API_Contact_Details'])
+      ? (await importableIds('API_Referrer')).map((r) => r.id)
+      : [];
+    const companies = needs(['API_ReferrerToCompany_Join', 'API_Contact_Details'])
+      ? (await importableIds('API_Company')).map((c) => c.id)
+      : [];
+    return { clinics, patients, referrers, companies };
+  };
+
   const acts: ReimportActivities = {
     async preflight(input) {
       const problems: string[] = [];
@@ -273,26 +321,11 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         });
       }
       const rows = manifestRows(read);
-      // A dry run writes no manifests: the owners of contact details are read from FileMaker directly.
-      const ownerIds = async (t: SourceTableName) => {
-        const out: string[] = [];
-        const s = SOURCE_TABLES[t];
-        for await (const e of fm.manifest(s.odataTable, { idField: s.idField })) {
-          const id = normalizeFileMakerId(e.id)?.value;
-          if (id !== undefined) out.push(id);
-        }
-        return out;
-      };
-      const owners =
-        table === 'API_Contact_Details'
-          ? {
-              patients: await ownerIds('API_Contacts'),
-              referrers: await ownerIds('API_Referrer'),
-              companies: await ownerIds('API_Company'),
-            }
-          : undefined;
-      const ctx = await loadMapContext(deps, runId, table, { owners });
+      // A dry run writes nothing and the database may be empty or hold an older run: links are predicted against
+      // the records a run would import, read from FileMaker.
+      const ctx = await loadMapContext(deps, runId, table, { source: await sourceOwners(table) });
       const mapper = dryRunMapper(table);
+      const target = targetFor(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};
       const count = (state: keyof typeof byState, reason: string | undefined) => {
@@ -324,7 +357,11 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
           }
           const o = mapper ? mapper(rec as FmRecord, ctx) : undefined;
           if (!o) continue;
-          count(o.kind === 'row' ? o.state : o.kind === 'skip' ? 'skipped' : 'failed', o.reason);
+          // A row the store would refuse costs its record in the run: the dry run says so too.
+          const refused =
+            o.kind === 'row' && target && target !== 'contact_details' ? refusalOf(target, o.row) : undefined;
+          if (refused) count('failed', refused.reason);
+          else count(o.kind === 'row' ? o.state : o.kind === 'skip' ? 'skipped' : 'failed', o.reason);
           if (FILE_TABLES.includes(table) && hasContainer(table, rec as FmRecord)) withFiles.set(id, rec.modId);
         }
       }

@@ -38,17 +38,27 @@ export function mapperFor(table: SourceTableName): Mapper | undefined {
   return MAPPERS[table]?.mapper;
 }
 
-/** Owner ids by table, when they do not come from the run's manifests (a dry run writes none). */
-export interface ContactOwners {
-  patients: readonly string[];
+/** The target table a core table's rows are written to. */
+export function targetFor(table: SourceTableName): TargetTable | 'contact_details' | undefined {
+  return MAPPERS[table]?.target;
+}
+
+/**
+ * What exists in the source, by table, when a dry run predicts links: the records a run would import (read from
+ * FileMaker, since a dry run writes nothing and the database may be empty or hold an older run's rows).
+ */
+export interface SourceOwners {
+  clinics: readonly { id: string; name?: string }[];
+  /** Patient id → the patient's clinic id (as FileMaker holds it), or null. */
+  patients: readonly (readonly [string, string | null])[];
   referrers: readonly string[];
   companies: readonly string[];
 }
 
 /** What a caller narrows a map context to. */
 export interface MapContextScope {
-  /** Owner ids for API_Contact_Details, when they do not come from the run's manifests. */
-  owners?: ContactOwners;
+  /** Links resolved against these instead of the target database and the run's manifests (a dry run). */
+  source?: SourceOwners;
   /**
    * The only patient ids (normalised) the records to map can refer to: just those patients are loaded, instead of
    * every patient (a files batch of 40 records would otherwise load and index all of them: the clinic has ~2,800).
@@ -63,46 +73,49 @@ export async function loadMapContext(
   table: SourceTableName,
   scope: MapContextScope = {},
 ): Promise<MapContext> {
-  const { owners } = scope;
+  const { source } = scope;
   const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     (await deps.pool.query<T>(sql, params)).rows;
   const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
     timeZone: deps.config.clinicTimeZone,
   };
   const needs = (t: SourceTableName[]) => t.includes(table);
-  if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
-    src.clinics = (await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics')).map((r) => r);
-  }
-  if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
-    const only = scope.patients;
-    const rows = await q<{ id: string; clinic: string | null }>(
-      `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
-        ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
-      only ? [only] : [],
-    );
-    src.patients = rows.map((r) => [r.id, r.clinic] as const);
-    if (only) src.patientsAmong = new Set(only);
-  }
-  if (needs(['API_Contact_Details']) && owners) {
-    src.patients = owners.patients.map((id) => [id, null] as const);
-    src.referrers = [...owners.referrers];
-    src.companies = [...owners.companies];
-  } else if (needs(['API_Contact_Details'])) {
-    // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
-    const rows = await q<{ source_table: string; filemaker_id: string }>(
-      `select source_table, filemaker_id from source_manifest
-        where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
-      [runId],
-    );
-    src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
-    src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
-    src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
-  }
-  if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
-    src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
-  }
-  if (needs(['API_ReferrerToCompany_Join'])) {
-    src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+  if (source) {
+    src.clinics = source.clinics;
+    src.patients = source.patients;
+    src.referrers = source.referrers;
+    src.companies = source.companies;
+  } else {
+    if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
+      src.clinics = await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics');
+    }
+    if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
+      const only = scope.patients;
+      const rows = await q<{ id: string; clinic: string | null }>(
+        `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
+          ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
+        only ? [only] : [],
+      );
+      src.patients = rows.map((r) => [r.id, r.clinic] as const);
+      if (only) src.patientsAmong = new Set(only);
+    }
+    if (needs(['API_Contact_Details'])) {
+      // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
+      const rows = await q<{ source_table: string; filemaker_id: string }>(
+        `select source_table, filemaker_id from source_manifest
+          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
+        [runId],
+      );
+      src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
+      src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
+      src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
+    }
+    if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
+      src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
+    }
+    if (needs(['API_ReferrerToCompany_Join'])) {
+      src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+    }
   }
   if (needs(['API_Contacts'])) {
     const rows = await q<{ owner: string; field_data: Record<string, string | number> }>(
