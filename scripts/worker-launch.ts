@@ -6,7 +6,10 @@
  * - `--max-old-space-size`: V8 otherwise lets garbage pile up to hundreds of MB under the files phases' allocation
  *   rate before it collects (measured: heap used 58 → 191 MB during a run, back to 71 MB after); the worker's live
  *   heap stays near 70 MB.
- * - `--max-semi-space-size`: a smaller young generation.
+ * - `--max-semi-space-size=1`: a small young generation, so file chunks (whose bytes live outside the JS heap and
+ *   hardly fill it) are freed by frequent scavenges rather than piling up until V8's external-memory trigger. Measured
+ *   on the 1 GiB slow test, peak worker RSS at 4 MB: 267, 257 MiB, and 258, 300 MiB (over the 300 MB target) with one
+ *   part in flight instead of two; at 1 MB: 245, 247, 247 MiB. Same machine, same hour.
  * - `MALLOC_ARENA_MAX=2`: glibc would give each of the native threads (Temporal Core, libvips, libuv) its own arenas.
  * - `MALLOC_MMAP_THRESHOLD_=131072`: buffers of 128 KiB and more (file bodies, parts) are mapped and handed back to
  *   the system when freed; glibc's default raises that threshold after each free, so they would fragment the heap

@@ -7,6 +7,7 @@ import {
   indexListLength,
   type ChangeOp,
   type ContainerInfo,
+  type ContainerKind,
   type Dataset,
   type FieldValue,
   type JournalEntry,
@@ -25,7 +26,12 @@ export interface Mutation {
   fields?: Record<string, FieldValue>;
   /** The container field to replace; omitted, one of the record's is picked. */
   field?: string;
+  /** Insert: containers described over the generated ones (state, kind of the bytes, declared kind, size, name). */
+  containers?: Record<string, ContainerSpec>;
 }
+
+/** What an insert may say about a container; what it leaves out stays as generated. */
+export type ContainerSpec = Partial<Pick<ContainerInfo, 'state' | 'kind' | 'declaredKind' | 'size' | 'filename'>>;
 
 export interface MutationResult {
   op: ChangeOp;
@@ -38,7 +44,9 @@ export interface MutationResult {
 export class MutationError extends Error {}
 
 const OPS: readonly ChangeOp[] = ['insert', 'update', 'delete', 'replaceContainer'];
-const MUTATION_KEYS = new Set(['op', 'table', 'recordId', 'fields', 'field']);
+const MUTATION_KEYS = new Set(['op', 'table', 'recordId', 'fields', 'field', 'containers']);
+const KINDS: readonly ContainerKind[] = ['pdf', 'docx', 'jpg', 'png', 'heic'];
+const STATES: readonly ContainerInfo['state'][] = ['ok', 'empty', 'broken'];
 /** Fields a random update leaves alone: keys (relationships would break), record-keeping, containers. */
 const KEY_FIELD = /^(id|_kf|recid$|best_image_container$)|Timestamp$/i;
 
@@ -58,6 +66,36 @@ function parseFields(table: SimTable, raw: unknown, where: string): Record<strin
     out[k] = v;
   }
   return out;
+}
+
+function parseContainers(table: SimTable, raw: unknown, where: string): Record<string, ContainerSpec> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new MutationError(`${where}: not an object`);
+  const out: Record<string, ContainerSpec> = {};
+  for (const [field, spec] of Object.entries(raw as Record<string, unknown>)) {
+    const at = `${where}.${field}`;
+    if (!containerFields(table).includes(field)) throw new MutationError(`${at}: not a container of ${table.def.name}`);
+    if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+      throw new MutationError(`${at}: not an object`);
+    const s = spec as Record<string, unknown>;
+    const bad = Object.keys(s).find((k) => !['state', 'kind', 'declaredKind', 'size', 'filename'].includes(k));
+    if (bad) throw new MutationError(`${at}: unknown key '${bad}'`);
+    if (s.state !== undefined && !STATES.includes(s.state as ContainerInfo['state']))
+      throw new MutationError(`${at}.state must be one of ${STATES.join(', ')}`);
+    for (const k of ['kind', 'declaredKind'])
+      if (s[k] !== undefined && !KINDS.includes(s[k] as ContainerKind))
+        throw new MutationError(`${at}.${k} must be one of ${KINDS.join(', ')}`);
+    if (s.size !== undefined && (typeof s.size !== 'number' || !Number.isInteger(s.size) || s.size < 0))
+      throw new MutationError(`${at}.size must be a non-negative integer`);
+    if (s.filename !== undefined && typeof s.filename !== 'string')
+      throw new MutationError(`${at}.filename must be a string`);
+    out[field] = s;
+  }
+  return out;
+}
+
+/** The layout's calculation follows the containers: the first one that holds something. */
+function bestImageContainer(rec: SimRecord): string {
+  return IMAGE_CONTAINERS.find((c) => rec.containers[c]?.state !== 'empty') ?? '';
 }
 
 /**
@@ -82,6 +120,10 @@ export function parseMutations(ds: Dataset, body: unknown): Mutation[] {
     if (m.fields !== undefined) {
       if (op !== 'insert' && op !== 'update') throw new MutationError(`${where}: fields are for insert and update`);
       out.fields = parseFields(table, m.fields, `${where}.fields`);
+    }
+    if (m.containers !== undefined) {
+      if (op !== 'insert') throw new MutationError(`${where}: containers are for insert`);
+      out.containers = parseContainers(table, m.containers, `${where}.containers`);
     }
     if (m.field !== undefined) {
       if (op !== 'replaceContainer') throw new MutationError(`${where}: field is for replaceContainer`);
@@ -170,7 +212,16 @@ export function applyMutation(
     ds.log(m.op, table, rec, source, field);
     return { op: m.op, table: table.def.name, recordId: rec.recordId, id: String(rec.fields.id ?? '') };
   };
-  if (m.op === 'insert') return done(table.insert(m.fields ?? {}, nowTimestamp()));
+  if (m.op === 'insert') {
+    const rec = table.insert(m.fields ?? {}, nowTimestamp());
+    for (const [field, spec] of Object.entries(m.containers ?? {})) {
+      const c = { ...rec.containers[field]!, ...spec };
+      if (c.state === 'empty') c.size = 0;
+      rec.containers[field] = c;
+    }
+    if (m.containers && table.def.name === 'API_Images') rec.fields.best_image_container = bestImageContainer(rec);
+    return done(rec);
+  }
   const index = m.recordId === undefined ? pickRecord(table, rng, spare) : table.indexOfRecordId(m.recordId);
   if (m.op === 'delete') {
     const rec = table.remove(index);
@@ -185,9 +236,7 @@ export function applyMutation(
   } else {
     field = m.field ?? pickContainer(table, rec, rng);
     rec.containers[field] = replacement(rec.containers[field]!, ds.opts.sizeScale, rng);
-    // The layout's calculation follows the containers: the first one that holds something.
-    if (table.def.name === 'API_Images')
-      rec.fields.best_image_container = IMAGE_CONTAINERS.find((c) => rec.containers[c]?.state !== 'empty') ?? '';
+    if (table.def.name === 'API_Images') rec.fields.best_image_container = bestImageContainer(rec);
   }
   rec.modId++;
   rec.fields.modificationTimestamp = nowTimestamp();

@@ -1,7 +1,7 @@
 /**
  * Local error classes. Each has a fixed `name`, a stable machine-readable `code` and a default message.
  * Workflows never branch on these classes (they do not survive bundling): activities convert them into
- * `ApplicationFailure`s whose `type` is the `code` (see `toApplicationFailure` in src/activities/failures.ts).
+ * `ApplicationFailure`s whose `type` is the `code` (see `toFailure` in src/activities/index.ts).
  */
 export abstract class FmReimportError extends Error {
   abstract readonly code: string;

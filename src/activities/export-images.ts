@@ -121,7 +121,7 @@ export async function importExportBatch(
   const exp = await openExport(input.exportSource, deps.s3);
   const keys = await deps.pool.query<{ filemaker_id: string; source_key: string | null; mod_id: string | null }>(
     `select filemaker_id, source_key, mod_id from source_manifest
-      where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[])`,
+      where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[]) and id_issue is null`,
     [input.runId, input.table, todo],
   );
   const recidOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.source_key]));

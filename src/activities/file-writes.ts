@@ -151,7 +151,7 @@ function createFileWrites(pool: Pool): FileWrites {
 
   const ledgers = new GroupCommit<{ runId: string; table: string; entry: LedgerEntry; into: ChunkResult }, void>(
     async (_g, items) => {
-      const { unique } = lastPerKey(items, (x) => x.entry.filemakerId);
+      const { unique } = lastPerKey(items, (x) => x.entry.recordId ?? x.entry.filemakerId ?? undefined);
       const first = items[0]!;
       await recordLedger(
         pool,

@@ -57,7 +57,7 @@ import { ByteBudget, type Release } from '../s3/buffer-budget';
 import { PART_SIZE, QUEUE_SIZE } from '../s3/upload';
 import { ledgerLookup, type LedgerFile } from '../store/ledger';
 import type { ActivityDeps } from './deps';
-import { countLedger, emptyChunkResult, manifestSlice, type LedgerEntry } from './ledger';
+import { countLedger, emptyChunkResult, manifestSlice, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
 import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
@@ -866,14 +866,19 @@ interface Resume {
 /** A batch under way: its counts, the ids still to do, and the context its files share. */
 export interface Batch {
   fc: FileContext;
+  /** The ids of the records still to do; each names one record of the manifest. */
   todo: string[];
+  /** Id → record id, of the records still to do. */
+  recordIdOf: Map<string, string>;
+  /** Record ids whose entry is terminal. */
   done: Set<string>;
 }
 
 /**
- * Step 1 for a batch: its manifest ids, those an earlier attempt (or an earlier batch over the same ids) already
- * finished — counted from the ledger, not touched again — and the context for the rest. Undefined when nothing is
- * left to do (`result` then holds the whole batch's counts).
+ * Step 1 for a batch: its manifest records, those an earlier attempt (or an earlier batch over the same records)
+ * already finished — counted from the ledger, not touched again — the ledger entries of records whose id cannot key
+ * a row, and the context for the rest. Undefined when nothing is left to do (`result` then holds the whole batch's
+ * counts).
  */
 export async function beginBatch(
   deps: ActivityDeps,
@@ -882,23 +887,24 @@ export async function beginBatch(
 ): Promise<Batch | undefined> {
   if (!FILE_TABLES.includes(input.table)) throw new Error(`${input.table} is not a files table`);
   const activity = Context.current();
-  const ids = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
-  if (ids.length === 0) return undefined;
+  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  if (slice.length === 0) return undefined;
   const resumed = activity.info.heartbeatDetails as Resume | undefined;
   const finished = await deps.pool.query<{
-    filemaker_id: string;
+    record_id: string;
+    filemaker_id: string | null;
     state: LedgerEntry['state'];
     reason_code: string | null;
   }>(
-    `select filemaker_id, state, reason_code from import_ledger
-      where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[])
+    `select record_id, filemaker_id, state, reason_code from import_ledger
+      where run_id = $1 and source_table = $2 and record_id = any($3::text[])
         and state in ('imported', 'unlinked', 'skipped', 'failed')`,
-    [input.runId, input.table, ids],
+    [input.runId, input.table, slice.map((e) => e.recordId)],
   );
   const done = new Set<string>();
   countLedger(
     finished.rows.map((r) => {
-      done.add(r.filemaker_id);
+      done.add(r.record_id);
       return { filemakerId: r.filemaker_id, state: r.state, reasonCode: r.reason_code ?? undefined };
     }),
     result,
@@ -909,9 +915,15 @@ export async function beginBatch(
       'batch resumed after a retry',
     );
   }
-  const todo = ids.filter((id) => !done.has(id));
-  result.processed = ids.length;
-  if (todo.length === 0) return undefined;
+  const { failed, keyed } = splitIdIssues(input.table, slice);
+  const unkeyed = failed.filter((e) => !done.has(e.recordId!));
+  await recordLedger(deps.pool, input.runId, input.table, unkeyed, result);
+  for (const e of unkeyed) done.add(e.recordId!);
+  const rest = keyed.filter((k) => !done.has(k.recordId));
+  result.processed = slice.length;
+  if (rest.length === 0) return undefined;
+  const todo = rest.map((k) => k.id);
+  const recordIdOf = new Map(rest.map((k) => [k.id, k.recordId]));
   let lastBeat = 0;
   const fc: FileContext = {
     deps,
@@ -932,7 +944,7 @@ export async function beginBatch(
       activity.heartbeat({ done: [...done] } satisfies Resume);
     },
   };
-  return { fc, todo, done };
+  return { fc, todo, recordIdOf, done };
 }
 
 /** Writes a file's ledger entry and heartbeats: from here on a retry of the batch skips it. */
@@ -940,7 +952,7 @@ export async function settleFile(batch: Batch, entry: LedgerEntry): Promise<void
   const { fc } = batch;
   if (entry.recorded) countLedger([entry], fc.result);
   else await fc.writes.ledger(fc.input.runId, fc.input.table, entry, fc.result);
-  batch.done.add(entry.filemakerId);
+  batch.done.add(entry.recordId ?? batch.recordIdOf.get(entry.filemakerId ?? '') ?? '');
   fc.beat();
 }
 
@@ -954,11 +966,16 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   const referenced = await ledgerLookup(deps.pool, input.table, todo, { completedOnly: true });
   const failedBefore = await downloadFailuresBefore(deps, input, todo);
   const readAtMs = Date.now();
-  const records = await deps.fm.findByIds(source.layout, source.idField, todo, { signal: fc.signal });
+  const wanted = todo.map((id) => ({ recordId: batch.recordIdOf.get(id)!, id }));
+  const records = await deps.fm.recordsById(source.layout, source.idField, wanted, { signal: fc.signal });
+  // Each record under the id the manifest knows it by; one whose id was edited since is set aside (see below).
   const byId = new Map<string, FileMakerRecord>();
-  for (const r of records) {
-    const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
-    if (id !== undefined) byId.set(id, r);
+  const idChanged = new Set<string>();
+  for (const { recordId, id } of wanted) {
+    const r = records.get(recordId);
+    if (!r) continue;
+    if (normalizeFileMakerId(r.fieldData[source.idField])?.value === id) byId.set(id, r);
+    else idChanged.add(id);
   }
   const patientRefs = input.table === 'API_Docs' ? documentPatientRefs : imagePatientRefs;
   const ctx = await loadMapContext(deps, input.runId, input.table, {
@@ -968,8 +985,15 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   const importOne = async (id: string) => {
     const record = byId.get(id);
     let entry: LedgerEntry;
+    const recordId = batch.recordIdOf.get(id)!;
     if (!record) {
-      entry = { filemakerId: id, state: 'skipped', reasonCode: 'SOURCE_DELETED', message: `${input.table} ${id}` };
+      entry = {
+        recordId,
+        filemakerId: id,
+        state: 'skipped',
+        reasonCode: idChanged.has(id) ? 'SOURCE_ID_CHANGED' : 'SOURCE_DELETED',
+        message: `${input.table} record ${recordId}`,
+      };
     } else {
       // A container that broke on every attempt in a completed run, unchanged since, would only break again:
       // it stays failed with its reason instead of spending the quota once more.

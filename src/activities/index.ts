@@ -12,11 +12,13 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { mapDocument } from '../domain/mappers/documents';
 import { mapImage } from '../domain/mappers/images';
 import { checkSchemaVersion } from '../store/migrate';
-import { cleanString } from '../store/sanitize';
+import { cleanString, refusalOf } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
-import { importRecordChunk, loadMapContext, mapperFor } from './records';
+import { importRecordChunk, loadMapContext, mapperFor, targetFor, type SourceOwners } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
+import { ledgerBalance, writeManifest } from './ledger';
+import { manifestRows, type ManifestRead } from '../domain/manifest';
 import { missingFields } from './source-checks';
 import { FILE_TABLES, hasContainer, importFileBatch } from './files';
 import { transferUsedByRun } from './transfer';
@@ -30,6 +32,8 @@ const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Co
 /** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
 const ARRIVALS_LISTED = 1000;
 const ARRIVALS_OVERLOAD_ATTEMPTS = 7;
+/** Ids a dry run lists per reason, for the clinic to fix before the run. */
+const DRY_RUN_IDS_LISTED = 20;
 
 /** Converts our errors into ApplicationFailures the workflow can branch on (by `type`, never by class). */
 export function toFailure(err: unknown): unknown {
@@ -78,23 +82,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
 
   const buildManifestOf = async (runId: string, table: SourceTableName, sourceKeyField?: string): Promise<number> => {
     const source = SOURCE_TABLES[table];
-    const seen = new Set<string>();
-    let batch: { filemaker_id: string; record_id: string | null; mod_id: string | null; source_key: string | null }[] =
-      [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await pool.query(
-        `insert into source_manifest (run_id, source_table, filemaker_id, record_id, mod_id, source_key)
-         select $1, $2, e.filemaker_id, e.record_id, e.mod_id, e.source_key
-           from jsonb_to_recordset($3::jsonb) as e(filemaker_id text, record_id text, mod_id text, source_key text)
-         on conflict (run_id, source_table, filemaker_id) do update
-           set record_id = excluded.record_id, mod_id = excluded.mod_id, source_key = excluded.source_key`,
-        [runId, table, JSON.stringify(batch)],
-      );
-      heartbeat({ table, ids: seen.size });
-      batch = [];
-    };
-    let blank = 0;
+    const entries: ManifestRead[] = [];
     // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
     let maxRowId: bigint | undefined = 0n;
     const fields = sourceKeyField ? [sourceKeyField] : undefined;
@@ -103,22 +91,17 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
         const r = BigInt(entry.rowId);
         if (r > maxRowId) maxRowId = r;
       } else maxRowId = undefined;
-      const id = normalizeFileMakerId(entry.id)?.value;
-      if (id === undefined) {
-        blank++;
-        continue;
-      }
-      if (seen.has(id)) continue; // the same id twice (case variants) is one record to import
-      seen.add(id);
-      batch.push({
-        filemaker_id: id,
-        record_id: entry.rowId === undefined ? null : String(entry.rowId),
+      entries.push({
+        record_id: entry.rowId ?? null,
+        filemaker_id: normalizeFileMakerId(entry.id)?.value ?? null,
+        id_issue: null,
         mod_id: entry.rowModId === undefined ? null : String(entry.rowModId),
         source_key: sourceKeyText(sourceKeyField ? entry.fields?.[sourceKeyField] : undefined),
       });
-      if (batch.length >= 2000) await flush();
+      if (entries.length % 2000 === 0) heartbeat({ table, records: entries.length });
     }
-    await flush();
+    const rows = manifestRows(entries);
+    await writeManifest(pool, runId, table, rows);
     // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
     // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
     // the highest ROWID read: each of them that still exists was there when the key paging passed its place.
@@ -126,11 +109,12 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       source.odataTable,
       maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined,
     );
-    if (counted > seen.size + blank) {
-      throw new ManifestError(`${table}: manifest has ${seen.size + blank} ids, FileMaker counts ${counted}`);
+    if (counted > rows.length) {
+      throw new ManifestError(`${table}: manifest has ${rows.length} records, FileMaker counts ${counted}`);
     }
-    if (blank > 0) logger.warn({ table, blank }, 'records without an id are not importable');
-    return seen.size;
+    const issues = rows.filter((r) => r.id_issue !== null).length;
+    if (issues > 0) logger.warn({ table, records: issues }, 'records whose id cannot key a row: failed with a reason');
+    return rows.length;
   };
 
   const manifestBuilt = async (runId: string, table: SourceTableName): Promise<boolean> => {
@@ -148,7 +132,8 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
    */
   const arrivalsOf = async (runId: string, table: SourceTableName): Promise<string[] | undefined> => {
     const r = await pool.query<{ rows: number; with_row_id: number; max: string | null }>(
-      `select count(*)::int as rows, count(record_id)::int as with_row_id, max(record_id::numeric)::text as max
+      `select count(*)::int as rows, count(*) filter (where record_id ~ '^[0-9]+$')::int as with_row_id,
+              max(record_id::numeric) filter (where record_id ~ '^[0-9]+$')::text as max
          from source_manifest where run_id = $1 and source_table = $2`,
       [runId, table],
     );
@@ -184,25 +169,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     table: SourceTableName,
     checkedBy: 'phase' | 'validation',
   ): Promise<TableReconciliation> => {
-    const r = await pool.query<{ state: string | null; n: number }>(
-      `select l.state, count(*)::int as n
-         from source_manifest m
-         left join import_ledger l on l.run_id = m.run_id and l.source_table = m.source_table
-                                   and l.filemaker_id = m.filemaker_id
-        where m.run_id = $1 and m.source_table = $2
-        group by l.state`,
-      [runId, table],
-    );
-    const by = Object.fromEntries(r.rows.map((x) => [x.state ?? 'missing', x.n]));
-    const missing = await pool.query<{ filemaker_id: string }>(
-      `select m.filemaker_id from source_manifest m
-        where m.run_id = $1 and m.source_table = $2 and not exists (
-          select 1 from import_ledger l where l.run_id = m.run_id and l.source_table = m.source_table
-            and l.filemaker_id = m.filemaker_id and l.state in ('imported', 'unlinked', 'skipped', 'failed'))
-        order by 1 limit 50`,
-      [runId, table],
-    );
-    const manifest = r.rows.reduce((s, x) => s + x.n, 0);
+    const { by, manifest, missing } = await ledgerBalance(pool, runId, table);
     const pending = (by.pending ?? 0) + (by.missing ?? 0);
     const files = FILE_TABLES.includes(table);
     const objects = !files
@@ -220,7 +187,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       skipped: by.skipped ?? 0,
       failed: by.failed ?? 0,
       pending,
-      missing: missing.rows.map((x) => x.filemaker_id),
+      missing,
       objectsChecked: objects.checked,
       objectMismatches: objects.mismatches,
       objectsHeaded: objects.headed,
@@ -228,6 +195,54 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       ...(arrivals !== undefined ? { arrivals } : {}),
       ok: pending === 0 && objects.mismatches.length === 0,
     };
+  };
+
+  /** The records of an owner table a run would import (ids that key a row), with `field`'s value of each. */
+  const importableIds = async (table: SourceTableName, field?: string) => {
+    const t = SOURCE_TABLES[table];
+    const read: (ManifestRead & { value: unknown })[] = [];
+    for await (const e of fm.manifest(t.odataTable, { idField: t.idField, ...(field ? { fields: [field] } : {}) })) {
+      const id = normalizeFileMakerId(e.id)?.value ?? null;
+      read.push({
+        record_id: e.rowId ?? null,
+        filemaker_id: id,
+        id_issue: null,
+        mod_id: null,
+        source_key: null,
+        value: e.fields?.[field ?? ''],
+      });
+    }
+    const valueOf = new Map(read.map((r) => [r.record_id ?? `id:${r.filemaker_id}`, r.value]));
+    return manifestRows(read).flatMap((r) =>
+      r.id_issue === null && r.filemaker_id !== null ? [{ id: r.filemaker_id, value: valueOf.get(r.record_id) }] : [],
+    );
+  };
+
+  /** What a dry run of `table` resolves links against: the owners a run would have imported by then. */
+  const sourceOwners = async (table: SourceTableName): Promise<SourceOwners> => {
+    const needs = (t: SourceTableName[]) => t.includes(table);
+    const text = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : null);
+    const clinics = needs(['API_Contacts', 'API_event', 'API_Contact_Details'])
+      ? (await importableIds('API_Clinic_Name', 'Name')).map((c) => ({ id: c.id, name: text(c.value) ?? undefined }))
+      : [];
+    const patients = needs([
+      'API_event',
+      'API_Notes',
+      'API_Messages',
+      'API_ContactToReferrer',
+      'API_Docs',
+      'API_Images',
+      'API_Contact_Details',
+    ])
+      ? (await importableIds('API_Contacts', 'id_Clinic')).map((p) => [p.id, text(p.value)] as const)
+      : [];
+    const referrers = needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join', 'API_Contact_Details'])
+      ? (await importableIds('API_Referrer')).map((r) => r.id)
+      : [];
+    const companies = needs(['API_ReferrerToCompany_Join', 'API_Contact_Details'])
+      ? (await importableIds('API_Company')).map((c) => c.id)
+      : [];
+    return { clinics, patients, referrers, companies };
   };
 
   const acts: ReimportActivities = {
@@ -295,49 +310,63 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     reconcileTable: ({ runId, table }) => reconcileTable(runId, table, 'phase'),
     async dryRunTable({ runId, table }): Promise<DryRunTableResult> {
       const source = SOURCE_TABLES[table];
-      const ids: string[] = [];
-      for await (const e of fm.manifest(source.odataTable, { idField: source.idField })) ids.push(String(e.id));
-      // A dry run writes no manifests: the owners of contact details are read from FileMaker directly.
-      const ownerIds = async (t: SourceTableName) => {
-        const out: string[] = [];
-        const s = SOURCE_TABLES[t];
-        for await (const e of fm.manifest(s.odataTable, { idField: s.idField })) {
-          const id = normalizeFileMakerId(e.id)?.value;
-          if (id !== undefined) out.push(id);
-        }
-        return out;
-      };
-      const owners =
-        table === 'API_Contact_Details'
-          ? {
-              patients: await ownerIds('API_Contacts'),
-              referrers: await ownerIds('API_Referrer'),
-              companies: await ownerIds('API_Company'),
-            }
-          : undefined;
-      const ctx = await loadMapContext(deps, runId, table, { owners });
+      const read: ManifestRead[] = [];
+      for await (const e of fm.manifest(source.odataTable, { idField: source.idField })) {
+        read.push({
+          record_id: e.rowId ?? null,
+          filemaker_id: normalizeFileMakerId(e.id)?.value ?? null,
+          id_issue: null,
+          mod_id: null,
+          source_key: null,
+        });
+      }
+      const rows = manifestRows(read);
+      // A dry run writes nothing and the database may be empty or hold an older run: links are predicted against
+      // the records a run would import, read from FileMaker.
+      const ctx = await loadMapContext(deps, runId, table, { source: await sourceOwners(table) });
       const mapper = dryRunMapper(table);
+      const target = targetFor(table);
       const byState = { imported: 0, unlinked: 0, skipped: 0, failed: 0 };
       const byReason: Record<string, number> = {};
+      const count = (state: keyof typeof byState, reason: string | undefined) => {
+        byState[state]++;
+        if (reason) byReason[reason] = (byReason[reason] ?? 0) + 1;
+      };
+      // The records a run would fail for their id, as it would; their ids listed for the clinic to fix.
+      const failedIds: Record<string, string[]> = {};
+      for (const r of rows) {
+        if (r.id_issue === null) continue;
+        count('failed', r.id_issue);
+        const list = (failedIds[r.id_issue] ??= []);
+        if (list.length < DRY_RUN_IDS_LISTED) list.push(r.filemaker_id ?? `record ${r.record_id}`);
+      }
+      const keyed = rows.flatMap((r) =>
+        r.id_issue === null && r.filemaker_id !== null ? [{ recordId: r.record_id, id: r.filemaker_id }] : [],
+      );
       // Id → the record's modId: an object stored at another version is downloaded again.
       const withFiles = new Map<string, string>();
-      for (let i = 0; i < ids.length; i += 100) {
-        const records = await fm.findByIds(source.layout, source.idField, ids.slice(i, i + 100));
+      for (let i = 0; i < keyed.length; i += 100) {
+        const part = keyed.slice(i, i + 100);
+        const records = await fm.recordsById(source.layout, source.idField, part);
         heartbeat({ table, done: i });
-        for (const rec of records) {
+        for (const { recordId, id } of part) {
+          const rec = records.get(recordId);
+          if (!rec) {
+            count('skipped', 'SOURCE_DELETED');
+            continue;
+          }
           const o = mapper ? mapper(rec as FmRecord, ctx) : undefined;
           if (!o) continue;
-          const state = o.kind === 'row' ? o.state : o.kind === 'skip' ? 'skipped' : 'failed';
-          byState[state]++;
-          const reason = o.kind === 'row' ? o.reason : o.reason;
-          if (reason) byReason[reason] = (byReason[reason] ?? 0) + 1;
-          const id = normalizeFileMakerId(rec.fieldData[source.idField])?.value;
-          if (id !== undefined && FILE_TABLES.includes(table) && hasContainer(table, rec as FmRecord))
-            withFiles.set(id, rec.modId);
+          // A row the store would refuse costs its record in the run: the dry run says so too.
+          const refused =
+            o.kind === 'row' && target && target !== 'contact_details' ? refusalOf(target, o.row) : undefined;
+          if (refused) count('failed', refused.reason);
+          else count(o.kind === 'row' ? o.state : o.kind === 'skip' ? 'skipped' : 'failed', o.reason);
+          if (FILE_TABLES.includes(table) && hasContainer(table, rec as FmRecord)) withFiles.set(id, rec.modId);
         }
       }
       const estimatedBytes = withFiles.size > 0 ? await estimateDownloadBytes(deps, table, withFiles) : 0;
-      return { table, manifest: ids.length, byState, byReason, estimatedBytes };
+      return { table, manifest: rows.length, byState, byReason, failedIds, estimatedBytes };
     },
     async validate({ runId, tables }) {
       const results: TableReconciliation[] = [];

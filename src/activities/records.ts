@@ -1,11 +1,11 @@
 /**
  * Core-record import (patients, appointments, notes, referrers): one chunk of a table's manifest per activity.
- * Read the chunk's ids from the run's manifest, fetch those records by id (never by paging a find), map each with
- * the pure mappers, upsert the rows in bulk, and give every id a ledger state — including ids FileMaker no longer
- * has (SOURCE_DELETED) and records that map to an error. A bad record costs that record, never the chunk.
+ * Read the chunk's records from the run's manifest, fetch them by record id (never by paging a find), map each with
+ * the pure mappers, upsert the rows in bulk, and give every record a ledger state — including records FileMaker no
+ * longer has (SOURCE_DELETED), records whose id cannot key a row (MISSING_ID, DUPLICATE_ID) and records that map to
+ * an error. A bad record costs that record, never the chunk.
  */
 import { heartbeat } from '@temporalio/activity';
-import type { FileMakerRecord } from '../filemaker';
 import { createMapContext, type MapContextSource } from '../domain/context';
 import { normalizeFileMakerId } from '../domain/ids';
 import { mapAppointment } from '../domain/mappers/appointments';
@@ -16,7 +16,7 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
 import type { ActivityDeps } from './deps';
 import type { ChunkInput, ChunkResult } from './types';
-import { emptyChunkResult, manifestSlice, recordLedger, type LedgerEntry } from './ledger';
+import { emptyChunkResult, manifestSlice, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
 import { upsertTargetRows } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
@@ -38,17 +38,27 @@ export function mapperFor(table: SourceTableName): Mapper | undefined {
   return MAPPERS[table]?.mapper;
 }
 
-/** Owner ids by table, when they do not come from the run's manifests (a dry run writes none). */
-export interface ContactOwners {
-  patients: readonly string[];
+/** The target table a core table's rows are written to. */
+export function targetFor(table: SourceTableName): TargetTable | 'contact_details' | undefined {
+  return MAPPERS[table]?.target;
+}
+
+/**
+ * What exists in the source, by table, when a dry run predicts links: the records a run would import (read from
+ * FileMaker, since a dry run writes nothing and the database may be empty or hold an older run's rows).
+ */
+export interface SourceOwners {
+  clinics: readonly { id: string; name?: string }[];
+  /** Patient id → the patient's clinic id (as FileMaker holds it), or null. */
+  patients: readonly (readonly [string, string | null])[];
   referrers: readonly string[];
   companies: readonly string[];
 }
 
 /** What a caller narrows a map context to. */
 export interface MapContextScope {
-  /** Owner ids for API_Contact_Details, when they do not come from the run's manifests. */
-  owners?: ContactOwners;
+  /** Links resolved against these instead of the target database and the run's manifests (a dry run). */
+  source?: SourceOwners;
   /**
    * The only patient ids (normalised) the records to map can refer to: just those patients are loaded, instead of
    * every patient (a files batch of 40 records would otherwise load and index all of them: the clinic has ~2,800).
@@ -63,46 +73,49 @@ export async function loadMapContext(
   table: SourceTableName,
   scope: MapContextScope = {},
 ): Promise<MapContext> {
-  const { owners } = scope;
+  const { source } = scope;
   const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
     (await deps.pool.query<T>(sql, params)).rows;
   const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
     timeZone: deps.config.clinicTimeZone,
   };
   const needs = (t: SourceTableName[]) => t.includes(table);
-  if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
-    src.clinics = (await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics')).map((r) => r);
-  }
-  if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
-    const only = scope.patients;
-    const rows = await q<{ id: string; clinic: string | null }>(
-      `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
-        ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
-      only ? [only] : [],
-    );
-    src.patients = rows.map((r) => [r.id, r.clinic] as const);
-    if (only) src.patientsAmong = new Set(only);
-  }
-  if (needs(['API_Contact_Details']) && owners) {
-    src.patients = owners.patients.map((id) => [id, null] as const);
-    src.referrers = [...owners.referrers];
-    src.companies = [...owners.companies];
-  } else if (needs(['API_Contact_Details'])) {
-    // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
-    const rows = await q<{ source_table: string; filemaker_id: string }>(
-      `select source_table, filemaker_id from source_manifest
-        where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company')`,
-      [runId],
-    );
-    src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
-    src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
-    src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
-  }
-  if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
-    src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
-  }
-  if (needs(['API_ReferrerToCompany_Join'])) {
-    src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+  if (source) {
+    src.clinics = source.clinics;
+    src.patients = source.patients;
+    src.referrers = source.referrers;
+    src.companies = source.companies;
+  } else {
+    if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
+      src.clinics = await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics');
+    }
+    if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
+      const only = scope.patients;
+      const rows = await q<{ id: string; clinic: string | null }>(
+        `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
+          ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
+        only ? [only] : [],
+      );
+      src.patients = rows.map((r) => [r.id, r.clinic] as const);
+      if (only) src.patientsAmong = new Set(only);
+    }
+    if (needs(['API_Contact_Details'])) {
+      // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
+      const rows = await q<{ source_table: string; filemaker_id: string }>(
+        `select source_table, filemaker_id from source_manifest
+          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
+        [runId],
+      );
+      src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
+      src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
+      src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
+    }
+    if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
+      src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
+    }
+    if (needs(['API_ReferrerToCompany_Join'])) {
+      src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+    }
   }
   if (needs(['API_Contacts'])) {
     const rows = await q<{ owner: string; field_data: Record<string, string | number> }>(
@@ -123,26 +136,40 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   const spec = MAPPERS[input.table];
   if (!spec) throw new Error(`${input.table} is not a core-record table`);
   const source = SOURCE_TABLES[input.table];
-  const ids = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
   const result = emptyChunkResult();
-  if (ids.length === 0) return result;
+  if (slice.length === 0) return result;
+  const { failed, keyed } = splitIdIssues(input.table, slice);
+  const ledger: LedgerEntry[] = [...failed];
   const ctx = await loadMapContext(deps, input.runId, input.table);
 
-  const records: FileMakerRecord[] = await deps.fm.findByIds(source.layout, source.idField, ids);
-  heartbeat({ fetched: records.length });
-  const byId = new Map<string, FileMakerRecord>();
-  for (const r of records) {
-    const id = normalizeFileMakerId(r.fieldData[source.idField])?.value;
-    if (id !== undefined) byId.set(id, r);
-  }
+  const records = await deps.fm.recordsById(source.layout, source.idField, keyed);
+  heartbeat({ fetched: records.size });
 
-  const ledger: LedgerEntry[] = [];
   const rows: { filemakerId: string; row: Record<string, unknown>; state: 'imported' | 'unlinked'; reason?: string }[] =
     [];
-  for (const id of ids) {
-    const record = byId.get(id);
+  for (const { recordId, id } of keyed) {
+    const record = records.get(recordId);
     if (!record) {
-      ledger.push({ filemakerId: id, state: 'skipped', reasonCode: 'SOURCE_DELETED', message: `${input.table} ${id}` });
+      ledger.push({
+        recordId,
+        filemakerId: id,
+        state: 'skipped',
+        reasonCode: 'SOURCE_DELETED',
+        message: `${input.table} record ${recordId}`,
+      });
+      continue;
+    }
+    if (normalizeFileMakerId(record.fieldData[source.idField])?.value !== id) {
+      // The id was edited after the manifest was read: the row would be keyed by another record's id, perhaps.
+      ledger.push({
+        recordId,
+        filemakerId: id,
+        state: 'skipped',
+        reasonCode: 'SOURCE_ID_CHANGED',
+        message: `${input.table} record ${recordId}`,
+        sourceModId: record.modId,
+      });
       continue;
     }
     const outcome = spec.mapper(record as FmRecord, ctx);
@@ -151,14 +178,10 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
       const row = outcome.row as Record<string, unknown>;
       // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
       if (spec.target === 'contact_details') row.field_data = record.fieldData;
-      rows.push({
-        filemakerId: id,
-        row,
-        state: outcome.state,
-        reason: outcome.reason,
-      });
+      rows.push({ filemakerId: id, row, state: outcome.state, reason: outcome.reason });
     } else {
       ledger.push({
+        recordId,
         filemakerId: id,
         state: outcome.kind === 'skip' ? 'skipped' : 'failed',
         reasonCode: outcome.reason,
@@ -171,6 +194,6 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   const written = await upsertTargetRows(deps.pool, spec.target, input.runId, rows);
   for (const w of written) ledger.push(w);
   await recordLedger(deps.pool, input.runId, input.table, ledger, result);
-  result.processed = ids.length;
+  result.processed = slice.length;
   return result;
 }

@@ -77,7 +77,7 @@ export interface TableReconciliation {
   skipped: number;
   failed: number;
   pending: number;
-  /** Manifest ids without a terminal ledger state (capped). */
+  /** Record ids (FileMaker's) of manifest records without a terminal ledger state (capped). */
   missing: string[];
   /** Files tables: stored objects of this run checked by HEAD against the ledger's size and SHA-256. */
   objectsChecked: number;
@@ -95,7 +95,7 @@ export interface TableReconciliation {
    * manifest's highest), not imported by this run; the next run imports them. Capped; absent when unknown.
    */
   arrivals?: string[];
-  /** Every manifest id terminal and every checked object as recorded. */
+  /** Every manifest record terminal and every checked object as recorded. */
   ok: boolean;
 }
 
@@ -115,7 +115,7 @@ export interface RestoreResult {
 export interface ChunkInput {
   runId: string;
   table: SourceTableName;
-  /** Position in the run's manifest of the table (ordered by FileMaker id). */
+  /** Position in the run's manifest of the table (ordered by FileMaker record id). */
   offset: number;
   limit: number;
   writeBack: boolean;
@@ -132,6 +132,8 @@ export interface DryRunTableResult {
   manifest: number;
   byState: Counts;
   byReason: Record<string, number>;
+  /** Ids (or `record <record id>` for a record without one) a run would fail for their id, by reason (capped). */
+  failedIds: Record<string, string[]>;
   /** Bytes the files of this table would download (0 when already stored). */
   estimatedBytes: number;
 }

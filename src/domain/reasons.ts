@@ -5,7 +5,9 @@
  */
 export const REASON_CODES = {
   // Errors: the record could not be mapped at all (ledger state `failed`).
-  MISSING_ID: 'The record has no usable `id`, so it cannot be keyed or imported.',
+  MISSING_ID: 'The record has no usable `id` (empty or blank), so it cannot be keyed or imported.',
+  DUPLICATE_ID:
+    'Two or more records of the table share this `id` (after normalisation); none of them is imported, the message names their record ids.',
   INVALID_RECORD: 'The record is not a FileMaker record shape or a field holds a value of the wrong type.',
   MISSING_FIELD: 'A field the mapper reads is absent from the record (layout drift), so values would be lost silently.',
   DOWNLOAD_FAILED: 'A container download still failed after the bounded retries (and every waterfall fallback).',
@@ -24,7 +26,10 @@ export const REASON_CODES = {
   EMPTY_CONTACT_DETAIL: 'A contact detail with no phone, email or address value.',
   NO_OWNER: 'A contact detail whose `id.key` is empty, so it belongs to nobody.',
   OWNER_NOT_FOUND: 'A contact detail whose `id.key` matches no patient, referrer or company.',
-  SOURCE_DELETED: 'An id in the manifest that FileMaker no longer returns when fetched (deleted during the run).',
+  SOURCE_DELETED:
+    'A record in the manifest whose record id FileMaker says is missing when fetched (deleted during the run).',
+  SOURCE_ID_CHANGED:
+    'A record whose `id` was edited after the manifest was read; the next run imports it under its new id.',
 
   // Unlinked: the row is imported but a link could not be made (ledger state `unlinked`).
   NO_PATIENT: 'The patient foreign key is empty; the row is imported without a patient.',

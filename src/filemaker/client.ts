@@ -76,6 +76,16 @@ export interface FileMakerClient {
   count(table: string, opts?: CountOptions): Promise<number>;
   /** The records with these ids (exact, case-insensitive match on `idField`); ids without a record are absent. */
   findByIds(layout: string, idField: string, ids: readonly string[], opts?: FindOptions): Promise<FileMakerRecord[]>;
+  /**
+   * The records with these record ids (Data API `recordId`, OData `ROWID`), keyed by record id; absent only when
+   * FileMaker says the record is missing. See DataApi.recordsById.
+   */
+  recordsById(
+    layout: string,
+    idField: string,
+    wanted: readonly { recordId: string; id: string }[],
+    opts?: FindOptions,
+  ): Promise<Map<string, FileMakerRecord>>;
   getRecord(layout: string, recordId: string, opts?: { signal?: AbortSignal }): Promise<FileMakerRecord>;
   /** Changes the named fields; with `modId`, fails with FILEMAKER_MODID_MISMATCH if the record changed. Returns the new modId. */
   patchRecord(layout: string, recordId: string, fieldData: Record<string, unknown>, modId?: string): Promise<string>;
@@ -145,6 +155,7 @@ export function createFileMakerClient(opts: FileMakerClientOptions): FileMakerCl
     manifest: (table, o) => odata.manifest(table, o),
     count: (table, o) => odata.count(table, o),
     findByIds: (layout, idField, ids, o) => data.findByIds(layout, idField, ids, o),
+    recordsById: (layout, idField, wanted, o) => data.recordsById(layout, idField, wanted, o),
     getRecord: (layout, recordId, o) => data.getRecord(layout, recordId, o),
     patchRecord: (layout, recordId, fieldData, modId) => data.patchRecord(layout, recordId, fieldData, modId),
     downloadContainer: (url, o) => containers.downloadContainer(url, o),

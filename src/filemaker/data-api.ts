@@ -38,6 +38,8 @@ export interface FindOptions {
   /** 0 US (default), 1 file locale, 2 ISO 8601. */
   dateFormats?: 0 | 1 | 2;
   signal?: AbortSignal;
+  /** Every record the find returns, also those whose id was not asked for (the caller matches by record id). */
+  keepUnrequested?: boolean;
 }
 
 const FIND_MAX_CHUNK = 100;
@@ -127,18 +129,69 @@ export class DataApi {
     return total;
   }
 
-  async getRecord(layout: string, recordId: string, opts: { signal?: AbortSignal } = {}): Promise<FileMakerRecord> {
+  async getRecord(layout: string, recordId: string, opts?: { signal?: AbortSignal }): Promise<FileMakerRecord>;
+  /** With `missingIsAbsent`, a record FileMaker answers 101 (record is missing) for is undefined, not an error. */
+  async getRecord(
+    layout: string,
+    recordId: string,
+    opts: { signal?: AbortSignal; missingIsAbsent: true },
+  ): Promise<FileMakerRecord | undefined>;
+  async getRecord(
+    layout: string,
+    recordId: string,
+    opts: { signal?: AbortSignal; missingIsAbsent?: boolean } = {},
+  ): Promise<FileMakerRecord | undefined> {
     const what = `record ${recordId} on layout "${layout}"`;
     const env = await this.s.dataApi('getRecord', what, {
       method: 'GET',
       path: `/layouts/${pathSegment(layout)}/records/${pathSegment(recordId)}`,
       idempotent: true,
       signal: opts.signal,
+      ...(opts.missingIsAbsent ? { accept: ['101'] } : {}),
     });
+    if (env.fmCode === '101') return undefined;
     const recs = parseRecords(env.response);
     const rec = recs?.[0];
     if (rec === undefined) throw this.t.fail(errorForStatus(200, what, 'no record in the answer'), what);
     return rec;
+  }
+
+  /**
+   * The records with these record ids, by record id. They are read as one batch, by a find on their ids; each record
+   * the find does not return (an id a find cannot match, or one changed since the manifest) is then read alone by its
+   * record id. A record is absent from the result only when FileMaker answers that record id with 101 (record is
+   * missing): it is gone. The id decides nothing: records the find returns for other record ids are not taken.
+   */
+  async recordsById(
+    layout: string,
+    idField: string,
+    wanted: readonly { recordId: string; id: string }[],
+    opts: FindOptions = {},
+  ): Promise<Map<string, FileMakerRecord>> {
+    const want = new Set(wanted.map((w) => w.recordId));
+    const out = new Map<string, FileMakerRecord>();
+    const found = await this.findByIds(
+      layout,
+      idField,
+      wanted.map((w) => w.id),
+      { ...opts, keepUnrequested: true },
+    );
+    for (const r of found) if (want.has(r.recordId)) out.set(r.recordId, r);
+    for (const w of wanted) {
+      if (out.has(w.recordId)) continue;
+      if (!/^\d+$/.test(w.recordId)) {
+        // A manifest from a server that lists no record ids: there, an id is one record.
+        const byId = found.find((r) => {
+          const v = r.fieldData[idField];
+          return (typeof v === 'string' || typeof v === 'number') && String(v).trim().toLowerCase() === w.id;
+        });
+        if (byId) out.set(w.recordId, byId);
+        continue;
+      }
+      const r = await this.getRecord(layout, w.recordId, { signal: opts.signal, missingIsAbsent: true });
+      if (r !== undefined) out.set(w.recordId, r);
+    }
+    return out;
   }
 
   async findByIds(
@@ -195,6 +248,7 @@ export class DataApi {
       if (recs.length === 0 || foundCount === undefined || found.size >= foundCount) break;
       offset += recs.length;
     }
+    if (opts.keepUnrequested) return [...found.values()];
     const wanted = new Set(ids.map((id) => id.toLowerCase()));
     const result: FileMakerRecord[] = [];
     let stray = 0;

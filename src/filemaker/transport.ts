@@ -238,7 +238,7 @@ export class Transport {
     return err;
   }
 
-  /** One HTTP exchange with the body read whole (metadata only; containers use `openStream`). */
+  /** One HTTP exchange with the body read whole (metadata only; containers use `open`). */
   async send(kind: RequestKind, what: string, o: SendOptions): Promise<RawResponse> {
     const release = await this.sem.acquire(o.signal);
     let overloadRepeats = 0;

@@ -1,9 +1,14 @@
 /**
- * Object-level operations: HEAD with our SHA-256, batch delete, inventory by prefix, and the record of which
- * objects existed before a run (so a rollback removes exactly the objects the run created, never older ones).
+ * Object-level operations: HEAD with our SHA-256, small puts, batch delete, inventory by prefix. (Which objects
+ * existed before a run is recorded by src/store/inventory.ts.)
  */
-import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type pg from 'pg';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { S3Wire, unquoteEtag } from './wire';
 
 export interface ObjectInfo {
@@ -43,6 +48,21 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     contentDisposition: h.contentDisposition,
     etag: h.etag,
   };
+}
+
+/** Writes a small object (a report, a probe) in one PutObject. */
+export async function putObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: string,
+  contentType?: string,
+): Promise<void> {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+}
+
+export async function deleteObject(s3: S3Client, bucket: string, key: string): Promise<void> {
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 }
 
 export interface DeleteResult {
@@ -86,63 +106,4 @@ export async function* inventory(s3: S3Client, bucket: string, prefix = ''): Asy
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
-}
-
-/**
- * Stores the objects that exist before a run into `s3_inventory` (idempotent: a retried activity rewrites the same
- * rows). Returns how many were recorded.
- */
-export async function recordInventory(
-  pool: pg.Pool,
-  runId: string,
-  items: AsyncIterable<InventoryItem & { sha256?: string }> | Iterable<InventoryItem & { sha256?: string }>,
-): Promise<number> {
-  let batch: (InventoryItem & { sha256?: string })[] = [];
-  let total = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    await pool.query(
-      `insert into s3_inventory (run_id, key, size, sha256)
-       select $1, x.key, x.size, x.sha256 from json_to_recordset($2::json) as x(key text, size bigint, sha256 text)
-       on conflict (run_id, key) do update set size = excluded.size, sha256 = excluded.sha256`,
-      [runId, JSON.stringify(batch.map((b) => ({ key: b.key, size: b.size, sha256: b.sha256 ?? null })))],
-    );
-    total += batch.length;
-    batch = [];
-  };
-  for await (const item of items) {
-    batch.push(item);
-    if (batch.length >= 1000) await flush();
-  }
-  await flush();
-  return total;
-}
-
-/**
- * Keys of `current` that were not in the run's recorded inventory: the objects the run created, which a rollback
- * may delete. Objects that existed before the run are never returned.
- */
-export async function keysCreatedByRun(
-  pool: pg.Pool,
-  runId: string,
-  current: AsyncIterable<InventoryItem> | Iterable<InventoryItem>,
-): Promise<string[]> {
-  const created: string[] = [];
-  let batch: string[] = [];
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const r = await pool.query<{ key: string }>(
-      `select k as key from unnest($2::text[]) as k
-       where not exists (select 1 from s3_inventory i where i.run_id = $1 and i.key = k)`,
-      [runId, batch],
-    );
-    created.push(...r.rows.map((x) => x.key));
-    batch = [];
-  };
-  for await (const item of current) {
-    batch.push(item.key);
-    if (batch.length >= 1000) await flush();
-  }
-  await flush();
-  return created;
 }

@@ -12,8 +12,8 @@
  *
  * Messages name columns and codes, never values.
  */
-import type { ColumnSpec, TableSpec } from './schema';
-import { STORE_OWNED_COLUMNS } from './schema';
+import type { ColumnSpec, TableSpec, TargetTableName } from './schema';
+import { STORE_OWNED_COLUMNS, TABLE_SPECS } from './schema';
 
 export const STORE_REASON_CODES = {
   MISSING_REQUIRED: 'A column that may not be null is missing or null.',
@@ -248,6 +248,18 @@ export function cleanDocument(value: unknown, name: string): CleanedDocument {
 const OWNED = new Set<string>(STORE_OWNED_COLUMNS);
 
 /** Validates and cleans one mapper row for `spec`; never throws for bad data. */
+/**
+ * Why the store would refuse a row of `table` (the reason code and message), or undefined when it would take it: the
+ * checks `upsertRows` makes before writing, for a dry run that writes nothing.
+ */
+export function refusalOf(
+  table: TargetTableName,
+  row: unknown,
+): { reason: StoreReasonCode; message: string } | undefined {
+  const p = prepareRow(TABLE_SPECS[table], row);
+  return p.ok ? undefined : { reason: p.reason, message: p.message };
+}
+
 export function prepareRow(spec: TableSpec, row: unknown): PreparedRow {
   try {
     if (row === null || typeof row !== 'object' || Array.isArray(row)) {

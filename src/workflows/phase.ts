@@ -234,7 +234,8 @@ class PhaseRun {
       processed: d.manifest,
       byState: d.byState,
       byReason: d.byReason,
-      failedIds: {},
+      // Absent from a dry run recorded before ids that cannot key a row were listed.
+      failedIds: d.failedIds ?? {},
       bytesDownloaded: 0,
       relinked: 0,
       replaced: 0,

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
+import { KEY_PREFIX } from '../../src/domain/keys';
 import { headObject, inventory } from '../../src/s3';
 import {
   assertFilesLanded,
@@ -19,7 +20,6 @@ import {
   completedRun,
   setup,
   truthContainers,
-  IMPORT_PREFIX,
   type Setup,
 } from '../helpers/files';
 
@@ -53,7 +53,7 @@ const run = async (s: Setup, input: Record<string, unknown> = {}, runId = `run-$
 /** Every object under the import prefix with its size and ETag (other bytes under a key give another ETag). */
 async function bucketState(s: Setup): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) out.set(o.key, `${o.size} ${o.etag ?? ''}`);
+  for await (const o of inventory(s.s3, s.bucket, `${KEY_PREFIX}/`)) out.set(o.key, `${o.size} ${o.etag ?? ''}`);
   return out;
 }
 

@@ -8,9 +8,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SimRecord, SimTable } from '../../sim/dataset';
+import { KEY_PREFIX } from '../../src/domain/keys';
 import { inventory } from '../../src/s3';
 import type { RunProgress } from '../../src/workflows/messages';
-import { IMPORT_PREFIX, WATERFALL, assertFilesLanded, completedRun, setup, type Setup } from '../helpers/files';
+import { WATERFALL, assertFilesLanded, completedRun, setup, type Setup } from '../helpers/files';
 
 /** The ledger's form of a record's id. */
 const idOf = (r: SimRecord) => String(r.fields.id).trim().toLowerCase();
@@ -130,7 +131,7 @@ describe('files whose containers mislead', () => {
       assert.equal(images.get(picks.pathName)?.n, 'passwd', "an image's original name is its base name");
 
       const empty: string[] = [];
-      for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) if (o.size === 0) empty.push(o.key);
+      for await (const o of inventory(s.s3, s.bucket, `${KEY_PREFIX}/`)) if (o.size === 0) empty.push(o.key);
       assert.deepEqual(empty, [], 'no zero-byte object in S3');
       const progress = await handle.query<RunProgress>('progress');
       const reasons = (phase: string) => progress.phases.find((p) => p.phase === phase)?.byReason ?? {};

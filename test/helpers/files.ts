@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { SimulatorOptions } from '../../sim/server';
+import { KEY_PREFIX } from '../../src/domain/keys';
 import { headObject, inventory } from '../../src/s3';
 import type { RunningWorker } from '../../src/worker';
 import type { ReimportResult } from '../../src/workflows/reimport';
@@ -9,7 +10,6 @@ import { prepareRun, startTestWorker, type TestRun } from './run';
 
 export const PHASES = ['backup', 'delete', 'patients', 'documents', 'images', 'validation'];
 export const WATERFALL = ['image_Full', 'image_Ex_large', 'image_large', 'image_medium', 'image_small'];
-export const IMPORT_PREFIX = 'patients/filemaker-import/';
 
 export interface TruthContainer {
   id: string;
@@ -87,7 +87,7 @@ export const probeBytes = async (s: Setup, runId: string, path: 'odata' | 'dataa
 /** Keys of the objects under the import prefix in the test's bucket. */
 export const importedKeys = async (s: Setup): Promise<string[]> => {
   const keys: string[] = [];
-  for await (const o of inventory(s.s3, s.bucket, IMPORT_PREFIX)) keys.push(o.key);
+  for await (const o of inventory(s.s3, s.bucket, `${KEY_PREFIX}/`)) keys.push(o.key);
   return keys;
 };
 

@@ -228,6 +228,38 @@ describe('live clinic file: mutations, the live option and the journal', () => {
     assert.equal(rec.modId, String(last.modId));
   });
 
+  test('an insert may give an id any value and describe its containers: kind, declared kind, size, name', async () => {
+    const [doc, image] = sim.mutate([
+      {
+        op: 'insert',
+        table: 'API_Docs',
+        fields: { id: '  ' },
+        containers: { Doc: { state: 'ok', kind: 'pdf', declaredKind: 'jpg', size: 3000, filename: '../a.pdf' } },
+      },
+      { op: 'insert', table: 'API_Images', containers: { image_Full: { state: 'ok', size: 0 }, image_small: {} } },
+    ]);
+    const d = await truthContainer('API_Docs', doc!.recordId, 'Doc');
+    assert.deepEqual([d.state, d.size, d.contentType, d.filename], ['ok', 3000, 'application/pdf', '../a.pdf']);
+    assert.equal((await truthRecords('API_Docs')).at(-1).fieldData.id, '  ');
+    const res = await fetch(`${odata}/API_Docs(${doc!.recordId})/Doc/$value`, { headers: auth });
+    assert.equal(res.headers.get('content-type'), 'image/jpeg', 'FileMaker declares the kind it was put in as');
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.equal(bytes.subarray(0, 5).toString('latin1'), '%PDF-', 'the bytes are a PDF');
+    assert.equal(sha(bytes), d.sha256);
+    const full = await truthContainer('API_Images', image!.recordId, 'image_Full');
+    assert.deepEqual([full.state, full.size], ['ok', 0]);
+    const empty = {
+      op: 'insert' as const,
+      table: 'API_Images',
+      containers: { image_Full: { state: 'empty' as const, size: 5 } },
+    };
+    const [noFull] = sim.mutate([empty]);
+    const none = await truthContainer('API_Images', noFull!.recordId, 'image_Full');
+    assert.deepEqual([none.state, none.size ?? 0], ['empty', 0], 'empty holds no bytes');
+    const rec = (await truthRecords('API_Images')).at(-1);
+    assert.notEqual(rec.fieldData.best_image_container, 'image_Full', 'the best container follows the containers');
+  });
+
   test('PATCH writes through the Data API are journaled', async () => {
     const rid = Number((await truthRecords('API_Notes'))[1].recordId);
     const seq = (await journal()).lastSeq;
@@ -259,6 +291,11 @@ describe('live clinic file: mutations, the live option and the journal', () => {
       [ok, { op: 'replaceContainer', table: 'API_Notes' }],
       [ok, { op: 'delete', table: 'API_Docs', fields: { Type: 'x' } }],
       [ok, { op: 'insert', table: 'API_Docs', recordId: 5 }],
+      [ok, { op: 'update', table: 'API_Docs', recordId: rid, containers: { Doc: {} } }],
+      [ok, { op: 'insert', table: 'API_Docs', containers: { image_Full: {} } }],
+      [ok, { op: 'insert', table: 'API_Docs', containers: { Doc: { kind: 'exe' } } }],
+      [ok, { op: 'insert', table: 'API_Docs', containers: { Doc: { size: -1 } } }],
+      [ok, { op: 'insert', table: 'API_Docs', containers: { Doc: { bytes: 'x' } } }],
       { op: 'insert', table: 'API_Docs' },
     ];
     for (const list of bad) {

@@ -83,7 +83,8 @@ describe('migrations', () => {
     await c.query(`insert into reimport_runs (run_id) values ('run-1')`);
     const ledger = (state: string, reason: string | null) =>
       c.query(
-        `insert into import_ledger (run_id, source_table, filemaker_id, state, reason_code) values ('run-1', 'API_Notes', $1, $2, $3)`,
+        `insert into import_ledger (run_id, source_table, record_id, filemaker_id, state, reason_code)
+          values ('run-1', 'API_Notes', $1, $1, $2, $3)`,
         [`id-${state}-${reason ?? 'none'}`.toLowerCase(), state, reason],
       );
     await assert.rejects(ledger('done', 'SOME_REASON'), /import_ledger_state_check/);

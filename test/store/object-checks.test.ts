@@ -13,7 +13,7 @@ import type pg from 'pg';
 import { documentKey } from '../../src/domain/keys';
 import { createLogger } from '../../src/logger';
 import { uploadStream } from '../../src/s3';
-import { createRun } from '../../src/store/ledger';
+import { startRun } from '../../src/store/runs';
 import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/ledger';
 import {
   commonPrefixes,
@@ -42,7 +42,7 @@ describe('object checks of the files phases', () => {
   /** A run with `n` documents stored and recorded as imported, with the ETag of the confirmed upload, as a batch does. */
   async function storedRun(n: number): Promise<{ runId: string; entries: LedgerEntry[] }> {
     const runId = `run-${randomUUID()}`;
-    await createRun(pool, { runId });
+    await startRun(pool, runId, runId, {});
     const entries: LedgerEntry[] = [];
     for (let i = 0; i < n; i++) {
       const id = `doc-${runId}-${i}`;
@@ -56,6 +56,7 @@ describe('object checks of the files phases', () => {
       });
       assert.ok(up.etag && /^[0-9a-f]{32}$/.test(up.etag), 'the upload reports the ETag of the object it confirmed');
       entries.push({
+        recordId: id,
         filemakerId: id,
         state: 'imported',
         s3Key: up.key,

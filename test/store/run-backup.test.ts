@@ -1,5 +1,5 @@
 /**
- * The reimport's backup and restore (src/activities/runs.ts) on PostgreSQL: every run id gets its own backup schema,
+ * The reimport's backup and restore (src/activities/runs.ts over src/store/backup.ts) on PostgreSQL: every run id gets its own backup schema,
  * and backups made under the older, shared name are restored only when they are provably the run's.
  */
 import assert from 'node:assert/strict';
@@ -11,8 +11,7 @@ import type { ActivityDeps } from '../../src/activities/deps';
 import { runBookkeeping } from '../../src/activities/runs';
 import type { BackupResult, RestoreResult } from '../../src/activities/types';
 import { IntegrityError } from '../../src/errors';
-import { backupSchemaName } from '../../src/store/backup';
-import { TARGET_TABLE_NAMES } from '../../src/store/schema';
+import { backupSchemaName, SNAPSHOT_TABLES } from '../../src/store/backup';
 import { upsertRows } from '../../src/store/upsert';
 import { createTestBucket, s3ClientFor } from '../helpers/stack';
 import { migratedDatabase, patientRow } from './fixtures';
@@ -58,7 +57,7 @@ describe('run backups', () => {
   /** A backup as runs were backed up before names were hashed: `backup_<cleaned id>` cut at 60, no run id. */
   async function legacyBackup(schema: string): Promise<void> {
     await pool.query(`create schema ${schema}`);
-    for (const t of [...TARGET_TABLE_NAMES, 'contact_details']) {
+    for (const t of SNAPSHOT_TABLES) {
       await pool.query(`create table ${schema}.${t} as table public.${t}`);
     }
   }

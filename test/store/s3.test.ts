@@ -5,16 +5,9 @@ import { Readable } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import {
-  contentDisposition,
-  deleteObjects,
-  headObject,
-  inventory,
-  keysCreatedByRun,
-  recordInventory,
-  uploadStream,
-} from '../../src/s3';
-import { createRun } from '../../src/store/ledger';
+import { contentDisposition, deleteObjects, headObject, inventory, uploadStream } from '../../src/s3';
+import { keysCreatedByRun, recordInventory } from '../../src/store/inventory';
+import { startRun } from '../../src/store/runs';
 import { S3RequestError } from '../../src/errors';
 import { S3Wire } from '../../src/s3/wire';
 import { createTestBucket, s3ClientFor, stackEnv } from '../helpers/stack';
@@ -179,7 +172,7 @@ describe('S3 layer', () => {
     for await (const o of inventory(s3, bucket, 'inv/')) listed.push(o.key);
     assert.deepEqual(listed, keys);
 
-    await createRun(pool, { runId: 'run-inv' });
+    await startRun(pool, 'run-inv', 'run-inv', {});
     assert.equal(await recordInventory(pool, 'run-inv', inventory(s3, bucket, 'inv/')), 1203);
     const stored = await pool.query<{ n: number; bytes: string }>(
       `select count(*)::int as n, sum(size) as bytes from s3_inventory where run_id = 'run-inv'`,

@@ -201,7 +201,13 @@ describe('transfer quota and group-committed file writes', () => {
         rows.map((row) =>
           writes.upsert('notes', row, runId, {
             sourceTable: 'API_Notes',
-            entry: { filemakerId: row.filemaker_id, state: 'imported', targetTable: 'notes', targetId: row.id },
+            entry: {
+              recordId: row.filemaker_id,
+              filemakerId: row.filemaker_id,
+              state: 'imported',
+              targetTable: 'notes',
+              targetId: row.id,
+            },
           }),
         ),
       );
@@ -243,8 +249,8 @@ describe('transfer quota and group-committed file writes', () => {
             runId,
             'API_Docs',
             i === 3
-              ? { filemakerId: id, state: 'failed', reasonCode: 'DOWNLOAD_FAILED', message: 'broken' }
-              : { filemakerId: id, state: 'imported' },
+              ? { recordId: id, filemakerId: id, state: 'failed', reasonCode: 'DOWNLOAD_FAILED', message: 'broken' }
+              : { recordId: id, filemakerId: id, state: 'imported' },
             result,
           ),
         ),

@@ -58,7 +58,7 @@ describe('upsert', () => {
       changed: true,
       contact_json: { phones: [], emails: [] },
     });
-    assert.notEqual((await fingerprint(pool, 'patients')).sha256, fp1.sha256);
+    assert.notEqual((await fingerprint(pool, 'patients')).fingerprint, fp1.fingerprint);
   });
 
   test('one row the database refuses in a batch of 1,000: 999 land and the one is reported with its reason', async () => {

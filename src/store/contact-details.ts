@@ -1,0 +1,49 @@
+/**
+ * The kept contact details (`contact_details`) as their owners' JSON columns see them: read per owner table, and the
+ * folded result written onto the owners (patients, referrers, companies).
+ */
+import type { FmRecord } from '../domain/types';
+import type { Pool } from './db';
+
+export type ContactOwnerTable = 'patients' | 'referrers' | 'companies';
+
+/** Every kept detail of `owner`'s rows, grouped by owner id (details in FileMaker id order). */
+export async function contactDetailsByOwner(
+  pool: Pool,
+  owner: ContactOwnerTable,
+): Promise<Map<string, FmRecord['fieldData'][]>> {
+  const rows = await pool.query<{ owner: string; field_data: FmRecord['fieldData'] }>(
+    `select owner_filemaker_id as owner, field_data from contact_details where owner_table = $1
+      order by owner_filemaker_id, filemaker_id`,
+    [owner],
+  );
+  const byOwner = new Map<string, FmRecord['fieldData'][]>();
+  for (const r of rows.rows) {
+    const list = byOwner.get(r.owner) ?? [];
+    list.push(r.field_data);
+    byOwner.set(r.owner, list);
+  }
+  return byOwner;
+}
+
+export interface OwnerContacts {
+  filemaker_id: string;
+  contact_json: unknown;
+  address_json: unknown;
+}
+
+/** Sets the owners' contact and address JSON in one statement; returns how many owner rows were updated. */
+export async function setOwnerContacts(
+  pool: Pool,
+  owner: ContactOwnerTable,
+  updates: readonly OwnerContacts[],
+): Promise<number> {
+  if (updates.length === 0) return 0;
+  const r = await pool.query(
+    `update public.${owner} t set contact_json = u.contact_json, address_json = u.address_json
+       from jsonb_to_recordset($1::jsonb) as u(filemaker_id text, contact_json jsonb, address_json jsonb)
+      where t.filemaker_id = u.filemaker_id`,
+    [JSON.stringify(updates)],
+  );
+  return r.rowCount ?? 0;
+}
