@@ -1,7 +1,8 @@
 /**
  * The worker's Prometheus endpoint (METRICS_ADDRESS) after a small reimport on the real dev server, PostgreSQL, MinIO
  * and the simulator: one scrape holds Temporal's runtime metrics and fm-reimport's own, and ours equal what the
- * FileMaker client counted, what the transfer log holds and what the ledger says. No label carries a record id.
+ * FileMaker client counted, what the run's report says of its cooldowns, what the transfer log holds and what the
+ * ledger says. No label carries a record id.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import type { ActivityDeps } from '../../src/activities/deps';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startWorker, type RunningWorker } from '../../src/worker';
+import type { RunProgress } from '../../src/workflows/messages';
 import type { ReimportResult } from '../../src/workflows/reimport';
 import { prepareRun, type TestRun } from '../helpers/run';
 
@@ -58,7 +60,13 @@ describe('worker metrics', () => {
   before(async () => {
     prepared = await prepareRun({ preset: 'tiny', seed: 21, sizeScale: 0.1 }, 'metrics');
     address = `127.0.0.1:${await freePort()}`;
-    const config = loadConfig({ ...prepared.env, METRICS_ADDRESS: address, METRICS_SAMPLE_SECONDS: '1' });
+    // An overload answer reaches the engine at once (no short repeats): one forced 503 is one durable cooldown.
+    const config = loadConfig({
+      ...prepared.env,
+      METRICS_ADDRESS: address,
+      METRICS_SAMPLE_SECONDS: '1',
+      FM_OVERLOAD_RETRIES: '0',
+    });
     const logger = createLogger({ level: 'error', format: 'json' });
     deps = await createDeps(config, logger);
     worker = await startWorker(config, logger, { deps });
@@ -72,11 +80,22 @@ describe('worker metrics', () => {
 
   test('one scrape holds Temporal runtime metrics and the run’s FileMaker, quota and ledger figures', async () => {
     const runId = `run-${randomUUID()}`;
-    const result = (await prepared.client.workflow.execute('reimport', {
+    const handle = await prepared.client.workflow.start('reimport', {
       taskQueue: prepared.taskQueue,
       workflowId: runId,
       args: [{ phases: ['backup', 'patients', 'documents'], settings: { fileBatchSize: 6 } }],
-    })) as ReimportResult;
+    });
+    // Once the pre-flight is over (a phase is current), FileMaker answers the next request 503: a phase cools down.
+    for (;;) {
+      const progress = await handle.query<{ currentPhase?: string }>('progress');
+      if (progress.currentPhase) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await fetch(`${prepared.sim.adminUrl}/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ failNextRequests: { status: 503, count: 1 } }),
+    });
+    const result = (await handle.result()) as ReimportResult;
     assert.equal(result.status, 'completed');
     // The run is over: nothing moves the counters any more; wait for a sample after the last request.
     await new Promise((r) => setTimeout(r, 2500));
@@ -102,7 +121,18 @@ describe('worker metrics', () => {
         stats.bytesReceived[kind],
         `${kind} bytes`,
       );
-    assert.equal(sum(samples, 'fm_reimport_filemaker_overloads_total'), stats.overloads);
+    assert.equal(stats.overloads, 1, 'the forced 503 reached the engine');
+    assert.equal(sum(samples, 'fm_reimport_filemaker_overloads_total'), 1);
+    // The cooldowns, phase by phase, as the run's progress counts them.
+    const progress = await handle.query<RunProgress>('progress');
+    assert.equal(progress.phases.filter((p) => p.cooldowns > 0).length, 1, 'one phase cooled down');
+    for (const p of progress.phases)
+      assert.equal(
+        sum(samples, 'fm_reimport_cooldowns_total', { phase: p.phase }),
+        p.cooldowns,
+        `${p.phase} cooldowns`,
+      );
+    assert.ok(sum(samples, 'fm_reimport_cooldown_seconds_total') >= 1, 'cooldown seconds are counted');
     assert.equal(sum(samples, 'fm_reimport_filemaker_requests_in_flight'), 0, 'nothing in flight after the run');
     assert.equal(sum(samples, 'fm_reimport_filemaker_max_concurrency'), stats.maxConcurrency);
 
