@@ -103,6 +103,9 @@ export const envSchema = z.object({
   NOTIFY_EMAIL_FROM: z.string().email().optional(),
   NOTIFY_EMAIL_TO: z.string().min(3).optional(),
   NOTIFY_COOLDOWN_THRESHOLD_SECONDS: int(1, 86_400).default(300),
+  // Metrics
+  METRICS_ADDRESS: hostPort.optional(),
+  METRICS_SAMPLE_SECONDS: int(1, 3600).default(10),
   // Logging
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -177,6 +180,8 @@ export interface Config {
     readonly emailTo: readonly string[];
     readonly cooldownThresholdSeconds: number;
   };
+  /** Prometheus metrics of the worker at `address` (`/metrics`), our own read every `sampleSeconds`; off when unset. */
+  readonly metrics: { readonly address: string | undefined; readonly sampleSeconds: number };
   readonly log: { readonly level: Env['LOG_LEVEL']; readonly format: Env['LOG_FORMAT'] };
 }
 
@@ -301,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
         .filter(Boolean),
       cooldownThresholdSeconds: e.NOTIFY_COOLDOWN_THRESHOLD_SECONDS,
     },
+    metrics: { address: e.METRICS_ADDRESS, sampleSeconds: e.METRICS_SAMPLE_SECONDS },
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
   };
   return deepFreeze(config);
