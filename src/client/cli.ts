@@ -216,6 +216,7 @@ program
     const server = await startCodecServer({
       codec: payloadCodecFromConfig(config),
       port: config.codecServerPort,
+      host: config.codecServerHost,
       corsOrigins: codecCorsOriginsFor(config),
       logger,
     });
