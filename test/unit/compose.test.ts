@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -214,6 +214,12 @@ void test('start-up waits on healthchecks and one-shots; long-running services r
     }
     if (!oneShot(s)) assert.equal(s.restart, 'unless-stopped', `${name} restarts`);
   }
+  // Every long-running service says when it is ready; the worker's check is a script in the image.
+  for (const [name, s] of Object.entries(services)) {
+    if (!oneShot(s)) assert.ok(s.healthcheck, `${name} has a healthcheck`);
+  }
+  const workerCheck = service('worker').healthcheck?.test ?? [];
+  assert.ok(existsSync(join(root, workerCheck.at(-1) ?? '')), `${workerCheck.join(' ')}: the script exists`);
   const workerDeps = service('worker').depends_on ?? {};
   assert.deepEqual(Object.keys(workerDeps).sort(), ['create-bucket', 'filemaker-sim', 'migrate', 'temporal']);
   assert.deepEqual(service('migrate').command, ['npm', 'run', 'migrate']);
