@@ -96,6 +96,7 @@ export const envSchema = z.object({
   PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
   PAYLOAD_ACTIVE_KEY_ID: z.string().min(1).optional(),
   CODEC_SERVER_PORT: int(0, 65535).default(8888),
+  CODEC_SERVER_HOST: z.string().min(1).default('127.0.0.1'),
   CODEC_CORS_ORIGINS: z.string().min(1).optional(),
   // Notifications
   NOTIFY_WEBHOOK_URL: url(['http:', 'https:']).optional(),
@@ -172,6 +173,8 @@ export interface Config {
   readonly payloadKeys: string | undefined;
   readonly payloadActiveKeyId: string | undefined;
   readonly codecServerPort: number;
+  /** Loopback by default: the codec server decrypts anything it is given. 0.0.0.0 inside a container. */
+  readonly codecServerHost: string;
   readonly codecCorsOrigins: readonly string[];
   readonly notify: {
     readonly webhookUrl: string | undefined;
@@ -292,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
     payloadKeys: secret(e, 'PAYLOAD_KEYS', 'PAYLOAD_KEYS_FILE'),
     payloadActiveKeyId: e.PAYLOAD_ACTIVE_KEY_ID,
     codecServerPort: e.CODEC_SERVER_PORT,
+    codecServerHost: e.CODEC_SERVER_HOST,
     codecCorsOrigins: (e.CODEC_CORS_ORIGINS ?? '')
       .split(',')
       .map((s) => s.trim())

@@ -305,6 +305,7 @@ program
     const server = await startCodecServer({
       codec: payloadCodecFromConfig(config),
       port: config.codecServerPort,
+      host: config.codecServerHost,
       corsOrigins: codecCorsOriginsFor(config),
       logger,
     });
