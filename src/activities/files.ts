@@ -29,7 +29,6 @@
  * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
  * (the workflow cools down, pauses or retries); what was done stays done. Heartbeats carry the ids finished so far.
  */
-import { CopyObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { PassThrough, Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -52,7 +51,7 @@ import { FileMakerError, FileMakerOverloadedError, IntegrityError, TransferQuota
 import { FM_ERRORS, type FileMakerRecord } from '../filemaker';
 import type { ContainerDownload } from '../filemaker/client';
 import { parseContentDisposition } from '../filemaker/content-disposition';
-import { headObject, uploadStream } from '../s3';
+import { copyObject, headObject, uploadStream } from '../s3';
 import { ByteBudget, type Release } from '../s3/buffer-budget';
 import { PART_SIZE, QUEUE_SIZE } from '../s3/upload';
 import {
@@ -330,14 +329,7 @@ export async function relink(
     const existing = await headObject(s3, fc.bucket, key);
     if (existing && existing.size === head.size && existing.sha256 === head.sha256) etag = existing.etag;
     else {
-      await s3.send(
-        new CopyObjectCommand({
-          Bucket: fc.bucket,
-          Key: key,
-          CopySource: `${fc.bucket}/${encodeURIComponent(prior.s3Key).replace(/%2F/g, '/')}`,
-          MetadataDirective: 'COPY',
-        }),
-      );
+      await copyObject(s3, fc.bucket, prior.s3Key, key);
       const copied = await headObject(s3, fc.bucket, key);
       if (!copied || copied.size !== head.size || copied.sha256 !== head.sha256) return undefined;
       etag = copied.etag;
