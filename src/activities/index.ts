@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 import { normalizeFileMakerId } from '../domain/ids';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
@@ -262,7 +263,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       if (problems.length) {
         throw ApplicationFailure.create({
           message: `pre-flight failed: ${problems.join('; ')}`,
-          type: 'PREFLIGHT_FAILED',
+          type: ERROR_CODES.PREFLIGHT_FAILED,
           nonRetryable: true,
         });
       }
