@@ -44,6 +44,12 @@ export const ERROR_CODES = {
   ROLLBACK_FAILED: 'ROLLBACK_FAILED',
   /** The run failed and was rolled back; the message names the phase and the cause. */
   RUN_ROLLED_BACK: 'RUN_ROLLED_BACK',
+  /** In a run's report: the failure was a cancellation. */
+  CANCELLED: 'CANCELLED',
+  /** In a run's report: an ApplicationFailure whose type is not a code. */
+  APPLICATION_ERROR: 'APPLICATION_ERROR',
+  /** In a run's report: a failure with no ApplicationFailure or cancellation at its root. */
+  UNKNOWN_FAILURE: 'UNKNOWN_FAILURE',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

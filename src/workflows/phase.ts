@@ -35,6 +35,7 @@ import {
 } from './messages';
 import type { Settings } from './options';
 import type { ExportLocation } from '../export/location';
+import { ERROR_CODES } from '../error-codes';
 import { OVERLOADED, QUOTA, chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
 
 export interface PhaseInput {
@@ -470,7 +471,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
           ? `${rec.objectMismatches.length} stored objects do not match their recorded size and SHA-256`
           : '',
       ].filter((p) => p !== '');
-      throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, 'RECONCILIATION_FAILED');
+      throw ApplicationFailure.nonRetryable(`${table}: ${problems.join('; ')}`, ERROR_CODES.RECONCILIATION_FAILED);
     }
   }
 

@@ -34,6 +34,7 @@ import type {
   ValidationResult,
 } from '../activities/types';
 import { IMPORT_PHASES, SOURCE_TABLES, type PhaseName } from '../domain/tables';
+import { ERROR_CODES } from '../error-codes';
 import {
   pauseSignal,
   phaseControlSignal,
@@ -106,7 +107,7 @@ const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const parsed = reimportInputSchema.safeParse(rawInput ?? {});
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, 'INVALID_INPUT');
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, ERROR_CODES.INVALID_INPUT);
   }
   const options: ReimportOptions = parsed.data;
   // The default batch grew from 20 to 40 files: a run started before keeps 20 when its history is replayed.
@@ -301,7 +302,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
               if (!restored.verified) {
                 throw ApplicationFailure.nonRetryable(
                   'restored fingerprints differ from the snapshot',
-                  'RESTORE_FAILED',
+                  ERROR_CODES.RESTORE_FAILED,
                 );
               }
               log.info('database restored', { tables: Object.keys(snapshot.tables).length });
@@ -430,14 +431,14 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       if (errors.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
-          'ROLLBACK_FAILED',
+          ERROR_CODES.ROLLBACK_FAILED,
         );
       }
     });
     if (isCancellation(err)) throw err;
     throw ApplicationFailure.nonRetryable(
       `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
-      'RUN_ROLLED_BACK',
+      ERROR_CODES.RUN_ROLLED_BACK,
     );
   }
 
@@ -518,11 +519,11 @@ export function failureCode(err: unknown): string {
   let e: unknown = err;
   for (let depth = 0; e && depth < 6; depth++) {
     if (e instanceof ApplicationFailure && e.type)
-      return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : 'APPLICATION_ERROR';
-    if (isCancellation(e)) return 'CANCELLED';
+      return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : ERROR_CODES.APPLICATION_ERROR;
+    if (isCancellation(e)) return ERROR_CODES.CANCELLED;
     e = (e as { cause?: unknown }).cause;
   }
-  return 'UNKNOWN_FAILURE';
+  return ERROR_CODES.UNKNOWN_FAILURE;
 }
 
 /** A short, data-free description of a failure chain (types and messages of our own errors). */
