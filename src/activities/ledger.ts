@@ -10,7 +10,12 @@ import type { ChunkResult } from './types';
 
 export type { LedgerEntry } from '../store/ledger';
 
-const FAILED_IDS_PER_REASON = 5;
+/**
+ * Failed ids a chunk's result carries per reason: the result is an event of the workflow's history, so it stays
+ * small. The phase merges them into its report, which keeps more per reason (FAILED_IDS_PER_REASON in
+ * src/workflows/phase.ts); the ledger holds them all.
+ */
+const FAILED_IDS_PER_CHUNK = 5;
 
 export function emptyChunkResult(): ChunkResult {
   return {
@@ -84,7 +89,7 @@ export function countLedger(entries: readonly LedgerEntry[], into: ChunkResult):
       into.byReason[e.reasonCode] = (into.byReason[e.reasonCode] ?? 0) + 1;
       if (e.state === 'failed') {
         const list = (into.failedIds[e.reasonCode] ??= []);
-        if (list.length < FAILED_IDS_PER_REASON) list.push(e.filemakerId ?? `record ${e.recordId ?? '?'}`);
+        if (list.length < FAILED_IDS_PER_CHUNK) list.push(e.filemakerId ?? `record ${e.recordId ?? '?'}`);
       }
     }
   }
