@@ -139,7 +139,7 @@ export async function ledgerBalance(
  * statement whose three parameters (run, source table, the entries as JSON from ledgerJson) start at `$first`, so it
  * can also ride along another statement (see upsertRows' `alongside`).
  */
-export function ledgerInsert(first: number): string {
+function ledgerInsert(first: number): string {
   const [run, table, entries] = [first, first + 1, first + 2].map((n) => `$${n}`);
   // An entry without a record id is the manifest's one record of its id; none there leaves record_id null, which
   // the table refuses: an entry is never written against a record the manifest does not hold.
