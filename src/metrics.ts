@@ -19,7 +19,7 @@ import type { FileMakerClient, FileMakerStats } from './filemaker';
 import type { Logger } from './logger';
 import type { Pool } from './store/db';
 import { newestRunLedgerCounts } from './store/ledger-counts';
-import { transferUsedThisYear } from './activities/transfer';
+import { transferUsedThisYear } from './store/transfer';
 
 export interface WorkerMetricsOptions {
   meter: MetricMeter;

@@ -281,7 +281,8 @@ program
     // Log lines go to stderr: stdout is the table (or the JSON) alone.
     const logger = createLogger({ level: config.log.level, name: 'doctor', destination: pino.destination(2) });
     const { fileMakerClientFor } = await import('../activities/deps');
-    const { formatDoctor, readOnlyPool, runDoctor } = await import('./doctor');
+    const { formatDoctor, runDoctor } = await import('./doctor');
+    const { readOnlyPool } = await import('../store/db');
     const fm = fileMakerClientFor(config, logger);
     const pool = config.database.url ? readOnlyPool(config.database) : undefined;
     try {

@@ -5,34 +5,10 @@
  */
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, isCancellation } from '@temporalio/workflow';
 
-/**
- * Every failure type a workflow raises, branches on or reports, defined once. Those raised by activities are the
- * `code`s of src/errors.ts (a unit test holds them equal); the workflows import nothing from there, which is shared
- * with Node-only code.
- */
-export const ERROR_CODES = {
-  // Raised by activities; the workflow acts on the first two itself (cooldown, quota pause).
-  FILEMAKER_OVERLOADED: 'FILEMAKER_OVERLOADED',
-  TRANSFER_QUOTA_EXCEEDED: 'TRANSFER_QUOTA_EXCEEDED',
-  CONFIG_INVALID: 'CONFIG_INVALID',
-  SCHEMA_VERSION_UNKNOWN: 'SCHEMA_VERSION_UNKNOWN',
-  MANIFEST_INCONSISTENT: 'MANIFEST_INCONSISTENT',
-  INTEGRITY_MISMATCH: 'INTEGRITY_MISMATCH',
-  PREFLIGHT_FAILED: 'PREFLIGHT_FAILED',
-  // Raised by workflows.
-  INVALID_INPUT: 'INVALID_INPUT',
-  RESTORE_FAILED: 'RESTORE_FAILED',
-  RECONCILIATION_FAILED: 'RECONCILIATION_FAILED',
-  VALIDATION_FAILED: 'VALIDATION_FAILED',
-  RUN_ROLLED_BACK: 'RUN_ROLLED_BACK',
-  ROLLBACK_FAILED: 'ROLLBACK_FAILED',
-  // Reason codes of a failure chain without a usable type (see failureCode).
-  APPLICATION_ERROR: 'APPLICATION_ERROR',
-  CANCELLED: 'CANCELLED',
-  UNKNOWN_FAILURE: 'UNKNOWN_FAILURE',
-} as const;
+import { ERROR_CODES } from '../error-codes';
 
-export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+// Every failure type a workflow raises, branches on or reports: the one table of src/error-codes.ts.
+export { ERROR_CODES, type ErrorCode } from '../error-codes';
 
 /** The ApplicationFailure type of an activity's failure (or of the failure itself), if it has one. */
 export function failureType(err: unknown): string | undefined {
