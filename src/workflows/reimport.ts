@@ -224,13 +224,15 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
         await sleep(seconds * 1000, { summary: cooldownSummary(seconds) });
       }
     }
-  })();
+  })().catch(failedBeforeStart(progress, attributes));
   if (controls.transferBudgetBytes === undefined) controls.transferBudgetBytes = preflight.transferBudgetBytes;
   progress.transferBudgetBytes = controls.transferBudgetBytes;
   const containers = { containerPath: preflight.containerPath, containerPathReason: preflight.containerPathReason };
   Object.assign(progress, containers);
 
-  if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
+  if (!options.dryRun) {
+    await acts.startRun({ runId, workflowId: runId, options }).catch(failedBeforeStart(progress, attributes));
+  }
   const run: RunContext = {
     runId,
     options,
@@ -257,6 +259,15 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     return await rollBack(run, err);
   }
   return complete(run);
+}
+
+/** A run that ends before its first phase changed nothing: it is only marked failed (cancelled included), then ends. */
+function failedBeforeStart(progress: RunProgress, attributes: RunSearchAttributes) {
+  return (err: unknown): never => {
+    progress.status = 'failed';
+    attributes.update(progress);
+    throw err;
+  };
 }
 
 /** Waits out a pause, then runs `phase` as a child, keeping the progress model and the operator informed. */
