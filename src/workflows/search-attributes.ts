@@ -17,6 +17,7 @@ import {
 import { patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { PhaseName } from '../domain/tables';
 import type { RunProgress } from './messages';
+import { selectPhases, type ReimportOptions } from './options';
 
 /** The run's status as the `progress` query reports it (`running`, `paused`, `completed`, `rolled_back`, …). */
 export const STATUS_ATTRIBUTE = defineSearchAttributeKey('FmReimportStatus', SearchAttributeType.KEYWORD);
@@ -38,6 +39,20 @@ export function runSearchAttributes(input: { dryRun?: boolean }): SearchAttribut
     { key: STATUS_ATTRIBUTE, value: 'running' },
     { key: DRY_RUN_ATTRIBUTE, value: input.dryRun ?? false },
   ];
+}
+
+/**
+ * What a client adds to the start of a run (`client.workflow.start('reimport', { ...runStartMetadata(options), … })`):
+ * the search attributes, and the one-line summary the Web UI shows for the run (its phases, and whether it is a dry run).
+ */
+export function runStartMetadata(options: ReimportOptions): {
+  typedSearchAttributes: SearchAttributePair[];
+  staticSummary: string;
+} {
+  return {
+    typedSearchAttributes: runSearchAttributes(options),
+    staticSummary: `Reimport${options.dryRun ? ' (dry run)' : ''}: ${selectPhases(options).join(', ')}`,
+  };
 }
 
 /** Upserting the attributes adds commands: a run recorded before them replays without. */

@@ -19,8 +19,9 @@ import {
   DRY_RUN_ATTRIBUTE,
   PHASE_ATTRIBUTE,
   STATUS_ATTRIBUTE,
-  runSearchAttributes,
+  runStartMetadata,
 } from '../../src/workflows/search-attributes';
+import { reimportInputSchema, type ReimportInput } from '../../src/workflows/options';
 import type { RunningWorker } from '../../src/worker';
 import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 
@@ -52,13 +53,13 @@ after(async () => {
   await temporal?.stop();
 });
 
-const start = (workflowId: string, input: { phases: string[]; dryRun?: boolean }) =>
-  client.workflow.start('reimport', {
-    taskQueue: prepared.taskQueue,
-    workflowId,
-    args: [input],
-    typedSearchAttributes: runSearchAttributes(input),
-  });
+/** Starts a run as a client does: its input, its search attributes and its summary. */
+const startOptions = (workflowId: string, input: ReimportInput) => ({
+  taskQueue: prepared.taskQueue,
+  workflowId,
+  args: [input],
+  ...runStartMetadata(reimportInputSchema.parse(input)),
+});
 
 async function attributes(handle: WorkflowHandle) {
   const d = await handle.describe();
@@ -101,13 +102,10 @@ test(
     const completedId = `webui-completed-${tag}`;
     const rolledBackId = `webui-rolled-back-${tag}`;
 
-    const completed = await start(completedId, { phases: ['patients'] });
+    const completed = await client.workflow.start('reimport', startOptions(completedId, { phases: ['patients'] }));
     // Paused from its first workflow task, so it is still before its first phase when it is cancelled: rolled back.
     const rolledBack = await client.workflow.signalWithStart('reimport', {
-      taskQueue: prepared.taskQueue,
-      workflowId: rolledBackId,
-      args: [{ phases: ['patients'] }],
-      typedSearchAttributes: runSearchAttributes({}),
+      ...startOptions(rolledBackId, { phases: ['patients'] }),
       signal: pauseSignal,
       signalArgs: [{ reason: 'web ui test' }],
     });
@@ -123,7 +121,8 @@ test(
     await assert.rejects(rolledBack.result(), WorkflowFailedError);
     assert.deepEqual(await attributes(rolledBack), { status: 'rolled_back', phase: undefined, dryRun: false });
 
-    // The children carry a summary the run's tree shows; the handlers carry the descriptions the UI lists.
+    // The run and its children carry a summary the run's tree shows; the handlers carry the descriptions the UI lists.
+    assert.equal(await (await completed.describe()).staticSummary(), 'Reimport: patients');
     const child = await client.workflow.getHandle(`${completedId}/patients`).describe();
     assert.equal(await child.staticSummary(), `Phase patients of run ${completedId}`);
     assert.match((await child.staticDetails()) ?? '', /^Tables: .*API_Contacts/);
