@@ -295,14 +295,20 @@ class PhaseRun {
       const budgetAtStart = sched.transferBudgetBytes;
       try {
         const batch = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
+        // The Web UI's line for the batch: which manifest positions of which table.
+        const call = {
+          summary: `${table} ${offset + 1}–${Math.min(offset + size, state.manifestTotal)} of ${state.manifestTotal}`,
+        };
         const r = this.files
-          ? await this.chunkActs.importFiles({
-              ...batch,
-              transferBudgetBytes: sched.transferBudgetBytes,
-              exportSource: this.exportSource,
-              containerPath: input.containerPath,
-            })
-          : await this.chunkActs.importChunk(batch);
+          ? await this.chunkActs.importFiles.executeWithOptions(call, [
+              {
+                ...batch,
+                transferBudgetBytes: sched.transferBudgetBytes,
+                exportSource: this.exportSource,
+                containerPath: input.containerPath,
+              },
+            ])
+          : await this.chunkActs.importChunk.executeWithOptions(call, [batch]);
         addBatch(state.result, state.progress, r);
         sched.batchSucceeded();
         await this.report();

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { chromium, type Browser } from 'playwright-core';
 import { CHROMIUM_ARGS, ensureChromium } from '../../scripts/ensure-chromium';
@@ -126,6 +127,11 @@ test(
     const child = await client.workflow.getHandle(`${completedId}/patients`).describe();
     assert.equal(await child.staticSummary(), `Phase patients of run ${completedId}`);
     assert.match((await child.staticDetails()) ?? '', /^Tables: .*API_Contacts/);
+    const batches = ((await client.workflow.getHandle(`${completedId}/patients`).fetchHistory()).events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'importChunk')
+      .map((e) => e.userMetadata?.summary && defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary));
+    assert.ok(batches.length > 0);
+    for (const b of batches) assert.match(b ?? '', /^API_\w+ \d+–\d+ of \d+$/);
     const metadata = await completed.query<{
       definition: { queryDefinitions: { name: string; description?: string }[] };
       currentDetails?: string;
