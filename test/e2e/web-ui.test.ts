@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
@@ -26,6 +27,7 @@ import { reimportInputSchema, type ReimportInput } from '../../src/workflows/opt
 import type { RunningWorker } from '../../src/worker';
 import { prepareRun, startTestWorker, type TestRun } from '../helpers/run';
 
+const TEMPORAL_STATE = join(__dirname, '..', '..', '.stack', `webui-${process.pid}`);
 let temporal: Awaited<ReturnType<typeof startTemporal>>;
 let prepared: TestRun;
 let worker: RunningWorker;
@@ -34,10 +36,7 @@ let client: Client;
 let browser: Browser;
 
 before(async () => {
-  temporal = await startTemporal(
-    { stateDir: join(__dirname, '..', '..', '.stack', `webui-${process.pid}`), ui: true },
-    () => undefined,
-  );
+  temporal = await startTemporal({ stateDir: TEMPORAL_STATE, ui: true }, () => undefined);
   prepared = await prepareRun({ preset: 'tiny', seed: 7 }, 'webui');
   const env = { ...prepared.env, TEMPORAL_ADDRESS: temporal.env.TEMPORAL_ADDRESS! };
   worker = await startTestWorker({ ...prepared, env });
@@ -52,6 +51,7 @@ after(async () => {
   await connection?.close();
   await prepared?.close();
   await temporal?.stop();
+  rmSync(TEMPORAL_STATE, { recursive: true, force: true });
 });
 
 /** Starts a run as a client does: its input, its search attributes and its summary. */
