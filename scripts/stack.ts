@@ -27,6 +27,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { S3Client, CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
+import { SEARCH_ATTRIBUTES } from '../src/workflows/search-attributes';
 
 /** Pinned versions of the binaries the stack builds with `go install` when they are not on the machine. */
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
@@ -231,7 +232,8 @@ function asPostgres(cmd: string, args: string[], ignoreFailure = false) {
   return r;
 }
 
-async function startTemporal(
+/** The Temporal dev server alone, with its search attributes (and its Web UI unless `ui` is false). */
+export async function startTemporal(
   opts: StackOptions,
   log: (l: string) => void,
 ): Promise<Managed & { env: Record<string, string>; ui?: string }> {
@@ -251,6 +253,8 @@ async function startTemporal(
     join(dir, 'temporal.db'),
     '--log-level',
     'warn',
+    // The attributes the Web UI filters runs by: a server must know them before a run sets them.
+    ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
   ];
   if (opts.ui === false) args.push('--headless');
   else {

@@ -67,6 +67,28 @@ export const phaseControlSignal = defineSignal<[PhaseControl]>('phaseControl');
 /** Internal: a phase child reports progress to its parent. */
 export const phaseProgressSignal = defineSignal<[PhaseProgress]>('phaseProgressReport');
 
+/** What each message does, as the Web UI lists a run's queries, signals and updates (from its metadata query). */
+const DESCRIPTIONS: Record<string, string> = {
+  [pauseSignal.name]:
+    'Pause: no new batch starts after the ones in flight; a paused run keeps no request open on FileMaker. ' +
+    'Optional `{ "reason": "…" }`.',
+  [resumeSignal.name]: 'Resume a paused run.',
+  [progressQuery.name]: 'Progress of the run: status, and per phase total, done, counts by state, cooldowns, ETA.',
+  [phaseProgressQuery.name]: 'Progress of this phase: total, done, counts by state, cooldowns, ETA, current table.',
+  [setSettingsUpdate.name]:
+    'Change concurrency, chunk or batch sizes, or cooldowns while running, e.g. `{ "concurrency": 2 }`; ' +
+    'returns the settings in force.',
+  [setTransferBudgetUpdate.name]:
+    'Set the FileMaker transfer budget in bytes; a run paused for quota continues when the new budget allows.',
+  [phaseControlSignal.name]: 'Internal: pause, resume, settings and budget forwarded by the run to its phase.',
+  [phaseProgressSignal.name]: "Internal: a phase's progress reported to its run.",
+};
+
+/** The handler options that describe `def` (for `setHandler`). */
+export function described(def: { name: string }): { description: string } {
+  return { description: DESCRIPTIONS[def.name] ?? def.name };
+}
+
 export interface PhaseControl {
   paused?: boolean;
   settings?: Settings;

@@ -27,6 +27,7 @@ import {
 import type { ContainerPath, ReimportActivities } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
 import {
+  described,
   pauseSignal,
   phaseControlSignal,
   phaseProgressQuery,
@@ -38,8 +39,8 @@ import type { Settings } from './options';
 import type { ExportLocation } from '../export/location';
 import { ERROR_CODES, failureType } from './failures';
 import { chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
-import { addBatch, emptyPhaseResult, startedPhaseProgress, type PhaseResult } from './progress';
-import { PhaseScheduler, historyFull } from './scheduler';
+import { addBatch, countsLine, emptyPhaseResult, startedPhaseProgress, type PhaseResult } from './progress';
+import { PhaseScheduler, cooldownSummary, historyFull } from './scheduler';
 
 export type { PhaseResult } from './progress';
 
@@ -92,10 +93,10 @@ const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 
 export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   const run = new PhaseRun(input);
   const { state, sched } = run;
-  setHandler(phaseProgressQuery, () => ({ ...state.progress }));
-  setHandler(pauseSignal, () => sched.control({ paused: true }));
-  setHandler(resumeSignal, () => sched.control({ paused: false }));
-  setHandler(phaseControlSignal, (c) => sched.control(c));
+  setHandler(phaseProgressQuery, () => ({ ...state.progress }), described(phaseProgressQuery));
+  setHandler(pauseSignal, () => sched.control({ paused: true }), described(pauseSignal));
+  setHandler(resumeSignal, () => sched.control({ paused: false }), described(resumeSignal));
+  setHandler(phaseControlSignal, (c) => sched.control(c), described(phaseControlSignal));
 
   const tables = tablesOf(input.phase);
   for (; state.tableIndex < tables.length; state.tableIndex++) {
@@ -115,6 +116,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   state.progress.status = 'completed';
   state.progress.finishedAt = new Date().toISOString();
   await run.report(true);
+  setCurrentDetails(countsLine(input.phase, state.result.byState));
   return state.result;
 }
 
@@ -206,7 +208,7 @@ class PhaseRun {
     });
     await this.report(true);
     // A durable timer: visible in the Web UI, survives worker restarts, costs no worker slot.
-    await sleep(seconds * 1000);
+    await sleep(seconds * 1000, { summary: cooldownSummary(seconds) });
     this.sched.cooledDown();
     await this.report(true);
   }
@@ -293,14 +295,20 @@ class PhaseRun {
       const budgetAtStart = sched.transferBudgetBytes;
       try {
         const batch = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
+        // The Web UI's line for the batch: which manifest positions of which table.
+        const call = {
+          summary: `${table} ${offset + 1}–${Math.min(offset + size, state.manifestTotal)} of ${state.manifestTotal}`,
+        };
         const r = this.files
-          ? await this.chunkActs.importFiles({
-              ...batch,
-              transferBudgetBytes: sched.transferBudgetBytes,
-              exportSource: this.exportSource,
-              containerPath: input.containerPath,
-            })
-          : await this.chunkActs.importChunk(batch);
+          ? await this.chunkActs.importFiles.executeWithOptions(call, [
+              {
+                ...batch,
+                transferBudgetBytes: sched.transferBudgetBytes,
+                exportSource: this.exportSource,
+                containerPath: input.containerPath,
+              },
+            ])
+          : await this.chunkActs.importChunk.executeWithOptions(call, [batch]);
         addBatch(state.result, state.progress, r);
         sched.batchSucceeded();
         await this.report();

@@ -190,6 +190,21 @@ export function finishPhaseProgress(pp: PhaseProgress, summary: PhaseSummary, fi
   pp.finishedAt = finishedAt;
 }
 
+/** 2845 as `2,845` (no Intl: the same text whatever the worker's locale). */
+function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** One line of counts for the Web UI, e.g. `patients: 2,845 read, 2,790 imported, 12 failed`. */
+export function countsLine(phase: PhaseName, c: Counts): string {
+  const read = c.imported + c.unlinked + c.skipped + c.failed;
+  const parts = [`${thousands(read)} read`, `${thousands(c.imported)} imported`];
+  if (c.unlinked > 0) parts.push(`${thousands(c.unlinked)} unlinked`);
+  if (c.skipped > 0) parts.push(`${thousands(c.skipped)} skipped`);
+  parts.push(`${thousands(c.failed)} failed`);
+  return `${phase}: ${parts.join(', ')}`;
+}
+
 /** Record counts summed over the phases. */
 export function totalCounts(summaries: readonly PhaseSummary[]): Record<string, number> {
   return summaries.reduce<Record<string, number>>((c, x) => {

@@ -36,6 +36,7 @@ import type {
 } from '../activities/types';
 import { IMPORT_PHASES, SOURCE_TABLES, type ImportPhase, type PhaseName } from '../domain/tables';
 import {
+  described,
   pauseSignal,
   phaseControlSignal,
   phaseProgressSignal,
@@ -54,11 +55,12 @@ import {
   type ReimportOptions,
   type Settings,
 } from './options';
-import { importPhase, type PhaseResult } from './phase';
+import { importPhase, tablesOf, type PhaseResult } from './phase';
 import { ERROR_CODES, describeFailure, failureCode, failureType } from './failures';
 import {
   addPhaseResult,
   applyPhaseReport,
+  countsLine,
   emptySummary,
   finishPhaseProgress,
   newRunProgress,
@@ -68,7 +70,8 @@ import {
 } from './progress';
 import { notifyActivity, shortActivity, tableWorkActivity } from './profiles';
 import { Saga } from './saga';
-import { cooldownSeconds } from './scheduler';
+import { cooldownSeconds, cooldownSummary } from './scheduler';
+import { RunSearchAttributes } from './search-attributes';
 import { backupPhase, deletePhase, validationPhase } from './steps';
 
 export type { PhaseSummary } from './progress';
@@ -125,6 +128,8 @@ interface RunContext {
   controls: Controls;
   tellChild: (control: PhaseControl) => Promise<void>;
   progress: RunProgress;
+  /** The Web UI's search attributes, kept in step with `progress`. */
+  attributes: RunSearchAttributes;
   notifications: Notifications;
   preflight: PreflightResult;
   containers: { containerPath: ContainerPath; containerPathReason: string };
@@ -199,7 +204,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       // The child finished between our check and the signal; the next child starts with the current state.
     }
   };
-  handleOperatorMessages(controls, progress, tellChild);
+  const attributes = new RunSearchAttributes();
+  handleOperatorMessages(controls, progress, attributes, tellChild);
   const notifications = new Notifications();
 
   // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
@@ -214,16 +220,19 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
         });
       } catch (err) {
         if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
-        await sleep(cooldownSeconds(controls.settings, n) * 1000);
+        const seconds = cooldownSeconds(controls.settings, n);
+        await sleep(seconds * 1000, { summary: cooldownSummary(seconds) });
       }
     }
-  })();
+  })().catch(failedBeforeStart(progress, attributes));
   if (controls.transferBudgetBytes === undefined) controls.transferBudgetBytes = preflight.transferBudgetBytes;
   progress.transferBudgetBytes = controls.transferBudgetBytes;
   const containers = { containerPath: preflight.containerPath, containerPathReason: preflight.containerPathReason };
   Object.assign(progress, containers);
 
-  if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
+  if (!options.dryRun) {
+    await acts.startRun({ runId, workflowId: runId, options }).catch(failedBeforeStart(progress, attributes));
+  }
   const run: RunContext = {
     runId,
     options,
@@ -235,6 +244,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     controls,
     tellChild,
     progress,
+    attributes,
     notifications,
     preflight,
     containers,
@@ -251,6 +261,15 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   return complete(run);
 }
 
+/** A run that ends before its first phase changed nothing: it is only marked failed (cancelled included), then ends. */
+function failedBeforeStart(progress: RunProgress, attributes: RunSearchAttributes) {
+  return (err: unknown): never => {
+    progress.status = 'failed';
+    attributes.update(progress);
+    throw err;
+  };
+}
+
 /** Waits out a pause, then runs `phase` as a child, keeping the progress model and the operator informed. */
 async function runPhase(run: RunContext, phase: PhaseName): Promise<void> {
   const { runId, progress, phases } = run;
@@ -259,6 +278,7 @@ async function runPhase(run: RunContext, phase: PhaseName): Promise<void> {
   pp.status = 'running';
   progress.currentPhase = phase;
   pp.startedAt = new Date().toISOString();
+  run.attributes.update(progress);
   setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
   const workflowId = `${runId}/${phase}`;
   pp.workflowId = workflowId;
@@ -296,6 +316,7 @@ async function rollBack(run: RunContext, err: unknown): Promise<never> {
   const failedPhase = progress.currentPhase;
   if (failedPhase) phaseProgressOf(progress, failedPhase).status = 'failed';
   progress.status = 'rolling_back';
+  run.attributes.update(progress);
   setCurrentDetails(`Rolling back: ${cause}`);
   const reasonCode = failureCode(err);
   run.notifications.send({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
@@ -304,6 +325,7 @@ async function rollBack(run: RunContext, err: unknown): Promise<never> {
     const errors = await run.saga.compensate();
     const status = errors.length === 0 ? 'rolled_back' : 'failed';
     progress.status = status;
+    run.attributes.update(progress);
     if (!run.options.dryRun) {
       await run.acts.finishRun({
         runId,
@@ -341,11 +363,17 @@ async function complete(run: RunContext): Promise<ReimportResult> {
   const { runId, options, progress, summaries } = run;
   progress.status = 'completed';
   progress.currentPhase = undefined;
+  run.attributes.update(progress);
   const report = buildReport(run, undefined);
   const { reportKey } = options.dryRun
     ? { reportKey: undefined }
     : await run.acts.finishRun({ runId, status: 'completed', report });
-  setCurrentDetails(`Completed${options.dryRun ? ' (dry-run)' : ''}`);
+  setCurrentDetails(
+    [
+      `Completed${options.dryRun ? ' (dry-run)' : ''}`,
+      ...summaries.filter((s) => IMPORT_PHASE_SET.has(s.phase)).map((s) => `- ${countsLine(s.phase, s)}`),
+    ].join('\n'),
+  );
   run.notifications.send({
     type: 'run_completed',
     runId,
@@ -384,20 +412,26 @@ async function complete(run: RunContext): Promise<ReimportResult> {
 function handleOperatorMessages(
   controls: Controls,
   progress: RunProgress,
+  attributes: RunSearchAttributes,
   tellChild: (control: PhaseControl) => Promise<void>,
 ): void {
-  setHandler(progressQuery, () => progress);
-  setHandler(pauseSignal, async () => {
-    controls.paused = true;
-    progress.status = 'paused';
-    await tellChild({ paused: true });
-  });
-  setHandler(resumeSignal, async () => {
-    controls.paused = false;
-    progress.status = 'running';
-    await tellChild({ paused: false });
-  });
-  setHandler(phaseProgressSignal, (p) => applyPhaseReport(progress, p));
+  setHandler(progressQuery, () => progress, described(progressQuery));
+  const setPaused = async (paused: boolean) => {
+    controls.paused = paused;
+    progress.status = paused ? 'paused' : 'running';
+    attributes.update(progress);
+    await tellChild({ paused });
+  };
+  setHandler(pauseSignal, () => setPaused(true), described(pauseSignal));
+  setHandler(resumeSignal, () => setPaused(false), described(resumeSignal));
+  setHandler(
+    phaseProgressSignal,
+    (p) => {
+      applyPhaseReport(progress, p);
+      attributes.update(progress);
+    },
+    described(phaseProgressSignal),
+  );
   setHandler(
     setSettingsUpdate,
     async (patch) => {
@@ -407,6 +441,7 @@ function handleOperatorMessages(
       return controls.settings;
     },
     {
+      ...described(setSettingsUpdate),
       validator: (patch) => {
         const r = settingsSchema.partial().strict().safeParse(patch);
         if (!r.success) throw new Error(`invalid settings: ${describeIssues(r.error)}`);
@@ -422,6 +457,7 @@ function handleOperatorMessages(
       return bytes;
     },
     {
+      ...described(setTransferBudgetUpdate),
       validator: (bytes) => {
         if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error('budget must be a whole number of bytes');
       },
@@ -429,9 +465,24 @@ function handleOperatorMessages(
   );
 }
 
+/** How a phase child is started: its id, the run's memo, and the line the Web UI shows for it. */
+function childOptions(run: RunContext, workflowId: string) {
+  const phase = run.progress.currentPhase;
+  const details =
+    phase && IMPORT_PHASE_SET.has(phase)
+      ? `Tables: ${tablesOf(phase as ImportPhase).join(', ')}${run.options.dryRun ? '\n\nDry run: metadata only' : ''}`
+      : undefined;
+  return {
+    workflowId,
+    memo: run.memo,
+    staticSummary: `Phase ${phase ?? ''} of run ${run.runId}`,
+    staticDetails: details,
+  };
+}
+
 /** Snapshots the database and the S3 inventory; from here on, any failure restores the snapshot. */
 const backupStep: PhaseStep = async (run, summary, workflowId) => {
-  const snapshot = await executeChild(backupPhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
+  const snapshot = await executeChild(backupPhase, { ...childOptions(run, workflowId), args: [{ runId: run.runId }] });
   run.backup = snapshot;
   run.saga.add('delete objects created by this run', async () => {
     await run.heavy.deleteRunObjects({ runId: run.runId });
@@ -450,7 +501,7 @@ const backupStep: PhaseStep = async (run, summary, workflowId) => {
 };
 
 const deleteStep: PhaseStep = async (run, summary, workflowId) => {
-  const deleted = await executeChild(deletePhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
+  const deleted = await executeChild(deletePhase, { ...childOptions(run, workflowId), args: [{ runId: run.runId }] });
   summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
 };
 
@@ -464,8 +515,7 @@ const validationStep: PhaseStep = async (run, summary, workflowId) => {
         .map((t) => t.name),
     );
   const validation = await executeChild(validationPhase, {
-    workflowId,
-    memo: run.memo,
+    ...childOptions(run, workflowId),
     args: [{ runId: run.runId, tables }],
   });
   run.validation = validation;
@@ -478,8 +528,7 @@ const importStep =
   async (run, summary, workflowId) => {
     const { options, controls } = run;
     const child = await startChild(importPhase, {
-      workflowId,
-      memo: run.memo,
+      ...childOptions(run, workflowId),
       args: [
         {
           runId: run.runId,

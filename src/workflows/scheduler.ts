@@ -15,6 +15,11 @@ export function cooldownSeconds(settings: Settings, n: number): number {
   return Math.min(settings.cooldownMaxSeconds, settings.cooldownBaseSeconds * 2 ** Math.max(0, n - 1));
 }
 
+/** The Web UI's line for a cooldown timer. */
+export function cooldownSummary(seconds: number): string {
+  return `Cooldown ${seconds} s: FileMaker answered overloaded`;
+}
+
 /** Whether an execution's history is long enough to continue as new (once its batches in flight are done). */
 export function historyFull(info: { continueAsNewSuggested: boolean; historyLength: number }): boolean {
   return info.continueAsNewSuggested || info.historyLength > HISTORY_SOFT_LIMIT;

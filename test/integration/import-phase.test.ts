@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { ChunkInput, ReimportActivities } from '../../src/activities/types';
@@ -178,6 +178,11 @@ describe('import phase scheduling', () => {
     assert.equal(result.cooldowns, 1);
     const timers = ((await handle.fetchHistory()).events ?? []).filter((e) => e.timerStartedEventAttributes);
     assert.equal(timers.length, 1, 'one durable timer');
+    const summary = timers[0]!.userMetadata?.summary;
+    assert.equal(
+      summary && defaultPayloadConverter.fromPayload(summary),
+      'Cooldown 0.5 s: FileMaker answered overloaded',
+    );
     assert.equal(result.byState.imported, 12, 'the failed chunks ran again');
   });
 
