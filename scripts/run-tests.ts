@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   }
   // The dashboard test drives Debian's chromium: installed here, before the suites, so an apt-get on a fresh machine
   // does not spend the test's own timeout (it did: 90 s ran out while the package was being configured).
-  if (testFiles.some((f) => f.endsWith('dashboard.test.ts'))) ensureChromium();
+  if (testFiles.some((f) => f.endsWith('dashboard.test.ts') || f.endsWith('web-ui.test.ts'))) ensureChromium();
   // FM_REIMPORT_TEST_STACK names another state folder under .stack/, so two test runs on one machine do not share
   // (and reap) one stack.
   const stackName = process.env.FM_REIMPORT_TEST_STACK ?? 'test';

@@ -6,6 +6,7 @@ import { temporalConnectionOptions } from '../tls';
 import type { RunProgress } from '../workflows/messages';
 import { reimportInputSchema, describeIssues, type ReimportInput } from '../workflows/options';
 import type { ReimportResult } from '../workflows/reimport';
+import { runStartMetadata } from '../workflows/search-attributes';
 
 export async function connectClient(config: Config = loadConfig(process.env, 'client')) {
   const connection = await Connection.connect(temporalConnectionOptions(config));
@@ -39,6 +40,9 @@ export async function startReimport(
     args: [input],
     // One reimport of an id at a time; a finished id cannot be reused by accident.
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    // Status, phase and dry-run as search attributes for the Web UI's filters, and a one-line summary; a server that
+    // lacks the attributes refuses the start and names them (README, "In the Temporal Web UI").
+    ...runStartMetadata(reimportInputSchema.parse(input)),
   });
 }
 

@@ -14,6 +14,8 @@ import {
 } from '@temporalio/client';
 import type { Config } from '../config';
 import type { ReimportInput } from '../workflows/options';
+import { runStartMetadata } from '../workflows/search-attributes';
+import { reimportInputSchema } from '../workflows/options';
 import { reimportInput } from './operations';
 
 /** When a schedule fires: every `every` (`30m`, `12h`, `1d`), or a cron line in `timeZone`. */
@@ -51,6 +53,8 @@ export async function createReimportSchedule(client: Client, config: Config, opt
       workflowId: opts.scheduleId,
       taskQueue: config.temporal.taskQueue,
       args: [input],
+      // As `start` gives them: the Web UI filters scheduled runs by status and phase too.
+      ...runStartMetadata(reimportInputSchema.parse(input)),
     },
     policies: {
       overlap: ScheduleOverlapPolicy.SKIP,
