@@ -22,10 +22,9 @@ import { ledgerBalance } from '../store/ledger';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import { manifestRows, type ManifestRead } from '../domain/manifest';
 import { missingFields } from './source-checks';
-import { FILE_TABLES, hasContainer, importFileBatch } from './files';
+import { FILE_TABLES, hasContainer, importExportBatch, importFileBatch } from './files';
 import { transferUsedByRun } from '../store/transfer';
 import { estimateDownloadBytes, reconcileObjects, verifyObjects } from './verify';
-import { importExportBatch } from './export-images';
 import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
 
 export type { ActivityDeps } from './deps';
