@@ -3,21 +3,12 @@ import { documentKey } from '../../domain/keys';
 import { mapDocument } from '../../domain/mappers/documents';
 import type { FmRecord } from '../../domain/types';
 import type { LedgerEntry } from '../ledger';
-import {
-  addFinding,
-  countStored,
-  endsBatch,
-  KnownBroken,
-  reasonOf,
-  type FileContext,
-  type FileJob,
-  type StoredFile,
-} from './context';
-import { download } from './download';
-import { relink, type KeyFor } from './relink';
+import { addFinding, countStored, reasonOf, type FileContext, type FileJob } from './context';
+import { obtainFile } from './download';
+import type { KeyFor } from './relink';
 
 export async function importDocument(fc: FileContext, job: FileJob): Promise<LedgerEntry> {
-  const { id, record, readAtMs, ctx, prior, brokenAtModId } = job;
+  const { id, record, ctx } = job;
   const outcome = mapDocument(record as unknown as FmRecord, ctx);
   const sourceModId = record.modId;
   if (outcome.kind === 'error') {
@@ -41,19 +32,14 @@ export async function importDocument(fc: FileContext, job: FileJob): Promise<Led
   }
   const base = outcome.row;
   const keyFor: KeyFor = (ext, revision) => documentKey(base.object_id, base.category, id, ext, revision);
-  let stored: StoredFile | undefined;
-  try {
-    stored = await relink(fc, prior, keyFor, 'Doc');
-    if (!stored && brokenAtModId !== undefined) throw new KnownBroken(brokenAtModId);
-    stored ??= await download(fc, id, record, readAtMs, 'Doc', (ext) => keyFor(ext, job.revision));
-  } catch (err) {
-    if (endsBatch(err)) throw err;
+  const { stored, error } = await obtainFile(fc, job, keyFor, 'Doc', ['Doc']);
+  if (error !== undefined) {
     const row = { ...base, import_status: 'failed', import_error: 'DOWNLOAD_FAILED' };
     return upsert(row, {
       filemakerId: id,
       state: 'failed',
       reasonCode: 'DOWNLOAD_FAILED',
-      message: `${fc.input.table} ${id}: ${reasonOf(err)}`,
+      message: `${fc.input.table} ${id}: ${reasonOf(error)}`,
       sourceModId,
     });
   }

@@ -13,8 +13,17 @@ import type { ContainerDownload } from '../../filemaker/client';
 import { uploadStream } from '../../s3';
 import type { Release } from '../../s3/buffer-budget';
 import { PART_SIZE, QUEUE_SIZE } from '../../s3/upload';
-import { addFinding, endsBatch, reasonOf, type FileContext, type StoredFile } from './context';
+import {
+  addFinding,
+  endsBatch,
+  KnownBroken,
+  reasonOf,
+  type FileContext,
+  type FileJob,
+  type StoredFile,
+} from './context';
 import { quotaRequest, settleDownload } from './lease';
+import { relink, type KeyFor } from './relink';
 import type { Reservation } from './writes';
 
 /**
@@ -193,7 +202,7 @@ async function openContainer(
  * Step 3 for one container field: download (bounded attempts) and stream to `keyFor(ext)`. Undefined when the
  * container is empty now or holds 0 bytes; throws the last error when every attempt broke.
  */
-export async function download(
+async function download(
   fc: FileContext,
   filemakerId: string,
   record: FileMakerRecord,
@@ -324,4 +333,37 @@ export async function download(
     );
   }
   throw lastError;
+}
+
+/**
+ * Steps 2 and 3 for one record: the object relinked (`relinkField` is what it records as its field), else — unless
+ * the container is known to be broken at this record version — the `fields` downloaded in order until one gives a
+ * file (the images' waterfall; a document has one field). Errors that end the batch are thrown; the last one that
+ * only failed this file is returned, with whether a container broke before another gave the file.
+ */
+export async function obtainFile(
+  fc: FileContext,
+  job: FileJob,
+  keyFor: KeyFor,
+  relinkField: string,
+  fields: readonly string[],
+): Promise<{ stored?: StoredFile; error?: unknown; fellBack: boolean }> {
+  const relinked = await relink(fc, job.prior, keyFor, relinkField);
+  if (relinked) return { stored: relinked, fellBack: false };
+  if (job.brokenAtModId !== undefined) return { error: new KnownBroken(job.brokenAtModId), fellBack: false };
+  let error: unknown;
+  let fellBack = false;
+  for (const field of fields) {
+    let stored: StoredFile | undefined;
+    try {
+      stored = await download(fc, job.id, job.record, job.readAtMs, field, (ext) => keyFor(ext, job.revision));
+    } catch (err) {
+      if (endsBatch(err)) throw err;
+      error = err;
+      fellBack = true;
+      continue;
+    }
+    if (stored) return { stored, error: undefined, fellBack };
+  }
+  return { error, fellBack };
 }

@@ -8,21 +8,12 @@ import type { FmRecord } from '../../domain/types';
 import { latestImageMessage } from '../../store/ledger';
 import type { LedgerEntry } from '../ledger';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
-import {
-  addFinding,
-  countStored,
-  endsBatch,
-  KnownBroken,
-  reasonOf,
-  type FileContext,
-  type FileJob,
-  type StoredFile,
-} from './context';
-import { download } from './download';
-import { relink, type KeyFor } from './relink';
+import { addFinding, countStored, reasonOf, type FileContext, type FileJob, type StoredFile } from './context';
+import { obtainFile } from './download';
+import type { KeyFor } from './relink';
 
 export async function importImage(fc: FileContext, job: FileJob): Promise<LedgerEntry> {
-  const { id, record, readAtMs, ctx, prior, brokenAtModId } = job;
+  const { id, record, ctx } = job;
   const outcome = mapImage(record as unknown as FmRecord, ctx);
   const sourceModId = record.modId;
   if (outcome.kind !== 'row') {
@@ -39,24 +30,15 @@ export async function importImage(fc: FileContext, job: FileJob): Promise<Ledger
   const keyFor: KeyFor = (ext, revision) => imageKey(batch.patient_id, batch.batch_date, id, ext, revision);
 
   // The waterfall: the first container that downloads wins; a broken one falls back to the next.
-  let stored: StoredFile | undefined;
-  let lastError: unknown;
-  let fellBack = false;
-  stored = await relink(fc, prior, keyFor, '');
-  if (!stored && brokenAtModId !== undefined) lastError = new KnownBroken(brokenAtModId);
-  for (const c of stored || lastError ? [] : candidates) {
-    try {
-      stored = await download(fc, id, record, readAtMs, c.field, (ext) => keyFor(ext, job.revision));
-    } catch (err) {
-      if (endsBatch(err)) throw err;
-      lastError = err;
-      fellBack = true;
-      continue;
-    }
-    if (stored) break;
-  }
+  const { stored, error, fellBack } = await obtainFile(
+    fc,
+    job,
+    keyFor,
+    '',
+    candidates.map((c) => c.field),
+  );
   if (!stored) {
-    if (lastError === undefined) {
+    if (error === undefined) {
       // Every container was emptied between the find and the download, or holds 0 bytes.
       return { filemakerId: id, state: 'skipped', reasonCode: 'EMPTY_CONTAINER', sourceModId };
     }
@@ -64,7 +46,7 @@ export async function importImage(fc: FileContext, job: FileJob): Promise<Ledger
       filemakerId: id,
       state: 'failed',
       reasonCode: 'DOWNLOAD_FAILED',
-      message: `${fc.input.table} ${id}: every image container broke (${reasonOf(lastError)})`,
+      message: `${fc.input.table} ${id}: every image container broke (${reasonOf(error)})`,
       sourceModId,
     };
   }
