@@ -7,6 +7,7 @@ import type { ContentTypeSource } from '../../domain/keys';
 import type { MapContext } from '../../domain/types';
 import { FM_ERRORS, type FileMakerRecord } from '../../filemaker';
 import type { Release } from '../../s3/buffer-budget';
+import type { UploadStreamResult } from '../../s3/upload';
 import type { LedgerFile } from '../../store/ledger';
 import type { ActivityDeps } from '../deps';
 import type { ChunkInput, ChunkResult } from '../types';
@@ -109,4 +110,12 @@ export interface FileJob {
   revision: string | undefined;
   /** Set when this container failed for good in a completed run at this same record version. */
   brokenAtModId?: string;
+}
+
+/** A file just uploaded, with what the upload confirmed (key, size, SHA-256, ETag). */
+export function uploadedFile(
+  up: Pick<UploadStreamResult, 'key' | 'size' | 'sha256' | 'etag'>,
+  file: Omit<StoredFile, 'key' | 'size' | 'sha256' | 'etag' | 'relinked'>,
+): StoredFile {
+  return { key: up.key, size: up.size, sha256: up.sha256, etag: up.etag, relinked: false, ...file };
 }

@@ -21,6 +21,7 @@ import {
   type FileContext,
   type FileJob,
   type StoredFile,
+  uploadedFile,
 } from './context';
 import { quotaRequest, settleDownload } from './lease';
 import { relink, type KeyFor } from './relink';
@@ -288,20 +289,15 @@ async function download(
       fc.result.bytesDownloaded += counter.bytes;
       // The kept bytes stay counted against the buffer budget until the caller is done with them.
       handedOver = up.body !== undefined;
-      return {
-        key,
-        size: up.size,
-        sha256: up.sha256,
-        etag: up.etag,
+      return uploadedFile(up, {
         contentType,
         filename: dl.filename ?? null,
         downloaded: counter.bytes,
-        relinked: false,
         typeSource: contentTypeSource(dl.contentType, contentType),
         field,
         body: up.body,
         release: handedOver ? releaseBuffer : undefined,
-      };
+      });
     } catch (err) {
       dl.body.destroy();
       fc.result.bytesDownloaded += dl.received();

@@ -20,7 +20,7 @@ import { emptyChunkResult, type LedgerEntry } from '../ledger';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
 import { beginBatch, settleFile } from './batch';
-import { addFinding, type FileContext, type StoredFile } from './context';
+import { addFinding, uploadedFile, type FileContext, type StoredFile } from './context';
 import { peek } from './download';
 import { finishImage } from './images';
 import { downloadTarget, relink, type KeyFor } from './relink';
@@ -89,19 +89,14 @@ async function uploadFromExport(
     expectedSize: file.size,
     logger: fc.deps.logger,
   });
-  return {
-    key,
-    size: up.size,
-    sha256: up.sha256,
-    etag: up.etag,
+  return uploadedFile(up, {
     contentType,
     filename: file.name,
     downloaded: 0,
-    relinked: false,
     // An exported file declares no type: its bytes decide, as they always did there, without a finding.
     typeSource: 'declared',
     field: EXPORT_SOURCE_FIELD,
-  };
+  });
 }
 
 export async function importExportBatch(
