@@ -296,24 +296,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
     payloadActiveKeyId: e.PAYLOAD_ACTIVE_KEY_ID,
     codecServerPort: e.CODEC_SERVER_PORT,
     codecServerHost: e.CODEC_SERVER_HOST,
-    codecCorsOrigins: (e.CODEC_CORS_ORIGINS ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    codecCorsOrigins: commaList(e.CODEC_CORS_ORIGINS),
     notify: {
       webhookUrl: e.NOTIFY_WEBHOOK_URL,
       smtpUrl: e.NOTIFY_SMTP_URL,
       emailFrom: e.NOTIFY_EMAIL_FROM,
-      emailTo: (e.NOTIFY_EMAIL_TO ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
+      emailTo: commaList(e.NOTIFY_EMAIL_TO),
       cooldownThresholdSeconds: e.NOTIFY_COOLDOWN_THRESHOLD_SECONDS,
     },
     metrics: { address: e.METRICS_ADDRESS, sampleSeconds: e.METRICS_SAMPLE_SECONDS },
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
   };
   return deepFreeze(config);
+}
+
+/** A comma-separated setting as its items, blanks dropped. */
+function commaList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function validTimeZone(tz: string): string {

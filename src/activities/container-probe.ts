@@ -3,7 +3,7 @@
  * an empty 200 or base64 text. One non-empty sample container per files table is read both ways — over `$value` and
  * through the Data API (the record's container URL) — and compared by size and SHA-256. When `$value` is unusable the
  * run reads every container through the Data API and its report says why; when it is usable, a single answer the
- * client still finds suspect is read again through the Data API (see ./files.ts).
+ * client still finds suspect is read again through the Data API (see ./files/download.ts).
  *
  * One home for the run's pre-flight (`probeContainerPath`) and the operator's read-only `doctor` (`probeContainers`,
  * `sampleTable`), so the two cannot disagree on the sample, the size cap or what makes `$value` unusable. Only the
@@ -24,7 +24,7 @@ import { SOURCE_TABLES, type SourceTable, type SourceTableName } from '../domain
 import { FileMakerError, FileMakerOverloadedError } from '../errors';
 import { FM_ERRORS, type ContainerDownload, type FileMakerClient, type FileMakerRecord } from '../filemaker';
 import type { ActivityDeps } from './deps';
-import { fileWritesFor } from './file-writes';
+import type { FileResources } from './files';
 import type { ContainerPath } from './types';
 
 /** What the probe asks of the FileMaker client (a fake in the unit tests). */
@@ -277,7 +277,8 @@ async function read(
 }
 
 /** What the pre-flight's probe uses of the activities' deps. */
-export type PreflightProbeDeps = Pick<ActivityDeps, 'fm' | 'pool' | 'logger'> & {
+export type PreflightProbeDeps = Pick<ActivityDeps, 'fm' | 'logger'> & {
+  files: Pick<FileResources, 'writes'>;
   config: { filemaker: Pick<Config['filemaker'], 'containerApi' | 'transferBudgetBytes' | 'transferUsedBytes'> };
 };
 
@@ -294,7 +295,7 @@ export async function probeContainerPath(
   if (deps.config.filemaker.containerApi === 'dataapi') {
     return { path: 'dataapi', reason: CONTAINER_PATH_REASONS.CONFIGURED };
   }
-  const writes = fileWritesFor(deps.pool);
+  const writes = deps.files.writes;
   const reserve: ProbeReserve = async ({ field, path, announcedBytes }) => {
     const reservation = await writes.tryReserve({
       runId,

@@ -6,6 +6,7 @@ import type { Logger } from '../logger';
 import { createFileMakerClient, createTokenCache, tokenFromCommand, type FileMakerClient } from '../filemaker';
 import { createPool, type Pool } from '../store/db';
 import { createNotifier } from '../notify';
+import { createFileResources, type FileResources } from './files/resources';
 import type { RunEvent } from './types';
 
 export interface ActivityDeps {
@@ -14,6 +15,8 @@ export interface ActivityDeps {
   pool: Pool;
   s3: S3Client;
   fm: FileMakerClient;
+  /** The files phases' per-process resources (upload buffers, group-committed writes, exports, decodes). */
+  files: FileResources;
   notify(event: RunEvent): Promise<void>;
   close(): Promise<void>;
 }
@@ -56,6 +59,7 @@ export async function createDeps(config: Config, logger: Logger): Promise<Activi
     pool,
     s3,
     fm,
+    files: createFileResources(pool),
     notify: async (event) => {
       // A message that did not arrive fails the attempt, so the notify activity's retry policy sends it again.
       await notifier.deliver(event);

@@ -20,6 +20,8 @@ import { transferUsedThisYear } from '../store/transfer';
 /** Heartbeats as each table of a backup, restore or delete is done (the table-work profile's heartbeat timeout). */
 const tableDone = (table: string) => heartbeat({ table });
 
+export type RunBookkeeping = ReturnType<typeof runBookkeeping>;
+
 export function runBookkeeping(deps: ActivityDeps) {
   const { pool, s3, config } = deps;
   const bucket = config.s3.bucket;

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
-import { connectClient, formatResult, readReport, startReimport } from './operations';
+import { formatResult, readReport, startReimport, withClient } from './operations';
 import {
   createReimportSchedule,
   describeSchedule,
@@ -72,8 +72,7 @@ withRunOptions(
 )
   .option('--no-wait', 'return once started')
   .action(async (o: Record<string, unknown>) => {
-    const { client, config, close } = await connectClient();
-    try {
+    await withClient(async ({ client, config }) => {
       const handle = await startReimport(client, config, { runId: o.id as string | undefined, input: runInput(o) });
       console.log(`started ${handle.workflowId}`);
       if (config.temporal.uiUrl)
@@ -82,9 +81,7 @@ withRunOptions(
         const result = (await handle.result()) as ReimportResult;
         console.log(formatResult(result));
       }
-    } finally {
-      await close();
-    }
+    });
   });
 
 const schedule = program
@@ -105,8 +102,7 @@ withRunOptions(
     .option('--paused', 'create it paused', false),
 ).action(async (scheduleId: string, o: Record<string, unknown>) => {
   if ((o.every === undefined) === (o.cron === undefined)) throw new Error('give --every or --cron (one of them)');
-  const { client, config, close } = await connectClient();
-  try {
+  await withClient(async ({ client, config }) => {
     await createReimportSchedule(client, config, {
       scheduleId,
       cadence:
@@ -118,21 +114,16 @@ withRunOptions(
       paused: Boolean(o.paused),
     });
     console.log(`created schedule ${scheduleId}${o.paused ? ' (paused)' : ''}`);
-  } finally {
-    await close();
-  }
+  });
 });
 
 schedule
   .command('list')
   .description('the reimport schedules: paused or active, next and recent runs')
   .action(async () => {
-    const { client, close } = await connectClient();
-    try {
+    await withClient(async ({ client }) => {
       console.log(formatSchedules(await listReimportSchedules(client)));
-    } finally {
-      await close();
-    }
+    });
   });
 
 for (const [name, description, done] of [
@@ -144,17 +135,14 @@ for (const [name, description, done] of [
   const command = schedule.command(`${name} <scheduleId>`).description(description);
   if (name === 'pause' || name === 'unpause') command.option('--note <text>', 'why');
   command.action(async (scheduleId: string, o: { note?: string }) => {
-    const { client, close } = await connectClient();
-    try {
+    await withClient(async ({ client }) => {
       await describeSchedule(client, scheduleId);
       const handle = client.schedule.getHandle(scheduleId);
       if (name === 'pause' || name === 'unpause') await handle[name](o.note);
       else if (name === 'trigger') await handle.trigger(ScheduleOverlapPolicy.SKIP);
       else await handle.delete();
       console.log(`${done} schedule ${scheduleId}`);
-    } finally {
-      await close();
-    }
+    });
   });
 }
 
@@ -165,8 +153,7 @@ program
   .option('--web', 'serve the read-only dashboard instead')
   .option('--port <n>', 'dashboard port', int)
   .action(async (runId: string, o: { once?: boolean; web?: boolean; port?: number }) => {
-    const { client, config, close } = await connectClient();
-    try {
+    await withClient(async ({ client, config }) => {
       if (o.web) {
         const { serveDashboard } = await import('./dashboard');
         const d = await serveDashboard({ client, config, runId, port: o.port ?? 0 });
@@ -176,9 +163,7 @@ program
       }
       const { watchProgress } = await import('./progress-bars');
       await watchProgress(client, runId, { once: Boolean(o.once) });
-    } finally {
-      await close();
-    }
+    });
   });
 
 for (const [name, description] of [
@@ -189,13 +174,10 @@ for (const [name, description] of [
     .command(`${name} <runId>`)
     .description(description)
     .action(async (runId: string) => {
-      const { client, close } = await connectClient();
-      try {
+      await withClient(async ({ client }) => {
         await client.workflow.getHandle(runId).signal(name);
         console.log(`${name} sent to ${runId}`);
-      } finally {
-        await close();
-      }
+      });
     });
 }
 
@@ -203,13 +185,10 @@ program
   .command('cancel <runId>')
   .description('cancel a run; it rolls the database back and deletes the objects it created')
   .action(async (runId: string) => {
-    const { client, close } = await connectClient();
-    try {
+    await withClient(async ({ client }) => {
       await client.workflow.getHandle(runId).cancel();
       console.log(`cancel requested for ${runId}; it rolls back before it ends`);
-    } finally {
-      await close();
-    }
+    });
   });
 
 program
@@ -220,8 +199,7 @@ program
   .option('--file-batch-size <n>', 'files per batch', int)
   .option('--transfer-budget <bytes>', 'new annual transfer budget', int)
   .action(async (runId: string, o: Record<string, number | undefined>) => {
-    const { client, close } = await connectClient();
-    try {
+    await withClient(async ({ client }) => {
       const h = client.workflow.getHandle(runId);
       const patch = Object.fromEntries(
         Object.entries({ concurrency: o.concurrency, chunkSize: o.chunkSize, fileBatchSize: o.fileBatchSize }).filter(
@@ -233,26 +211,21 @@ program
       if (o.transferBudget !== undefined) {
         console.log(`budget: ${String(await h.executeUpdate('setTransferBudget', { args: [o.transferBudget] }))}`);
       }
-    } finally {
-      await close();
-    }
+    });
   });
 
 program
   .command('rollback <runId>')
   .description('roll a finished run back: restore its pre-run snapshot and delete the objects it created')
   .action(async (runId: string) => {
-    const { client, config, close } = await connectClient();
-    try {
+    await withClient(async ({ client, config }) => {
       const result: unknown = await client.workflow.execute('rollback', {
         taskQueue: config.temporal.taskQueue,
         workflowId: `${runId}/rollback`,
         args: [{ runId }],
       });
       console.log(JSON.stringify(result, null, 2));
-    } finally {
-      await close();
-    }
+    });
   });
 
 program
@@ -260,13 +233,10 @@ program
   .description('print the report of a run (from its result, or the stored report)')
   .option('--json', 'the full stored report as JSON')
   .action(async (runId: string, o: { json?: boolean }) => {
-    const { client, close } = await connectClient();
-    try {
+    await withClient(async ({ client }) => {
       const report = await readReport(client, runId);
       console.log(o.json ? JSON.stringify(report, null, 2) : formatResult(report));
-    } finally {
-      await close();
-    }
+    });
   });
 
 program

@@ -15,6 +15,16 @@ export async function connectClient(config: Config = loadConfig(process.env, 'cl
   return { client, config, close: () => connection.close() };
 }
 
+/** Runs `fn` with a connected client (see connectClient) and closes the connection after it, also when it throws. */
+export async function withClient<T>(fn: (connected: { client: Client; config: Config }) => Promise<T>): Promise<T> {
+  const { client, config, close } = await connectClient();
+  try {
+    return await fn({ client, config });
+  } finally {
+    await close();
+  }
+}
+
 /**
  * A run's input as the workflow receives it (unset options dropped), validated here too so that a typo fails before
  * anything is started or scheduled.

@@ -1,7 +1,7 @@
 /**
  * The FileMaker transfer quota's log (`transfer_log`, its yearly sum `transfer_totals`; migration 1763700004000 has
  * the SQL functions): reservations made and settled in one named statement each, and what the log counts as used.
- * How the files phases spend the quota is src/activities/transfer.ts.
+ * How the files phases spend the quota is src/activities/files/lease.ts.
  */
 import { namedStatement, type Pool } from './db';
 

@@ -20,6 +20,7 @@ import { SOURCE_TABLE_NAMES } from '../../src/domain/tables';
 import { migrate } from '../../src/store/migrate';
 import { createPool } from '../../src/store/db';
 import { PROBE_TABLE, probeContainerPath } from '../../src/activities/container-probe';
+import { createFileResources } from '../../src/activities/files';
 import { formatDoctor, runDoctor, type DoctorReport } from '../../src/client/doctor';
 import { readOnlyPool } from '../../src/store/db';
 import { createTestDatabase } from '../helpers/stack';
@@ -182,10 +183,11 @@ for (const variant of [undefined, 'filename', 'empty', 'base64'] as const) {
       // The pre-flight, as a run calls it, against the same host: its reads reserved and settled in the transfer log.
       await pool.query(`insert into reimport_runs (run_id, workflow_id, status) values ($1, $1, 'running')`, [runId]);
       const logger = createLogger({ level: 'silent' });
-      const preflight = await probeContainerPath({ fm, pool, logger, config: { filemaker: FILEMAKER } }, runId, [
-        'API_Docs',
-        'API_Images',
-      ]);
+      const preflight = await probeContainerPath(
+        { fm, files: createFileResources(pool), logger, config: { filemaker: FILEMAKER } },
+        runId,
+        ['API_Docs', 'API_Images'],
+      );
       const logged = await pool.query<{ filemaker_id: string; bytes: string; settled: boolean }>(
         `select filemaker_id, bytes::text, settled from transfer_log where run_id = $1 and source_table = $2`,
         [runId, PROBE_TABLE],

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
-import { ensureThumbnail } from '../../src/activities/thumbnails';
+import { ensureThumbnail } from '../../src/activities/files/thumbnails';
 import { createTestBucket, s3ClientFor } from '../helpers/stack';
 
 const bucketP = createTestBucket();

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import pg from 'pg';
-import { fileWritesFor } from '../../src/activities/file-writes';
 import { upsertRows } from '../../src/store/upsert';
-import { settleBatch, settleDownload, type FileContext } from '../../src/activities/files';
+import type { FileContext } from '../../src/activities/files/context';
+import { settleBatch, settleDownload, TransferLease } from '../../src/activities/files/lease';
+import { createFileWrites, type FileWrites } from '../../src/activities/files/writes';
 import { emptyChunkResult } from '../../src/activities/ledger';
-import { TransferLease } from '../../src/activities/transfer';
 import { transferUsedThisYear } from '../../src/store/transfer';
 import { TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
@@ -29,6 +29,15 @@ function countStatements(pool: pg.Pool) {
     return query(...args);
   }) as typeof pool.query;
   return counted;
+}
+
+const writesOf = new WeakMap<pg.Pool, FileWrites>();
+
+/** The group-committed writes of a pool, one per pool as a worker process has (deps.files.writes). */
+function fileWritesFor(pool: pg.Pool): FileWrites {
+  let w = writesOf.get(pool);
+  if (!w) writesOf.set(pool, (w = createFileWrites(pool)));
+  return w;
 }
 
 /** What settleDownload and settleBatch use of a batch's context. */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Readable } from 'node:stream';
 import { setImmediate as tick } from 'node:timers/promises';
 import { pipeline } from 'node:stream';
-import { ByteCounter } from '../../src/activities/files';
+import { ByteCounter } from '../../src/activities/files/download';
 
 /** A 64 KiB-chunked source that says whether it has been read to its end. */
 function source(bytes: number): { stream: Readable; ended: () => boolean } {

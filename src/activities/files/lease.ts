@@ -8,17 +8,8 @@
  * A reservation that was never settled (a worker killed mid-download) keeps counting what it reserved: a quota is
  * better over-counted than over-spent. The statements are in src/store/transfer.ts.
  */
-import type { FileWrites, ReserveRequest } from './file-writes';
-
-export interface Reservation {
-  readonly id: string;
-  readonly bytes: number;
-}
-
-// Reservation and settlement are group-committed with the other files in flight: see ./file-writes.ts.
-
-/** What a reservation is for and against which budget: everything but its size. */
-export type QuotaRequest = Omit<ReserveRequest, 'bytes'>;
+import { reasonOf, type FileContext } from './context';
+import type { FileWrites, QuotaRequest, Reservation, Settlement } from './writes';
 
 /**
  * Transfer reserved for a batch as a whole and drawn on by its downloads in memory: a download whose announced size
@@ -71,7 +62,7 @@ export class TransferLease {
   }
 
   /** The settlements that close the lease: its bytes spent, spread over its reservations in order. */
-  settlements(): { reservation: Reservation; bytes: number }[] {
+  settlements(): Settlement[] {
     let left = this.spentBytes;
     return this.reservations.map((reservation) => {
       const bytes = Math.min(left, reservation.bytes);
@@ -90,4 +81,63 @@ export class TransferLease {
     this.available += r.bytes;
     return true;
   }
+}
+
+/**
+ * A batch's transfer lease is reserved this much at a time: a batch of documents or scaled-down images at once, a
+ * few full-size images. While batches run, at most about this much per batch is held and not yet spent.
+ */
+const LEASE_BYTES = 16 * 1024 * 1024;
+/** `transfer_log.filemaker_id` of a batch's lease: this and the batch's manifest offset. */
+const LEASE_ID = 'lease@';
+
+/**
+ * Records what a download really received. When that is no more than it reserved (the whole announced file, or a
+ * download that broke off), the reservation already counts at least the bytes spent: its settlement waits for the
+ * end of the batch and goes in one statement with the others (a crash before then leaves the reservation counting
+ * what it reserved). A download that received more than it reserved (no size announced) is settled at once, so the
+ * year's total never counts less than was spent.
+ */
+export async function settleDownload(fc: FileContext, settlement: Settlement): Promise<void> {
+  if (settlement.bytes <= settlement.reservation.bytes) fc.settlements.push(settlement);
+  else await fc.writes.settle([settlement]);
+}
+
+/** The batch's waiting settlements, written; after a batch that failed, a failure here is only logged. */
+export async function settleBatch(fc: FileContext, batchFailed: boolean): Promise<void> {
+  if (fc.lease) {
+    fc.settlements.push(...fc.lease.settlements());
+    fc.lease = undefined;
+  }
+  try {
+    await fc.writes.settle(fc.settlements.splice(0));
+  } catch (err) {
+    if (!batchFailed) throw err;
+    fc.deps.logger.warn(
+      { table: fc.input.table, offset: fc.input.offset, reason: reasonOf(err) },
+      'transfer settlements not written; their reservations keep counting what they reserved',
+    );
+  }
+}
+
+/**
+ * The batch's transfer lease (see TransferLease): its files in flight draw their read-ahead from it before their
+ * request, then their announced size, so a file that fits frees its FileMaker slot as it arrives and a file the
+ * lease holds costs no statement of its own. Without room in the budget there is none, and each download reserves
+ * its own size before it reads more than the connection's buffers.
+ */
+export async function openLease(fc: FileContext): Promise<void> {
+  fc.lease = await TransferLease.open(fc.writes, quotaRequest(fc, `${LEASE_ID}${fc.input.offset}`, ''), LEASE_BYTES);
+}
+
+/** A transfer reservation of this batch's run and table, for `filemakerId` and `field`, against the budget. */
+export function quotaRequest(fc: FileContext, filemakerId: string, field: string): QuotaRequest {
+  return {
+    runId: fc.input.runId,
+    table: fc.input.table,
+    filemakerId,
+    field,
+    budgetBytes: fc.budgetBytes,
+    usedOutsideBytes: fc.deps.config.filemaker.transferUsedBytes,
+  };
 }

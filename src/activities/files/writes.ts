@@ -2,21 +2,20 @@
  * The files phases' per-file writes — transfer reservation, the target row, the ledger entry — with group commit
  * (src/store/group-commit.ts): every file still gets its own result, but files that write while a statement of the
  * same kind is running share the next one. The settlements of a batch's downloads go in one statement (see
- * settleDownload in ./files.ts). All of them are named statements, parsed and planned once per connection.
+ * settleDownload in ./lease.ts). All of them are named statements, parsed and planned once per connection.
  *
  * Nothing about when a write happens changes for a file: its reservation is made before its bytes flow, its row and
  * ledger entry are written before it counts as done (a file waits for at most the statement already running).
  */
-import { TransferQuotaError } from '../errors';
-import type { Pool } from '../store/db';
-import type { TargetTableName } from '../store/schema';
-import { upsertRows, type RowOutcome } from '../store/upsert';
-import { GroupCommit } from '../store/group-commit';
-import { LEDGER_ALONGSIDE, ledgerJson, recordWrittenBack, writeLedger, type ModIdChange } from '../store/ledger';
-import { reserveTransfers, settleTransfers, transferUsedThisYear } from '../store/transfer';
-import { countLedger, type LedgerEntry } from './ledger';
-import type { Reservation } from './transfer';
-import type { ChunkResult } from './types';
+import { TransferQuotaError } from '../../errors';
+import type { Pool } from '../../store/db';
+import type { TargetTableName } from '../../store/schema';
+import { upsertRows, type RowOutcome } from '../../store/upsert';
+import { GroupCommit } from '../../store/group-commit';
+import { LEDGER_ALONGSIDE, ledgerJson, recordWrittenBack, writeLedger, type ModIdChange } from '../../store/ledger';
+import { reserveTransfers, settleTransfers, transferUsedThisYear } from '../../store/transfer';
+import { countLedger, type LedgerEntry } from '../ledger';
+import type { ChunkResult } from '../types';
 
 export interface ReserveRequest {
   runId: string;
@@ -54,7 +53,16 @@ export interface FileWrites {
   writtenBack(runId: string, table: string, change: ModIdChange): Promise<void>;
 }
 
-export type { ModIdChange } from '../store/ledger';
+export type { ModIdChange } from '../../store/ledger';
+
+/** A transfer reserved in `transfer_log` (settled later with the bytes really received). */
+export interface Reservation {
+  readonly id: string;
+  readonly bytes: number;
+}
+
+/** What a reservation is for and against which budget: everything but its size. */
+export type QuotaRequest = Omit<ReserveRequest, 'bytes'>;
 
 /** The bytes a reserved download really received. */
 export interface Settlement {
@@ -94,7 +102,8 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): 
   return { unique, rep };
 }
 
-function createFileWrites(pool: Pool): FileWrites {
+/** The group-committed writes over one connection pool; the worker builds one (deps.files.writes). */
+export function createFileWrites(pool: Pool): FileWrites {
   const reservations = new GroupCommit<ReserveRequest, string | null>(async (_g, items) => {
     return reserveTransfers(
       pool,
@@ -178,16 +187,4 @@ function createFileWrites(pool: Pool): FileWrites {
     ledger: (runId, table, entry, into) => ledgers.submit(`${runId}${SEP}${table}`, { runId, table, entry, into }),
     writtenBack: (runId, table, change) => writeBacks.submit(`${runId}${SEP}${table}`, { runId, table, change }),
   };
-}
-
-const byPool = new WeakMap<Pool, FileWrites>();
-
-/** The group-committed writes of one connection pool (one per worker process). */
-export function fileWritesFor(pool: Pool): FileWrites {
-  let w = byPool.get(pool);
-  if (!w) {
-    w = createFileWrites(pool);
-    byPool.set(pool, w);
-  }
-  return w;
 }

@@ -7,43 +7,36 @@
  * EXPORT_ROW_MALFORMED. Images land with the same keys, rows and thumbnails as over the Data API.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { effectiveContentType, imageKey } from '../domain/keys';
-import { imagePatientRefs, mapImage, type MappedImage } from '../domain/mappers/images';
-import { SOURCE_TABLES } from '../domain/tables';
-import type { FmRecord } from '../domain/types';
-import { openExportSource, type ExportLocation, type ExportRow, type ExportSource } from '../export';
-import { uploadStream } from '../s3';
-import { ledgerLookup } from '../store/ledger';
-import { manifestSourceKeys } from '../store/manifest';
-import type { ActivityDeps } from './deps';
-import {
-  addFinding,
-  beginBatch,
-  downloadTarget,
-  finishImage,
-  peek,
-  relink,
-  settleFile,
-  type FileContext,
-  type KeyFor,
-  type StoredFile,
-} from './files';
-import { emptyChunkResult, type LedgerEntry } from './ledger';
-import { loadMapContext } from './records';
-import type { ChunkInput, ChunkResult } from './types';
+import { effectiveContentType, imageKey } from '../../domain/keys';
+import { imagePatientRefs, mapImage, type MappedImage } from '../../domain/mappers/images';
+import { SOURCE_TABLES } from '../../domain/tables';
+import type { FmRecord } from '../../domain/types';
+import { openExportSource, type ExportLocation, type ExportRow, type ExportSource } from '../../export';
+import { uploadStream } from '../../s3';
+import { ledgerLookup } from '../../store/ledger';
+import { manifestSourceKeys } from '../../store/manifest';
+import type { ActivityDeps } from '../deps';
+import { emptyChunkResult, type LedgerEntry } from '../ledger';
+import { loadMapContext } from '../records';
+import type { ChunkInput, ChunkResult } from '../types';
+import { beginBatch, settleFile } from './batch';
+import { addFinding, uploadedFile, type FileContext, type StoredFile } from './context';
+import { peek } from './download';
+import { finishImage } from './images';
+import { downloadTarget, relink, type KeyFor } from './relink';
 
 /** What `images.source_field` says for an image that came from the export. */
 export const EXPORT_SOURCE_FIELD = 'filemaker_pro_export';
 
-interface OpenExport {
+export interface OpenExport {
   source: ExportSource;
   byRecid: Map<string, ExportRow>;
 }
 
-// One listing and one CSV pass per export per worker process, shared by its batches.
-const opened = new Map<string, Promise<OpenExport>>();
+/** Exports opened by this worker process (deps.files.exports): one listing and one CSV pass each, shared by its batches. */
+export type ExportCache = Map<string, Promise<OpenExport>>;
 
-async function openExport(location: ExportLocation, s3: S3Client): Promise<OpenExport> {
+async function openExport(opened: ExportCache, location: ExportLocation, s3: S3Client): Promise<OpenExport> {
   const key = JSON.stringify(location);
   let p = opened.get(key);
   if (!p) {
@@ -96,19 +89,14 @@ async function uploadFromExport(
     expectedSize: file.size,
     logger: fc.deps.logger,
   });
-  return {
-    key,
-    size: up.size,
-    sha256: up.sha256,
-    etag: up.etag,
+  return uploadedFile(up, {
     contentType,
     filename: file.name,
     downloaded: 0,
-    relinked: false,
     // An exported file declares no type: its bytes decide, as they always did there, without a finding.
     typeSource: 'declared',
     field: EXPORT_SOURCE_FIELD,
-  };
+  });
 }
 
 export async function importExportBatch(
@@ -119,7 +107,7 @@ export async function importExportBatch(
   const batch = await beginBatch(deps, input, result);
   if (!batch) return result;
   const { fc, todo } = batch;
-  const exp = await openExport(input.exportSource, deps.s3);
+  const exp = await openExport(deps.files.exports, input.exportSource, deps.s3);
   const keys = await manifestSourceKeys(deps.pool, input.runId, input.table, todo);
   const recidOf = new Map(keys.map((r) => [r.filemaker_id, r.source_key]));
   // The record version the manifest read: what an exported file is taken to correspond to.

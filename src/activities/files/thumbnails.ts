@@ -8,17 +8,18 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import sharp from 'sharp';
-import { mediaType } from '../domain/keys';
-import { Semaphore } from '../filemaker/semaphore';
-import { getObject, headObject, objectMetadata, putChecked } from '../s3';
+import { mediaType } from '../../domain/keys';
+import type { Semaphore } from '../../filemaker/semaphore';
+import { getObject, headObject, objectMetadata, putChecked } from '../../s3';
 
 // One libvips thread per image and no operation cache. A JPEG shrinks on load; other formats are decoded whole, so
-// those above BIG_DECODE_PIXELS (4 MP: 16 MB of RGBA) are decoded two at a time per worker: memory stays bounded
-// whatever the batch window and the photo sizes, and small images are not held up.
+// those above BIG_DECODE_PIXELS (4 MP: 16 MB of RGBA) are decoded BIG_DECODES_AT_ONCE at a time per worker (the
+// worker's semaphore, deps.files.decodes): memory stays bounded whatever the batch window and the photo sizes, and
+// small images are not held up.
 sharp.cache(false);
 sharp.concurrency(1);
 const BIG_DECODE_PIXELS = 4_000_000;
-const DECODES = new Semaphore(2);
+export const BIG_DECODES_AT_ONCE = 2;
 
 export const THUMBNAIL_MAX = 300;
 /** Larger sources are not decoded (sharp holds a streamed input in memory); the image is imported without one. */
@@ -66,7 +67,7 @@ export async function ensureThumbnail(
    * `source`: the image's bytes when still in memory (no GET). `fresh`: the image was just stored, so a thumbnail
    * from an earlier run is not looked for (it is written again; same key, same content).
    */
-  opts: { source?: Buffer; fresh?: boolean } = {},
+  opts: { source?: Buffer; fresh?: boolean; decodes?: Semaphore } = {},
 ): Promise<ThumbnailResult> {
   // HEIC/HEIF and anything else libvips cannot decode here (PDF scans stored as images, TIFF variants …).
   if (!DECODABLE.has(mediaType(contentType)))
@@ -96,7 +97,7 @@ export async function ensureThumbnail(
     const image = sharp(bytes, { failOn: 'error' });
     const meta = await image.metadata();
     if (!meta.width || !meta.height) return { status: 'failed', width: null, height: null, key: null };
-    if (meta.width * meta.height > BIG_DECODE_PIXELS && meta.format !== 'jpeg') release = await DECODES.acquire();
+    if (meta.width * meta.height > BIG_DECODE_PIXELS && meta.format !== 'jpeg') release = await opts.decodes?.acquire();
     // Orientation 5-8 turns the picture on its side: report the size as it is shown.
     const turned = (meta.orientation ?? 1) >= 5;
     width = turned ? meta.height : meta.width;

@@ -1,0 +1,118 @@
+/**
+ * The manifest stage: every record of a source table as FileMaker lists it now (OData, paged by ROWID), stored for
+ * the run and cross-checked against FileMaker's count; and, at validation, the records that arrived since.
+ */
+import { heartbeat } from '@temporalio/activity';
+import { setTimeout as delay } from 'node:timers/promises';
+import { normalizeFileMakerId } from '../domain/ids';
+import { manifestRows, type ManifestRead } from '../domain/manifest';
+import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
+import { FileMakerOverloadedError, ManifestError } from '../errors';
+import { cleanString } from '../store/sanitize';
+import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
+import type { ActivityDeps } from './deps';
+import type { ReimportActivities } from './types';
+
+const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
+/** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
+const ARRIVALS_LISTED = 1000;
+const ARRIVALS_OVERLOAD_ATTEMPTS = 7;
+
+/** A manifest source key as text (FileMaker numbers arrive as JSON numbers); empty as null. */
+function sourceKeyText(v: unknown): string | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  // Cleaned like every text that reaches PostgreSQL: a NUL in a source key would fail the whole manifest insert.
+  if (typeof v === 'string' && v.trim() !== '') return cleanString(v.trim());
+  return null;
+}
+/** Reads one table's manifest from FileMaker over OData and stores it; the number of records. */
+async function buildManifestOf(
+  deps: ActivityDeps,
+  runId: string,
+  table: SourceTableName,
+  sourceKeyField?: string,
+): Promise<number> {
+  const { pool, fm, logger } = deps;
+  const source = SOURCE_TABLES[table];
+  const entries: ManifestRead[] = [];
+  // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
+  let maxRowId: bigint | undefined = 0n;
+  const fields = sourceKeyField ? [sourceKeyField] : undefined;
+  for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
+    if (maxRowId !== undefined && entry.rowId !== undefined && /^\d+$/.test(entry.rowId)) {
+      const r = BigInt(entry.rowId);
+      if (r > maxRowId) maxRowId = r;
+    } else maxRowId = undefined;
+    entries.push({
+      record_id: entry.rowId ?? null,
+      filemaker_id: normalizeFileMakerId(entry.id)?.value ?? null,
+      id_issue: null,
+      mod_id: entry.rowModId === undefined ? null : String(entry.rowModId),
+      source_key: sourceKeyText(sourceKeyField ? entry.fields?.[sourceKeyField] : undefined),
+    });
+    if (entries.length % 2000 === 0) heartbeat({ table, records: entries.length });
+  }
+  const rows = manifestRows(entries);
+  await writeManifest(pool, runId, table, rows);
+  // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
+  // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
+  // the highest ROWID read: each of them that still exists was there when the key paging passed its place.
+  const counted = await fm.count(
+    source.odataTable,
+    maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined,
+  );
+  if (counted > rows.length) {
+    throw new ManifestError(`${table}: manifest has ${rows.length} records, FileMaker counts ${counted}`);
+  }
+  const issues = rows.filter((r) => r.id_issue !== null).length;
+  if (issues > 0) logger.warn({ table, records: issues }, 'records whose id cannot key a row: failed with a reason');
+  return rows.length;
+}
+
+/** The `buildManifest` activity: a table's manifest, and for contact details first those of their owners. */
+export async function buildManifest(
+  deps: ActivityDeps,
+  { runId, table, sourceKeyField }: Parameters<ReimportActivities['buildManifest']>[0],
+): Promise<{ count: number }> {
+  // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
+  // table this run has already read keeps its manifest: read again from a live file, it would list records that
+  // arrived after the owner's own import and that no phase of this run imports.
+  if (table === 'API_Contact_Details') {
+    for (const owner of OWNER_TABLES)
+      if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+  }
+  return { count: await buildManifestOf(deps, runId, table, sourceKeyField) };
+}
+
+/**
+ * Records FileMaker holds now that this run's manifest of `table` does not: ROWID above the manifest's highest, so
+ * inserted after the table was read (FileMaker never gives a record id twice). Reported, not imported: the next run
+ * imports them. Undefined when the manifest has no ROWIDs (a server that cannot select them).
+ */
+export async function arrivalsOf(
+  deps: Pick<ActivityDeps, 'pool' | 'fm'>,
+  runId: string,
+  table: SourceTableName,
+): Promise<string[] | undefined> {
+  const { pool, fm } = deps;
+  const m = await manifestRowIds(pool, runId, table);
+  if (!m || m.with_row_id < m.rows) return undefined;
+  const source = SOURCE_TABLES[table];
+  // Validation has no durable cooldown of its own: an overload that outlasts the client's short repeats is waited
+  // out here (about two minutes in all) before it fails the run.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const arrivals: string[] = [];
+      const opts = { idField: source.idField, afterRowId: m.max ?? '0' };
+      for await (const e of fm.manifest(source.odataTable, opts)) {
+        arrivals.push(normalizeFileMakerId(e.id)?.value ?? `ROWID ${e.rowId ?? '?'}`);
+        if (arrivals.length >= ARRIVALS_LISTED) break;
+      }
+      return arrivals;
+    } catch (err) {
+      if (!(err instanceof FileMakerOverloadedError) || attempt >= ARRIVALS_OVERLOAD_ATTEMPTS) throw err;
+      heartbeat({ table, overloaded: attempt });
+      await delay(Math.min(30_000, 1000 * 2 ** attempt));
+    }
+  }
+}

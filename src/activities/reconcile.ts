@@ -1,0 +1,53 @@
+/**
+ * The reconcile stage: a table's ledger balanced against its manifest (nothing pending, nothing missing), its files'
+ * objects checked in S3, the transfer it spent, and at validation the records that arrived since its manifest.
+ */
+import { heartbeat } from '@temporalio/activity';
+import type { SourceTableName } from '../domain/tables';
+import { ledgerBalance } from '../store/ledger';
+import { transferUsedByRun } from '../store/transfer';
+import type { ActivityDeps } from './deps';
+import { FILE_TABLES } from './files';
+import { arrivalsOf } from './manifest';
+import type { TableReconciliation } from './types';
+import { reconcileObjects, verifyObjects } from './verify';
+
+/**
+ * `phase`: the files phase's own reconciliation (objects listed with the ETag recorded when they were confirmed
+ * on storing; any other one HEADed);
+ * `validation`: the run's last check, a HEAD of every object.
+ */
+export async function reconcileTable(
+  deps: ActivityDeps,
+  runId: string,
+  table: SourceTableName,
+  checkedBy: 'phase' | 'validation',
+): Promise<TableReconciliation> {
+  const { pool } = deps;
+  const { by, manifest, missing } = await ledgerBalance(pool, runId, table);
+  const pending = (by.pending ?? 0) + (by.missing ?? 0);
+  const files = FILE_TABLES.includes(table);
+  const objects = !files
+    ? { checked: 0, mismatches: [] as string[], headed: 0 }
+    : checkedBy === 'phase'
+      ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
+      : await verifyObjects({ ...deps, heartbeat }, runId, table);
+  const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
+  const arrivals = checkedBy === 'validation' ? await arrivalsOf(deps, runId, table) : undefined;
+  return {
+    table,
+    manifest,
+    imported: by.imported ?? 0,
+    unlinked: by.unlinked ?? 0,
+    skipped: by.skipped ?? 0,
+    failed: by.failed ?? 0,
+    pending,
+    missing,
+    objectsChecked: objects.checked,
+    objectMismatches: objects.mismatches,
+    objectsHeaded: objects.headed,
+    ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
+    ...(arrivals !== undefined ? { arrivals } : {}),
+    ok: pending === 0 && objects.mismatches.length === 0,
+  };
+}
