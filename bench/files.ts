@@ -51,7 +51,7 @@ import type { PhaseResult } from '../src/workflows/phase';
 import type { ReimportResult } from '../src/workflows/reimport';
 import { tablesForPhase, type PhaseName } from '../src/domain/tables';
 import { PROBE_ID, PROBE_TABLE } from '../src/activities/container-probe';
-import { transferUsedByRun } from '../src/activities/transfer';
+import { transferUsedByRun } from '../src/store/transfer';
 import { createPool, type Pool } from '../src/store/db';
 import { CpuTimeline } from './lib/cpu';
 import { calibrationMs, stealSeconds } from './lib/machine';

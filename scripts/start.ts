@@ -3,6 +3,8 @@
  * server, PostgreSQL, MinIO), the FileMaker simulator with its demo data set, migrations and a worker; starts a full
  * reimport, shows its progress, prints the Web UI link and the final report, and stays up for inspection until
  * Ctrl-C, which stops everything it started. Endpoints set in the environment are used instead of local ones.
+ * The terminal shows progress and the report; the worker's log goes to .stack/local/worker.log and Temporal's to
+ * .stack/local/temporal/server.log. A closed output (`npm start | head`) stops everything as Ctrl-C does.
  */
 import { parseEnv } from '../src/config';
 
@@ -27,24 +29,16 @@ async function main(): Promise<void> {
   const { webUiLink } = await import('../src/client/cli');
   const { watchProgress } = await import('../src/client/progress-bars');
   const { generateKeySpec, payloadCodecFromConfig, startCodecServer } = await import('../src/codec');
+  const { startSession } = await import('./terminal');
 
   const stateDir = join(__dirname, '..', '.stack', 'local');
   mkdirSync(stateDir, { recursive: true });
-  const cleanups: (() => Promise<void>)[] = [];
-  let stopping = false;
-  const watching = new AbortController();
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    console.log('\nstopping…');
-    watching.abort();
-    // Nothing may end the process before the stack's detached services are stopped.
-    process.on('uncaughtException', (err) => console.error(`while stopping: ${err.message}`));
-    for (const c of cleanups.reverse()) await c().catch((e: unknown) => console.error(String(e)));
-    process.exit(code);
+  const session = startSession({ logFile: join(stateDir, 'worker.log') });
+  const { terminal } = session;
+  const warningsLine = () => {
+    const n = terminal.warnings();
+    return `${n} warning${n === 1 ? '' : 's'} in the worker log: ${path.relative(process.cwd(), terminal.logFile)}`;
   };
-  process.on('SIGINT', () => void stop(0));
-  process.on('SIGTERM', () => void stop(0));
 
   try {
     // Payload encryption: a local key kept in the state folder, so the Web UI decodes through the codec server.
@@ -58,8 +52,8 @@ async function main(): Promise<void> {
     const codecUrl = `http://127.0.0.1:${codecPort}`;
     // Registered before it resolves: the services are detached processes, so a Ctrl-C while they are still
     // starting must wait for them and stop them too.
-    const starting = startStack({ stateDir, uiCodecEndpoint: codecUrl });
-    cleanups.push(async () => (await starting).stop());
+    const starting = startStack({ stateDir, uiCodecEndpoint: codecUrl, log: (l) => terminal.print(`[stack] ${l}`) });
+    session.onStop(async () => (await starting).stop());
     const stack = await starting;
     Object.assign(env, stack.env);
 
@@ -72,7 +66,7 @@ async function main(): Promise<void> {
         sizeScale: 0.05,
         auth: fmid ? 'fmid' : 'basic',
       });
-      cleanups.push(() => sim.close());
+      session.onStop(() => sim.close());
       Object.assign(env, {
         FM_URL: sim.url,
         FM_DATABASE: sim.database,
@@ -82,10 +76,15 @@ async function main(): Promise<void> {
             }
           : { FM_USERNAME: sim.username, FM_PASSWORD: sim.password }),
       });
-      console.log(`FileMaker simulator (demo data, fmcloud profile${fmid ? ', Claris ID' : ''}): ${sim.url}`);
+      terminal.print(`FileMaker simulator (demo data, fmcloud profile${fmid ? ', Claris ID' : ''}): ${sim.url}`);
     }
     const config = loadConfig(env, 'worker');
-    const logger = createLogger({ level: env.LOG_LEVEL ?? 'warn', format: 'json', name: 'fm-reimport' });
+    const logger = createLogger({
+      level: env.LOG_LEVEL ?? 'info',
+      format: 'json',
+      name: 'fm-reimport',
+      destination: terminal.logDestination,
+    });
 
     const codec = await startCodecServer({
       codec: payloadCodecFromConfig(config),
@@ -93,41 +92,46 @@ async function main(): Promise<void> {
       corsOrigins: stack.temporalUiUrl ? [stack.temporalUiUrl] : [],
       logger,
     });
-    cleanups.push(() => codec.close());
+    session.onStop(() => codec.close());
 
     await migrate(config.database.url);
     const worker = await startWorker(config, logger);
-    cleanups.push(() => worker.shutdown());
+    session.onStop(() => worker.shutdown());
 
     // The client's connection is not closed on the way out, only dropped with the process: the SDK's gRPC retry
     // timer throws "Channel has been shut down" (uncaught) when the connection closes under a call it is retrying.
     const { client } = await connectClient(config);
     const handle = await startReimport(client, config, { input: {} });
     const ui = config.temporal.uiUrl ?? stack.temporalUiUrl;
-    console.log(`\nreimport started: ${handle.workflowId}`);
-    if (ui) console.log(`Temporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
-    console.log(`codec server: ${codec.url}\n`);
+    terminal.print(`\nreimport started: ${handle.workflowId}`);
+    if (ui) terminal.print(`Temporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
+    terminal.print(`codec server: ${codec.url}`);
+    terminal.print(
+      `logs: ${path.relative(process.cwd(), terminal.logFile)} (worker), ${path.relative(process.cwd(), join(stateDir, 'temporal', 'server.log'))} (Temporal)\n`,
+    );
     // After Ctrl-C the watch is aborted and the services go away under pending calls: that is the stop, not the run.
     const stopped = new Promise<never>(() => undefined);
-    await watchProgress(client, handle.workflowId, { intervalMs: 1000, signal: watching.signal }).catch(
+    await watchProgress(client, handle.workflowId, { intervalMs: 1000, signal: session.signal }).catch(
       (err: unknown) => {
-        if (!stopping) throw err;
+        if (!session.stopping()) throw err;
       },
     );
-    if (stopping) return stopped;
+    if (session.stopping()) return stopped;
     try {
-      console.log('\n' + formatResult(await handle.result()));
+      terminal.print('\n' + formatResult(await handle.result()));
     } catch (err) {
-      if (stopping) return stopped;
-      console.log(`\nthe run did not complete: ${(err as Error).message}`);
+      if (session.stopping()) return stopped;
+      terminal.print(`\nthe run did not complete: ${(err as Error).message}`);
     }
-    if (ui) console.log(`\nTemporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
-    console.log('Everything stays up for inspection. Press Ctrl-C to stop.');
+    terminal.print(`\n${warningsLine()}`);
+    if (ui) terminal.print(`Temporal Web UI: ${webUiLink(ui, config.temporal.namespace, handle.workflowId)}`);
+    terminal.print('Everything stays up for inspection. Press Ctrl-C to stop.');
     await new Promise<never>(() => undefined);
   } catch (err) {
-    if (stopping) return;
-    console.error(err instanceof Error ? err.message : String(err));
-    await stop(1);
+    if (session.stopping()) return;
+    terminal.note(err instanceof Error ? err.message : String(err));
+    terminal.note(warningsLine());
+    await session.stop(1);
   }
 }
 

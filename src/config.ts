@@ -96,6 +96,7 @@ export const envSchema = z.object({
   PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
   PAYLOAD_ACTIVE_KEY_ID: z.string().min(1).optional(),
   CODEC_SERVER_PORT: int(0, 65535).default(8888),
+  CODEC_SERVER_HOST: z.string().min(1).default('127.0.0.1'),
   CODEC_CORS_ORIGINS: z.string().min(1).optional(),
   // Notifications
   NOTIFY_WEBHOOK_URL: url(['http:', 'https:']).optional(),
@@ -103,6 +104,9 @@ export const envSchema = z.object({
   NOTIFY_EMAIL_FROM: z.string().email().optional(),
   NOTIFY_EMAIL_TO: z.string().min(3).optional(),
   NOTIFY_COOLDOWN_THRESHOLD_SECONDS: int(1, 86_400).default(300),
+  // Metrics
+  METRICS_ADDRESS: hostPort.optional(),
+  METRICS_SAMPLE_SECONDS: int(1, 3600).default(10),
   // Logging
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
@@ -169,6 +173,8 @@ export interface Config {
   readonly payloadKeys: string | undefined;
   readonly payloadActiveKeyId: string | undefined;
   readonly codecServerPort: number;
+  /** Loopback by default: the codec server decrypts anything it is given. 0.0.0.0 inside a container. */
+  readonly codecServerHost: string;
   readonly codecCorsOrigins: readonly string[];
   readonly notify: {
     readonly webhookUrl: string | undefined;
@@ -177,6 +183,8 @@ export interface Config {
     readonly emailTo: readonly string[];
     readonly cooldownThresholdSeconds: number;
   };
+  /** Prometheus metrics of the worker at `address` (`/metrics`), our own read every `sampleSeconds`; off when unset. */
+  readonly metrics: { readonly address: string | undefined; readonly sampleSeconds: number };
   readonly log: { readonly level: Env['LOG_LEVEL']; readonly format: Env['LOG_FORMAT'] };
 }
 
@@ -287,6 +295,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
     payloadKeys: secret(e, 'PAYLOAD_KEYS', 'PAYLOAD_KEYS_FILE'),
     payloadActiveKeyId: e.PAYLOAD_ACTIVE_KEY_ID,
     codecServerPort: e.CODEC_SERVER_PORT,
+    codecServerHost: e.CODEC_SERVER_HOST,
     codecCorsOrigins: (e.CODEC_CORS_ORIGINS ?? '')
       .split(',')
       .map((s) => s.trim())
@@ -301,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
         .filter(Boolean),
       cooldownThresholdSeconds: e.NOTIFY_COOLDOWN_THRESHOLD_SECONDS,
     },
+    metrics: { address: e.METRICS_ADDRESS, sampleSeconds: e.METRICS_SAMPLE_SECONDS },
     log: { level: e.LOG_LEVEL, format: e.LOG_FORMAT },
   };
   return deepFreeze(config);

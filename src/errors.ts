@@ -1,8 +1,11 @@
 /**
- * Local error classes. Each has a fixed `name`, a stable machine-readable `code` and a default message.
+ * Local error classes. Each has a fixed `name`, a stable machine-readable `code` (from src/error-codes.ts) and a
+ * default message.
  * Workflows never branch on these classes (they do not survive bundling): activities convert them into
  * `ApplicationFailure`s whose `type` is the `code` (see `toFailure` in src/activities/index.ts).
  */
+import { ERROR_CODES, FM_ERRORS } from './error-codes';
+
 export abstract class FmReimportError extends Error {
   abstract readonly code: string;
   /** Whether retrying the same operation can succeed. */
@@ -12,7 +15,7 @@ export abstract class FmReimportError extends Error {
 /** Thrown at start-up when an environment variable is missing or malformed. */
 export class ConfigError extends FmReimportError {
   override readonly name = 'ConfigError';
-  readonly code = 'CONFIG_INVALID';
+  readonly code = ERROR_CODES.CONFIG_INVALID;
   constructor(message = 'configuration is invalid') {
     super(message);
   }
@@ -30,7 +33,7 @@ export class FileMakerError extends FmReimportError {
     opts: { code?: string; retryable?: boolean } = {},
   ) {
     super(message);
-    this.code = opts.code ?? 'FILEMAKER_ERROR';
+    this.code = opts.code ?? FM_ERRORS.OTHER;
     this.retryable = opts.retryable ?? false;
   }
 }
@@ -39,14 +42,14 @@ export class FileMakerError extends FmReimportError {
 export class FileMakerOverloadedError extends FileMakerError {
   override readonly name = 'FileMakerOverloadedError';
   constructor(message: string, fmCode: string | undefined, httpStatus: number | undefined) {
-    super(message, fmCode, httpStatus, { code: 'FILEMAKER_OVERLOADED', retryable: true });
+    super(message, fmCode, httpStatus, { code: ERROR_CODES.FILEMAKER_OVERLOADED, retryable: true });
   }
 }
 
 /** Thrown when FileMaker's annual outbound transfer quota is spent (code 953) or our budget would be exceeded. */
 export class TransferQuotaError extends FmReimportError {
   override readonly name = 'TransferQuotaError';
-  readonly code = 'TRANSFER_QUOTA_EXCEEDED';
+  readonly code = ERROR_CODES.TRANSFER_QUOTA_EXCEEDED;
   constructor(message = 'FileMaker transfer quota exhausted') {
     super(message);
   }
@@ -55,7 +58,7 @@ export class TransferQuotaError extends FmReimportError {
 /** Thrown when the database schema version is not one this build knows. */
 export class SchemaVersionError extends FmReimportError {
   override readonly name = 'SchemaVersionError';
-  readonly code = 'SCHEMA_VERSION_UNKNOWN';
+  readonly code = ERROR_CODES.SCHEMA_VERSION_UNKNOWN;
   constructor(message = 'database schema version is not supported') {
     super(message);
   }
@@ -64,7 +67,7 @@ export class SchemaVersionError extends FmReimportError {
 /** Thrown when a stored checksum or size does not match what was written or read back. */
 export class IntegrityError extends FmReimportError {
   override readonly name = 'IntegrityError';
-  readonly code = 'INTEGRITY_MISMATCH';
+  readonly code = ERROR_CODES.INTEGRITY_MISMATCH;
   constructor(message = 'integrity check failed') {
     super(message);
   }
@@ -73,7 +76,7 @@ export class IntegrityError extends FmReimportError {
 /** Thrown when the manifest of a source table cannot be trusted (count mismatch, duplicate ids). */
 export class ManifestError extends FmReimportError {
   override readonly name = 'ManifestError';
-  readonly code = 'MANIFEST_INCONSISTENT';
+  readonly code = ERROR_CODES.MANIFEST_INCONSISTENT;
   constructor(message = 'source manifest is inconsistent') {
     super(message);
   }

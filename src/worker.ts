@@ -12,6 +12,7 @@ import { createActivities, type ActivityDeps } from './activities';
 import { dataConverterFor, payloadCodecFromConfig } from './codec';
 import { temporalConnectionOptions } from './tls';
 import { createDeps } from './activities/deps';
+import { prometheusTelemetry, startWorkerMetrics } from './metrics';
 
 export interface RunningWorker {
   /** Resolves when both workers have stopped. */
@@ -26,7 +27,10 @@ export interface RunningWorker {
  * IllegalStateError on every Ctrl-C). Returns false when a Runtime already exists (for example one a test
  * environment created), which is then left as it is.
  */
-export function installTemporalRuntime(logger: Logger, opts: { sdkLevel?: TemporalLogLevel } = {}): boolean {
+export function installTemporalRuntime(
+  logger: Logger,
+  opts: { sdkLevel?: TemporalLogLevel; metricsAddress?: string } = {},
+): boolean {
   const sdkLevel = opts.sdkLevel ?? 'WARN';
   try {
     Runtime.install({
@@ -38,11 +42,16 @@ export function installTemporalRuntime(logger: Logger, opts: { sdkLevel?: Tempor
       shutdownSignals: [],
       telemetryOptions: {
         logging: { forward: {}, filter: makeTelemetryFilterString({ core: sdkLevel, other: 'ERROR' }) },
+        // Core serves Prometheus itself; our own metrics join it through the Runtime's meter (src/metrics.ts).
+        ...(opts.metricsAddress ? { metrics: prometheusTelemetry(opts.metricsAddress) } : {}),
       },
     });
     return true;
   } catch (err) {
-    if (err instanceof IllegalStateError) return false;
+    if (err instanceof IllegalStateError) {
+      if (opts.metricsAddress) logger.warn('a Temporal Runtime was already installed: METRICS_ADDRESS is not served');
+      return false;
+    }
     throw err;
   }
 }
@@ -53,8 +62,19 @@ export async function startWorker(
   logger: Logger,
   opts: { deps?: ActivityDeps; workflowsPath?: string; identity?: string } = {},
 ): Promise<RunningWorker> {
-  installTemporalRuntime(logger);
+  installTemporalRuntime(logger, { metricsAddress: config.metrics.address });
   const deps = opts.deps ?? (await createDeps(config, logger));
+  const metrics = config.metrics.address
+    ? startWorkerMetrics({
+        meter: Runtime.instance().metricMeter,
+        fm: deps.fm,
+        pool: deps.pool,
+        logger: logger.child({ component: 'metrics' }),
+        transferBudgetBytes: config.filemaker.transferBudgetBytes,
+        transferUsedBeforeBytes: config.filemaker.transferUsedBytes,
+        sampleMs: config.metrics.sampleSeconds * 1000,
+      })
+    : undefined;
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const dataConverter = config.payloadKeys ? dataConverterFor(payloadCodecFromConfig(config)) : undefined;
   const activities = createActivities(deps);
@@ -68,6 +88,7 @@ export async function startWorker(
     // Heartbeats reach the server at least this often (else every 80 % of the heartbeat timeout, up to 4 minutes):
     // a cancel is only seen in a heartbeat's answer, and the rollback waits for writing activities to stop.
     maxHeartbeatThrottleInterval: '2s',
+    ...(metrics ? { interceptors: { activity: [metrics.activityInterceptor] } } : {}),
   };
   const main = await Worker.create({
     ...common,
@@ -89,10 +110,17 @@ export async function startWorker(
     maxTaskQueueActivitiesPerSecond: config.filemaker.requestsPerSecond,
   });
   logger.info(
-    { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, encrypted: Boolean(dataConverter) },
+    {
+      taskQueue: config.temporal.taskQueue,
+      namespace: config.temporal.namespace,
+      encrypted: Boolean(dataConverter),
+      metrics: config.metrics.address ? `http://${config.metrics.address}/metrics` : undefined,
+    },
     'worker started',
   );
   const done = Promise.all([main.run(), files.run()]).then(async () => {
+    // A last sample before the pool closes: the run's final counts reach the exporter.
+    await metrics?.stop();
     await connection.close();
     if (!opts.deps) await deps.close();
   });

@@ -14,6 +14,7 @@ import type { FmRecord } from '../domain/types';
 import { openExportSource, type ExportLocation, type ExportRow, type ExportSource } from '../export';
 import { uploadStream } from '../s3';
 import { ledgerLookup } from '../store/ledger';
+import { manifestSourceKeys } from '../store/manifest';
 import type { ActivityDeps } from './deps';
 import {
   addFinding,
@@ -119,14 +120,10 @@ export async function importExportBatch(
   if (!batch) return result;
   const { fc, todo } = batch;
   const exp = await openExport(input.exportSource, deps.s3);
-  const keys = await deps.pool.query<{ filemaker_id: string; source_key: string | null; mod_id: string | null }>(
-    `select filemaker_id, source_key, mod_id from source_manifest
-      where run_id = $1 and source_table = $2 and filemaker_id = any($3::text[]) and id_issue is null`,
-    [input.runId, input.table, todo],
-  );
-  const recidOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.source_key]));
+  const keys = await manifestSourceKeys(deps.pool, input.runId, input.table, todo);
+  const recidOf = new Map(keys.map((r) => [r.filemaker_id, r.source_key]));
   // The record version the manifest read: what an exported file is taken to correspond to.
-  const modIdOf = new Map(keys.rows.map((r) => [r.filemaker_id, r.mod_id ?? undefined]));
+  const modIdOf = new Map(keys.map((r) => [r.filemaker_id, r.mod_id ?? undefined]));
   const rowOf = (id: string) => {
     const recid = recidOf.get(id) ?? null;
     return recid === null ? undefined : exp.byRecid.get(recid);

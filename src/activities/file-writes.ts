@@ -8,12 +8,14 @@
  * ledger entry are written before it counts as done (a file waits for at most the statement already running).
  */
 import { TransferQuotaError } from '../errors';
-import { namedStatement, type Pool } from '../store/db';
+import type { Pool } from '../store/db';
 import type { TargetTableName } from '../store/schema';
 import { upsertRows, type RowOutcome } from '../store/upsert';
 import { GroupCommit } from '../store/group-commit';
-import { countLedger, emptyChunkResult, ledgerInsert, ledgerJson, recordLedger, type LedgerEntry } from './ledger';
-import { transferUsedThisYear, type Reservation } from './transfer';
+import { LEDGER_ALONGSIDE, ledgerJson, recordWrittenBack, writeLedger, type ModIdChange } from '../store/ledger';
+import { reserveTransfers, settleTransfers, transferUsedThisYear } from '../store/transfer';
+import { countLedger, type LedgerEntry } from './ledger';
+import type { Reservation } from './transfer';
 import type { ChunkResult } from './types';
 
 export interface ReserveRequest {
@@ -52,12 +54,7 @@ export interface FileWrites {
   writtenBack(runId: string, table: string, change: ModIdChange): Promise<void>;
 }
 
-/** A record's modId before and after a write-back. */
-export interface ModIdChange {
-  filemakerId: string;
-  from: string;
-  to: string;
-}
+export type { ModIdChange } from '../store/ledger';
 
 /** The bytes a reserved download really received. */
 export interface Settlement {
@@ -73,20 +70,6 @@ interface UpsertItem {
   row: Record<string, unknown>;
   record?: { sourceTable: string; entry: LedgerEntry };
 }
-
-/** A ledger write riding along a row upsert (its parameters follow the upsert's two). */
-const LEDGER_ALONGSIDE = ledgerInsert(3);
-
-const RESERVE = `select reserve_transfer(t.run, t.tbl, t.fid, t.field, t.bytes, t.lim)::text as id
-  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-       with ordinality as t(run, tbl, fid, field, bytes, lim, i)
- order by t.i`;
-
-const SETTLE = 'select settle_transfer(t.id, t.b) from unnest($1::bigint[], $2::bigint[]) as t(id, b)';
-
-const WRITTEN_BACK = `update import_ledger l set source_mod_id = t.to_mod
-  from unnest($3::text[], $4::text[], $5::text[]) as t(fid, from_mod, to_mod)
- where l.run_id = $1 and l.source_table = $2 and l.filemaker_id = t.fid and l.source_mod_id = t.from_mod`;
 
 /** Keeps the last item per key (one statement cannot upsert a row twice); `rep[i]` is item i's position in `unique`. */
 function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): { unique: T[]; rep: number[] } {
@@ -113,18 +96,10 @@ function lastPerKey<T>(items: readonly T[], key: (t: T) => string | undefined): 
 
 function createFileWrites(pool: Pool): FileWrites {
   const reservations = new GroupCommit<ReserveRequest, string | null>(async (_g, items) => {
-    const r = await pool.query<{ id: string | null }>({
-      ...namedStatement(RESERVE),
-      values: [
-        items.map((x) => x.runId),
-        items.map((x) => x.table),
-        items.map((x) => x.filemakerId),
-        items.map((x) => x.field),
-        items.map((x) => x.bytes),
-        items.map((x) => Math.max(0, x.budgetBytes - x.usedOutsideBytes)),
-      ],
-    });
-    return r.rows.map((x) => x.id);
+    return reserveTransfers(
+      pool,
+      items.map((x) => ({ ...x, limitBytes: Math.max(0, x.budgetBytes - x.usedOutsideBytes) })),
+    );
   });
 
   const upserts = new GroupCommit<UpsertItem, RowOutcome>(async (_g, items) => {
@@ -153,12 +128,11 @@ function createFileWrites(pool: Pool): FileWrites {
     async (_g, items) => {
       const { unique } = lastPerKey(items, (x) => x.entry.recordId ?? x.entry.filemakerId ?? undefined);
       const first = items[0]!;
-      await recordLedger(
+      await writeLedger(
         pool,
         first.runId,
         first.table,
         unique.map((x) => x.entry),
-        emptyChunkResult(),
       );
       for (const x of items) countLedger([x.entry], x.into);
       return items.map(() => undefined);
@@ -168,16 +142,12 @@ function createFileWrites(pool: Pool): FileWrites {
   const writeBacks = new GroupCommit<{ runId: string; table: string; change: ModIdChange }, void>(async (_g, items) => {
     const { unique } = lastPerKey(items, (x) => x.change.filemakerId);
     const first = items[0]!;
-    await pool.query({
-      ...namedStatement(WRITTEN_BACK),
-      values: [
-        first.runId,
-        first.table,
-        unique.map((x) => x.change.filemakerId),
-        unique.map((x) => x.change.from),
-        unique.map((x) => x.change.to),
-      ],
-    });
+    await recordWrittenBack(
+      pool,
+      first.runId,
+      first.table,
+      unique.map((x) => x.change),
+    );
     return items.map(() => undefined);
   });
 
@@ -198,10 +168,10 @@ function createFileWrites(pool: Pool): FileWrites {
     },
     async settle(settlements) {
       if (settlements.length === 0) return;
-      await pool.query({
-        ...namedStatement(SETTLE),
-        values: [settlements.map((x) => x.reservation.id), settlements.map((x) => x.bytes)],
-      });
+      await settleTransfers(
+        pool,
+        settlements.map((x) => ({ id: x.reservation.id, bytes: x.bytes })),
+      );
     },
     upsert: (table, row, runId, record) =>
       upserts.submit(`${runId}${SEP}${table}${SEP}${record?.sourceTable ?? ''}`, { table, runId, row, record }),

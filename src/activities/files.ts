@@ -29,7 +29,6 @@
  * Overload (502/503/812), the transfer budget, and FileMaker or S3 being unreachable end the batch with the error
  * (the workflow cools down, pauses or retries); what was done stays done. Heartbeats carry the ids finished so far.
  */
-import { CopyObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { PassThrough, Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -52,12 +51,19 @@ import { FileMakerError, FileMakerOverloadedError, IntegrityError, TransferQuota
 import { FM_ERRORS, type FileMakerRecord } from '../filemaker';
 import type { ContainerDownload } from '../filemaker/client';
 import { parseContentDisposition } from '../filemaker/content-disposition';
-import { headObject, uploadStream } from '../s3';
+import { copyObject, headObject, uploadStream } from '../s3';
 import { ByteBudget, type Release } from '../s3/buffer-budget';
 import { PART_SIZE, QUEUE_SIZE } from '../s3/upload';
-import { ledgerLookup, type LedgerFile } from '../store/ledger';
+import {
+  latestEntriesElsewhere,
+  latestImageMessage,
+  ledgerLookup,
+  terminalEntries,
+  type LedgerFile,
+} from '../store/ledger';
+import { manifestSlice } from '../store/manifest';
 import type { ActivityDeps } from './deps';
-import { countLedger, emptyChunkResult, manifestSlice, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
+import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
 import { loadMapContext } from './records';
 import { inParallel } from './parallel';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
@@ -146,16 +152,9 @@ class KnownBroken extends IntegrityError {
 
 /** The FileMaker modId at which each id's container last failed for good in a completed earlier run. */
 async function downloadFailuresBefore(deps: ActivityDeps, input: ChunkInput, ids: readonly string[]) {
-  const r = await deps.pool.query<{ filemaker_id: string; state: string; reason_code: string | null; mod: string }>(
-    `select distinct on (l.filemaker_id) l.filemaker_id, l.state, l.reason_code, l.source_mod_id as mod
-       from import_ledger l join reimport_runs r using (run_id)
-      where l.source_table = $1 and l.filemaker_id = any($2::text[]) and l.run_id <> $3 and r.status = 'completed'
-        and l.source_mod_id is not null
-      order by l.filemaker_id, l.updated_at desc`,
-    [input.table, ids, input.runId],
-  );
+  const latest = await latestEntriesElsewhere(deps.pool, input.table, ids, input.runId);
   return new Map(
-    r.rows
+    latest
       .filter((x) => x.state === 'failed' && x.reason_code === 'DOWNLOAD_FAILED')
       .map((x) => [x.filemaker_id, x.mod]),
   );
@@ -330,14 +329,7 @@ export async function relink(
     const existing = await headObject(s3, fc.bucket, key);
     if (existing && existing.size === head.size && existing.sha256 === head.sha256) etag = existing.etag;
     else {
-      await s3.send(
-        new CopyObjectCommand({
-          Bucket: fc.bucket,
-          Key: key,
-          CopySource: `${fc.bucket}/${encodeURIComponent(prior.s3Key).replace(/%2F/g, '/')}`,
-          MetadataDirective: 'COPY',
-        }),
-      );
+      await copyObject(s3, fc.bucket, prior.s3Key, key);
       const copied = await headObject(s3, fc.bucket, key);
       if (!copied || copied.size !== head.size || copied.sha256 !== head.sha256) return undefined;
       etag = copied.etag;
@@ -849,13 +841,7 @@ const FIELD_NOTE = 'source field: ';
 
 /** The container field an earlier run imported this image from (the delete phase removed the row). */
 async function recordedField(fc: FileContext, id: string): Promise<string | null> {
-  const r = await fc.deps.pool.query<{ message: string | null }>(
-    `select message from import_ledger
-      where source_table = 'API_Images' and filemaker_id = $1 and starts_with(message, $2)
-      order by updated_at desc limit 1`,
-    [id, FIELD_NOTE],
-  );
-  const m = r.rows[0]?.message;
+  const m = await latestImageMessage(fc.deps.pool, id, FIELD_NOTE);
   return m ? m.slice(FIELD_NOTE.length) : null;
 }
 
@@ -890,20 +876,15 @@ export async function beginBatch(
   const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
   if (slice.length === 0) return undefined;
   const resumed = activity.info.heartbeatDetails as Resume | undefined;
-  const finished = await deps.pool.query<{
-    record_id: string;
-    filemaker_id: string | null;
-    state: LedgerEntry['state'];
-    reason_code: string | null;
-  }>(
-    `select record_id, filemaker_id, state, reason_code from import_ledger
-      where run_id = $1 and source_table = $2 and record_id = any($3::text[])
-        and state in ('imported', 'unlinked', 'skipped', 'failed')`,
-    [input.runId, input.table, slice.map((e) => e.recordId)],
+  const finished = await terminalEntries(
+    deps.pool,
+    input.runId,
+    input.table,
+    slice.map((e) => e.recordId),
   );
   const done = new Set<string>();
   countLedger(
-    finished.rows.map((r) => {
+    finished.map((r) => {
       done.add(r.record_id);
       return { filemakerId: r.filemaker_id, state: r.state, reasonCode: r.reason_code ?? undefined };
     }),

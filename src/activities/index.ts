@@ -6,6 +6,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { FileMakerOverloadedError, FmReimportError, ManifestError, TransferQuotaError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 import { normalizeFileMakerId } from '../domain/ids';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
@@ -17,11 +18,12 @@ import type { ActivityDeps } from './deps';
 import { importRecordChunk, loadMapContext, mapperFor, targetFor, type SourceOwners } from './records';
 import type { DryRunTableResult, ReimportActivities, TableReconciliation } from './types';
 import { runBookkeeping } from './runs';
-import { ledgerBalance, writeManifest } from './ledger';
+import { ledgerBalance } from '../store/ledger';
+import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import { manifestRows, type ManifestRead } from '../domain/manifest';
 import { missingFields } from './source-checks';
 import { FILE_TABLES, hasContainer, importFileBatch } from './files';
-import { transferUsedByRun } from './transfer';
+import { transferUsedByRun } from '../store/transfer';
 import { estimateDownloadBytes, reconcileObjects, verifyObjects } from './verify';
 import { importExportBatch } from './export-images';
 import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
@@ -117,27 +119,13 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     return rows.length;
   };
 
-  const manifestBuilt = async (runId: string, table: SourceTableName): Promise<boolean> => {
-    const r = await pool.query('select 1 from source_manifest where run_id = $1 and source_table = $2 limit 1', [
-      runId,
-      table,
-    ]);
-    return r.rowCount !== null && r.rowCount > 0;
-  };
-
   /**
    * Records FileMaker holds now that this run's manifest of `table` does not: ROWID above the manifest's highest, so
    * inserted after the table was read (FileMaker never gives a record id twice). Reported, not imported: the next run
    * imports them. Undefined when the manifest has no ROWIDs (a server that cannot select them).
    */
   const arrivalsOf = async (runId: string, table: SourceTableName): Promise<string[] | undefined> => {
-    const r = await pool.query<{ rows: number; with_row_id: number; max: string | null }>(
-      `select count(*)::int as rows, count(*) filter (where record_id ~ '^[0-9]+$')::int as with_row_id,
-              max(record_id::numeric) filter (where record_id ~ '^[0-9]+$')::text as max
-         from source_manifest where run_id = $1 and source_table = $2`,
-      [runId, table],
-    );
-    const m = r.rows[0];
+    const m = await manifestRowIds(pool, runId, table);
     if (!m || m.with_row_id < m.rows) return undefined;
     const source = SOURCE_TABLES[table];
     // Validation has no durable cooldown of its own: an overload that outlasts the client's short repeats is waited
@@ -275,7 +263,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       if (problems.length) {
         throw ApplicationFailure.create({
           message: `pre-flight failed: ${problems.join('; ')}`,
-          type: 'PREFLIGHT_FAILED',
+          type: ERROR_CODES.PREFLIGHT_FAILED,
           nonRetryable: true,
         });
       }
@@ -299,7 +287,8 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
       // table this run has already read keeps its manifest: read again from a live file, it would list records that
       // arrived after the owner's own import and that no phase of this run imports.
       if (table === 'API_Contact_Details') {
-        for (const owner of OWNER_TABLES) if (!(await manifestBuilt(runId, owner))) await buildManifestOf(runId, owner);
+        for (const owner of OWNER_TABLES)
+          if (!(await hasManifest(pool, runId, owner))) await buildManifestOf(runId, owner);
       }
       return { count: await buildManifestOf(runId, table, sourceKeyField) };
     },

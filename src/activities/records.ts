@@ -16,7 +16,17 @@ import type { FmRecord, MapContext, MapOutcome } from '../domain/types';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
 import type { ActivityDeps } from './deps';
 import type { ChunkInput, ChunkResult } from './types';
-import { emptyChunkResult, manifestSlice, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
+import {
+  clinicNames,
+  companyIds,
+  manifestOwners,
+  patientClinics,
+  patientContactDetails,
+  referrerCompanyContactDetails,
+  referrerIds,
+} from '../store/lookups';
+import { manifestSlice } from '../store/manifest';
+import { emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
 import { upsertTargetRows } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
@@ -74,8 +84,7 @@ export async function loadMapContext(
   scope: MapContextScope = {},
 ): Promise<MapContext> {
   const { source } = scope;
-  const q = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-    (await deps.pool.query<T>(sql, params)).rows;
+  const { pool } = deps;
   const src: { -readonly [K in keyof MapContextSource]: MapContextSource[K] } = {
     timeZone: deps.config.clinicTimeZone,
   };
@@ -87,46 +96,34 @@ export async function loadMapContext(
     src.companies = source.companies;
   } else {
     if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
-      src.clinics = await q<{ id: string; name: string }>('select filemaker_id as id, name from clinics');
+      src.clinics = await clinicNames(pool);
     }
     if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
       const only = scope.patients;
-      const rows = await q<{ id: string; clinic: string | null }>(
-        `select p.filemaker_id as id, c.filemaker_id as clinic from patients p left join clinics c on c.id = p.clinic_id
-          ${only ? 'where p.filemaker_id = any($1::text[])' : ''}`,
-        only ? [only] : [],
-      );
+      const rows = await patientClinics(pool, only);
       src.patients = rows.map((r) => [r.id, r.clinic] as const);
       if (only) src.patientsAmong = new Set(only);
     }
     if (needs(['API_Contact_Details'])) {
       // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
-      const rows = await q<{ source_table: string; filemaker_id: string }>(
-        `select source_table, filemaker_id from source_manifest
-          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
-        [runId],
-      );
+      const rows = await manifestOwners(pool, runId);
       src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
       src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
       src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
     }
     if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
-      src.referrers = (await q<{ id: string }>('select filemaker_id as id from referrers')).map((r) => r.id);
+      src.referrers = await referrerIds(pool);
     }
     if (needs(['API_ReferrerToCompany_Join'])) {
-      src.companies = (await q<{ id: string }>('select filemaker_id as id from companies')).map((r) => r.id);
+      src.companies = await companyIds(pool);
     }
   }
   if (needs(['API_Contacts'])) {
-    const rows = await q<{ owner: string; field_data: Record<string, string | number> }>(
-      `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'`,
-    );
+    const rows = await patientContactDetails(pool);
     src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
   }
   if (needs(['API_Referrer', 'API_Company'])) {
-    const rows = await q<{ field_data: Record<string, string | number> }>(
-      `select field_data from contact_details where owner_table in ('referrers', 'companies')`,
-    );
+    const rows = await referrerCompanyContactDetails(pool);
     src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
   }
   return createMapContext(src);

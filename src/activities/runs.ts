@@ -15,7 +15,7 @@ import { finishRun, startRun } from '../store/runs';
 import { cleanDocument } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
 import type { BackupResult, Counts, RestoreResult, RunStatus } from './types';
-import { transferUsedThisYear } from './transfer';
+import { transferUsedThisYear } from '../store/transfer';
 
 /** Heartbeats as each table of a backup, restore or delete is done (the table-work profile's heartbeat timeout). */
 const tableDone = (table: string) => heartbeat({ table });

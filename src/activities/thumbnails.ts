@@ -4,14 +4,13 @@
  * stream. HEIC/HEIF cannot be decoded by the prebuilt libvips (no HEVC decoder): recorded as `unsupported_format`,
  * never as a failed image. Undecodable bytes are `failed` for the thumbnail only; the image itself stays imported.
  */
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { mediaType } from '../domain/keys';
 import { Semaphore } from '../filemaker/semaphore';
-import { headObject } from '../s3';
-import { S3Wire } from '../s3/wire';
+import { getObject, headObject, objectMetadata, putChecked } from '../s3';
 
 // One libvips thread per image and no operation cache. A JPEG shrinks on load; other formats are decoded whole, so
 // those above BIG_DECODE_PIXELS (4 MP: 16 MB of RGBA) are decoded two at a time per worker: memory stays bounded
@@ -75,10 +74,7 @@ export async function ensureThumbnail(
   if (size > THUMBNAIL_SOURCE_LIMIT) return { status: 'failed', width: null, height: null, key: null };
 
   if (!opts.fresh) {
-    const existing = await S3Wire.for(s3)
-      .head(bucket, thumbKey)
-      .then((r) => r?.metadata)
-      .catch(() => undefined);
+    const existing = await objectMetadata(s3, bucket, thumbKey).catch(() => undefined);
     const w = Number(existing?.['source-width']);
     const h = Number(existing?.['source-height']);
     if (existing && Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0) {
@@ -88,10 +84,7 @@ export async function ensureThumbnail(
 
   const bytes =
     opts.source ??
-    (await readCapped(
-      (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: sourceKey }))).Body as Readable,
-      THUMBNAIL_SOURCE_LIMIT,
-    ));
+    (await readCapped((await getObject(s3, bucket, sourceKey)).Body as Readable, THUMBNAIL_SOURCE_LIMIT));
   if (!bytes) return { status: 'failed', width: null, height: null, key: null };
   let thumb: Buffer;
   let width: number;
@@ -120,7 +113,7 @@ export async function ensureThumbnail(
     release?.();
   }
   const sha256 = createHash('sha256').update(thumb).digest('hex');
-  const put = await S3Wire.for(s3).put({
+  const put = await putChecked(s3, {
     bucket,
     key: thumbKey,
     body: thumb,

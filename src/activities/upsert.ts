@@ -2,6 +2,7 @@
 import type { Pool } from '../store/db';
 import { upsertRows, writeIsolatingRefusals } from '../store/upsert';
 import { cleanDocument } from '../store/sanitize';
+import { upsertContactDetailRows } from '../store/contact-details';
 import type { TargetTable } from '../domain/tables';
 import type { LedgerEntry } from './ledger';
 import { targetId } from '../domain/ids';
@@ -42,15 +43,6 @@ export async function upsertTargetRows(
   });
 }
 
-const UPSERT_CONTACT_DETAILS = `insert into contact_details (id, filemaker_id, owner_table, owner_filemaker_id, entry,
-                                               field_data, import_run_id)
- select e.id, e.filemaker_id, e.owner_table, e.owner_filemaker_id, e.entry, e.field_data, $1
-   from jsonb_to_recordset($2::jsonb) as e(id uuid, filemaker_id text, owner_table text, owner_filemaker_id text,
-        entry jsonb, field_data jsonb)
- on conflict (filemaker_id) do update set id = excluded.id, owner_table = excluded.owner_table,
-   owner_filemaker_id = excluded.owner_filemaker_id, entry = excluded.entry, field_data = excluded.field_data,
-   import_run_id = excluded.import_run_id`;
-
 /**
  * Contact details are kept row by row (and folded into their owner's JSON when the owner's table is finished). Each
  * row is cleaned like a target row's JSON (NUL, lone surrogates), and a row the database still refuses is `failed`
@@ -85,7 +77,11 @@ async function upsertContactDetails(pool: Pool, runId: string, rows: readonly Ma
   await writeIsolatingRefusals(
     payload,
     async (batch) => {
-      await pool.query(UPSERT_CONTACT_DETAILS, [runId, JSON.stringify(batch.map((p) => p.row))]);
+      await upsertContactDetailRows(
+        pool,
+        runId,
+        batch.map((p) => p.row),
+      );
     },
     (p, refusal) => fail(p.at, refusal.reason, refusal.message),
   );

@@ -3,7 +3,7 @@
  * ledger holds; and the dry run's estimate of the bytes a run would download (files not already stored).
  */
 import { headObject, inventory } from '../s3';
-import { ledgerLookup } from '../store/ledger';
+import { averageRecordedBytes, ledgerLookup, recordedObjects, type RecordedObject } from '../store/ledger';
 import type { SourceTableName } from '../domain/tables';
 import { KEY_PREFIX } from '../domain/keys';
 import type { ActivityDeps } from './deps';
@@ -26,29 +26,6 @@ export type ObjectCheckDeps = Pick<ActivityDeps, 'pool' | 's3' | 'logger'> & {
   config: { s3: { bucket: string } };
   heartbeat?: (details: unknown) => void;
 };
-
-interface RecordedObject {
-  filemaker_id: string;
-  s3_key: string;
-  bytes: string | null;
-  sha256: string | null;
-  object_etag: string | null;
-}
-
-/** The objects a run recorded for `table`, in id order. */
-async function recordedObjects(
-  deps: ObjectCheckDeps,
-  runId: string,
-  table: SourceTableName,
-): Promise<RecordedObject[]> {
-  const r = await deps.pool.query<RecordedObject>(
-    `select filemaker_id, s3_key, bytes::text, sha256, object_etag from import_ledger
-      where run_id = $1 and source_table = $2 and state in ('imported', 'unlinked') and s3_key is not null
-      order by filemaker_id`,
-    [runId, table],
-  );
-  return r.rows;
-}
 
 /** HEADs each object against the ledger's size and SHA-256; returns the ids that differ (or have no object), sorted. */
 async function headCheck(
@@ -85,7 +62,7 @@ export async function verifyObjects(
   runId: string,
   table: SourceTableName,
 ): Promise<ObjectCheck> {
-  const rows = await recordedObjects(deps, runId, table);
+  const rows = await recordedObjects(deps.pool, runId, table);
   const mismatched = await headCheck(deps, table, rows);
   return reportMismatches(deps, table, rows.length, rows.length, mismatched);
 }
@@ -103,7 +80,7 @@ export async function reconcileObjects(
   runId: string,
   table: SourceTableName,
 ): Promise<ObjectCheck> {
-  const rows = await recordedObjects(deps, runId, table);
+  const rows = await recordedObjects(deps.pool, runId, table);
   const awaiting = new Map<string, RecordedObject>();
   for (const r of rows) if (r.object_etag !== null && r.bytes !== null) awaiting.set(r.s3_key, r);
   // Disjoint slices of the folders listed side by side: S3 lists one page after the other, and a files phase's
@@ -167,12 +144,7 @@ export async function averageFileBytes(
   pool: Pool,
   table: SourceTableName,
 ): Promise<{ bytes: number; from: 'ledger' | 'reported' }> {
-  const avg = await pool.query<{ avg: string | null }>(
-    `select avg(bytes)::bigint::text as avg from import_ledger
-      where source_table = $1 and bytes is not null and state in ('imported', 'unlinked')`,
-    [table],
-  );
-  const recorded = avg.rows[0]?.avg;
+  const recorded = await averageRecordedBytes(pool, table);
   if (recorded !== null && recorded !== undefined) return { bytes: Number(recorded), from: 'ledger' };
   return { bytes: DEFAULT_FILE_BYTES[table] ?? 0, from: 'reported' };
 }

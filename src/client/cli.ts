@@ -1,14 +1,23 @@
 /**
- * The operator's commands: start, status, pause, resume, cancel, rollback, report, doctor (and the codec server).
- * Each has an equivalent `temporal workflow ...` command in the README.
+ * The operator's commands: start, schedule, status, pause, resume, cancel, rollback, report, doctor (and the codec
+ * server). Each has an equivalent `temporal workflow ...` (or `temporal schedule ...`) command in the README.
  */
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { connectClient, formatResult, readReport, startReimport } from './operations';
+import {
+  createReimportSchedule,
+  describeSchedule,
+  formatSchedules,
+  isInterval,
+  listReimportSchedules,
+} from './schedules';
 import { PHASES } from '../domain/tables';
 import type { ReimportResult } from '../workflows/reimport';
+import type { ReimportInput } from '../workflows/options';
 
 function int(value: string): number {
   const n = Number(value);
@@ -25,38 +34,47 @@ function phaseList(value: string): string[] {
 
 const program = new Command('fm-reimport').description('Operate FileMaker → Nexus reimport runs on Temporal');
 
-program
-  .command('start')
-  .description('start a reimport run')
-  .option('--id <runId>', 'workflow id of the run (default: reimport-<timestamp>)')
-  .option('--phases <list>', `comma-separated phases (default all: ${PHASES.join(',')})`, phaseList)
-  .option('--resume-from <phase>', 'skip the phases before this one')
-  .option('--dry-run', 'metadata only: no writes, no container bytes', false)
-  .option('--write-back', 'PATCH NexusExportDate after each file is stored', false)
-  .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
-  .option('--chunk-size <n>', 'records per chunk', int)
-  .option('--file-batch-size <n>', 'files per batch activity', int)
-  .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for this run', int)
+/** The options of a run, shared by `start` and `schedule create`. */
+function withRunOptions(command: Command): Command {
+  return command
+    .option('--phases <list>', `comma-separated phases (default all: ${PHASES.join(',')})`, phaseList)
+    .option('--resume-from <phase>', 'skip the phases before this one')
+    .option('--dry-run', 'metadata only: no writes, no container bytes', false)
+    .option('--write-back', 'PATCH NexusExportDate after each file is stored', false)
+    .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
+    .option('--chunk-size <n>', 'records per chunk', int)
+    .option('--file-batch-size <n>', 'files per batch activity', int)
+    .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for this run', int);
+}
+
+/** The workflow input the run options describe. */
+function runInput(o: Record<string, unknown>): ReimportInput {
+  const settings = Object.fromEntries(
+    Object.entries({ concurrency: o.concurrency, chunkSize: o.chunkSize, fileBatchSize: o.fileBatchSize }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  );
+  return {
+    phases: o.phases as never,
+    resumeFrom: o.resumeFrom as never,
+    dryRun: Boolean(o.dryRun),
+    writeBack: Boolean(o.writeBack),
+    settings,
+    transferBudgetBytes: o.transferBudget as number | undefined,
+  };
+}
+
+withRunOptions(
+  program
+    .command('start')
+    .description('start a reimport run')
+    .option('--id <runId>', 'workflow id of the run (default: reimport-<timestamp>)'),
+)
   .option('--no-wait', 'return once started')
   .action(async (o: Record<string, unknown>) => {
     const { client, config, close } = await connectClient();
     try {
-      const settings = Object.fromEntries(
-        Object.entries({ concurrency: o.concurrency, chunkSize: o.chunkSize, fileBatchSize: o.fileBatchSize }).filter(
-          ([, v]) => v !== undefined,
-        ),
-      );
-      const handle = await startReimport(client, config, {
-        runId: o.id as string | undefined,
-        input: {
-          phases: o.phases as never,
-          resumeFrom: o.resumeFrom as never,
-          dryRun: Boolean(o.dryRun),
-          writeBack: Boolean(o.writeBack),
-          settings,
-          transferBudgetBytes: o.transferBudget as number | undefined,
-        },
-      });
+      const handle = await startReimport(client, config, { runId: o.id as string | undefined, input: runInput(o) });
       console.log(`started ${handle.workflowId}`);
       if (config.temporal.uiUrl)
         console.log(`Web UI: ${webUiLink(config.temporal.uiUrl, config.temporal.namespace, handle.workflowId)}`);
@@ -68,6 +86,77 @@ program
       await close();
     }
   });
+
+const schedule = program
+  .command('schedule')
+  .description('repeated reimports until cut-over (Temporal Schedules: no overlap, paused after a failed run)');
+
+withRunOptions(
+  schedule
+    .command('create <scheduleId>')
+    .description('create a schedule that starts a reimport every --every or at --cron times')
+    .option('--every <duration>', 'interval between runs, e.g. 12h or 1d', (v: string) => {
+      if (!isInterval(v)) throw new InvalidArgumentError('expected a duration such as 30m, 12h or 1d');
+      return v;
+    })
+    .option('--cron <expression>', 'cron line, e.g. "0 2 * * *" (at 02:00)')
+    .option('--time-zone <tz>', 'time zone of --cron (default CLINIC_TIME_ZONE)')
+    .option('--note <text>', 'a note shown with the schedule')
+    .option('--paused', 'create it paused', false),
+).action(async (scheduleId: string, o: Record<string, unknown>) => {
+  if ((o.every === undefined) === (o.cron === undefined)) throw new Error('give --every or --cron (one of them)');
+  const { client, config, close } = await connectClient();
+  try {
+    await createReimportSchedule(client, config, {
+      scheduleId,
+      cadence:
+        o.every !== undefined
+          ? { every: o.every as string }
+          : { cron: o.cron as string, timeZone: (o.timeZone as string | undefined) ?? config.clinicTimeZone },
+      input: runInput(o),
+      note: o.note as string | undefined,
+      paused: Boolean(o.paused),
+    });
+    console.log(`created schedule ${scheduleId}${o.paused ? ' (paused)' : ''}`);
+  } finally {
+    await close();
+  }
+});
+
+schedule
+  .command('list')
+  .description('the reimport schedules: paused or active, next and recent runs')
+  .action(async () => {
+    const { client, close } = await connectClient();
+    try {
+      console.log(formatSchedules(await listReimportSchedules(client)));
+    } finally {
+      await close();
+    }
+  });
+
+for (const [name, description, done] of [
+  ['pause', 'stop starting runs (a run in progress goes on)', 'paused'],
+  ['unpause', 'start runs again (also after a failed run paused it)', 'unpaused'],
+  ['trigger', 'start a run now (skipped while one is in progress)', 'triggered'],
+  ['delete', 'delete the schedule (runs it started are kept)', 'deleted'],
+] as const) {
+  const command = schedule.command(`${name} <scheduleId>`).description(description);
+  if (name === 'pause' || name === 'unpause') command.option('--note <text>', 'why');
+  command.action(async (scheduleId: string, o: { note?: string }) => {
+    const { client, close } = await connectClient();
+    try {
+      await describeSchedule(client, scheduleId);
+      const handle = client.schedule.getHandle(scheduleId);
+      if (name === 'pause' || name === 'unpause') await handle[name](o.note);
+      else if (name === 'trigger') await handle.trigger(ScheduleOverlapPolicy.SKIP);
+      else await handle.delete();
+      console.log(`${done} schedule ${scheduleId}`);
+    } finally {
+      await close();
+    }
+  });
+}
 
 program
   .command('status <runId>')
@@ -192,7 +281,8 @@ program
     // Log lines go to stderr: stdout is the table (or the JSON) alone.
     const logger = createLogger({ level: config.log.level, name: 'doctor', destination: pino.destination(2) });
     const { fileMakerClientFor } = await import('../activities/deps');
-    const { formatDoctor, readOnlyPool, runDoctor } = await import('./doctor');
+    const { formatDoctor, runDoctor } = await import('./doctor');
+    const { readOnlyPool } = await import('../store/db');
     const fm = fileMakerClientFor(config, logger);
     const pool = config.database.url ? readOnlyPool(config.database) : undefined;
     try {
@@ -216,6 +306,7 @@ program
     const server = await startCodecServer({
       codec: payloadCodecFromConfig(config),
       port: config.codecServerPort,
+      host: config.codecServerHost,
       corsOrigins: codecCorsOriginsFor(config),
       logger,
     });

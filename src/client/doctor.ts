@@ -3,7 +3,7 @@
  * detail, the choice it implies for the engine); the whole says whether a run can start.
  *
  * Input: the FileMaker client the worker would build, and optionally a PostgreSQL pool whose connections refuse
- * writes (`readOnlyPool`). What it reads: product info, every layout and field the mappers read (Data API), every
+ * writes (`readOnlyPool`, src/store/db.ts). What it reads: product info, every layout and field the mappers read (Data API), every
  * table's count and first row with those fields `$select`ed (OData), one table's whole manifest in small pages, a
  * sample of the files tables' records, a sample container of each read both ways as the run's pre-flight reads it
  * (../activities/container-probe.ts), the transfer log's sum for this year.
@@ -28,9 +28,9 @@ import {
   type TableProbe,
   type TableSample,
 } from '../activities/container-probe';
-import { transferUsedThisYear } from '../activities/transfer';
+import { transferUsedThisYear } from '../store/transfer';
 import { DEFAULT_FILE_BYTES, averageFileBytes } from '../activities/verify';
-import { createPool, type Pool } from '../store/db';
+import type { Pool } from '../store/db';
 import { formatBytes } from '../notify/format';
 
 export type CheckResult = 'ok' | 'warn' | 'fail';
@@ -67,19 +67,6 @@ export interface DoctorDeps {
 /** Pages the paging check splits its table into, and the largest page it sends. */
 const PAGING_PAGES = 3;
 const PAGING_MAX_PAGE = 1000;
-
-/**
- * A pool for the doctor: one connection whose transactions are read-only by default, so a write anywhere in the
- * checks fails (SQLSTATE 25006) instead of landing.
- */
-export function readOnlyPool(database: Pick<Config['database'], 'url' | 'caFile'>): Pool {
-  const pool = createPool({ ...database, poolMax: 1 }, { applicationName: 'fm-reimport doctor' });
-  // pg queues a query sent from 'connect' before any the pool hands the connection out for.
-  pool.on('connect', (client) => {
-    client.query('set default_transaction_read_only = on').catch(() => undefined);
-  });
-  return pool;
-}
 
 export async function runDoctor(deps: DoctorDeps): Promise<DoctorReport> {
   const { fm } = deps;

@@ -14,15 +14,24 @@ export async function connectClient(config: Config = loadConfig(process.env, 'cl
   return { client, config, close: () => connection.close() };
 }
 
-/** Starts a reimport after validating its input here too, so a typo fails before anything is scheduled. */
+/**
+ * A run's input as the workflow receives it (unset options dropped), validated here too so that a typo fails before
+ * anything is started or scheduled.
+ */
+export function reimportInput(raw: ReimportInput): ReimportInput {
+  const input = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
+  const parsed = reimportInputSchema.safeParse(input);
+  if (!parsed.success) throw new Error(`invalid options: ${describeIssues(parsed.error)}`);
+  return input;
+}
+
+/** Starts a reimport after validating its input (see `reimportInput`). */
 export async function startReimport(
   client: Client,
   config: Config,
   opts: { runId?: string; input: ReimportInput },
 ): Promise<WorkflowHandle> {
-  const input = Object.fromEntries(Object.entries(opts.input).filter(([, v]) => v !== undefined));
-  const parsed = reimportInputSchema.safeParse(input);
-  if (!parsed.success) throw new Error(`invalid options: ${describeIssues(parsed.error)}`);
+  const input = reimportInput(opts.input);
   const runId = opts.runId ?? `reimport-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   return client.workflow.start('reimport', {
     taskQueue: config.temporal.taskQueue,

@@ -14,6 +14,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ConfigError, FmReimportError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 
 export const ENCODING_ENCRYPTED = 'binary/encrypted';
 export const METADATA_ENCODING_KEY = 'encoding';
@@ -29,7 +30,7 @@ const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** Thrown on decode when a payload names a key id that the configured key set does not hold. */
 export class PayloadKeyUnknownError extends FmReimportError {
   override readonly name = 'PayloadKeyUnknownError';
-  readonly code = 'PAYLOAD_KEY_UNKNOWN';
+  readonly code = ERROR_CODES.PAYLOAD_KEY_UNKNOWN;
   constructor(readonly keyId: string) {
     super(`payload was encrypted with key id "${keyId}", which is not in PAYLOAD_KEYS`);
   }
@@ -38,7 +39,7 @@ export class PayloadKeyUnknownError extends FmReimportError {
 /** Thrown on decode when an encrypted payload is malformed or fails GCM authentication (tampered or wrong key). */
 export class PayloadDecryptError extends FmReimportError {
   override readonly name = 'PayloadDecryptError';
-  readonly code = 'PAYLOAD_DECRYPT_FAILED';
+  readonly code = ERROR_CODES.PAYLOAD_DECRYPT_FAILED;
   constructor(reason: string) {
     super(`payload could not be decrypted: ${reason}`);
   }

@@ -7,7 +7,8 @@ import { constants, type Stats } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { getObject, listObjectsPage } from '../s3/objects';
 import { ExportSourceError } from './errors';
 import type { ListedFile } from './files';
 import { describeLocation, type ExportLocation } from './location';
@@ -121,15 +122,7 @@ export function s3Backend(s3: S3Client, location: Extract<ExportLocation, { kind
         let page;
         try {
           // Delimiter '/': objects in "subfolders" come back as CommonPrefixes, which are not part of the export.
-          page = await s3.send(
-            new ListObjectsV2Command({
-              Bucket: bucket,
-              Prefix: prefix,
-              Delimiter: '/',
-              ContinuationToken: token,
-              MaxKeys: 1000,
-            }),
-          );
+          page = await listObjectsPage(s3, bucket, prefix, { delimiter: '/', token });
         } catch (err) {
           const name = (err as { name?: string }).name;
           if (name === 'NoSuchBucket' || httpStatus(err) === 404 || httpStatus(err) === 403) {
@@ -154,13 +147,7 @@ export function s3Backend(s3: S3Client, location: Extract<ExportLocation, { kind
       }
       let r;
       try {
-        r = await s3.send(
-          new GetObjectCommand({
-            Bucket: bucket,
-            Key: prefix + file.name,
-            ...(file.version ? { IfMatch: file.version } : {}),
-          }),
-        );
+        r = await getObject(s3, bucket, prefix + file.name, { ifMatch: file.version });
       } catch (err) {
         const status = httpStatus(err);
         if (status === 412 || status === 404) throw changed(where, file.name);

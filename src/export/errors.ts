@@ -3,6 +3,7 @@
  * there: fixed `name`, stable `code`, and a `problem` that says which check failed.
  */
 import { FmReimportError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 
 export type ExportSourceProblem =
   /** The location does not parse (relative path, bad bucket name). */
@@ -29,7 +30,7 @@ export type ExportSourceProblem =
 /** Thrown when the FileMaker Pro export cannot be read as a whole (bad location, no or several CSVs, limits). */
 export class ExportSourceError extends FmReimportError {
   override readonly name = 'ExportSourceError';
-  readonly code = 'EXPORT_SOURCE_INVALID';
+  readonly code = ERROR_CODES.EXPORT_SOURCE_INVALID;
   constructor(
     readonly problem: ExportSourceProblem,
     message = 'the FileMaker Pro export cannot be read',

@@ -5,49 +5,11 @@
  * Error messages carry codes, statuses, layout/table names and ids only; never a response body (it may hold patient
  * data) and never FileMaker's own message text.
  */
+import { FM_ERRORS, type FileMakerErrorCode } from '../error-codes';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../errors';
 import { parseJsonTolerant } from './json';
 
-/** The `code` values of the FileMakerErrors this client throws (workflows see them as ApplicationFailure types). */
-export const FM_ERRORS = {
-  /** Not JSON where JSON was due (an HTML page from the web server in front of FileMaker), or a broken envelope. */
-  BAD_RESPONSE: 'FILEMAKER_BAD_RESPONSE',
-  /** 952/401 again right after a fresh login and one retry. */
-  SESSION_INVALID: 'FILEMAKER_SESSION_INVALID',
-  /** 212 or 10 at login: wrong account or password; retrying will not help. */
-  AUTH_FAILED: 'FILEMAKER_AUTH_FAILED',
-  /** 101 (Data API) or -1023 (OData): the record does not exist. */
-  RECORD_MISSING: 'FILEMAKER_RECORD_MISSING',
-  /** 105: the layout does not exist (names are case-sensitive). */
-  LAYOUT_MISSING: 'FILEMAKER_LAYOUT_MISSING',
-  /** 102 (Data API) or 8309 (OData): a field is not on the layout / in the table. */
-  FIELD_MISSING: 'FILEMAKER_FIELD_MISSING',
-  /** 306: the record changed since it was read; re-read it before writing. */
-  MODID_MISMATCH: 'FILEMAKER_MODID_MISMATCH',
-  /** 958/960/-1002: the request itself is wrong (a bug here, not a transient state). */
-  BAD_REQUEST: 'FILEMAKER_BAD_REQUEST',
-  /** 802: the database file is closed or cannot be opened (maintenance); may come back. */
-  FILE_UNAVAILABLE: 'FILEMAKER_FILE_UNAVAILABLE',
-  /** Connection refused/reset, DNS, socket closed mid-answer. */
-  UNREACHABLE: 'FILEMAKER_UNREACHABLE',
-  /** No headers or no body bytes within the request timeout. */
-  TIMEOUT: 'FILEMAKER_TIMEOUT',
-  /** The server's certificate was not accepted (verification is always on). */
-  TLS: 'FILEMAKER_TLS',
-  /** A container URL answered 401 even after a fresh cookie handshake: read the record again for a new URL. */
-  CONTAINER_URL_STALE: 'CONTAINER_URL_STALE',
-  /** A container body ended before its Content-Length. */
-  CONTAINER_TRUNCATED: 'FILEMAKER_CONTAINER_TRUNCATED',
-  /**
-   * A 2xx container answer that cannot be the container (text where a file was due, an empty 200, a size that is not
-   * its Content-Length): OData's `$value` answering the filename or nothing. Read the file through the Data API.
-   */
-  CONTAINER_SUSPECT: 'FILEMAKER_CONTAINER_SUSPECT',
-  /** Any other FileMaker error code or HTTP status. */
-  OTHER: 'FILEMAKER_ERROR',
-} as const;
-
-export type FileMakerErrorCode = (typeof FM_ERRORS)[keyof typeof FM_ERRORS];
+export { FM_ERRORS, type FileMakerErrorCode } from '../error-codes';
 
 /** True when `err` is a FileMakerError with the given code (use in activities; workflows use the failure type). */
 export function isFileMakerError(err: unknown, code?: FileMakerErrorCode): err is FileMakerError {

@@ -7,6 +7,7 @@
  * run time too, and the formatter reads only the fields named here, so extra properties are never rendered.
  */
 import { FmReimportError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 
 /** A workflow id, run id or phase name: letters, digits and . _ : / @ - only (no spaces). */
 export type Identifier = string;
@@ -116,7 +117,7 @@ const REASON_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** Thrown by `validateNotifyEvent`; names the offending field paths, never their values. */
 export class InvalidNotifyEventError extends FmReimportError {
   override readonly name = 'InvalidNotifyEventError';
-  readonly code = 'NOTIFY_EVENT_INVALID';
+  readonly code = ERROR_CODES.NOTIFY_EVENT_INVALID;
   constructor(readonly paths: readonly string[]) {
     super(`notification event rejected: invalid ${paths.join(', ')}`);
   }

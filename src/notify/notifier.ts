@@ -6,6 +6,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { FmReimportError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 import type { Logger } from '../logger';
 import { EmailChannel } from './email';
 import {
@@ -47,7 +48,7 @@ export interface SendResult {
  */
 export class NotificationNotDeliveredError extends FmReimportError {
   override readonly name = 'NotificationNotDeliveredError';
-  readonly code = 'NOTIFICATION_NOT_DELIVERED';
+  readonly code = ERROR_CODES.NOTIFICATION_NOT_DELIVERED;
   override readonly retryable: boolean;
   constructor(result: SendResult) {
     const failed = result.channels.filter((c) => !c.ok);

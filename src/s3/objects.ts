@@ -1,15 +1,19 @@
 /**
- * Object-level operations: HEAD with our SHA-256, small puts, batch delete, inventory by prefix. (Which objects
- * existed before a run is recorded by src/store/inventory.ts.)
+ * Object-level operations: HEAD with our SHA-256, reads, small puts, server-side copies, batch delete, listings and
+ * inventory by prefix. (Which objects existed before a run is recorded by src/store/inventory.ts.)
  */
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
+  GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  type GetObjectCommandOutput,
+  type ListObjectsV2CommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { S3Wire, unquoteEtag } from './wire';
+import { S3Wire, unquoteEtag, type WirePut } from './wire';
 
 export interface ObjectInfo {
   size: number;
@@ -48,6 +52,92 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     contentDisposition: h.contentDisposition,
     etag: h.etag,
   };
+}
+
+/** An object's `x-amz-meta-*` (names lower-case), or undefined when there is none at `key`. */
+export async function objectMetadata(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<Record<string, string> | undefined> {
+  return (await S3Wire.for(s3).head(bucket, key))?.metadata;
+}
+
+/**
+ * One PutObject of a body in memory with its SHA-256 as the checksum S3 verifies. `confirmed`: S3 echoed it (a store
+ * that does not needs a HEAD to confirm).
+ */
+export function putChecked(s3: S3Client, p: WirePut): Promise<{ confirmed: boolean; etag: string | undefined }> {
+  return S3Wire.for(s3).put(p);
+}
+
+/** GetObject; with `ifMatch`, only while the object still has that ETag (else S3 answers 412). */
+export function getObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  opts: { ifMatch?: string } = {},
+): Promise<GetObjectCommandOutput> {
+  return s3.send(
+    new GetObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      ...(opts.ifMatch ? { IfMatch: opts.ifMatch } : {}),
+    }),
+  );
+}
+
+/** What a copy writes instead of the source's type, disposition and metadata. */
+export interface CopyReplacing {
+  contentType: string | undefined;
+  contentDisposition: string | undefined;
+  metadata: Record<string, string>;
+}
+
+/**
+ * A server-side copy of `from` to `to` in the same bucket (CopyObject: up to 5 GB), with the source's metadata or,
+ * given `replacing`, with that instead (`from` = `to` rewrites an object's metadata in place).
+ */
+export async function copyObject(
+  s3: S3Client,
+  bucket: string,
+  from: string,
+  to: string,
+  replacing?: CopyReplacing,
+): Promise<void> {
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket: bucket,
+      Key: to,
+      CopySource: `${bucket}/${encodeURIComponent(from).replace(/%2F/g, '/')}`,
+      ...(replacing
+        ? {
+            MetadataDirective: 'REPLACE',
+            ContentType: replacing.contentType,
+            ContentDisposition: replacing.contentDisposition,
+            Metadata: replacing.metadata,
+          }
+        : { MetadataDirective: 'COPY' }),
+    }),
+  );
+}
+
+/** One page (up to 1,000 keys) of the objects under `prefix`; with `delimiter`, deeper keys come as CommonPrefixes. */
+export function listObjectsPage(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  opts: { delimiter?: string; token?: string } = {},
+): Promise<ListObjectsV2CommandOutput> {
+  return s3.send(
+    new ListObjectsV2Command({
+      Bucket: bucket,
+      Prefix: prefix,
+      Delimiter: opts.delimiter,
+      ContinuationToken: opts.token,
+      MaxKeys: 1000,
+    }),
+  );
 }
 
 /** Writes a small object (a report, a probe) in one PutObject. */

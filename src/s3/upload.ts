@@ -15,12 +15,12 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { IntegrityError } from '../errors';
 import type { Logger } from '../logger';
 import { contentDisposition } from './content-disposition';
-import { deleteObjects, headObject } from './objects';
+import { copyObject, deleteObjects, headObject } from './objects';
 import { S3Wire } from './wire';
 
 export const PART_SIZE = 8 * 1024 * 1024;
@@ -245,17 +245,7 @@ export async function uploadStream(s3: S3Client, opts: UploadStreamOptions): Pro
     if (returned !== undefined && returned !== hasher.compositeBase64()) {
       throw new IntegrityError(`upload ${key}: S3's composite SHA-256 does not match the parts we sent`);
     }
-    await s3.send(
-      new CopyObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        CopySource: `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`,
-        MetadataDirective: 'REPLACE',
-        ContentType: contentType,
-        ContentDisposition: disposition,
-        Metadata: { sha256 },
-      }),
-    );
+    await copyObject(s3, bucket, key, key, { contentType, contentDisposition: disposition, metadata: { sha256 } });
     etag = await confirm(s3, bucket, key, size, sha256);
   } catch (err) {
     // A wrong object must not stay where a later run would find it.

@@ -16,6 +16,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errors as undiciErrors, type Agent, type Dispatcher } from 'undici';
 import { S3RequestError } from '../errors';
+import { ERROR_CODES } from '../error-codes';
 import { tlsUndiciAgent } from '../tls';
 
 export interface WirePut {
@@ -205,7 +206,7 @@ export class S3Wire {
       const code = (err as { code?: unknown }).code;
       const why =
         typeof code === 'string' ? code : err instanceof undiciErrors.UndiciError ? err.name : 'network error';
-      return new S3RequestError(`S3 ${what} failed: ${why}`, 'S3_UNREACHABLE', undefined);
+      return new S3RequestError(`S3 ${what} failed: ${why}`, ERROR_CODES.S3_UNREACHABLE, undefined);
     }
     if (res.statusCode < 300 || (method === 'HEAD' && res.statusCode === 404)) return res;
     const text = method === 'HEAD' ? (res.body.resume(), '') : await readCapped(res.body).catch(() => '');

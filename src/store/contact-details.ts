@@ -1,6 +1,6 @@
 /**
- * The kept contact details (`contact_details`) as their owners' JSON columns see them: read per owner table, and the
- * folded result written onto the owners (patients, referrers, companies).
+ * The kept contact details (`contact_details`): upserted row by row as the phase maps them, read per owner table, and
+ * the folded result written onto the owners (patients, referrers, companies).
  */
 import type { FmRecord } from '../domain/types';
 import type { Pool } from './db';
@@ -46,4 +46,18 @@ export async function setOwnerContacts(
     [JSON.stringify(updates)],
   );
   return r.rowCount ?? 0;
+}
+
+const UPSERT_CONTACT_DETAILS = `insert into contact_details (id, filemaker_id, owner_table, owner_filemaker_id, entry,
+                                               field_data, import_run_id)
+ select e.id, e.filemaker_id, e.owner_table, e.owner_filemaker_id, e.entry, e.field_data, $1
+   from jsonb_to_recordset($2::jsonb) as e(id uuid, filemaker_id text, owner_table text, owner_filemaker_id text,
+        entry jsonb, field_data jsonb)
+ on conflict (filemaker_id) do update set id = excluded.id, owner_table = excluded.owner_table,
+   owner_filemaker_id = excluded.owner_filemaker_id, entry = excluded.entry, field_data = excluded.field_data,
+   import_run_id = excluded.import_run_id`;
+
+/** Upserts cleaned contact detail rows (the run marks them), in one statement. */
+export async function upsertContactDetailRows(pool: Pool, runId: string, rows: readonly unknown[]): Promise<void> {
+  await pool.query(UPSERT_CONTACT_DETAILS, [runId, JSON.stringify(rows)]);
 }

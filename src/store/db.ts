@@ -38,6 +38,19 @@ export function createPool(
   return pool;
 }
 
+/**
+ * A pool for the doctor: one connection whose transactions are read-only by default, so a write anywhere in the
+ * checks fails (SQLSTATE 25006) instead of landing.
+ */
+export function readOnlyPool(database: Pick<Config['database'], 'url' | 'caFile'>): Pool {
+  const pool = createPool({ ...database, poolMax: 1 }, { applicationName: 'fm-reimport doctor' });
+  // pg queues a query sent from 'connect' before any the pool hands the connection out for.
+  pool.on('connect', (client) => {
+    client.query('set default_transaction_read_only = on').catch(() => undefined);
+  });
+  return pool;
+}
+
 const statementNames = new Map<string, string>();
 
 /**

@@ -3,19 +3,18 @@
  * Errors the workflow itself acts on (overload → durable cooldown, quota → pause) are not retried by Temporal.
  */
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
+import { ERROR_CODES } from './failures';
 
-/** Failure types the workflow branches on (`failure.cause.type`), never retried by the activity's own policy. */
-export const OVERLOADED = 'FILEMAKER_OVERLOADED';
-export const QUOTA = 'TRANSFER_QUOTA_EXCEEDED';
-export const NON_RETRYABLE = [
-  OVERLOADED,
-  QUOTA,
-  'CONFIG_INVALID',
-  'SCHEMA_VERSION_UNKNOWN',
-  'MANIFEST_INCONSISTENT',
-  'INTEGRITY_MISMATCH',
-  'PREFLIGHT_FAILED',
-  'RESTORE_FAILED',
+/** Failure types the activity's own policy never retries: the workflow acts on them, or trying again cannot help. */
+const NON_RETRYABLE: string[] = [
+  ERROR_CODES.FILEMAKER_OVERLOADED,
+  ERROR_CODES.TRANSFER_QUOTA_EXCEEDED,
+  ERROR_CODES.CONFIG_INVALID,
+  ERROR_CODES.SCHEMA_VERSION_UNKNOWN,
+  ERROR_CODES.MANIFEST_INCONSISTENT,
+  ERROR_CODES.INTEGRITY_MISMATCH,
+  ERROR_CODES.PREFLIGHT_FAILED,
+  ERROR_CODES.RESTORE_FAILED,
 ];
 
 const retry = {

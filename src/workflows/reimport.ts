@@ -12,7 +12,6 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowFailure,
   executeChild,
   startChild,
   getExternalWorkflowHandle,
@@ -25,15 +24,17 @@ import {
   sleep,
   condition,
   workflowInfo,
+  type ActivityInterfaceFor,
 } from '@temporalio/workflow';
 import type {
   BackupResult,
   ContainerPath,
+  PreflightResult,
   ReimportActivities,
   RestoreResult,
   ValidationResult,
 } from '../activities/types';
-import { IMPORT_PHASES, SOURCE_TABLES, type PhaseName } from '../domain/tables';
+import { IMPORT_PHASES, SOURCE_TABLES, type ImportPhase, type PhaseName } from '../domain/tables';
 import {
   pauseSignal,
   phaseControlSignal,
@@ -42,35 +43,35 @@ import {
   resumeSignal,
   setSettingsUpdate,
   setTransferBudgetUpdate,
-  type PhaseProgress,
+  type PhaseControl,
   type RunProgress,
 } from './messages';
-import { describeIssues, reimportInputSchema, selectPhases, settingsSchema, type ReimportOptions } from './options';
-import { cooldownSeconds, failureType, importPhase, type PhaseResult } from './phase';
-import { OVERLOADED, notifyActivity, shortActivity, tableWorkActivity } from './profiles';
+import {
+  describeIssues,
+  reimportInputSchema,
+  selectPhases,
+  settingsSchema,
+  type ReimportOptions,
+  type Settings,
+} from './options';
+import { importPhase, type PhaseResult } from './phase';
+import { ERROR_CODES, describeFailure, failureCode, failureType } from './failures';
+import {
+  addPhaseResult,
+  applyPhaseReport,
+  emptySummary,
+  finishPhaseProgress,
+  newRunProgress,
+  phaseProgressOf,
+  totalCounts,
+  type PhaseSummary,
+} from './progress';
+import { notifyActivity, shortActivity, tableWorkActivity } from './profiles';
+import { Saga } from './saga';
+import { cooldownSeconds } from './scheduler';
 import { backupPhase, deletePhase, validationPhase } from './steps';
 
-export interface PhaseSummary {
-  phase: PhaseName;
-  status: 'completed' | 'skipped' | 'failed' | 'not_run';
-  durationMs: number;
-  imported: number;
-  unlinked: number;
-  skipped: number;
-  failed: number;
-  bytesDownloaded: number;
-  relinked: number;
-  /** Files phases: files downloaded again because their record changed since their object was stored. */
-  replaced: number;
-  retries: number;
-  cooldowns: number;
-  byReason: Record<string, number>;
-  /** FileMaker ids of failed records, by reason (capped), for the operator to follow up. */
-  failedIds: Record<string, string[]>;
-  /** Import phases: the longest history of the child's executions (continue-as-new keeps each short). */
-  maxHistoryLength?: number;
-  note?: string;
-}
+export type { PhaseSummary } from './progress';
 
 export interface ReimportResult {
   runId: string;
@@ -103,10 +104,67 @@ function setsFileBatchSize(raw: unknown): boolean {
 
 const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
 
+/** What the operator changes while the run goes on, and the phase child it is forwarded to. */
+interface Controls {
+  settings: Settings;
+  paused: boolean;
+  transferBudgetBytes?: number;
+  /** Workflow id of the phase child running now. */
+  child?: string;
+}
+
+/** The run as its phases, its rollback and its report see it. */
+interface RunContext {
+  runId: string;
+  options: ReimportOptions;
+  phases: PhaseName[];
+  memo: Record<string, unknown> | undefined;
+  acts: ActivityInterfaceFor<ReimportActivities>;
+  heavy: ActivityInterfaceFor<ReimportActivities>;
+  saga: Saga;
+  controls: Controls;
+  tellChild: (control: PhaseControl) => Promise<void>;
+  progress: RunProgress;
+  notifications: Notifications;
+  preflight: PreflightResult;
+  containers: { containerPath: ContainerPath; containerPathReason: string };
+  startedAtMs: number;
+  /** The phases completed so far. */
+  summaries: PhaseSummary[];
+  backup?: BackupResult;
+  validation?: ValidationResult;
+}
+
+/** Runs one phase as the child workflow `workflowId`, filling in its summary. */
+type PhaseStep = (run: RunContext, summary: PhaseSummary, workflowId: string) => Promise<void>;
+
+/**
+ * The run's notifications. One never fails the run: one that is still undelivered after the notify profile's retries
+ * is given up with a warning. The run does wait for them at its end, since an activity still pending when the
+ * workflow closes is never run, and the last message is the one an operator waits for.
+ */
+class Notifications {
+  private readonly notifier = proxyActivities<ReimportActivities>(notifyActivity);
+  private readonly sent: Promise<void>[] = [];
+
+  send(event: Parameters<ReimportActivities['notify']>[0]): void {
+    this.sent.push(
+      this.notifier.notify(event).catch((err) => {
+        // A cancelled run's scope cancels its pending notifications; the rolled_back message still follows.
+        if (!isCancellation(err)) log.warn('notification not delivered', { type: event.type });
+      }),
+    );
+  }
+
+  async delivered(): Promise<void> {
+    if (patched(AWAIT_NOTIFICATIONS)) await Promise.all(this.sent);
+  }
+}
+
 export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const parsed = reimportInputSchema.safeParse(rawInput ?? {});
   if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, 'INVALID_INPUT');
+    throw ApplicationFailure.nonRetryable(`invalid input: ${describeIssues(parsed.error)}`, ERROR_CODES.INVALID_INPUT);
   }
   const options: ReimportOptions = parsed.data;
   // The default batch grew from 20 to 40 files: a run started before keeps 20 when its history is replayed.
@@ -114,8 +172,6 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const info = workflowInfo();
   const runId = info.workflowId;
   const acts = proxyActivities<ReimportActivities>(shortActivity);
-  const heavy = proxyActivities<ReimportActivities>(tableWorkActivity);
-  const notifier = proxyActivities<ReimportActivities>(notifyActivity);
 
   const phases = selectPhases(options);
   // Nothing is written without a backup to roll back to.
@@ -123,102 +179,28 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     phases.unshift('backup');
   }
 
-  let settings = options.settings;
-  let paused = false;
-  let transferBudget = options.transferBudgetBytes;
-  let currentChild: string | undefined;
-  const progress: RunProgress = {
-    runId,
-    status: 'running',
-    dryRun: options.dryRun,
-    phases: phases.map((phase) => ({
-      phase,
-      status: 'pending',
-      total: 0,
-      done: 0,
-      byState: { imported: 0, unlinked: 0, skipped: 0, failed: 0 },
-      byReason: {},
-      bytesDownloaded: 0,
-      relinked: 0,
-      cooldowns: 0,
-    })),
-    settings,
-    transferBudgetBytes: transferBudget,
-    bytesDownloaded: 0,
+  const controls: Controls = {
+    settings: options.settings,
+    paused: false,
+    transferBudgetBytes: options.transferBudgetBytes,
   };
-  const phaseProgress = (phase: PhaseName) => progress.phases.find((p) => p.phase === phase)!;
-  const tellChild = async (control: { paused?: boolean; settings?: typeof settings; transferBudgetBytes?: number }) => {
-    if (!currentChild) return;
+  const progress = newRunProgress({
+    runId,
+    dryRun: options.dryRun,
+    phases,
+    settings: controls.settings,
+    transferBudgetBytes: controls.transferBudgetBytes,
+  });
+  const tellChild = async (control: PhaseControl) => {
+    if (!controls.child) return;
     try {
-      await getExternalWorkflowHandle(currentChild).signal(phaseControlSignal, control);
+      await getExternalWorkflowHandle(controls.child).signal(phaseControlSignal, control);
     } catch {
       // The child finished between our check and the signal; the next child starts with the current state.
     }
   };
-
-  setHandler(progressQuery, () => progress);
-  setHandler(pauseSignal, async () => {
-    paused = true;
-    progress.status = 'paused';
-    await tellChild({ paused: true });
-  });
-  setHandler(resumeSignal, async () => {
-    paused = false;
-    progress.status = 'running';
-    await tellChild({ paused: false });
-  });
-  setHandler(phaseProgressSignal, (p: PhaseProgress) => {
-    const target = phaseProgress(p.phase);
-    Object.assign(target, p);
-    progress.bytesDownloaded = progress.phases.reduce((s, x) => s + x.bytesDownloaded, 0);
-    if (p.pausedForQuota && progress.status === 'running') progress.status = 'paused_for_quota';
-    if (!p.pausedForQuota && progress.status === 'paused_for_quota') progress.status = 'running';
-  });
-  setHandler(
-    setSettingsUpdate,
-    async (patch) => {
-      settings = settingsSchema.parse({ ...settings, ...patch });
-      progress.settings = settings;
-      await tellChild({ settings });
-      return settings;
-    },
-    {
-      validator: (patch) => {
-        const r = settingsSchema.partial().strict().safeParse(patch);
-        if (!r.success) throw new Error(`invalid settings: ${describeIssues(r.error)}`);
-      },
-    },
-  );
-  setHandler(
-    setTransferBudgetUpdate,
-    async (bytes) => {
-      transferBudget = bytes;
-      progress.transferBudgetBytes = bytes;
-      await tellChild({ transferBudgetBytes: bytes });
-      return bytes;
-    },
-    {
-      validator: (bytes) => {
-        if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error('budget must be a whole number of bytes');
-      },
-    },
-  );
-
-  // A notification never fails the run: one that is still undelivered after the notify profile's retries is given
-  // up with a warning. The run does wait for them at its end, since an activity still pending when the workflow
-  // closes is never run, and the last message is the one an operator waits for.
-  const sent: Promise<void>[] = [];
-  const notify = (event: Parameters<ReimportActivities['notify']>[0]) => {
-    sent.push(
-      notifier.notify(event).catch((err) => {
-        // A cancelled run's scope cancels its pending notifications; the rolled_back message still follows.
-        if (!isCancellation(err)) log.warn('notification not delivered', { type: event.type });
-      }),
-    );
-  };
-  const notificationsSent = async () => {
-    if (patched(AWAIT_NOTIFICATIONS)) await Promise.all(sent);
-  };
+  handleOperatorMessages(controls, progress, tellChild);
+  const notifications = new Notifications();
 
   // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
   const preflight = await (async () => {
@@ -231,234 +213,147 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
           imagesFromExport: options.imagesFrom !== undefined,
         });
       } catch (err) {
-        if (failureType(err) !== OVERLOADED) throw err;
-        await sleep(cooldownSeconds(settings, n) * 1000);
+        if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
+        await sleep(cooldownSeconds(controls.settings, n) * 1000);
       }
     }
   })();
-  if (transferBudget === undefined) transferBudget = preflight.transferBudgetBytes;
-  progress.transferBudgetBytes = transferBudget;
+  if (controls.transferBudgetBytes === undefined) controls.transferBudgetBytes = preflight.transferBudgetBytes;
+  progress.transferBudgetBytes = controls.transferBudgetBytes;
   const containers = { containerPath: preflight.containerPath, containerPathReason: preflight.containerPathReason };
   Object.assign(progress, containers);
 
   if (!options.dryRun) await acts.startRun({ runId, workflowId: runId, options });
-  const startedAtMs = Date.now();
-  notify({ type: 'run_started', runId, workflowId: runId, phases, sourceCounts: preflight.sourceCounts });
-
-  const summaries: PhaseSummary[] = [];
-  const compensations: { name: string; run: () => Promise<void> }[] = [];
-  let backup: BackupResult | undefined;
-  let validation: ValidationResult | undefined;
+  const run: RunContext = {
+    runId,
+    options,
+    phases,
+    memo: info.memo,
+    acts,
+    heavy: proxyActivities<ReimportActivities>(tableWorkActivity),
+    saga: new Saga(),
+    controls,
+    tellChild,
+    progress,
+    notifications,
+    preflight,
+    containers,
+    startedAtMs: Date.now(),
+    summaries: [],
+  };
+  notifications.send({ type: 'run_started', runId, workflowId: runId, phases, sourceCounts: preflight.sourceCounts });
 
   try {
-    for (const phase of phases) {
-      await condition(() => !paused);
-      const pp = phaseProgress(phase);
-      pp.status = 'running';
-      progress.currentPhase = phase;
-      pp.startedAt = new Date().toISOString();
-      setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
-      const workflowId = `${runId}/${phase}`;
-      pp.workflowId = workflowId;
-      currentChild = workflowId;
-      const started = Date.now();
-      const summary: PhaseSummary = {
-        phase,
-        status: 'completed',
-        durationMs: 0,
-        imported: 0,
-        unlinked: 0,
-        skipped: 0,
-        failed: 0,
-        bytesDownloaded: 0,
-        relinked: 0,
-        replaced: 0,
-        retries: 0,
-        cooldowns: 0,
-        byReason: {},
-        failedIds: {},
-      };
-      const childOpts = { workflowId, memo: info.memo };
+    for (const phase of phases) await runPhase(run, phase);
+  } catch (err) {
+    return await rollBack(run, err);
+  }
+  return complete(run);
+}
 
-      if (phase === 'backup' || phase === 'delete' || phase === 'validation') {
-        if (options.dryRun) {
-          summary.status = 'skipped';
-          summary.note = 'dry-run: nothing is written';
-        } else if (phase === 'backup') {
-          backup = await executeChild(backupPhase, { ...childOpts, args: [{ runId }] });
-          const snapshot = backup;
-          // Registered right after the step succeeds: from here on, any failure restores this snapshot.
-          compensations.push({
-            name: 'delete objects created by this run',
-            run: async () => {
-              await heavy.deleteRunObjects({ runId });
-            },
-          });
-          compensations.push({
-            name: 'restore database snapshot',
-            run: async () => {
-              const restored: RestoreResult = await heavy.restore({ runId });
-              if (!restored.verified) {
-                throw ApplicationFailure.nonRetryable(
-                  'restored fingerprints differ from the snapshot',
-                  'RESTORE_FAILED',
-                );
-              }
-              log.info('database restored', { tables: Object.keys(snapshot.tables).length });
-            },
-          });
-          summary.note = `${Object.keys(backup.tables).length} tables, ${backup.objectsBefore} objects inventoried`;
-        } else if (phase === 'delete') {
-          const deleted = await executeChild(deletePhase, { ...childOpts, args: [{ runId }] });
-          summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
-        } else {
-          const tables = summaries
-            .filter((s) => IMPORT_PHASE_SET.has(s.phase))
-            .flatMap((s) =>
-              Object.values(SOURCE_TABLES)
-                .filter((t) => t.phase === s.phase)
-                .map((t) => t.name),
-            );
-          validation = await executeChild(validationPhase, { ...childOpts, args: [{ runId, tables }] });
-          summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
-        }
-      } else {
-        const child = await startChild(importPhase, {
-          ...childOpts,
-          args: [
-            {
-              runId,
-              phase,
-              parentWorkflowId: runId,
-              dryRun: options.dryRun,
-              writeBack: options.writeBack,
-              settings,
-              paused,
-              transferBudgetBytes: transferBudget,
-              imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
-              containerPath: preflight.containerPath,
-            },
-          ],
-        });
-        // A pause, settings or budget that arrived while the child was being started reached no one: send the
-        // state as it is now (the child applies the same state twice harmlessly).
-        await tellChild({ paused, settings, transferBudgetBytes: transferBudget });
-        const result: PhaseResult = await child.result();
-        Object.assign(summary, result.byState, {
-          bytesDownloaded: result.bytesDownloaded,
-          relinked: result.relinked,
-          // A phase that began before replaced files were counted reports none.
-          replaced: result.replaced ?? 0,
-          retries: result.retries,
-          cooldowns: result.cooldowns,
-          byReason: result.byReason,
-          failedIds: result.failedIds,
-          maxHistoryLength: result.maxHistoryLength,
-        });
-      }
-      summary.durationMs = Date.now() - started;
-      summaries.push(summary);
-      pp.status =
-        summary.status === 'skipped' ? 'skipped' : summary.status === 'not_run' ? 'not_implemented' : 'completed';
-      pp.finishedAt = new Date().toISOString();
-      currentChild = undefined;
-      notify({
-        type: 'phase_completed',
+/** Waits out a pause, then runs `phase` as a child, keeping the progress model and the operator informed. */
+async function runPhase(run: RunContext, phase: PhaseName): Promise<void> {
+  const { runId, progress, phases } = run;
+  await condition(() => !run.controls.paused);
+  const pp = phaseProgressOf(progress, phase);
+  pp.status = 'running';
+  progress.currentPhase = phase;
+  pp.startedAt = new Date().toISOString();
+  setCurrentDetails(`Phase **${phase}** (${phases.indexOf(phase) + 1}/${phases.length})`);
+  const workflowId = `${runId}/${phase}`;
+  pp.workflowId = workflowId;
+  run.controls.child = workflowId;
+  const started = Date.now();
+  const summary = emptySummary(phase);
+  await PHASE_STEPS[phase](run, summary, workflowId);
+  summary.durationMs = Date.now() - started;
+  run.summaries.push(summary);
+  finishPhaseProgress(pp, summary, new Date().toISOString());
+  run.controls.child = undefined;
+  run.notifications.send({
+    type: 'phase_completed',
+    runId,
+    workflowId,
+    phase,
+    counts: {
+      imported: summary.imported,
+      unlinked: summary.unlinked,
+      skipped: summary.skipped,
+      failed: summary.failed,
+    },
+    durationMs: summary.durationMs,
+  });
+}
+
+/**
+ * After a failed phase or a cancel: the saga's compensations last-first, the run recorded with its cause, the
+ * operator told — all of it not cancellable — then the run fails (RUN_ROLLED_BACK, or ROLLBACK_FAILED when a
+ * compensation failed), or ends cancelled.
+ */
+async function rollBack(run: RunContext, err: unknown): Promise<never> {
+  const { runId, progress, summaries } = run;
+  const cause = describeFailure(err);
+  const failedPhase = progress.currentPhase;
+  if (failedPhase) phaseProgressOf(progress, failedPhase).status = 'failed';
+  progress.status = 'rolling_back';
+  setCurrentDetails(`Rolling back: ${cause}`);
+  const reasonCode = failureCode(err);
+  run.notifications.send({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
+  // The rollback's bookkeeping must finish even when the run was cancelled, like the compensations themselves.
+  await CancellationScope.nonCancellable(async () => {
+    const errors = await run.saga.compensate();
+    const status = errors.length === 0 ? 'rolled_back' : 'failed';
+    progress.status = status;
+    if (!run.options.dryRun) {
+      await run.acts.finishRun({
         runId,
-        workflowId,
-        phase,
-        counts: {
-          imported: summary.imported,
-          unlinked: summary.unlinked,
-          skipped: summary.skipped,
-          failed: summary.failed,
-        },
-        durationMs: summary.durationMs,
+        status,
+        report: buildReport(run, { cause, failedPhase, compensationErrors: errors }),
       });
     }
-  } catch (err) {
-    const cause = describeFailure(err);
-    const failedPhase = progress.currentPhase;
-    if (failedPhase) phaseProgress(failedPhase).status = 'failed';
-    progress.status = 'rolling_back';
-    setCurrentDetails(`Rolling back: ${cause}`);
-    const reasonCode = failureCode(err);
-    notify({ type: 'run_failed', runId, workflowId: runId, phase: failedPhase, reasonCode });
-    // Compensations must finish even when the run was cancelled.
-    await CancellationScope.nonCancellable(async () => {
-      const errors: string[] = [];
-      for (const c of [...compensations].reverse()) {
-        try {
-          await c.run();
-        } catch (compErr) {
-          errors.push(`${c.name}: ${describeFailure(compErr)}`);
-          log.error('compensation failed', { step: c.name, error: describeFailure(compErr) });
-        }
-      }
-      const status = errors.length === 0 ? 'rolled_back' : 'failed';
-      progress.status = status === 'rolled_back' ? 'rolled_back' : 'failed';
-      if (!options.dryRun) {
-        await acts.finishRun({
-          runId,
-          status,
-          report: buildReport(
-            runId,
-            options,
-            summaries,
-            backup,
-            validation,
-            {
-              cause,
-              failedPhase,
-              compensationErrors: errors,
-            },
-            containers,
-          ),
-        });
-      }
-      if (status === 'rolled_back') {
-        notify({
-          type: 'rolled_back',
-          runId,
-          workflowId: runId,
-          phases: summaries.map((x) => x.phase),
-          reasonCode,
-          durationMs: Date.now() - startedAtMs,
-        });
-      }
-      await notificationsSent();
-      if (errors.length > 0) {
-        throw ApplicationFailure.nonRetryable(
-          `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
-          'ROLLBACK_FAILED',
-        );
-      }
-    });
-    if (isCancellation(err)) throw err;
-    throw ApplicationFailure.nonRetryable(
-      `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
-      'RUN_ROLLED_BACK',
-    );
-  }
+    if (status === 'rolled_back') {
+      run.notifications.send({
+        type: 'rolled_back',
+        runId,
+        workflowId: runId,
+        phases: summaries.map((x) => x.phase),
+        reasonCode,
+        durationMs: Date.now() - run.startedAtMs,
+      });
+    }
+    await run.notifications.delivered();
+    if (errors.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `rollback incomplete after: ${cause}; ${errors.join('; ')}`,
+        ERROR_CODES.ROLLBACK_FAILED,
+      );
+    }
+  });
+  if (isCancellation(err)) throw err;
+  throw ApplicationFailure.nonRetryable(
+    `run rolled back (${failedPhase ?? 'pre-flight'} failed): ${cause}`,
+    ERROR_CODES.RUN_ROLLED_BACK,
+  );
+}
 
+/** Every phase done: the run recorded with its report, the operator told; returns the counts. */
+async function complete(run: RunContext): Promise<ReimportResult> {
+  const { runId, options, progress, summaries } = run;
   progress.status = 'completed';
   progress.currentPhase = undefined;
-  const report = buildReport(runId, options, summaries, backup, validation, undefined, containers);
+  const report = buildReport(run, undefined);
   const { reportKey } = options.dryRun
     ? { reportKey: undefined }
-    : await acts.finishRun({ runId, status: 'completed', report });
+    : await run.acts.finishRun({ runId, status: 'completed', report });
   setCurrentDetails(`Completed${options.dryRun ? ' (dry-run)' : ''}`);
-  notify({
+  run.notifications.send({
     type: 'run_completed',
     runId,
     workflowId: runId,
-    durationMs: Date.now() - startedAtMs,
-    counts: summaries.reduce<Record<string, number>>((c, x) => {
-      for (const k of ['imported', 'unlinked', 'skipped', 'failed'] as const) c[k] = (c[k] ?? 0) + x[k];
-      return c;
-    }, {}),
+    durationMs: Date.now() - run.startedAtMs,
+    counts: totalCounts(summaries),
   });
-  await notificationsSent();
+  await run.notifications.delivered();
   const bytes = summaries.reduce((s, p) => s + p.bytesDownloaded, 0);
   return {
     runId,
@@ -478,12 +373,160 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       }),
     ),
     bytesDownloaded: bytes,
-    ...containers,
+    ...run.containers,
     largestHistory: largestHistory(summaries),
-    transferLeftAfterBytes: options.dryRun ? preflight.transferLeftBytes - bytes : undefined,
+    transferLeftAfterBytes: options.dryRun ? run.preflight.transferLeftBytes - bytes : undefined,
     reportKey,
   };
 }
+
+/** The `progress` query, and the operator's messages: each changes `controls` and reaches the running phase child. */
+function handleOperatorMessages(
+  controls: Controls,
+  progress: RunProgress,
+  tellChild: (control: PhaseControl) => Promise<void>,
+): void {
+  setHandler(progressQuery, () => progress);
+  setHandler(pauseSignal, async () => {
+    controls.paused = true;
+    progress.status = 'paused';
+    await tellChild({ paused: true });
+  });
+  setHandler(resumeSignal, async () => {
+    controls.paused = false;
+    progress.status = 'running';
+    await tellChild({ paused: false });
+  });
+  setHandler(phaseProgressSignal, (p) => applyPhaseReport(progress, p));
+  setHandler(
+    setSettingsUpdate,
+    async (patch) => {
+      controls.settings = settingsSchema.parse({ ...controls.settings, ...patch });
+      progress.settings = controls.settings;
+      await tellChild({ settings: controls.settings });
+      return controls.settings;
+    },
+    {
+      validator: (patch) => {
+        const r = settingsSchema.partial().strict().safeParse(patch);
+        if (!r.success) throw new Error(`invalid settings: ${describeIssues(r.error)}`);
+      },
+    },
+  );
+  setHandler(
+    setTransferBudgetUpdate,
+    async (bytes) => {
+      controls.transferBudgetBytes = bytes;
+      progress.transferBudgetBytes = bytes;
+      await tellChild({ transferBudgetBytes: bytes });
+      return bytes;
+    },
+    {
+      validator: (bytes) => {
+        if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error('budget must be a whole number of bytes');
+      },
+    },
+  );
+}
+
+/** Snapshots the database and the S3 inventory; from here on, any failure restores the snapshot. */
+const backupStep: PhaseStep = async (run, summary, workflowId) => {
+  const snapshot = await executeChild(backupPhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
+  run.backup = snapshot;
+  run.saga.add('delete objects created by this run', async () => {
+    await run.heavy.deleteRunObjects({ runId: run.runId });
+  });
+  run.saga.add('restore database snapshot', async () => {
+    const restored: RestoreResult = await run.heavy.restore({ runId: run.runId });
+    if (!restored.verified) {
+      throw ApplicationFailure.nonRetryable(
+        'restored fingerprints differ from the snapshot',
+        ERROR_CODES.RESTORE_FAILED,
+      );
+    }
+    log.info('database restored', { tables: Object.keys(snapshot.tables).length });
+  });
+  summary.note = `${Object.keys(snapshot.tables).length} tables, ${snapshot.objectsBefore} objects inventoried`;
+};
+
+const deleteStep: PhaseStep = async (run, summary, workflowId) => {
+  const deleted = await executeChild(deletePhase, { workflowId, memo: run.memo, args: [{ runId: run.runId }] });
+  summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
+};
+
+/** Reconciles the tables of the import phases that ran before it. */
+const validationStep: PhaseStep = async (run, summary, workflowId) => {
+  const tables = run.summaries
+    .filter((s) => IMPORT_PHASE_SET.has(s.phase))
+    .flatMap((s) =>
+      Object.values(SOURCE_TABLES)
+        .filter((t) => t.phase === s.phase)
+        .map((t) => t.name),
+    );
+  const validation = await executeChild(validationPhase, {
+    workflowId,
+    memo: run.memo,
+    args: [{ runId: run.runId, tables }],
+  });
+  run.validation = validation;
+  summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;
+};
+
+/** An import phase child, started with the operator's controls as they are, its result added to the summary. */
+const importStep =
+  (phase: ImportPhase): PhaseStep =>
+  async (run, summary, workflowId) => {
+    const { options, controls } = run;
+    const child = await startChild(importPhase, {
+      workflowId,
+      memo: run.memo,
+      args: [
+        {
+          runId: run.runId,
+          phase,
+          parentWorkflowId: run.runId,
+          dryRun: options.dryRun,
+          writeBack: options.writeBack,
+          settings: controls.settings,
+          paused: controls.paused,
+          transferBudgetBytes: controls.transferBudgetBytes,
+          imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
+          containerPath: run.containers.containerPath,
+        },
+      ],
+    });
+    // A pause, settings or budget that arrived while the child was being started reached no one: send the state as
+    // it is now (the child applies the same state twice harmlessly).
+    await run.tellChild({
+      paused: controls.paused,
+      settings: controls.settings,
+      transferBudgetBytes: controls.transferBudgetBytes,
+    });
+    const result: PhaseResult = await child.result();
+    addPhaseResult(summary, result);
+  };
+
+/** The phases that only write (or check what was written) do nothing in a dry run. */
+const writesOnly =
+  (step: PhaseStep): PhaseStep =>
+  async (run, summary, workflowId) => {
+    if (!run.options.dryRun) return step(run, summary, workflowId);
+    summary.status = 'skipped';
+    summary.note = 'dry-run: nothing is written';
+  };
+
+/** How each phase runs. */
+const PHASE_STEPS: Record<PhaseName, PhaseStep> = {
+  backup: writesOnly(backupStep),
+  delete: writesOnly(deleteStep),
+  patients: importStep('patients'),
+  appointments: importStep('appointments'),
+  notes: importStep('notes'),
+  referrers: importStep('referrers'),
+  documents: importStep('documents'),
+  images: importStep('images'),
+  validation: writesOnly(validationStep),
+};
 
 /** The longest history among the parent's (so far) and the import phases' executions. */
 function largestHistory(phases: readonly PhaseSummary[]): number {
@@ -491,58 +534,20 @@ function largestHistory(phases: readonly PhaseSummary[]): number {
 }
 
 function buildReport(
-  runId: string,
-  options: ReimportOptions,
-  phases: PhaseSummary[],
-  backup: BackupResult | undefined,
-  validation: ValidationResult | undefined,
+  run: RunContext,
   failure: { cause: string; failedPhase?: PhaseName; compensationErrors: string[] } | undefined,
-  containers: { containerPath: ContainerPath; containerPathReason: string },
 ) {
+  const { backup } = run;
   return {
-    runId,
-    options,
-    ...containers,
-    phases,
+    runId: run.runId,
+    options: run.options,
+    ...run.containers,
+    phases: run.summaries,
     backup: backup
       ? { tables: backup.tables, objectsBefore: backup.objectsBefore, backupKey: backup.backupKey }
       : undefined,
-    validation,
+    validation: run.validation,
     failure,
-    largestHistory: largestHistory(phases),
+    largestHistory: largestHistory(run.summaries),
   };
-}
-
-/** The machine-readable code of a failure chain's root: its ApplicationFailure type, or CANCELLED. */
-export function failureCode(err: unknown): string {
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 6; depth++) {
-    if (e instanceof ApplicationFailure && e.type)
-      return /^[A-Z][A-Z0-9_]*$/.test(e.type) ? e.type : 'APPLICATION_ERROR';
-    if (isCancellation(e)) return 'CANCELLED';
-    e = (e as { cause?: unknown }).cause;
-  }
-  return 'UNKNOWN_FAILURE';
-}
-
-/** A short, data-free description of a failure chain (types and messages of our own errors). */
-export function describeFailure(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 5; depth++) {
-    if (e instanceof ApplicationFailure) {
-      parts.push(`${e.type ?? 'Error'}: ${e.message}`);
-      break;
-    }
-    if (e instanceof ChildWorkflowFailure) {
-      parts.push(`child ${e.execution?.workflowId ?? ''}`.trim());
-    } else if (isCancellation(e)) {
-      parts.push('cancelled');
-      break;
-    } else if (e instanceof Error) {
-      parts.push(e.message);
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return parts.join(' ← ') || 'unknown failure';
 }

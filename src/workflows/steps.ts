@@ -6,6 +6,7 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { BackupResult, ReimportActivities, ValidationResult } from '../activities/types';
 import type { SourceTableName } from '../domain/tables';
+import { ERROR_CODES } from './failures';
 import { tableWorkActivity } from './profiles';
 
 const acts = proxyActivities<ReimportActivities>(tableWorkActivity);
@@ -30,7 +31,7 @@ export async function validationPhase(input: { runId: string; tables: SourceTabl
     const open = result.tables.filter((t) => !t.ok).map((t) => `${t.table} (${t.pending} not terminal)`);
     throw ApplicationFailure.nonRetryable(
       `validation failed: ${[...open, ...(result.objectMismatches.length ? [`${result.objectMismatches.length} object mismatches`] : [])].join(', ')}`,
-      'VALIDATION_FAILED',
+      ERROR_CODES.VALIDATION_FAILED,
     );
   }
   return result;

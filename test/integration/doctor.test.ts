@@ -20,7 +20,8 @@ import { SOURCE_TABLE_NAMES } from '../../src/domain/tables';
 import { migrate } from '../../src/store/migrate';
 import { createPool } from '../../src/store/db';
 import { PROBE_TABLE, probeContainerPath } from '../../src/activities/container-probe';
-import { formatDoctor, readOnlyPool, runDoctor, type DoctorReport } from '../../src/client/doctor';
+import { formatDoctor, runDoctor, type DoctorReport } from '../../src/client/doctor';
+import { readOnlyPool } from '../../src/store/db';
 import { createTestDatabase } from '../helpers/stack';
 
 const FILEMAKER = { containerApi: 'odata', transferBudgetBytes: 144e9, transferUsedBytes: 2e9 } as const;
