@@ -40,6 +40,8 @@ async function main(): Promise<number> {
   const skipLint = args.includes('--skip-lint');
   const chosen = args.filter((a) => !a.startsWith('--'));
   const suites = chosen.length > 0 ? chosen : SUITES;
+  // Every suite runs on this Node (children start from process.execPath): the one bootstrap installed.
+  console.log(`Node ${process.version} (${process.execPath})`);
   let checksPassed = 0;
   let checksFailed = 0;
   if (!skipLint) {

@@ -16,8 +16,6 @@ async function main(): Promise<void> {
     console.error((err as Error).message);
     process.exit(2);
   }
-  // Node 20 is what the machines have; the AWS SDK's notice about its future Node 22 floor is noise on this screen.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const path = await import('node:path');
   const join = (...parts: string[]) => path.join(...parts);
   const { mkdirSync, existsSync, readFileSync, writeFileSync } = await import('node:fs');

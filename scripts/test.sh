@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node scripts/bootstrap.mjs
-exec node_modules/.bin/tsx scripts/run-tests.ts "$@"
+# The Node 24 that bootstrap installed (node_modules/.bin/node) first, as npm does for its scripts, also when this file
+# is run directly.
+export PATH="$PWD/node_modules/.bin:$PATH"
+exec tsx scripts/run-tests.ts "$@"

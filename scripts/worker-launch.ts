@@ -10,6 +10,7 @@
  *   hardly fill it) are freed by frequent scavenges rather than piling up until V8's external-memory trigger. Measured
  *   on the 1 GiB slow test, peak worker RSS at 4 MB: 267, 257 MiB, and 258, 300 MiB (over the 300 MB target) with one
  *   part in flight instead of two; at 1 MB: 245, 247, 247 MiB. Same machine, same hour.
+ * - `--expose-gc`: a multipart upload collects once per part (see collectPassedChunks in src/s3/upload.ts).
  * - `MALLOC_ARENA_MAX=2`: glibc would give each of the native threads (Temporal Core, libvips, libuv) its own arenas.
  * - `MALLOC_MMAP_THRESHOLD_=131072`: buffers of 128 KiB and more (file bodies, parts) are mapped and handed back to
  *   the system when freed; glibc's default raises that threshold after each free, so they would fragment the heap

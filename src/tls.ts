@@ -53,6 +53,9 @@ export interface UndiciAgentOptions {
 export function tlsUndiciAgent(opts: UndiciAgentOptions = {}): Agent {
   const ca = readCaBundle(opts.caFile, opts.caSetting ?? 'CA file');
   return new Agent({
+    // HTTP/1.1, one request per connection at a time, unless the caller says otherwise (undici 8 defaults to HTTP/2
+    // when the server offers it).
+    allowH2: false,
     ...opts.agent,
     connect: {
       rejectUnauthorized: true,

@@ -165,6 +165,9 @@ export class Transport {
     this.overloadRetries = opts.overloadRetries ?? DEFAULT_OVERLOAD_RETRIES;
     this.overloadBackoffMs = opts.overloadBackoffMs ?? DEFAULT_OVERLOAD_BACKOFF_MS;
     this.agent = new Agent({
+      // HTTP/1.1, one request per connection, which the concurrency limit and the benchmarks assume: undici 8 would
+      // otherwise take HTTP/2 whenever the server offers it and multiplex every request over one connection.
+      allowH2: false,
       keepAliveTimeout: 10_000,
       keepAliveMaxTimeout: 60_000,
       headersTimeout: this.timeoutMs,
