@@ -17,18 +17,7 @@ export type { LedgerEntry } from '../store/ledger';
  */
 const FAILED_IDS_PER_CHUNK = 5;
 
-export function emptyChunkResult(): ChunkResult {
-  return {
-    processed: 0,
-    byState: { imported: 0, unlinked: 0, skipped: 0, failed: 0 },
-    byReason: {},
-    failedIds: {},
-    bytesDownloaded: 0,
-    relinked: 0,
-    replaced: 0,
-    retries: 0,
-  };
-}
+export { emptyChunkResult } from './types';
 
 /** Records named in one message at most; the rest are counted. */
 const SHARING_NAMED = 10;

@@ -36,6 +36,20 @@ export interface ChunkResult {
   retries: number;
 }
 
+/** A chunk's counts before any record: also what a phase adds its chunks up from (no imports, so workflows use it). */
+export function emptyChunkResult(): ChunkResult {
+  return {
+    processed: 0,
+    byState: { imported: 0, unlinked: 0, skipped: 0, failed: 0 },
+    byReason: {},
+    failedIds: {},
+    bytesDownloaded: 0,
+    relinked: 0,
+    replaced: 0,
+    retries: 0,
+  };
+}
+
 export interface PreflightInput {
   runId: string;
   phases: PhaseName[];

@@ -3,24 +3,17 @@
  * batches, and the per-phase summary that goes into the run's report. Plain data and the functions that change it
  * (no Temporal); times come from the caller.
  */
-import type { ChunkResult, Counts, TableReconciliation } from '../activities/types';
+import { emptyChunkResult, type ChunkResult, type Counts, type TableReconciliation } from '../activities/types';
 import type { ImportPhase, PhaseName } from '../domain/tables';
 import type { PhaseProgress, RunProgress } from './messages';
 import type { Settings } from './options';
 
 const FAILED_IDS_PER_REASON = 20;
 
-export interface PhaseResult {
+/** A phase's batches added up (see ChunkResult for each count), with what the phase itself adds. */
+export interface PhaseResult extends Omit<ChunkResult, 'processed'> {
   phase: ImportPhase;
   tables: TableReconciliation[];
-  byState: Counts;
-  byReason: Record<string, number>;
-  failedIds: Record<string, string[]>;
-  bytesDownloaded: number;
-  relinked: number;
-  /** Files downloaded again because their record changed since their object was stored. */
-  replaced: number;
-  retries: number;
   cooldowns: number;
   durationMs: number;
   executions: number;
@@ -55,16 +48,11 @@ export function emptyCounts(): Counts {
 }
 
 export function emptyPhaseResult(phase: ImportPhase): PhaseResult {
+  const { processed: _, ...counts } = emptyChunkResult();
   return {
+    ...counts,
     phase,
     tables: [],
-    byState: emptyCounts(),
-    byReason: {},
-    failedIds: {},
-    bytesDownloaded: 0,
-    relinked: 0,
-    replaced: 0,
-    retries: 0,
     cooldowns: 0,
     durationMs: 0,
     executions: 1,
