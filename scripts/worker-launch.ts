@@ -18,10 +18,12 @@
  *   (An env assignment before `node` in package.json, parsed by productionWorkerLaunch.)
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..');
+/** What tsconfig.build.json compiles under dist/ (the workflow bundle beside them is built apart). */
+const COMPILED_DIRS = ['src', 'migrations', 'scripts'];
 
 export interface WorkerLaunch {
   /** Node flags before the script. */
@@ -55,6 +57,9 @@ let built = false;
 /** Compiles src/ and scripts/worker-process.ts into dist/ (`npm run build:js`), once per process. */
 export function ensureBuilt(): string {
   if (!built) {
+    // tsc leaves the output of a moved or deleted source file in place, where a `require` can still find it first
+    // (`files.js` before `files/index.js`): compile into an emptied tree.
+    for (const dir of COMPILED_DIRS) rmSync(join(ROOT, 'dist', dir), { recursive: true, force: true });
     execFileSync(
       process.execPath,
       [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'],
