@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { ChunkInput, ReimportActivities } from '../../src/activities/types';
+import { emptyChunkResult, type ChunkInput, type ReimportActivities } from '../../src/activities/types';
 import { settingsSchema, type Settings } from '../../src/workflows/options';
 import type { PhaseInput, PhaseResult } from '../../src/workflows/phase';
 import { phaseControlSignal, phaseProgressQuery } from '../../src/workflows/messages';
@@ -45,16 +45,7 @@ const activities: Partial<ReimportActivities> = {
       if (answer === 'quota') throw ApplicationFailure.nonRetryable('budget spent', 'TRANSFER_QUOTA_EXCEEDED');
       await sleep(s.okMs);
       s.succeeded++;
-      return {
-        processed: 1,
-        byState: { imported: 1, unlinked: 0, skipped: 0, failed: 0 },
-        byReason: {},
-        failedIds: {},
-        bytesDownloaded: 0,
-        relinked: 0,
-        replaced: 0,
-        retries: 0,
-      };
+      return { ...emptyChunkResult(), processed: 1, byState: { imported: 1, unlinked: 0, skipped: 0, failed: 0 } };
     } finally {
       s.inFlight--;
     }

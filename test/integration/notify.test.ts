@@ -7,12 +7,12 @@ import { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { ApplicationFailure } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { type TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { ReimportActivities } from '../../src/activities/types';
 import { createNotifier, NotificationNotDeliveredError, type Notifier, type NotifyEvent } from '../../src/notify';
 import { createLogger } from '../../src/logger';
-import { ensureTemporalCli } from '../../scripts/stack';
+import { preflightPassed, workflowTestEnv } from '../helpers/workflow-env';
 
 // Markers that must never leave the process in a notification or a log line.
 const PATIENT_NAME = 'Marjorie Testpatient';
@@ -394,18 +394,6 @@ void test('a retried deliver sends the message only to the channels that did not
   }
 });
 
-/** A Temporal server for the workflow tests: the shared stack's when `npm test` runs, else a private dev server. */
-async function workflowEnv(): Promise<TestWorkflowEnvironment> {
-  const address = process.env.TEMPORAL_ADDRESS;
-  if (address) return TestWorkflowEnvironment.createFromExistingServer({ address });
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: ensureTemporalCli() },
-      log: { format: 'json', level: 'warn' },
-    },
-  });
-}
-
 let env: TestWorkflowEnvironment | undefined;
 after(async () => {
   await env?.teardown();
@@ -419,17 +407,10 @@ const CLOSED = ['workflowExecutionCompletedEventAttributes', 'workflowExecutionF
  * `notifier` as the worker's does) and returns its outcome and its history.
  */
 async function runReimport(notifier: Notifier, input: object, extra: Partial<ReimportActivities> = {}) {
-  env ??= await workflowEnv();
+  env ??= await workflowTestEnv();
   const taskQueue = `notify-${randomUUID()}`;
   const activities: Partial<ReimportActivities> = {
-    preflight: async () => ({
-      schemaVersion: 'test',
-      sourceCounts: {},
-      transferLeftBytes: 1e9,
-      transferBudgetBytes: 1e9,
-      containerPath: 'odata',
-      containerPathReason: 'CONFIGURED',
-    }),
+    preflight: preflightPassed,
     notify: async (event) => {
       await notifier.deliver(event);
     },
