@@ -12,14 +12,22 @@ export abstract class FmReimportError extends Error {
   readonly retryable: boolean = false;
 }
 
-/** Thrown at start-up when an environment variable is missing or malformed. */
-export class ConfigError extends FmReimportError {
-  override readonly name = 'ConfigError';
-  readonly code = ERROR_CODES.CONFIG_INVALID;
-  constructor(message = 'configuration is invalid') {
-    super(message);
-  }
+/**
+ * A class of error that carries one fixed code and a default message, and is never retryable. The classes below differ
+ * only in those three facts; `instanceof` tells them apart.
+ */
+function codedError(name: string, code: string, defaultMessage: string) {
+  return class extends FmReimportError {
+    override readonly name = name;
+    readonly code = code;
+    constructor(message = defaultMessage) {
+      super(message);
+    }
+  };
 }
+
+/** Thrown at start-up when an environment variable is missing or malformed. */
+export class ConfigError extends codedError('ConfigError', ERROR_CODES.CONFIG_INVALID, 'configuration is invalid') {}
 
 /** Thrown when FileMaker answers with an error code or an HTTP status that is not success. */
 export class FileMakerError extends FmReimportError {
@@ -47,40 +55,32 @@ export class FileMakerOverloadedError extends FileMakerError {
 }
 
 /** Thrown when FileMaker's annual outbound transfer quota is spent (code 953) or our budget would be exceeded. */
-export class TransferQuotaError extends FmReimportError {
-  override readonly name = 'TransferQuotaError';
-  readonly code = ERROR_CODES.TRANSFER_QUOTA_EXCEEDED;
-  constructor(message = 'FileMaker transfer quota exhausted') {
-    super(message);
-  }
-}
+export class TransferQuotaError extends codedError(
+  'TransferQuotaError',
+  ERROR_CODES.TRANSFER_QUOTA_EXCEEDED,
+  'FileMaker transfer quota exhausted',
+) {}
 
 /** Thrown when the database schema version is not one this build knows. */
-export class SchemaVersionError extends FmReimportError {
-  override readonly name = 'SchemaVersionError';
-  readonly code = ERROR_CODES.SCHEMA_VERSION_UNKNOWN;
-  constructor(message = 'database schema version is not supported') {
-    super(message);
-  }
-}
+export class SchemaVersionError extends codedError(
+  'SchemaVersionError',
+  ERROR_CODES.SCHEMA_VERSION_UNKNOWN,
+  'database schema version is not supported',
+) {}
 
 /** Thrown when a stored checksum or size does not match what was written or read back. */
-export class IntegrityError extends FmReimportError {
-  override readonly name = 'IntegrityError';
-  readonly code = ERROR_CODES.INTEGRITY_MISMATCH;
-  constructor(message = 'integrity check failed') {
-    super(message);
-  }
-}
+export class IntegrityError extends codedError(
+  'IntegrityError',
+  ERROR_CODES.INTEGRITY_MISMATCH,
+  'integrity check failed',
+) {}
 
 /** Thrown when the manifest of a source table cannot be trusted (count mismatch, duplicate ids). */
-export class ManifestError extends FmReimportError {
-  override readonly name = 'ManifestError';
-  readonly code = ERROR_CODES.MANIFEST_INCONSISTENT;
-  constructor(message = 'source manifest is inconsistent') {
-    super(message);
-  }
-}
+export class ManifestError extends codedError(
+  'ManifestError',
+  ERROR_CODES.MANIFEST_INCONSISTENT,
+  'source manifest is inconsistent',
+) {}
 
 // 5xx and these are worth another attempt (src/s3/wire.ts retries them, and so does the activity).
 const RETRYABLE_S3_CODES = new Set(['SlowDown', 'RequestTimeout', 'BadDigest']);
