@@ -3,7 +3,7 @@
  * collecting findings. Messages name ids and fields, never values: the ledger and logs must hold no patient data.
  */
 import { z } from 'zod';
-import { normalizeFileMakerId } from './ids';
+import { normalizeFileMakerId, targetId } from './ids';
 import {
   TEXT_LIMITS,
   cleanText,
@@ -15,8 +15,15 @@ import {
   type ParsedDate,
 } from './normalize';
 import { type ReasonCode } from './reasons';
-import { SOURCE_TABLES, type SourceTableName } from './tables';
-import { type Finding, type FmFieldValue, type MapContext, type MapOutcome } from './types';
+import { SOURCE_TABLES, type SourceTableName, type TargetTable } from './tables';
+import {
+  type BaseRow,
+  type Finding,
+  type FmFieldValue,
+  type MapContext,
+  type MapOutcome,
+  type PatientRef,
+} from './types';
 
 /** Cap for one value inside filemaker_metadata (jsonb); far above any real field, it only stops hostile input. */
 export const METADATA_MAX_CHARS = 10_000_000;
@@ -60,6 +67,47 @@ export class RecordReader {
     readonly ctx: MapContext,
   ) {
     this.filemakerId = filemakerId;
+  }
+
+  /** The columns every target row starts with: its deterministic id, the FileMaker id and the source's fields. */
+  base(target: TargetTable): BaseRow {
+    return {
+      id: targetId(target, this.filemakerId),
+      filemaker_id: this.filemakerId,
+      filemaker_metadata: this.metadata(),
+    };
+  }
+
+  /** A mapped row's outcome: imported, or unlinked for `unlinked` when a link it may lack is missing. */
+  outcome<Row>(row: Row, unlinked?: ReasonCode): MapOutcome<Row> {
+    return unlinked
+      ? { kind: 'row', row, state: 'unlinked', reason: unlinked, findings: this.findings }
+      : { kind: 'row', row, state: 'imported', findings: this.findings };
+  }
+
+  /** The patient `field` names: unlinked NO_PATIENT when it is empty, PATIENT_NOT_FOUND when no patient has the id. */
+  patient(field: string): { patient?: PatientRef; unlinked?: ReasonCode } {
+    const fk = this.fk(field);
+    if (fk === null) return { unlinked: 'NO_PATIENT' };
+    const patient = this.ctx.patientId(fk);
+    return patient ? { patient } : { unlinked: 'PATIENT_NOT_FOUND' };
+  }
+
+  /**
+   * A link the row cannot exist without (its column is not null): the target `resolve` finds for the field's id, or a
+   * skip for `reason` when the field is empty or names no known `what`.
+   */
+  requiredLink<T>(
+    field: string,
+    resolve: (fk: string) => T | undefined,
+    reason: ReasonCode,
+    what: string,
+  ): { ok: true; target: T } | { ok: false; skip: MapOutcome<never> } {
+    const fk = this.fk(field);
+    const target = fk === null ? undefined : resolve(fk);
+    if (target !== undefined) return { ok: true, target };
+    const why = fk === null ? 'empty' : `not a known ${what}`;
+    return { ok: false, skip: { kind: 'skip', reason, message: `${this.describe()}: ${fieldName(field)} is ${why}` } };
   }
 
   raw(field: string): FmFieldValue {
@@ -150,6 +198,17 @@ type ErrorOutcome = Extract<MapOutcome<never>, { kind: 'error' }>;
  * Validate the record shape with zod, require every field the table's mapper reads, and normalise `id`.
  * null field values (OData) are read as `""`.
  */
+/** Maps `input` as a record of `table` with `body`; a record that cannot be read is its own outcome (error). */
+export function mapRecord<Row>(
+  input: unknown,
+  table: SourceTableName,
+  ctx: MapContext,
+  body: (r: RecordReader) => MapOutcome<Row>,
+): MapOutcome<Row> {
+  const read = readRecord(input, table, ctx);
+  return read.ok ? body(read.reader) : read.outcome;
+}
+
 export function readRecord(
   input: unknown,
   table: SourceTableName,

@@ -2,10 +2,8 @@
  * Appointments phase (API_event). Start and end are assembled from separate date and time fields as wall-clock time
  * in the clinic's zone; the clinic comes from the event's own key, else from its patient.
  */
-import { targetId } from '../ids';
 import { TEXT_LIMITS, addDays, cleanText, isInvalidTime, parseTime, zonedDateTime } from '../normalize';
-import { readRecord, type RecordReader } from '../record';
-import { type ReasonCode } from '../reasons';
+import { mapRecord, type RecordReader } from '../record';
 import { type BaseRow, type FmFieldValue, type FmRecord, type MapContext, type MapOutcome } from '../types';
 
 export type AppointmentStatus = 'scheduled' | 'checked_in' | 'completed' | 'cancelled' | 'no_show';
@@ -77,61 +75,52 @@ function schedule(r: RecordReader): { start: string | null; end: string | null; 
 }
 
 export function mapAppointment(record: FmRecord, ctx: MapContext): MapOutcome<AppointmentRow> {
-  const read = readRecord(record, 'API_event', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
+  return mapRecord(record, 'API_event', ctx, (r) => {
+    const { patient, unlinked: noPatient } = r.patient('id_Contact');
+    let unlinked = noPatient;
 
-  let unlinked: ReasonCode | undefined;
-  const patientFk = r.fk('id_Contact');
-  const patient = patientFk === null ? undefined : ctx.patientId(patientFk);
-  if (patientFk === null) unlinked = 'NO_PATIENT';
-  else if (patient === undefined) unlinked = 'PATIENT_NOT_FOUND';
-
-  // Clinic: id_Clinic, then idCal (the clinic calendar the event sits in), then the patient's clinic.
-  let clinicId: string | null = null;
-  let unresolvedClinicKey = false;
-  for (const field of ['id_Clinic', 'idCal'] as const) {
-    const fk = r.fk(field);
-    if (fk === null) continue;
-    const found = ctx.clinicId(fk);
-    if (found !== undefined) {
-      clinicId = found;
-      break;
+    // Clinic: id_Clinic, then idCal (the clinic calendar the event sits in), then the patient's clinic.
+    let clinicId: string | null = null;
+    let unresolvedClinicKey = false;
+    for (const field of ['id_Clinic', 'idCal'] as const) {
+      const fk = r.fk(field);
+      if (fk === null) continue;
+      const found = ctx.clinicId(fk);
+      if (found !== undefined) {
+        clinicId = found;
+        break;
+      }
+      unresolvedClinicKey = true;
     }
-    unresolvedClinicKey = true;
-  }
-  if (clinicId === null) {
-    if (patient?.clinicId) {
-      clinicId = patient.clinicId;
-      r.flag('CLINIC_FROM_PATIENT', 'id_Clinic');
-    } else if (unresolvedClinicKey) {
-      unlinked ??= 'CLINIC_NOT_FOUND';
-    } else {
-      r.flag('NO_CLINIC', 'id_Clinic');
+    if (clinicId === null) {
+      if (patient?.clinicId) {
+        clinicId = patient.clinicId;
+        r.flag('CLINIC_FROM_PATIENT', 'id_Clinic');
+      } else if (unresolvedClinicKey) {
+        unlinked ??= 'CLINIC_NOT_FOUND';
+      } else {
+        r.flag('NO_CLINIC', 'id_Clinic');
+      }
     }
-  }
 
-  let status = mapAppointmentStatus(r.raw('Status'));
-  if (status === undefined) {
-    r.flag('UNKNOWN_STATUS', 'Status');
-    status = 'scheduled';
-  }
-  const { start, end, allDay } = schedule(r);
-  const row: AppointmentRow = {
-    id: targetId('appointments', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    patient_id: patient?.id ?? null,
-    clinic_id: clinicId,
-    clinician_filemaker_id: r.fk('id_Clinician'),
-    start_at: start,
-    end_at: end,
-    all_day: allDay,
-    status,
-    type: r.optText('Type'),
-    notes: r.optText('note', TEXT_LIMITS.long),
-  };
-  return unlinked
-    ? { kind: 'row', row, state: 'unlinked', reason: unlinked, findings: r.findings }
-    : { kind: 'row', row, state: 'imported', findings: r.findings };
+    let status = mapAppointmentStatus(r.raw('Status'));
+    if (status === undefined) {
+      r.flag('UNKNOWN_STATUS', 'Status');
+      status = 'scheduled';
+    }
+    const { start, end, allDay } = schedule(r);
+    const row: AppointmentRow = {
+      ...r.base('appointments'),
+      patient_id: patient?.id ?? null,
+      clinic_id: clinicId,
+      clinician_filemaker_id: r.fk('id_Clinician'),
+      start_at: start,
+      end_at: end,
+      all_day: allDay,
+      status,
+      type: r.optText('Type'),
+      notes: r.optText('note', TEXT_LIMITS.long),
+    };
+    return r.outcome(row, unlinked);
+  });
 }

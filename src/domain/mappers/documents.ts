@@ -3,10 +3,9 @@
  * `original_name`, `mime_type`, `file_size`, `sha256` after streaming the container, and may turn the state into
  * failed with an import_error.
  */
-import { normalizeFileMakerId, targetId } from '../ids';
+import { normalizeFileMakerId } from '../ids';
 import { cleanText, slugify } from '../normalize';
-import { readRecord } from '../record';
-import { type ReasonCode } from '../reasons';
+import { mapRecord } from '../record';
 import { type BaseRow, type FmRecord, type MapContext, type MapOutcome } from '../types';
 
 export type DocumentImportStatus = 'imported' | 'unlinked' | 'skipped' | 'failed';
@@ -44,45 +43,28 @@ export function documentPatientRefs(record: FmRecord): string[] {
  * document's metadata is kept and visible in the clinic's system.
  */
 export function mapDocument(record: FmRecord, ctx: MapContext): MapOutcome<DocumentRow> {
-  const read = readRecord(record, 'API_Docs', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const patientFk = r.fk(PATIENT_FIELD);
-  const patient = patientFk === null ? undefined : ctx.patientId(patientFk);
-  const unlinked: ReasonCode | undefined =
-    patientFk === null ? 'NO_PATIENT' : patient === undefined ? 'PATIENT_NOT_FOUND' : undefined;
-  const empty = documentContainerUrl(record) === null;
-  const base = {
-    id: targetId('documents', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    content_type: patient ? ('patient' as const) : null,
-    object_id: patient?.id ?? null,
-    category: slugify(r.raw('Type')),
-    document_date: r.date('Date'),
-  };
-  if (empty) {
-    return {
-      kind: 'skip',
-      reason: 'EMPTY_CONTAINER',
-      message: `${r.describe()} has an empty Doc container`,
-      row: { ...base, import_status: 'skipped', import_error: 'EMPTY_CONTAINER' },
-      findings: r.findings,
+  return mapRecord(record, 'API_Docs', ctx, (r): MapOutcome<DocumentRow> => {
+    const { patient, unlinked } = r.patient(PATIENT_FIELD);
+    const empty = documentContainerUrl(record) === null;
+    const base = {
+      ...r.base('documents'),
+      content_type: patient ? ('patient' as const) : null,
+      object_id: patient?.id ?? null,
+      category: slugify(r.raw('Type')),
+      document_date: r.date('Date'),
     };
-  }
-  if (unlinked) {
-    return {
-      kind: 'row',
-      row: { ...base, import_status: 'unlinked', import_error: null },
-      state: 'unlinked',
-      reason: unlinked,
-      findings: r.findings,
-    };
-  }
-  return {
-    kind: 'row',
-    row: { ...base, import_status: 'imported', import_error: null },
-    state: 'imported',
-    findings: r.findings,
-  };
+    if (empty) {
+      return {
+        kind: 'skip',
+        reason: 'EMPTY_CONTAINER',
+        message: `${r.describe()} has an empty Doc container`,
+        row: { ...base, import_status: 'skipped', import_error: 'EMPTY_CONTAINER' },
+        findings: r.findings,
+      };
+    }
+    return r.outcome<DocumentRow>(
+      { ...base, import_status: unlinked ? 'unlinked' : 'imported', import_error: null },
+      unlinked,
+    );
+  });
 }

@@ -6,7 +6,7 @@
 import { normalizeFileMakerId, targetId } from '../ids';
 import { cleanFilename } from '../keys';
 import { cleanText } from '../normalize';
-import { readRecord, type RecordReader } from '../record';
+import { mapRecord, type RecordReader } from '../record';
 import { type ReasonCode } from '../reasons';
 import { IMAGE_CONTAINER_FIELDS, type ImageContainerField } from '../tables';
 import { type BaseRow, type FmRecord, type MapContext, type MapOutcome, type PatientRef } from '../types';
@@ -210,33 +210,32 @@ function resolveImagePatient(r: RecordReader): { patient?: PatientRef; unlinked?
 }
 
 export function mapImage(record: FmRecord, ctx: MapContext): MapOutcome<MappedImage> {
-  const read = readRecord(record, 'API_Images', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const candidates = imageCandidates(record);
-  if (candidates.length === 0) {
-    const notFound = cleanText(r.raw('result')).value.toLowerCase() === 'not found';
-    return notFound
-      ? { kind: 'skip', reason: 'NOT_FOUND_IMAGE', message: `${r.describe()} is marked Not found and has no container` }
-      : { kind: 'skip', reason: 'EMPTY_CONTAINER', message: `${r.describe()} has no non-empty image container` };
-  }
-  const { patient, unlinked } = resolveImagePatient(r);
-  const dateTaken = r.date('date');
-  const { category, known } = imageCategory(r.raw('Type'));
-  if (!known) r.flag('UNKNOWN_IMAGE_TYPE', 'Type');
-  const batch = imageBatch(patient?.id ?? null, dateTaken);
-  const image: ImageRow = {
-    id: targetId('images', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    batch_id: batch.id,
-    original_name: cleanFilename(r.text('Name of file')) || null,
-    category,
-    caption: r.optText('Type'),
-    date_taken: dateTaken,
-  };
-  const row: MappedImage = { image, batch, candidates };
-  return unlinked
-    ? { kind: 'row', row, state: 'unlinked', reason: unlinked, findings: r.findings }
-    : { kind: 'row', row, state: 'imported', findings: r.findings };
+  return mapRecord(record, 'API_Images', ctx, (r) => {
+    const candidates = imageCandidates(record);
+    if (candidates.length === 0) {
+      const notFound = cleanText(r.raw('result')).value.toLowerCase() === 'not found';
+      return notFound
+        ? {
+            kind: 'skip',
+            reason: 'NOT_FOUND_IMAGE',
+            message: `${r.describe()} is marked Not found and has no container`,
+          }
+        : { kind: 'skip', reason: 'EMPTY_CONTAINER', message: `${r.describe()} has no non-empty image container` };
+    }
+    const { patient, unlinked } = resolveImagePatient(r);
+    const dateTaken = r.date('date');
+    const { category, known } = imageCategory(r.raw('Type'));
+    if (!known) r.flag('UNKNOWN_IMAGE_TYPE', 'Type');
+    const batch = imageBatch(patient?.id ?? null, dateTaken);
+    const image: ImageRow = {
+      ...r.base('images'),
+      batch_id: batch.id,
+      original_name: cleanFilename(r.text('Name of file')) || null,
+      category,
+      caption: r.optText('Type'),
+      date_taken: dateTaken,
+    };
+    const row: MappedImage = { image, batch, candidates };
+    return r.outcome(row, unlinked);
+  });
 }

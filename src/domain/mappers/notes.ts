@@ -2,18 +2,9 @@
  * Notes phase: clinical/admin notes (API_Notes) and sent SMS (API_Messages). Notes keep their ORIGINAL date (the
  * earlier scripts stamped them with the import time); SMS are read from the field names the layout really has.
  */
-import { targetId } from '../ids';
 import { TEXT_LIMITS } from '../normalize';
-import { readRecord, type RecordReader } from '../record';
-import { type ReasonCode } from '../reasons';
-import { type BaseRow, type FmRecord, type MapContext, type MapOutcome, type PatientRef } from '../types';
-
-function resolvePatient(r: RecordReader, field: string): { patient?: PatientRef; unlinked?: ReasonCode } {
-  const fk = r.fk(field);
-  if (fk === null) return { unlinked: 'NO_PATIENT' };
-  const patient = r.ctx.patientId(fk);
-  return patient ? { patient } : { unlinked: 'PATIENT_NOT_FOUND' };
-}
+import { mapRecord } from '../record';
+import { type BaseRow, type FmRecord, type MapContext, type MapOutcome } from '../types';
 
 export interface NoteRow extends BaseRow {
   readonly patient_id: string | null;
@@ -25,31 +16,26 @@ export interface NoteRow extends BaseRow {
 }
 
 export function mapNote(record: FmRecord, ctx: MapContext): MapOutcome<NoteRow> {
-  const read = readRecord(record, 'API_Notes', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const content = r.text('Note', TEXT_LIMITS.long);
-  if (content === '') return { kind: 'skip', reason: 'EMPTY_NOTE', message: `${r.describe()} has an empty Note` };
-  const { patient, unlinked } = resolvePatient(r, 'id_Key');
+  return mapRecord(record, 'API_Notes', ctx, (r) => {
+    const content = r.text('Note', TEXT_LIMITS.long);
+    if (content === '') return { kind: 'skip', reason: 'EMPTY_NOTE', message: `${r.describe()} has an empty Note` };
+    const { patient, unlinked } = r.patient('id_Key');
 
-  let noteDate = r.timestamp('Date');
-  if (noteDate === null) {
-    noteDate = r.timestamp('creationTimestamp');
-    r.flag(noteDate === null ? 'NO_NOTE_DATE' : 'NOTE_DATE_FROM_CREATION', 'Date');
-  }
-  const row: NoteRow = {
-    id: targetId('notes', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    patient_id: patient?.id ?? null,
-    note_type: r.optText('Note Type'),
-    content,
-    note_date: noteDate,
-    author: r.optText('creationAccountName'),
-  };
-  return unlinked
-    ? { kind: 'row', row, state: 'unlinked', reason: unlinked, findings: r.findings }
-    : { kind: 'row', row, state: 'imported', findings: r.findings };
+    let noteDate = r.timestamp('Date');
+    if (noteDate === null) {
+      noteDate = r.timestamp('creationTimestamp');
+      r.flag(noteDate === null ? 'NO_NOTE_DATE' : 'NOTE_DATE_FROM_CREATION', 'Date');
+    }
+    const row: NoteRow = {
+      ...r.base('notes'),
+      patient_id: patient?.id ?? null,
+      note_type: r.optText('Note Type'),
+      content,
+      note_date: noteDate,
+      author: r.optText('creationAccountName'),
+    };
+    return r.outcome(row, unlinked);
+  });
 }
 
 export interface SmsRow extends BaseRow {
@@ -61,25 +47,20 @@ export interface SmsRow extends BaseRow {
 }
 
 export function mapSms(record: FmRecord, ctx: MapContext): MapOutcome<SmsRow> {
-  const read = readRecord(record, 'API_Messages', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const message = r.text('MessageBody', TEXT_LIMITS.long);
-  if (message === '') {
-    return { kind: 'skip', reason: 'EMPTY_MESSAGE', message: `${r.describe()} has an empty MessageBody` };
-  }
-  const { patient, unlinked } = resolvePatient(r, '_kf_ContactID');
-  const row: SmsRow = {
-    id: targetId('sms_messages', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    patient_id: patient?.id ?? null,
-    phone: r.optText('RecipientPhoneMobile'),
-    message,
-    status: r.optText('MessageStatus'),
-    sent_at: r.timestamp('SentTimestamp'),
-  };
-  return unlinked
-    ? { kind: 'row', row, state: 'unlinked', reason: unlinked, findings: r.findings }
-    : { kind: 'row', row, state: 'imported', findings: r.findings };
+  return mapRecord(record, 'API_Messages', ctx, (r) => {
+    const message = r.text('MessageBody', TEXT_LIMITS.long);
+    if (message === '') {
+      return { kind: 'skip', reason: 'EMPTY_MESSAGE', message: `${r.describe()} has an empty MessageBody` };
+    }
+    const { patient, unlinked } = r.patient('_kf_ContactID');
+    const row: SmsRow = {
+      ...r.base('sms_messages'),
+      patient_id: patient?.id ?? null,
+      phone: r.optText('RecipientPhoneMobile'),
+      message,
+      status: r.optText('MessageStatus'),
+      sent_at: r.timestamp('SentTimestamp'),
+    };
+    return r.outcome(row, unlinked);
+  });
 }

@@ -3,9 +3,9 @@
  * folded into their owner's `contact_json` / `address_json`. Details belong to patients, referrers or companies;
  * the referrers phase folds the same way with `foldContactDetails`.
  */
-import { normalizeFileMakerId, targetId } from '../ids';
+import { normalizeFileMakerId } from '../ids';
 import { cleanText } from '../normalize';
-import { readRecord, type RecordReader } from '../record';
+import { mapRecord, readRecord, type RecordReader } from '../record';
 import {
   type AddressEntry,
   type BaseRow,
@@ -23,19 +23,16 @@ export interface ClinicRow extends BaseRow {
 }
 
 export function mapClinic(record: FmRecord, ctx: MapContext): MapOutcome<ClinicRow> {
-  const read = readRecord(record, 'API_Clinic_Name', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const name = r.text('Name');
-  if (name === '') r.flag('EMPTY_NAME', 'Name');
-  const row: ClinicRow = {
-    id: targetId('clinics', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    name,
-    sms_enabled: r.bool('SMS Toggle'),
-  };
-  return { kind: 'row', row, state: 'imported', findings: r.findings };
+  return mapRecord(record, 'API_Clinic_Name', ctx, (r) => {
+    const name = r.text('Name');
+    if (name === '') r.flag('EMPTY_NAME', 'Name');
+    const row: ClinicRow = {
+      ...r.base('clinics'),
+      name,
+      sms_enabled: r.bool('SMS Toggle'),
+    };
+    return r.outcome(row);
+  });
 }
 
 export type Sex = 'M' | 'F' | 'O' | 'U';
@@ -85,59 +82,55 @@ export interface PatientRow extends BaseRow {
 }
 
 export function mapPatient(record: FmRecord, ctx: MapContext): MapOutcome<PatientRow> {
-  const read = readRecord(record, 'API_Contacts', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-
-  let sex = mapSex(r.raw('gender'));
-  if (sex === undefined) {
-    r.flag('UNKNOWN_GENDER', 'gender');
-    sex = 'U';
-  }
-
-  // Clinic: by FileMaker id; by name when the id is empty or unknown (the name is only a fallback: clinics get renamed).
-  let clinicId: string | null = null;
-  let unlinked = false;
-  const clinicFk = r.fk('id_Clinic');
-  if (clinicFk !== null) clinicId = ctx.clinicId(clinicFk) ?? null;
-  if (clinicId === null) {
-    const name = r.text('Clinic_Name');
-    const byName = name === '' ? undefined : ctx.clinicIdByName?.(name);
-    if (byName !== undefined) {
-      clinicId = byName;
-      if (clinicFk !== null) r.flag('CLINIC_NOT_FOUND', 'id_Clinic');
-    } else if (clinicFk !== null) {
-      unlinked = true;
-    } else {
-      r.flag('NO_CLINIC', 'id_Clinic');
+  return mapRecord(record, 'API_Contacts', ctx, (r) => {
+    let sex = mapSex(r.raw('gender'));
+    if (sex === undefined) {
+      r.flag('UNKNOWN_GENDER', 'gender');
+      sex = 'U';
     }
-  }
 
-  const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
-  const row: PatientRow = {
-    id: targetId('patients', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    first_name: r.optText('nameFirst'),
-    last_name: r.optText('nameLast'),
-    middle_name: r.optText('nameMiddle'),
-    title: r.optText('title'),
-    dob: r.date('DOB'),
-    sex,
-    health_number: r.optText('Health Number'),
-    funding: r.optText('Funding'),
-    clinic_id: clinicId,
-    ndis_plan_start: r.date('NDIS_PlanStart'),
-    ndis_plan_end: r.date('NDIS_PlanEnd'),
-    ndis_coordinator_name: r.optText('NDIS_CoordinatorName'),
-    ndis_coordinator_email: r.optText('NDIS_CoordinatorEmail'),
-    contact_json: folded.contact_json,
-    address_json: folded.address_json,
-  };
-  const findings = [...r.findings, ...folded.findings];
-  return unlinked
-    ? { kind: 'row', row, state: 'unlinked', reason: 'CLINIC_NOT_FOUND', findings }
-    : { kind: 'row', row, state: 'imported', findings };
+    // Clinic: by FileMaker id; by name when the id is empty or unknown (the name is only a fallback: clinics get renamed).
+    let clinicId: string | null = null;
+    let unlinked = false;
+    const clinicFk = r.fk('id_Clinic');
+    if (clinicFk !== null) clinicId = ctx.clinicId(clinicFk) ?? null;
+    if (clinicId === null) {
+      const name = r.text('Clinic_Name');
+      const byName = name === '' ? undefined : ctx.clinicIdByName?.(name);
+      if (byName !== undefined) {
+        clinicId = byName;
+        if (clinicFk !== null) r.flag('CLINIC_NOT_FOUND', 'id_Clinic');
+      } else if (clinicFk !== null) {
+        unlinked = true;
+      } else {
+        r.flag('NO_CLINIC', 'id_Clinic');
+      }
+    }
+
+    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const row: PatientRow = {
+      ...r.base('patients'),
+      first_name: r.optText('nameFirst'),
+      last_name: r.optText('nameLast'),
+      middle_name: r.optText('nameMiddle'),
+      title: r.optText('title'),
+      dob: r.date('DOB'),
+      sex,
+      health_number: r.optText('Health Number'),
+      funding: r.optText('Funding'),
+      clinic_id: clinicId,
+      ndis_plan_start: r.date('NDIS_PlanStart'),
+      ndis_plan_end: r.date('NDIS_PlanEnd'),
+      ndis_coordinator_name: r.optText('NDIS_CoordinatorName'),
+      ndis_coordinator_email: r.optText('NDIS_CoordinatorEmail'),
+      contact_json: folded.contact_json,
+      address_json: folded.address_json,
+    };
+    const findings = [...r.findings, ...folded.findings];
+    return unlinked
+      ? { kind: 'row', row, state: 'unlinked', reason: 'CLINIC_NOT_FOUND', findings }
+      : { kind: 'row', row, state: 'imported', findings };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -201,34 +194,39 @@ export interface ContactDetailRow {
  * referrer, then company.
  */
 export function mapContactDetail(record: FmRecord, ctx: MapContext): MapOutcome<ContactDetailRow> {
-  const read = readRecord(record, 'API_Contact_Details', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const owner = r.fk('id.key');
-  if (owner === null) return { kind: 'skip', reason: 'NO_OWNER', message: `${r.describe()} has an empty id.key` };
-  const entry = detailEntry(r);
-  if (entry === undefined) {
-    return { kind: 'skip', reason: 'EMPTY_CONTACT_DETAIL', message: `${r.describe()} has no ph or address fields` };
-  }
-  const patient = ctx.patientId(owner);
-  const referrer = patient ? undefined : ctx.referrerId(owner);
-  const company = patient || referrer ? undefined : ctx.companyId(owner);
-  const [ownerTable, ownerId] = patient
-    ? (['patients', patient.id] as const)
-    : referrer
-      ? (['referrers', referrer] as const)
-      : company
-        ? (['companies', company] as const)
-        : [undefined, undefined];
-  if (ownerTable === undefined) {
-    return { kind: 'skip', reason: 'OWNER_NOT_FOUND', message: `${r.describe()}: id.key matches no owner` };
-  }
-  return {
-    kind: 'row',
-    row: { filemaker_id: r.filemakerId, owner_table: ownerTable, owner_id: ownerId, owner_filemaker_id: owner, entry },
-    state: 'imported',
-    findings: r.findings,
-  };
+  return mapRecord(record, 'API_Contact_Details', ctx, (r) => {
+    const owner = r.fk('id.key');
+    if (owner === null) return { kind: 'skip', reason: 'NO_OWNER', message: `${r.describe()} has an empty id.key` };
+    const entry = detailEntry(r);
+    if (entry === undefined) {
+      return { kind: 'skip', reason: 'EMPTY_CONTACT_DETAIL', message: `${r.describe()} has no ph or address fields` };
+    }
+    const patient = ctx.patientId(owner);
+    const referrer = patient ? undefined : ctx.referrerId(owner);
+    const company = patient || referrer ? undefined : ctx.companyId(owner);
+    const [ownerTable, ownerId] = patient
+      ? (['patients', patient.id] as const)
+      : referrer
+        ? (['referrers', referrer] as const)
+        : company
+          ? (['companies', company] as const)
+          : [undefined, undefined];
+    if (ownerTable === undefined) {
+      return { kind: 'skip', reason: 'OWNER_NOT_FOUND', message: `${r.describe()}: id.key matches no owner` };
+    }
+    return {
+      kind: 'row',
+      row: {
+        filemaker_id: r.filemakerId,
+        owner_table: ownerTable,
+        owner_id: ownerId,
+        owner_filemaker_id: owner,
+        entry,
+      },
+      state: 'imported',
+      findings: r.findings,
+    };
+  });
 }
 
 export interface FoldedContactDetails {

@@ -5,9 +5,8 @@
  * The archived rule: a referrer with RECORD_ACTIVE_INDICATOR = Archived is imported with is_active = false. Nothing
  * is dropped; the clinic's new system hides inactive referrers from pick lists but keeps their history.
  */
-import { targetId } from '../ids';
 import { TEXT_LIMITS, cleanText } from '../normalize';
-import { readRecord } from '../record';
+import { mapRecord } from '../record';
 import {
   type AddressEntry,
   type BaseRow,
@@ -27,23 +26,20 @@ export interface CompanyRow extends BaseRow {
 }
 
 export function mapCompany(record: FmRecord, ctx: MapContext): MapOutcome<CompanyRow> {
-  const read = readRecord(record, 'API_Company', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const name = r.text('Name');
-  if (name === '') r.flag('EMPTY_NAME', 'Name');
-  const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
-  const row: CompanyRow = {
-    id: targetId('companies', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    name,
-    abn: r.optText('ABN'),
-    type: r.optText('Type'),
-    contact_json: folded.contact_json,
-    address_json: folded.address_json,
-  };
-  return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+  return mapRecord(record, 'API_Company', ctx, (r) => {
+    const name = r.text('Name');
+    if (name === '') r.flag('EMPTY_NAME', 'Name');
+    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const row: CompanyRow = {
+      ...r.base('companies'),
+      name,
+      abn: r.optText('ABN'),
+      type: r.optText('Type'),
+      contact_json: folded.contact_json,
+      address_json: folded.address_json,
+    };
+    return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+  });
 }
 
 export interface ReferrerRow extends BaseRow {
@@ -66,29 +62,26 @@ export function referrerIsActive(raw: unknown): boolean | undefined {
 }
 
 export function mapReferrer(record: FmRecord, ctx: MapContext): MapOutcome<ReferrerRow> {
-  const read = readRecord(record, 'API_Referrer', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  let isActive = referrerIsActive(r.raw('RECORD_ACTIVE_INDICATOR'));
-  if (isActive === undefined) {
-    r.flag('UNKNOWN_ACTIVE_INDICATOR', 'RECORD_ACTIVE_INDICATOR');
-    isActive = true;
-  }
-  const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
-  const row: ReferrerRow = {
-    id: targetId('referrers', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    title: r.optText('title'),
-    first_name: r.optText('nameFirst'),
-    last_name: r.optText('nameLast'),
-    specialty: r.optText('Specialty'),
-    practice: r.optText('Practice'),
-    is_active: isActive,
-    contact_json: folded.contact_json,
-    address_json: folded.address_json,
-  };
-  return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+  return mapRecord(record, 'API_Referrer', ctx, (r) => {
+    let isActive = referrerIsActive(r.raw('RECORD_ACTIVE_INDICATOR'));
+    if (isActive === undefined) {
+      r.flag('UNKNOWN_ACTIVE_INDICATOR', 'RECORD_ACTIVE_INDICATOR');
+      isActive = true;
+    }
+    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const row: ReferrerRow = {
+      ...r.base('referrers'),
+      title: r.optText('title'),
+      first_name: r.optText('nameFirst'),
+      last_name: r.optText('nameLast'),
+      specialty: r.optText('Specialty'),
+      practice: r.optText('Practice'),
+      is_active: isActive,
+      contact_json: folded.contact_json,
+      address_json: folded.address_json,
+    };
+    return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+  });
 }
 
 export interface PatientReferrerRow extends BaseRow {
@@ -101,39 +94,22 @@ export interface PatientReferrerRow extends BaseRow {
 
 /** A link needs both ends (the columns are not null): an empty or unknown end skips the link with its reason. */
 export function mapPatientReferrer(record: FmRecord, ctx: MapContext): MapOutcome<PatientReferrerRow> {
-  const read = readRecord(record, 'API_ContactToReferrer', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const patientFk = r.fk('id_Contact');
-  const patient = patientFk === null ? undefined : ctx.patientId(patientFk);
-  if (!patient) {
-    return {
-      kind: 'skip',
-      reason: 'MISSING_PATIENT',
-      message: `${r.describe()}: id_Contact is ${patientFk === null ? 'empty' : 'not a known patient'}`,
+  return mapRecord(record, 'API_ContactToReferrer', ctx, (r) => {
+    const patient = r.requiredLink('id_Contact', (fk) => ctx.patientId(fk), 'MISSING_PATIENT', 'patient');
+    if (!patient.ok) return patient.skip;
+    // `id_Perscriber` (sic) is the field's real name on the clinic's layout.
+    const referrer = r.requiredLink('id_Perscriber', (fk) => ctx.referrerId(fk), 'MISSING_REFERRER', 'referrer');
+    if (!referrer.ok) return referrer.skip;
+    const row: PatientReferrerRow = {
+      ...r.base('patient_referrers'),
+      patient_id: patient.target.id,
+      referrer_id: referrer.target,
+      referral_date: r.date('date'),
+      reason: r.optText('Reason', TEXT_LIMITS.medium),
+      status: r.optText('Status'),
     };
-  }
-  // `id_Perscriber` (sic) is the field's real name on the clinic's layout.
-  const referrerFk = r.fk('id_Perscriber');
-  const referrer = referrerFk === null ? undefined : ctx.referrerId(referrerFk);
-  if (!referrer) {
-    return {
-      kind: 'skip',
-      reason: 'MISSING_REFERRER',
-      message: `${r.describe()}: id_Perscriber is ${referrerFk === null ? 'empty' : 'not a known referrer'}`,
-    };
-  }
-  const row: PatientReferrerRow = {
-    id: targetId('patient_referrers', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    patient_id: patient.id,
-    referrer_id: referrer,
-    referral_date: r.date('date'),
-    reason: r.optText('Reason', TEXT_LIMITS.medium),
-    status: r.optText('Status'),
-  };
-  return { kind: 'row', row, state: 'imported', findings: r.findings };
+    return r.outcome(row);
+  });
 }
 
 export interface ReferrerCompanyRow extends BaseRow {
@@ -144,35 +120,18 @@ export interface ReferrerCompanyRow extends BaseRow {
 }
 
 export function mapReferrerCompany(record: FmRecord, ctx: MapContext): MapOutcome<ReferrerCompanyRow> {
-  const read = readRecord(record, 'API_ReferrerToCompany_Join', ctx);
-  if (!read.ok) return read.outcome;
-  const r = read.reader;
-  const referrerFk = r.fk('id_Referrer');
-  const referrer = referrerFk === null ? undefined : ctx.referrerId(referrerFk);
-  if (!referrer) {
-    return {
-      kind: 'skip',
-      reason: 'MISSING_REFERRER',
-      message: `${r.describe()}: id_Referrer is ${referrerFk === null ? 'empty' : 'not a known referrer'}`,
+  return mapRecord(record, 'API_ReferrerToCompany_Join', ctx, (r) => {
+    const referrer = r.requiredLink('id_Referrer', (fk) => ctx.referrerId(fk), 'MISSING_REFERRER', 'referrer');
+    if (!referrer.ok) return referrer.skip;
+    const company = r.requiredLink('id_Company', (fk) => ctx.companyId(fk), 'MISSING_COMPANY', 'company');
+    if (!company.ok) return company.skip;
+    const row: ReferrerCompanyRow = {
+      ...r.base('referrer_companies'),
+      referrer_id: referrer.target,
+      company_id: company.target,
+      position: r.optText('Position'),
+      is_primary: r.bool('Primary'),
     };
-  }
-  const companyFk = r.fk('id_Company');
-  const company = companyFk === null ? undefined : ctx.companyId(companyFk);
-  if (!company) {
-    return {
-      kind: 'skip',
-      reason: 'MISSING_COMPANY',
-      message: `${r.describe()}: id_Company is ${companyFk === null ? 'empty' : 'not a known company'}`,
-    };
-  }
-  const row: ReferrerCompanyRow = {
-    id: targetId('referrer_companies', r.filemakerId),
-    filemaker_id: r.filemakerId,
-    filemaker_metadata: r.metadata(),
-    referrer_id: referrer,
-    company_id: company,
-    position: r.optText('Position'),
-    is_primary: r.bool('Primary'),
-  };
-  return { kind: 'row', row, state: 'imported', findings: r.findings };
+    return r.outcome(row);
+  });
 }
