@@ -43,45 +43,38 @@ export function isOverloadStatus(status: number): boolean {
   return status === 502 || status === 503 || status === 504 || status === 429;
 }
 
+/**
+ * FileMaker codes that name one failure of ours, with whether trying again can help. Overload (812, 956) and the
+ * transfer limit (953) have classes of their own.
+ */
+const FM_CODE_ERRORS: ReadonlyMap<string, readonly [FileMakerErrorCode, boolean]> = new Map([
+  ['952', [FM_ERRORS.SESSION_INVALID, true]],
+  ['10', [FM_ERRORS.AUTH_FAILED, false]],
+  ['212', [FM_ERRORS.AUTH_FAILED, false]],
+  ['101', [FM_ERRORS.RECORD_MISSING, false]],
+  ['-1023', [FM_ERRORS.RECORD_MISSING, false]],
+  ['102', [FM_ERRORS.FIELD_MISSING, false]],
+  ['8309', [FM_ERRORS.FIELD_MISSING, false]],
+  ['105', [FM_ERRORS.LAYOUT_MISSING, false]],
+  ['306', [FM_ERRORS.MODID_MISMATCH, false]],
+  ['802', [FM_ERRORS.FILE_UNAVAILABLE, true]],
+  ['958', [FM_ERRORS.BAD_REQUEST, false]],
+  ['960', [FM_ERRORS.BAD_REQUEST, false]],
+  ['-1002', [FM_ERRORS.BAD_REQUEST, false]],
+]);
+
 /** The typed error for a FileMaker code (string, as the envelope carries it) seen on an HTTP answer. */
 export function errorForFmCode(fmCode: string, httpStatus: number | undefined, context: string): Error {
-  const text = FM_CODE_TEXT[fmCode];
+  const text = Object.hasOwn(FM_CODE_TEXT, fmCode) ? FM_CODE_TEXT[fmCode] : undefined;
   const msg = `FileMaker ${context}: ${httpStatus !== undefined ? `HTTP ${httpStatus}, ` : ''}code ${fmCode}${text ? ` (${text})` : ''}`;
-  const fm = (code: FileMakerErrorCode, retryable: boolean) =>
-    new FileMakerError(msg, fmCode, httpStatus, { code, retryable });
-  switch (fmCode) {
-    case '812':
-    case '956':
-      return new FileMakerOverloadedError(msg, fmCode, httpStatus);
-    case '953':
-      return new TransferQuotaError(msg);
-    case '952':
-      return fm(FM_ERRORS.SESSION_INVALID, true);
-    case '10':
-    case '212':
-      return fm(FM_ERRORS.AUTH_FAILED, false);
-    case '101':
-    case '-1023':
-      return fm(FM_ERRORS.RECORD_MISSING, false);
-    case '102':
-    case '8309':
-      return fm(FM_ERRORS.FIELD_MISSING, false);
-    case '105':
-      return fm(FM_ERRORS.LAYOUT_MISSING, false);
-    case '306':
-      return fm(FM_ERRORS.MODID_MISMATCH, false);
-    case '802':
-      return fm(FM_ERRORS.FILE_UNAVAILABLE, true);
-    case '958':
-    case '960':
-    case '-1002':
-      return fm(FM_ERRORS.BAD_REQUEST, false);
-    default:
-      if (httpStatus !== undefined && isOverloadStatus(httpStatus)) {
-        return new FileMakerOverloadedError(msg, fmCode, httpStatus);
-      }
-      return fm(FM_ERRORS.OTHER, false);
+  if (fmCode === '812' || fmCode === '956') return new FileMakerOverloadedError(msg, fmCode, httpStatus);
+  if (fmCode === '953') return new TransferQuotaError(msg);
+  const known = FM_CODE_ERRORS.get(fmCode);
+  if (known) return new FileMakerError(msg, fmCode, httpStatus, { code: known[0], retryable: known[1] });
+  if (httpStatus !== undefined && isOverloadStatus(httpStatus)) {
+    return new FileMakerOverloadedError(msg, fmCode, httpStatus);
   }
+  return new FileMakerError(msg, fmCode, httpStatus, { code: FM_ERRORS.OTHER, retryable: false });
 }
 
 /** The typed error for an answer that carries no usable FileMaker code. */

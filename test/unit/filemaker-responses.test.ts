@@ -76,6 +76,10 @@ void test('FileMaker codes map to typed errors with code and status', () => {
     ['960', FM_ERRORS.BAD_REQUEST, false],
     ['-1002', FM_ERRORS.BAD_REQUEST, false],
     ['1630', FM_ERRORS.OTHER, false],
+    // Codes are the server's strings: names of an object's inherited properties are unknown codes like any other.
+    ['constructor', FM_ERRORS.OTHER, false],
+    ['__proto__', FM_ERRORS.OTHER, false],
+    ['toString', FM_ERRORS.OTHER, false],
   ];
   for (const [fmCode, code, retryable] of cases) {
     const err = errorForFmCode(fmCode, 500, 'ctx');
@@ -84,6 +88,7 @@ void test('FileMaker codes map to typed errors with code and status', () => {
     assert.equal(err.retryable, retryable, fmCode);
     assert.equal(err.fmCode, fmCode);
     assert.match(err.message, new RegExp(`code ${fmCode}`));
+    assert.doesNotMatch(err.message, /function|native code/, fmCode);
   }
   // An unknown code carried on a gateway status is still an overload.
   assert.ok(errorForFmCode('1630', 503, 'x') instanceof FileMakerOverloadedError);
