@@ -3,6 +3,7 @@
  * Errors the workflow itself acts on (overload → durable cooldown, quota → pause) are not retried by Temporal.
  */
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import { ERROR_CODES } from './failures';
 
 /** Failure types the activity's own policy never retries: the workflow acts on them, or trying again cannot help. */
@@ -38,34 +39,29 @@ const stopsBeforeRollback = { cancellationType: ActivityCancellationType.WAIT_CA
 /** Metadata calls: pre-flight, manifests, reconciliation, run bookkeeping. */
 export const shortActivity: ActivityOptions = { startToCloseTimeout: '10 minutes', retry };
 
-/** A chunk of core records: one FileMaker find and one bulk upsert per few hundred records. */
-export const chunkActivity: ActivityOptions = {
-  startToCloseTimeout: '15 minutes',
-  // A chunk on a worker that died is handed to another after a minute (a chunk heartbeats after its fetch).
-  heartbeatTimeout: '1 minute',
-  retry,
-  ...stopsBeforeRollback,
-};
+/**
+ * An activity that writes target rows or objects and heartbeats: a worker that died is noticed after `heartbeat`, and
+ * a cancel waits for it to stop (stopsBeforeRollback).
+ */
+function writing(startToClose: Duration, heartbeat: Duration): ActivityOptions {
+  return { startToCloseTimeout: startToClose, heartbeatTimeout: heartbeat, retry, ...stopsBeforeRollback };
+}
+
+/**
+ * A chunk of core records: one FileMaker find and one bulk upsert per few hundred records. A chunk on a worker that
+ * died is handed to another after a minute (a chunk heartbeats after its fetch).
+ */
+export const chunkActivity = writing('15 minutes', '1 minute');
 
 /** Backup, restore and delete: whole-table work in PostgreSQL, heartbeating between tables. */
-export const tableWorkActivity: ActivityOptions = {
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '5 minutes',
-  retry,
-  ...stopsBeforeRollback,
-};
+export const tableWorkActivity = writing('2 hours', '5 minutes');
 
 /**
  * A batch of container downloads: heartbeats as files finish (at most once a second) and every few seconds while a
  * large one streams, so a batch on a worker that died is handed to another after 30 s; it resumes from what its ledger
  * rows say is done.
  */
-export const fileTransferActivity: ActivityOptions = {
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
-  retry,
-  ...stopsBeforeRollback,
-};
+export const fileTransferActivity = writing('2 hours', '30 seconds');
 
 /**
  * Notifications never fail the run: short, few attempts. The run waits for its notifications only at its end, so
