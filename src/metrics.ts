@@ -66,8 +66,10 @@ export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const counters = Object.fromEntries(
     Object.entries(COUNTERS).map(([k, [name, help]]) => [k, meter.createCounter(name, '', help)]),
   ) as Record<CounterName, MetricCounter>;
-  const inFlight = meter.createGauge('fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now');
-  const maxConcurrency = meter.createGauge(
+  const gauge = (name: string, kind: 'int' | 'float', unit: string, help: string) =>
+    meter.createGauge(name, kind, unit, help);
+  const inFlight = gauge('fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now');
+  const maxConcurrency = gauge(
     'fm_reimport_filemaker_max_concurrency',
     'int',
     '',
@@ -79,19 +81,19 @@ export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     'seconds',
     'Seconds of durable cooldown started',
   );
-  const transferUsed = meter.createGauge(
+  const transferUsed = gauge(
     'fm_reimport_transfer_used_bytes',
     'float',
     'bytes',
     'FileMaker transfer quota used this calendar year (all runs, plus FM_TRANSFER_USED)',
   );
-  const transferLeft = meter.createGauge(
+  const transferLeft = gauge(
     'fm_reimport_transfer_budget_left_bytes',
     'float',
     'bytes',
     "What is left of the worker's FM_TRANSFER_BUDGET this year (a run's own budget may differ)",
   );
-  const ledger = meter.createGauge(
+  const ledger = gauge(
     'fm_reimport_ledger_entries',
     'int',
     '',
