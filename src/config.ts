@@ -61,6 +61,7 @@ export const envSchema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_CA_FILE: z.string().min(1).optional(),
   DATABASE_POOL_MAX: int(1, 200).default(10),
+  BACKUP_KEEP_RUNS: int(1, 10_000).default(7),
   // S3
   S3_ENDPOINT: url(['http:', 'https:']).optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -133,7 +134,13 @@ export interface Config {
       | undefined;
     readonly apiKey: string | undefined;
   };
-  readonly database: { readonly url: string; readonly caFile: string | undefined; readonly poolMax: number };
+  readonly database: {
+    readonly url: string;
+    readonly caFile: string | undefined;
+    readonly poolMax: number;
+    /** Completed runs whose backups are always kept (src/domain/retention.ts). */
+    readonly backupKeepRuns: number;
+  };
   readonly s3: {
     readonly endpoint: string | undefined;
     readonly region: string;
@@ -265,7 +272,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
         : undefined,
       apiKey,
     },
-    database: { url: dbUrl, caFile: e.DATABASE_CA_FILE, poolMax: e.DATABASE_POOL_MAX },
+    database: {
+      url: dbUrl,
+      caFile: e.DATABASE_CA_FILE,
+      poolMax: e.DATABASE_POOL_MAX,
+      backupKeepRuns: e.BACKUP_KEEP_RUNS,
+    },
     s3: {
       endpoint: e.S3_ENDPOINT,
       region: e.S3_REGION,

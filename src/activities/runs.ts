@@ -8,10 +8,11 @@ import { KEY_PREFIX } from '../domain/keys';
 import { foldContactDetails } from '../domain/mappers/patients';
 import type { SourceTableName } from '../domain/tables';
 import { deleteObject, deleteObjects, inventory, putObject } from '../s3';
-import { deleteImportedData, restore, snapshot } from '../store/backup';
+import { deleteImportedData, refuseDroppedBackup, restore, snapshot } from '../store/backup';
 import { contactDetailsByOwner, setOwnerContacts } from '../store/contact-details';
 import { keysCreatedByRun, recordInventory } from '../store/inventory';
-import { finishRun, startRun } from '../store/runs';
+import { pruneBackups } from '../store/retention';
+import { finishRun, mergeRunSummary, startRun } from '../store/runs';
 import { cleanDocument } from '../store/sanitize';
 import type { ActivityDeps } from './deps';
 import type { BackupResult, Counts, RestoreResult, RunStatus } from './types';
@@ -26,13 +27,34 @@ export function runBookkeeping(deps: ActivityDeps) {
   const { pool, s3, config } = deps;
   const bucket = config.s3.bucket;
 
+  /** Drops the backups the policy no longer keeps. Never fails the run: a failure keeps every backup and is reported. */
+  const pruneSuperseded = async (runId: string): Promise<{ dropped: string[]; kept: number } | { error: string }> => {
+    try {
+      const { dropped, kept } = await pruneBackups(pool, config.database.backupKeepRuns);
+      const ids = dropped.map((d) => d.runId);
+      if (ids.length) deps.logger.info({ runId, dropped: ids, kept }, 'backups dropped by the retention policy');
+      return { dropped: ids, kept };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      deps.logger.warn({ runId, error }, 'backup retention failed: every backup is kept');
+      return { error };
+    }
+  };
+
   return {
     startRun: (runId: string, workflowId: string, options: unknown) => startRun(pool, runId, workflowId, options),
 
+    /**
+     * Ends the run's row and stores its report. A completed run then lets the retention policy drop the backups it
+     * no longer keeps; what was dropped joins the stored report (`backups`).
+     */
     async finishRun(runId: string, status: RunStatus, report: unknown): Promise<{ reportKey: string | undefined }> {
       const reportKey = `reports/${runId}.json`;
       await finishRun(pool, runId, status, report);
-      await putObject(s3, bucket, reportKey, JSON.stringify({ runId, status, report }, null, 2), 'application/json');
+      const backups = status === 'completed' ? await pruneSuperseded(runId) : undefined;
+      if (backups) await mergeRunSummary(pool, runId, { backups });
+      const stored = backups ? { runId, status, report, backups } : { runId, status, report };
+      await putObject(s3, bucket, reportKey, JSON.stringify(stored, null, 2), 'application/json');
       return { reportKey };
     },
 
@@ -61,6 +83,8 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Deletes the objects under the import's keys that did not exist before the run, never older ones. */
     async deleteRunObjects(runId: string): Promise<{ deleted: number }> {
+      // Without its inventory every object would look new: a run whose backup was dropped deletes nothing.
+      await refuseDroppedBackup(pool, runId);
       const created = await keysCreatedByRun(pool, runId, inventory(s3, bucket, `${KEY_PREFIX}/`));
       const { deleted, errors } = await deleteObjects(s3, bucket, created);
       if (errors.length) {

@@ -1,6 +1,7 @@
 /**
- * The operator's commands: start, schedule, status, pause, resume, cancel, rollback, report, doctor (and the codec
- * server). Each has an equivalent `temporal workflow ...` (or `temporal schedule ...`) command in the README.
+ * The operator's commands: start, schedule, status, pause, resume, cancel, rollback, report, backups, signoff,
+ * doctor (and the codec server). Each one that speaks to Temporal has an equivalent `temporal workflow ...` (or
+ * `temporal schedule ...`) command in the README; backups and signoff speak to the database.
  */
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
@@ -22,6 +23,12 @@ import type { ReimportInput } from '../workflows/options';
 function int(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function positive(value: string): number {
+  const n = int(value);
+  if (n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
   return n;
 }
 
@@ -237,6 +244,49 @@ program
       const report = await readReport(client, runId);
       console.log(o.json ? JSON.stringify(report, null, 2) : formatResult(report));
     });
+  });
+
+const backups = program
+  .command('backups')
+  .description("the runs' backups, kept by a policy: the last BACKUP_KEEP_RUNS completed runs and any not signed off");
+
+backups
+  .command('list')
+  .description('every run with its backup and whether the policy keeps it')
+  .option('--keep <n>', 'completed runs always kept (default BACKUP_KEEP_RUNS)', positive)
+  .option('--json', 'as JSON')
+  .action(async (o: { keep?: number; json?: boolean }) => {
+    const config = loadConfig(process.env, 'client');
+    const { withDatabase, formatBackups } = await import('./backups');
+    const { listBackups } = await import('../store/retention');
+    const listing = await withDatabase(config, (pool) => listBackups(pool, o.keep ?? config.database.backupKeepRuns));
+    console.log(o.json ? JSON.stringify(listing, null, 2) : formatBackups(listing));
+  });
+
+backups
+  .command('prune')
+  .description('drop the backups the policy no longer keeps (a completed run prunes this way by itself)')
+  .option('--keep <n>', 'completed runs always kept (default BACKUP_KEEP_RUNS)', positive)
+  .option('--dry-run', 'only say what would be dropped', false)
+  .action(async (o: { keep?: number; dryRun: boolean }) => {
+    const config = loadConfig(process.env, 'client');
+    const { withDatabase, formatPrune } = await import('./backups');
+    const { pruneBackups } = await import('../store/retention');
+    const keep = o.keep ?? config.database.backupKeepRuns;
+    const result = await withDatabase(config, (pool) => pruneBackups(pool, keep, { dryRun: o.dryRun }));
+    console.log(formatPrune(result, o.dryRun));
+  });
+
+program
+  .command('signoff <runId>')
+  .description('record who accepted a completed run, and when (its backup may then be pruned once superseded)')
+  .requiredOption('--by <name>', 'the name of the person who accepts the run')
+  .action(async (runId: string, o: { by: string }) => {
+    const config = loadConfig(process.env, 'client');
+    const { withDatabase } = await import('./backups');
+    const { signOff } = await import('../store/retention');
+    const signed = await withDatabase(config, (pool) => signOff(pool, runId, o.by));
+    console.log(`${runId} signed off by ${signed.signedOffBy} at ${signed.at}`);
   });
 
 program

@@ -122,11 +122,25 @@ async function recordedRunId(db: Queryable, schema: string): Promise<string | un
 }
 
 /**
+ * Refuses (IntegrityError) a run whose backup the retention policy dropped: it can no longer be rolled back, and its
+ * S3 inventory went with it, so nothing may be deleted in its name either.
+ */
+export async function refuseDroppedBackup(db: Queryable, runId: string): Promise<void> {
+  const r = await db.query<{ at: string | null }>(
+    `select backup_dropped_at::text as at from reimport_runs where run_id = $1`,
+    [runId],
+  );
+  const at = r.rows[0]?.at;
+  if (at) throw new IntegrityError(`the backup of run ${runId} was dropped by the retention policy (${at})`);
+}
+
+/**
  * The schema holding the run's backup: its own name, or else the legacy name when that one is provably the run's.
  * A legacy backup records no run id, and the last run to back up under a shared name replaced it: so it is taken
  * only when no run that started later shares the name, except runs whose own backup shows they did not write it.
  */
 async function backupSchemaOf(db: Queryable, runId: string): Promise<string> {
+  await refuseDroppedBackup(db, runId);
   const own = backupSchemaName(runId);
   if (await schemaExists(db, own)) {
     const recorded = await recordedRunId(db, own);
@@ -226,5 +240,23 @@ export async function deleteImportedData(pool: Pool, onTable?: OnTable): Promise
       onTable?.(t);
     }
     return out;
+  });
+}
+
+/**
+ * Drops the run's backup schema and S3 inventory and records when, in one transaction (the retention policy's one
+ * way to remove a backup). A schema of its name that records another run is refused (IntegrityError). Returns false
+ * when the run has no backup of its own to drop (a dry run, or a backup made under the older shared name).
+ */
+export async function dropBackup(pool: Pool, runId: string): Promise<boolean> {
+  return withTransaction(pool, async (c) => {
+    const own = backupSchemaName(runId);
+    if (!(await schemaExists(c, own))) return false;
+    const recorded = await recordedRunId(c, own);
+    if (recorded !== runId) throw new IntegrityError(`backup ${own} belongs to another run, not ${runId}`);
+    await c.query(`drop schema ${ident(own)} cascade`);
+    await c.query('delete from s3_inventory where run_id = $1', [runId]);
+    await c.query('update reimport_runs set backup_dropped_at = now() where run_id = $1', [runId]);
+    return true;
   });
 }

@@ -21,3 +21,11 @@ export async function finishRun(pool: Pool, runId: string, status: string, repor
     [runId, status, JSON.stringify(report ?? {})],
   );
 }
+
+/** Merges `patch` into a run's stored summary (what became of the run after its report, such as pruned backups). */
+export async function mergeRunSummary(pool: Pool, runId: string, patch: Record<string, unknown>): Promise<void> {
+  await pool.query(`update reimport_runs set summary = coalesce(summary, '{}'::jsonb) || $2::jsonb where run_id = $1`, [
+    runId,
+    JSON.stringify(patch),
+  ]);
+}
