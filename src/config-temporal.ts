@@ -120,7 +120,9 @@ function cliEnvironment(env: NodeJS.ProcessEnv, errors: string[]): Record<string
     try {
       key = readFileSync(keyFile, 'utf8').trim();
     } catch (err) {
-      throw invalid([`TEMPORAL_API_KEY_FILE: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code})`]);
+      throw invalid([
+        `TEMPORAL_API_KEY_FILE: cannot read ${keyFile} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      ]);
     }
     if (out.TEMPORAL_API_KEY !== undefined && out.TEMPORAL_API_KEY !== key) {
       errors.push('TEMPORAL_API_KEY / TEMPORAL_API_KEY_FILE: both set, to different keys; keep one');
