@@ -1,8 +1,9 @@
 /**
  * The local stack: Temporal dev server, a private PostgreSQL 15 cluster and MinIO, on loopback and free ports, with
- * all state under one folder. Each part steps aside when its real endpoint is configured (TEMPORAL_ADDRESS,
- * DATABASE_URL, S3_ENDPOINT). Binaries are found on PATH or in the per-machine cache, and built or installed once
- * when missing. Readiness is checked by talking to each service, never by sleeping.
+ * all state under one folder. Each part steps aside when its real endpoint is configured (TEMPORAL_ADDRESS or a
+ * temporal CLI profile chosen by TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE, DATABASE_URL, S3_ENDPOINT). Binaries are
+ * found on PATH or in the per-machine cache, and built or installed once when missing. Readiness is checked by
+ * talking to each service, never by sleeping.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -281,9 +282,18 @@ export async function startTemporal(
   const ui = opts.ui === false ? undefined : `http://127.0.0.1:${uiPort}`;
   if (ui) await waitFor('Temporal Web UI', async () => (await fetch(ui)).ok, 30_000, child);
   log(`temporal: ${address}${ui ? ` (Web UI ${ui})` : ''}`);
+  // The connection as a temporal CLI profile, used by fm-reimport and by `temporal` given TEMPORAL_CONFIG_FILE: a
+  // profile of the operator's own file (a cluster's namespace, TLS, API key) must not mix with the local server.
+  const profileFile = join(dir, 'temporal.toml');
+  writeFileSync(profileFile, `[profile.default]\naddress = "${address}"\nnamespace = "default"\n`);
   return {
     name: 'temporal',
-    env: { TEMPORAL_ADDRESS: address, ...(ui ? { TEMPORAL_UI_URL: ui } : {}) },
+    env: {
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_CONFIG_FILE: profileFile,
+      TEMPORAL_PROFILE: 'default',
+      ...(ui ? { TEMPORAL_UI_URL: ui } : {}),
+    },
     ui,
     stop: async () => {
       await stopProcess(child);
@@ -498,7 +508,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   };
   try {
     const tasks: Promise<void>[] = [];
-    if (!env.TEMPORAL_ADDRESS) {
+    // A chosen profile of the temporal CLI's file is a configured endpoint too; its default file alone is not, so a
+    // developer's everyday CLI profile never sends a demo or a test run to a real cluster.
+    if (!env.TEMPORAL_ADDRESS && !env.TEMPORAL_PROFILE && !env.TEMPORAL_CONFIG_FILE) {
       tasks.push(
         startTemporal({ ...opts, stateDir }, log).then((t) => {
           started.push(t);

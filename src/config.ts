@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { loadTemporalConnection, type TemporalConnectionConfig } from './config-temporal';
 import { ConfigError } from './errors';
 
 const url = (protocols: string[]) =>
@@ -45,18 +46,32 @@ const bytes = z
 
 /** The raw environment schema. Endpoint variables are optional here: the local stack fills them in when unset. */
 export const envSchema = z.object({
-  // Temporal
+  // Temporal: the connection as the temporal CLI reads it (src/config-temporal.ts), a profile of its TOML file with
+  // its variables on top; the namespace defaults to `default` there, after the profile.
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
   TEMPORAL_ADDRESS: hostPort.optional(),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('fm-reimport'),
-  TEMPORAL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
-  TEMPORAL_UI_URL: url(['http:', 'https:']).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_API_KEY_FILE: z.string().min(1).optional(),
+  // The CLI's reader takes any other value as false, which would turn TLS off.
+  TEMPORAL_TLS: z.enum(['true', 'false', '1', '0'], { message: 'expected true or false' }).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_CERT_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  // Refused unless false: certificate checks cannot be turned off.
+  TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: z.string().min(1).optional(),
+  // Deprecated names of TEMPORAL_TLS_CLIENT_CERT_PATH, _CLIENT_KEY_PATH and _SERVER_CA_CERT_PATH.
   TEMPORAL_TLS_CERT_FILE: z.string().min(1).optional(),
   TEMPORAL_TLS_KEY_FILE: z.string().min(1).optional(),
   TEMPORAL_TLS_CA_FILE: z.string().min(1).optional(),
-  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
-  TEMPORAL_API_KEY: z.string().min(1).optional(),
-  TEMPORAL_API_KEY_FILE: z.string().min(1).optional(),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('fm-reimport'),
+  TEMPORAL_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  TEMPORAL_UI_URL: url(['http:', 'https:']).optional(),
   // PostgreSQL
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATABASE_CA_FILE: z.string().min(1).optional(),
@@ -117,22 +132,12 @@ export type Env = z.infer<typeof envSchema>;
 
 /** The typed, read-only configuration the worker and client use. */
 export interface Config {
-  readonly temporal: {
-    readonly address: string;
-    readonly namespace: string;
+  /** The connection (address, namespace, TLS, API key) as the temporal CLI reads it, and our own settings. */
+  readonly temporal: TemporalConnectionConfig & {
     readonly taskQueue: string;
     /** A workflow bundle built by `npm run bundle`; without it the worker bundles the workflows at start. */
     readonly workflowBundle: string | undefined;
     readonly uiUrl: string | undefined;
-    readonly tls:
-      | {
-          readonly certFile?: string;
-          readonly keyFile?: string;
-          readonly caFile?: string;
-          readonly serverName?: string;
-        }
-      | undefined;
-    readonly apiKey: string | undefined;
   };
   readonly database: {
     readonly url: string;
@@ -243,34 +248,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, need: 'client' 
   if (clarisId) req('FM_CLARIS_ID_TOKEN_COMMAND', 'a command that prints a fresh Claris ID token (FM_AUTH=claris-id)');
   if (missing.length > 0) throw new ConfigError(`invalid configuration:\n${missing.join('\n')}`);
 
-  const tlsParts = [
-    e.TEMPORAL_TLS_CERT_FILE,
-    e.TEMPORAL_TLS_KEY_FILE,
-    e.TEMPORAL_TLS_CA_FILE,
-    e.TEMPORAL_TLS_SERVER_NAME,
-  ];
-  if ((e.TEMPORAL_TLS_CERT_FILE === undefined) !== (e.TEMPORAL_TLS_KEY_FILE === undefined)) {
-    throw new ConfigError(
-      'invalid configuration:\n  TEMPORAL_TLS_CERT_FILE / TEMPORAL_TLS_KEY_FILE: set both for mTLS, or neither',
-    );
-  }
-  const apiKey = secret(e, 'TEMPORAL_API_KEY', 'TEMPORAL_API_KEY_FILE');
   const config: Config = {
     temporal: {
-      address: e.TEMPORAL_ADDRESS ?? 'localhost:7233',
-      namespace: e.TEMPORAL_NAMESPACE,
+      ...loadTemporalConnection(env),
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       workflowBundle: e.TEMPORAL_WORKFLOW_BUNDLE,
       uiUrl: e.TEMPORAL_UI_URL,
-      tls: tlsParts.some((p) => p !== undefined)
-        ? {
-            certFile: e.TEMPORAL_TLS_CERT_FILE,
-            keyFile: e.TEMPORAL_TLS_KEY_FILE,
-            caFile: e.TEMPORAL_TLS_CA_FILE,
-            serverName: e.TEMPORAL_TLS_SERVER_NAME,
-          }
-        : undefined,
-      apiKey,
     },
     database: {
       url: dbUrl,

@@ -10,6 +10,7 @@ import type { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { Agent } from 'undici';
 import type { Config } from './config';
+import type { PemSource } from './config-temporal';
 import { ConfigError } from './errors';
 
 /**
@@ -27,10 +28,16 @@ export function readPemFile(
   } catch (err) {
     throw new ConfigError(`${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const marker = kind === 'certificate' ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
-  if (!marker.test(pem.toString('latin1'))) throw new ConfigError(`${setting}: ${path} does not hold a PEM ${kind}`);
+  if (!PEM_MARKER[kind].test(pem.toString('latin1'))) {
+    throw new ConfigError(`${setting}: ${path} does not hold a PEM ${kind}`);
+  }
   return pem;
 }
+
+const PEM_MARKER = {
+  certificate: /-----BEGIN CERTIFICATE-----/,
+  'private key': /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+} as const;
 
 /** Reads a CA bundle (one or more PEM certificates) when a path is set. */
 export function readCaBundle(path: string | undefined, setting: string): Buffer | undefined {
@@ -162,24 +169,29 @@ export interface TemporalConnectionOptions {
   address: string;
   tls?: TemporalTlsConfig | true;
   apiKey?: string;
+  metadata?: Record<string, string>;
+}
+
+/** A PEM from a path or inline (the *_DATA variables, `*_data` in a profile), checked to be what its setting says. */
+function readPem(source: PemSource, kind: 'certificate' | 'private key' = 'certificate'): Buffer {
+  if ('path' in source) return readPemFile(source.path, source.setting, kind);
+  if (!PEM_MARKER[kind].test(source.data)) throw new ConfigError(`${source.setting}: does not hold a PEM ${kind}`);
+  return Buffer.from(source.data, 'utf8');
 }
 
 /**
- * Connection options for a self-hosted cluster with mTLS (TEMPORAL_TLS_CERT_FILE/KEY_FILE, optional CA_FILE and
- * SERVER_NAME) or Temporal Cloud with an API key (TEMPORAL_API_KEY, which implies TLS). With neither, the connection
- * is plain gRPC, as the local dev server expects.
+ * Connection options from the temporal CLI's profile and variables (src/config-temporal.ts): mTLS with a client
+ * certificate and key, a private CA and server name, or an API key (which implies TLS). With none, and no TLS asked
+ * for, the connection is plain gRPC, as the local dev server expects.
  */
 export function temporalConnectionOptions(config: Pick<Config, 'temporal'>): TemporalConnectionOptions {
   const t = config.temporal;
   const out: TemporalConnectionOptions = { address: t.address };
   if (t.tls) {
     const tls: TemporalTlsConfig = {};
-    if (t.tls.caFile) tls.serverRootCACertificate = readPemFile(t.tls.caFile, 'TEMPORAL_TLS_CA_FILE');
-    if (t.tls.certFile && t.tls.keyFile) {
-      tls.clientCertPair = {
-        crt: readPemFile(t.tls.certFile, 'TEMPORAL_TLS_CERT_FILE'),
-        key: readPemFile(t.tls.keyFile, 'TEMPORAL_TLS_KEY_FILE', 'private key'),
-      };
+    if (t.tls.serverCaCert) tls.serverRootCACertificate = readPem(t.tls.serverCaCert);
+    if (t.tls.clientCert && t.tls.clientKey) {
+      tls.clientCertPair = { crt: readPem(t.tls.clientCert), key: readPem(t.tls.clientKey, 'private key') };
     }
     if (t.tls.serverName) tls.serverNameOverride = t.tls.serverName;
     out.tls = tls;
@@ -189,6 +201,7 @@ export function temporalConnectionOptions(config: Pick<Config, 'temporal'>): Tem
     // An API key must never travel in clear.
     out.tls ??= true;
   }
+  if (Object.keys(t.grpcMeta).length > 0) out.metadata = { ...t.grpcMeta };
   return out;
 }
 
