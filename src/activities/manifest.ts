@@ -4,11 +4,13 @@
  */
 import { heartbeat } from '@temporalio/activity';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { TableDelta } from '../domain/delta';
 import { normalizeFileMakerId } from '../domain/ids';
 import { manifestRows, type ManifestRead } from '../domain/manifest';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import { FileMakerOverloadedError, ManifestError } from '../errors';
 import { cleanString } from '../store/sanitize';
+import { recordDelta } from '../store/delta';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
 import type { ReimportActivities } from './types';
@@ -69,11 +71,14 @@ async function buildManifestOf(
   return rows.length;
 }
 
-/** The `buildManifest` activity: a table's manifest, and for contact details first those of their owners. */
+/**
+ * The `buildManifest` activity: a table's manifest (for contact details first those of their owners), and its delta
+ * against the previous completed run (counts; the ids stay in the database).
+ */
 export async function buildManifest(
   deps: ActivityDeps,
   { runId, table, sourceKeyField }: Parameters<ReimportActivities['buildManifest']>[0],
-): Promise<{ count: number }> {
+): Promise<{ count: number; delta: TableDelta }> {
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
@@ -81,7 +86,8 @@ export async function buildManifest(
     for (const owner of OWNER_TABLES)
       if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
   }
-  return { count: await buildManifestOf(deps, runId, table, sourceKeyField) };
+  const count = await buildManifestOf(deps, runId, table, sourceKeyField);
+  return { count, delta: await recordDelta(deps.pool, runId, table) };
 }
 
 /**

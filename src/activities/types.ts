@@ -2,6 +2,7 @@
  * What crosses between workflows and activities: ids, counts, keys and hashes only — never file bytes or
  * patient data (the history is kept, and shown in the Web UI).
  */
+import type { TableDelta } from '../domain/delta';
 import type { PhaseName, SourceTableName } from '../domain/tables';
 import type { NotifyEvent } from '../notify/events';
 import type { ExportLocation } from '../export/location';
@@ -167,7 +168,11 @@ export interface ReimportActivities {
   deleteRunObjects(input: { runId: string }): Promise<{ deleted: number }>;
   deleteImported(input: { runId: string }): Promise<Record<string, number>>;
   /** `sourceKeyField`: a field stored with each id as the manifest's source key (the export's `recid`). */
-  buildManifest(input: { runId: string; table: SourceTableName; sourceKeyField?: string }): Promise<{ count: number }>;
+  buildManifest(input: {
+    runId: string;
+    table: SourceTableName;
+    sourceKeyField?: string;
+  }): Promise<{ count: number; delta?: TableDelta }>;
   importChunk(input: ChunkInput): Promise<ChunkResult>;
   importFiles(input: ChunkInput): Promise<ChunkResult>;
   finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;

@@ -161,6 +161,8 @@ const SCRIPT = String.raw`
     v.bytes = stat(stats, 'downloaded');
     v.relinked = stat(stats, 'relinked');
     v.cooldowns = stat(stats, 'cooldowns');
+    v.delta = stat(stats, 'since last run');
+    v.delta.dataset.field = 'delta';
     li.appendChild(stats);
     v.reasons = li.appendChild(el('table', 'reasons'));
     v.reasons.dataset.field = 'reasons';
@@ -185,6 +187,20 @@ const SCRIPT = String.raw`
     });
   }
 
+  // Added, changed and vanished records since the previous completed run, over the phase's tables.
+  function deltaText(delta) {
+    var sum = { added: 0, changed: 0, vanished: 0 }, compared = false;
+    Object.keys(delta || {}).forEach(function (t) {
+      var d = delta[t];
+      if (!d || !d.previousRunId) return;
+      compared = true;
+      sum.added += Number(d.added || 0);
+      sum.changed += Number(d.changed || 0);
+      sum.vanished += Number(d.vanished || 0);
+    });
+    return compared ? '+' + num(sum.added) + ' ~' + num(sum.changed) + ' \u2212' + num(sum.vanished) : '\u2013';
+  }
+
   function renderPhase(v, p, link) {
     v.li.dataset.status = p.status;
     v.status.className = 'badge ' + p.status;
@@ -207,6 +223,7 @@ const SCRIPT = String.raw`
     v.bytes.textContent = bytes(p.bytesDownloaded);
     v.relinked.textContent = num(p.relinked);
     v.cooldowns.textContent = num(p.cooldowns);
+    v.delta.textContent = deltaText(p.delta);
     v.table.textContent = p.table || '';
     var cooling = false;
     if (p.cooldownUntil) {

@@ -107,6 +107,8 @@ function projectPhase(p: PhaseProgress): PhaseProgress {
     table: p.table,
     paused: p.paused,
     pausedForQuota: p.pausedForQuota,
+    // Counts only: the ids behind them stay in the database.
+    delta: p.delta,
   };
 }
 

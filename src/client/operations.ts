@@ -3,7 +3,9 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { loadConfig, type Config } from '../config';
 import { dataConverterFor, payloadCodecFromConfig } from '../codec';
 import { temporalConnectionOptions } from '../tls';
+import { formatDelta, sumDeltas } from '../domain/delta';
 import type { RunProgress } from '../workflows/messages';
+import type { TableDeltas } from '../workflows/progress';
 import { reimportInputSchema, describeIssues, type ReimportInput } from '../workflows/options';
 import type { ReimportResult } from '../workflows/reimport';
 import { runStartMetadata } from '../workflows/search-attributes';
@@ -70,11 +72,26 @@ export function formatResult(r: ReimportResult): string {
       `${p.phase.padEnd(14)} ${p.status.padEnd(12)} ${String(p.imported).padStart(8)}  ${String(p.unlinked).padStart(8)}  ${String(p.skipped).padStart(7)}  ${String(p.failed).padStart(7)}   ${mb(p.bytesDownloaded)}`,
     );
   }
+  const deltas = r.phases.flatMap((p) => Object.entries(p.delta ?? {}));
+  if (deltas.some(([, d]) => d?.previousRunId)) {
+    lines.push('since the last completed run   added  changed  unchanged  vanished');
+    for (const [table, d] of deltas) {
+      if (!d?.previousRunId) continue;
+      const cols = [d.added, d.changed, d.unchanged, d.vanished].map((n, i) => String(n).padStart([7, 9, 11, 10][i]!));
+      lines.push(`  ${table.padEnd(28)}${cols.join('')}`);
+    }
+  }
   lines.push(`downloaded from FileMaker: ${mb(r.bytesDownloaded)}`);
   if (r.transferLeftAfterBytes !== undefined)
     lines.push(`transfer quota left after a real run: ${mb(r.transferLeftAfterBytes)}`);
   if (r.reportKey) lines.push(`full report: s3://…/${r.reportKey}`);
   return lines.join('\n');
+}
+
+/** `since the last run +12 ~3 -1` over a phase's tables, or '' on a first run. */
+function sinceLastRun(delta: TableDeltas): string {
+  const sum = sumDeltas(Object.values(delta));
+  return sum.previousRunId ? `since the last run ${formatDelta(sum)}` : '';
 }
 
 export function formatProgress(p: RunProgress): string {
@@ -85,6 +102,7 @@ export function formatProgress(p: RunProgress): string {
       ph.cooldownUntil ? `cooling down until ${ph.cooldownUntil}` : '',
       ph.etaSeconds !== undefined ? `ETA ${ph.etaSeconds}s` : '',
       ph.byState.failed ? `${ph.byState.failed} failed` : '',
+      ph.delta ? sinceLastRun(ph.delta) : '',
     ]
       .filter(Boolean)
       .join(', ');

@@ -21,6 +21,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700005000_object-etag',
   '1763700006000_record-identity',
   '1763700007000_backup-retention',
+  '1763700008000_run-delta',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ContainerPath, Counts } from '../activities/types';
 import type { PhaseName } from '../domain/tables';
 import type { Settings } from './options';
+import type { TableDeltas } from './progress';
 
 export interface PhaseProgress {
   phase: PhaseName;
@@ -32,6 +33,8 @@ export interface PhaseProgress {
   paused?: boolean;
   /** Waiting for the transfer budget to be raised. */
   pausedForQuota?: boolean;
+  /** Per source table read so far: added, changed, unchanged and vanished records since the previous completed run. */
+  delta?: TableDeltas;
 }
 
 export interface RunProgress {

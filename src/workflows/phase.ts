@@ -116,7 +116,7 @@ export async function importPhase(input: PhaseInput): Promise<PhaseResult> {
   state.progress.status = 'completed';
   state.progress.finishedAt = new Date().toISOString();
   await run.report(true);
-  setCurrentDetails(countsLine(input.phase, state.result.byState));
+  setCurrentDetails(countsLine(input.phase, state.result.byState, state.result.delta));
   return state.result;
 }
 
@@ -265,13 +265,17 @@ class PhaseRun {
   async buildManifest(table: SourceTableName): Promise<void> {
     const { state } = this;
     await condition(() => !this.sched.paused);
-    const { count } = await this.untilNotOverloaded(() =>
+    const { count, delta } = await this.untilNotOverloaded(() =>
       this.acts.buildManifest({
         runId: this.input.runId,
         table,
         sourceKeyField: this.exportSource ? 'recid' : undefined,
       }),
     );
+    if (delta) {
+      state.result.delta = { ...state.result.delta, [table]: delta };
+      state.progress.delta = state.result.delta;
+    }
     state.manifestTotal = count;
     state.progress.total += count;
     const size = this.batchSize();

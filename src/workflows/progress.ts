@@ -4,7 +4,8 @@
  * (no Temporal); times come from the caller.
  */
 import { emptyChunkResult, type ChunkResult, type Counts, type TableReconciliation } from '../activities/types';
-import type { ImportPhase, PhaseName } from '../domain/tables';
+import { formatDelta, sumDeltas, type TableDelta } from '../domain/delta';
+import type { ImportPhase, PhaseName, SourceTableName } from '../domain/tables';
 import type { PhaseProgress, RunProgress } from './messages';
 import type { Settings } from './options';
 
@@ -19,7 +20,11 @@ export interface PhaseResult extends Omit<ChunkResult, 'processed'> {
   executions: number;
   /** The longest history of this phase's executions (continue-as-new keeps each one short). */
   maxHistoryLength: number;
+  /** Per source table: what changed since the previous completed run (absent in phases begun before it was kept). */
+  delta?: TableDeltas;
 }
+
+export type TableDeltas = Partial<Record<SourceTableName, TableDelta>>;
 
 export interface PhaseSummary {
   phase: PhaseName;
@@ -40,6 +45,8 @@ export interface PhaseSummary {
   failedIds: Record<string, string[]>;
   /** Import phases: the longest history of the child's executions (continue-as-new keeps each short). */
   maxHistoryLength?: number;
+  /** Import phases: per source table, what changed since the previous completed run. */
+  delta?: TableDeltas;
   note?: string;
 }
 
@@ -169,6 +176,7 @@ export function addPhaseResult(summary: PhaseSummary, result: PhaseResult): void
     byReason: result.byReason,
     failedIds: result.failedIds,
     maxHistoryLength: result.maxHistoryLength,
+    delta: result.delta,
   });
 }
 
@@ -183,14 +191,18 @@ function thousands(n: number): string {
   return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
-/** One line of counts for the Web UI, e.g. `patients: 2,845 read, 2,790 imported, 12 failed`. */
-export function countsLine(phase: PhaseName, c: Counts): string {
+/**
+ * One line of counts for the Web UI, e.g. `patients: 2,845 read, 2,790 imported, 12 failed; since the last run
+ * +12 ~3 -1` (added, changed, vanished over the phase's tables).
+ */
+export function countsLine(phase: PhaseName, c: Counts, delta?: TableDeltas): string {
   const read = c.imported + c.unlinked + c.skipped + c.failed;
   const parts = [`${thousands(read)} read`, `${thousands(c.imported)} imported`];
   if (c.unlinked > 0) parts.push(`${thousands(c.unlinked)} unlinked`);
   if (c.skipped > 0) parts.push(`${thousands(c.skipped)} skipped`);
   parts.push(`${thousands(c.failed)} failed`);
-  return `${phase}: ${parts.join(', ')}`;
+  const since = delta && sumDeltas(Object.values(delta));
+  return `${phase}: ${parts.join(', ')}${since?.previousRunId ? `; since the last run ${formatDelta(since)}` : ''}`;
 }
 
 /** Record counts summed over the phases. */

@@ -82,7 +82,16 @@ export interface ReimportResult {
   dryRun: boolean;
   phases: Pick<
     PhaseSummary,
-    'phase' | 'status' | 'imported' | 'unlinked' | 'skipped' | 'failed' | 'bytesDownloaded' | 'relinked' | 'replaced'
+    | 'phase'
+    | 'status'
+    | 'imported'
+    | 'unlinked'
+    | 'skipped'
+    | 'failed'
+    | 'bytesDownloaded'
+    | 'relinked'
+    | 'replaced'
+    | 'delta'
   >[];
   bytesDownloaded: number;
   /** How the files phases read containers (OData's `$value` or the Data API) and why, from the pre-flight. */
@@ -371,7 +380,7 @@ async function complete(run: RunContext): Promise<ReimportResult> {
   setCurrentDetails(
     [
       `Completed${options.dryRun ? ' (dry-run)' : ''}`,
-      ...summaries.filter((s) => IMPORT_PHASE_SET.has(s.phase)).map((s) => `- ${countsLine(s.phase, s)}`),
+      ...summaries.filter((s) => IMPORT_PHASE_SET.has(s.phase)).map((s) => `- ${countsLine(s.phase, s, s.delta)}`),
     ].join('\n'),
   );
   run.notifications.send({
@@ -388,7 +397,7 @@ async function complete(run: RunContext): Promise<ReimportResult> {
     status: options.dryRun ? 'dry_run' : 'completed',
     dryRun: options.dryRun,
     phases: summaries.map(
-      ({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded, relinked, replaced }) => ({
+      ({ phase, status, imported, unlinked, skipped, failed, bytesDownloaded, relinked, replaced, delta }) => ({
         phase,
         status,
         imported,
@@ -398,6 +407,7 @@ async function complete(run: RunContext): Promise<ReimportResult> {
         bytesDownloaded,
         relinked,
         replaced,
+        ...(delta ? { delta } : {}),
       }),
     ),
     bytesDownloaded: bytes,

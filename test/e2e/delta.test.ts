@@ -1,0 +1,122 @@
+/**
+ * What changed since the last run, end to end on the real dev server, PostgreSQL, MinIO and the simulator (tiny
+ * preset): after inserts, edits, deletes and a replaced container between two runs, the second run's delta per source
+ * table equals the simulator's journal of those changes, in its result and in `run_delta` (the ids), and the first
+ * run reports everything as new.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { JournalEntry } from '../../sim/dataset';
+import { PHASES, SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
+import type { TableDelta } from '../../src/domain/delta';
+import type { ReimportResult } from '../../src/workflows/reimport';
+import { completedRun, setup, type Setup } from '../helpers/files';
+
+const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
+const EVERY_PHASE = { phases: PHASES };
+
+/** The result's delta per source table. */
+function deltas(result: ReimportResult): Map<string, TableDelta> {
+  return new Map(result.phases.flatMap((p) => Object.entries(p.delta ?? {}).map(([t, d]) => [t, d] as const)));
+}
+
+/** Net change per record between two journal positions: a record inserted and deleted in between is no change. */
+function expectedChanges(
+  entries: readonly JournalEntry[],
+): Map<string, { added: Set<number>; changed: Set<number>; vanished: Set<number> }> {
+  const out = new Map<string, { added: Set<number>; changed: Set<number>; vanished: Set<number> }>();
+  for (const e of entries) {
+    const t = out.get(e.table) ?? { added: new Set(), changed: new Set(), vanished: new Set() };
+    out.set(e.table, t);
+    if (e.op === 'insert') t.added.add(e.recordId);
+    else if (e.op === 'delete') {
+      if (!t.added.delete(e.recordId)) t.vanished.add(e.recordId);
+      t.changed.delete(e.recordId);
+    } else if (!t.added.has(e.recordId)) t.changed.add(e.recordId);
+  }
+  return out;
+}
+
+describe('delta since the last run', () => {
+  let s: Setup;
+  before(async () => {
+    s = await setup({ preset: 'tiny', seed: 26, sizeScale: 0.05 });
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  test('the second run reports exactly the journal of changes made since the first', async () => {
+    const first = await completedRun(s, EVERY_PHASE);
+    const manifestCount = async (runId: string, table: string) =>
+      Number(
+        (
+          await s.pool.query<{ n: string }>(
+            'select count(*)::text as n from source_manifest where run_id = $1 and source_table = $2',
+            [runId, table],
+          )
+        ).rows[0]!.n,
+      );
+    for (const [table, d] of deltas(first.result)) {
+      assert.deepEqual(
+        [d.previousRunId, d.added, d.changed, d.unchanged, d.vanished],
+        [null, await manifestCount(first.runId, table), 0, 0, 0],
+        `${table}: the first run's records are all new`,
+      );
+    }
+
+    const since = s.sim.dataset.journal.length;
+    const pick = (table: string, n: number) => [...s.sim.dataset.table(table)!.scan()].slice(0, n);
+    const [p0, p1, p2] = pick('API_Contacts', 3);
+    const [a0, a1] = pick('API_event', 2);
+    const [d0] = pick('API_Docs', 1);
+    const [n0] = pick('API_Notes', 1);
+    s.sim.mutate([
+      { op: 'update', table: 'API_Contacts', recordId: p0!.recordId },
+      { op: 'update', table: 'API_Contacts', recordId: p1!.recordId },
+      { op: 'delete', table: 'API_Contacts', recordId: p2!.recordId },
+      { op: 'insert', table: 'API_Contacts' },
+      { op: 'delete', table: 'API_event', recordId: a0!.recordId },
+      { op: 'update', table: 'API_event', recordId: a1!.recordId },
+      { op: 'insert', table: 'API_event' },
+      { op: 'insert', table: 'API_event' },
+      { op: 'replaceContainer', table: 'API_Docs', recordId: d0!.recordId },
+      { op: 'insert', table: 'API_Notes' },
+      { op: 'delete', table: 'API_Notes', recordId: n0!.recordId },
+    ]);
+    const expected = expectedChanges(s.sim.dataset.journal.slice(since));
+
+    const second = await completedRun(s, EVERY_PHASE);
+    const got = deltas(second.result);
+    for (const table of TABLES) {
+      const d = got.get(table);
+      assert.ok(d, `${table}: a delta`);
+      const e = expected.get(table);
+      const total = await manifestCount(second.runId, table);
+      const want = { added: e?.added.size ?? 0, changed: e?.changed.size ?? 0, vanished: e?.vanished.size ?? 0 };
+      assert.deepEqual(
+        { previousRunId: d.previousRunId, added: d.added, changed: d.changed, vanished: d.vanished },
+        { previousRunId: first.runId, ...want },
+        table,
+      );
+      assert.equal(d.unchanged, total - want.added - want.changed, `${table}: unchanged`);
+      // The ids are in the database: the records the journal names, by FileMaker record id.
+      const rows = await s.pool.query<{ record_id: string; change: string }>(
+        'select record_id, change from run_delta where run_id = $1 and source_table = $2 order by 1',
+        [second.runId, table],
+      );
+      const listed = (change: string) =>
+        rows.rows
+          .filter((r) => r.change === change)
+          .map((r) => Number(r.record_id))
+          .sort((x, y) => x - y);
+      for (const change of ['added', 'changed', 'vanished'] as const) {
+        assert.deepEqual(
+          listed(change),
+          [...(e?.[change] ?? [])].sort((x, y) => x - y),
+          `${table} ${change}`,
+        );
+      }
+    }
+  });
+});
