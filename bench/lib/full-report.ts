@@ -136,8 +136,8 @@ export function printFullReport(x: FullFigures, print: (line: string) => void = 
           'FM requests': fmt(r.requests),
           needed: r.bound?.needed ? fmt(r.bound.needed.requests) : '',
           'MB from FM': fmt(r.p.window.bytes / MB, 1),
-          'bound s': r.bound ? `${secs(r.bound.ms)} (${r.bound.from})` : '',
-          ratio: r.ratio !== undefined ? fmt(r.ratio, 1) : '',
+          'bound s': r.bound ? `${fmt(r.bound.ms / 1000, 2)} (${r.bound.from})` : '',
+          ratio: r.ratio !== undefined ? fmt(r.ratio, 2) : '',
           ...Object.fromEntries(Object.entries(r.cpu ?? {}).map(([part, s]) => [`${part} CPU s`, fmt(s, 1)])),
         };
       }),
@@ -177,11 +177,11 @@ export function printFullReport(x: FullFigures, print: (line: string) => void = 
     const files = FILES_PHASES.includes(r.p.phase);
     const done = r.p.status === 'completed';
     const label = `${r.run} ${r.p.phase}`;
-    const boundText = r.bound ? ` (wall ${secs(r.p.wallMs)} s, bound ${secs(r.bound.ms)} s)` : '';
+    const boundText = r.bound ? ` (wall ${secs(r.p.wallMs)} s, bound ${fmt(r.bound.ms / 1000, 2)} s)` : '';
     if (core) {
       targets.push({
         figure: `${label}: ratio to lower bound`,
-        value: r.ratio !== undefined ? `${fmt(r.ratio, 1)}${boundText}` : r.p.status,
+        value: r.ratio !== undefined ? `${fmt(r.ratio, 2)}${boundText}` : r.p.status,
         target: '≤ 2',
         result: r.ratio !== undefined ? mark(r.ratio <= 2) : 'n/a',
       });
