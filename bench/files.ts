@@ -68,7 +68,7 @@ import { transferUsedByRun } from '../src/store/transfer';
 import { createPool, type Pool } from '../src/store/db';
 import { CpuTimeline } from './lib/cpu';
 import { fmt, keyed, MB, secs } from './lib/format';
-import { printFullReport, type RunSpan } from './lib/full-report';
+import { printFullReport } from './lib/full-report';
 import { RequestLog } from './lib/request-log';
 import { readTables, type TableRead } from './lib/table-reads';
 import { calibrationMs, stealSeconds } from './lib/machine';
@@ -650,7 +650,6 @@ async function main(): Promise<void> {
     const cpuFiles = cpu ? filesCpu(first, cpu) : undefined;
     cpu?.stop();
     requestLog?.stop();
-    const runSpan = (run: RunFigures): RunSpan => ({ ...run, completed: run.result !== undefined });
     timeline.stop();
     rss.stop();
 
@@ -694,8 +693,8 @@ async function main(): Promise<void> {
     if (reads && requestLog) {
       printFullReport({
         runs: [
-          { name: 'first', run: runSpan(first) },
-          { name: 'second', run: second ? runSpan(second) : undefined },
+          { name: 'first', run: first },
+          { name: 'second', run: second },
         ],
         reads,
         faults: FAULTS,
