@@ -137,6 +137,9 @@ export function printFullReport(x: FullFigures, print: (line: string) => void = 
           'MB from FM': fmt(r.p.window.bytes / MB, 1),
           'bound s': r.bound ? `${fmt(r.bound.ms / 1000, 2)} (${r.bound.from})` : '',
           ratio: r.ratio !== undefined ? fmt(r.ratio, 2) : '',
+          // The files bench's bound over what the phase did ask for: beside the needed one, how much of the gap is
+          // requests and bytes the engine adds, and how much is time between them.
+          'bound over made s': fmt(r.p.bound.boundMs / 1000, 2),
           ...Object.fromEntries(Object.entries(r.cpu ?? {}).map(([part, s]) => [`${part} CPU s`, fmt(s, 1)])),
         };
       }),
