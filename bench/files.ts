@@ -8,6 +8,7 @@
  *   npm run bench -- --cooldown-base 0.5 --cooldown-max 10     the engine with short cooldowns
  *   npm run bench -- --faults '{"burstRate":0}'                fmcloud without its 502 bursts
  *   npm run bench -- --on-disk                  the stack's data in .stack/bench instead of tmpfs
+ *   npm run bench -- --full                     every phase, not only patients and the files (--full --quick: demo)
  *
  * One run, all on a fresh local stack in .stack/bench (Temporal, PostgreSQL, MinIO) and one simulator. The stack keeps
  * its data on tmpfs when the objects fit in memory twice over: on this machine's disk, file creation cost MinIO more
@@ -19,6 +20,12 @@
  * 2. a second reimport right after, which must download nothing (files relink);
  * 3. the naive sequential client (bench/lib/sequential.ts) over a sample of the same records, extrapolated.
  * The simulator's counters are reset before the naive client so its requests are its own.
+ *
+ * `--full`: both reimports run every phase, as a nightly run does (backup, delete, the four core phases, the files,
+ * validation), and after the files figures the bench prints every phase of both runs side by side against the
+ * source's lower bound, CPU per part of the stack, and each target of the whole run (bench/lib/full-report.ts). The
+ * lower bounds of the core phases come from a reference read of their tables before the stack starts
+ * (bench/lib/table-reads.ts); the FileMaker requests of each phase are counted by arrival (bench/lib/request-log.ts).
  *
  * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
  * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × ~1.05 requests (one OData GET each, plus a share of
@@ -49,11 +56,21 @@ import { migrate } from '../src/store/migrate';
 import type { RunProgress } from '../src/workflows/messages';
 import type { PhaseResult } from '../src/workflows/phase';
 import type { ReimportResult } from '../src/workflows/reimport';
-import { tablesForPhase, type PhaseName } from '../src/domain/tables';
+import {
+  IMPORT_PHASES,
+  PHASES as ALL_PHASES,
+  tablesForPhase,
+  type PhaseName,
+  type SourceTableName,
+} from '../src/domain/tables';
 import { PROBE_ID, PROBE_TABLE } from '../src/activities/container-probe';
 import { transferUsedByRun } from '../src/store/transfer';
 import { createPool, type Pool } from '../src/store/db';
 import { CpuTimeline } from './lib/cpu';
+import { fmt, keyed, MB, secs } from './lib/format';
+import { printFullReport } from './lib/full-report';
+import { RequestLog } from './lib/request-log';
+import { readTables, type TableRead } from './lib/table-reads';
 import { calibrationMs, stealSeconds } from './lib/machine';
 import { runExecutions, spanOf, type ExecutionFacts } from './lib/executions';
 import { readMemory, resetPeak, RssSampler } from './lib/rss';
@@ -76,6 +93,7 @@ const { values: args } = parseArgs({
     faults: { type: 'string' },
     workers: { type: 'string' },
     'on-disk': { type: 'boolean', default: false },
+    full: { type: 'boolean', default: false },
   },
 });
 
@@ -119,17 +137,13 @@ const COOLDOWNS = {
 };
 // A reimport that has not finished by then is terminated and reported as such; the bench goes on.
 const TIMEOUT_MS = num('timeout-min', args.quick ? 10 : 30) * 60_000;
-const PHASES = ['patients', 'documents', 'images'] as const;
+const PHASES: readonly PhaseName[] = args.full ? ALL_PHASES : ['patients', 'documents', 'images'];
 const FILES_PHASES = ['documents', 'images'] as const;
 const ROOT = join(__dirname, '..');
 const STATE_DIR = join(ROOT, '.stack', 'bench');
 
 const log = (line: string) => console.error(`[bench] ${line}`);
-const MB = 1e6;
 const MiB = 2 ** 20;
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const secs = (ms: number) => fmt(ms / 1000, 1);
 
 interface WorkerProcess {
   pid: number;
@@ -298,7 +312,7 @@ async function runReimport(
     };
     const last = executions.filter((e) => e.workflowId === workflowId).at(-1)!;
     let counts: PhaseCounts | undefined;
-    if ((PHASES as readonly string[]).includes(phase)) {
+    if ((IMPORT_PHASES as readonly string[]).includes(phase)) {
       if (last.status === 'COMPLETED') {
         const r = (await client.workflow.getHandle(workflowId).result()) as PhaseResult;
         counts = {
@@ -473,20 +487,10 @@ function filesPhaseBreakdown(run: RunFigures) {
   return rows;
 }
 
-/** Rows keyed by their first column, so console.table shows that instead of an index. */
-function keyed<T extends Record<string, unknown>>(rows: T[], key: keyof T): Record<string, Omit<T, typeof key>> {
-  return Object.fromEntries(
-    rows.map((r) => {
-      const { [key]: k, ...rest } = r;
-      return [String(k), rest];
-    }),
-  );
-}
-
 function phaseTable(run: RunFigures) {
   const rows = run.phases.map((p) => {
     const c = p.counts;
-    const files = c && p.phase !== 'patients';
+    const files = c && (FILES_PHASES as readonly string[]).includes(p.phase);
     const perSecond = (n: number) => fmt(n / Math.max(0.001, p.wallMs / 1000), 1);
     return {
       phase: p.phase,
@@ -546,6 +550,16 @@ async function main(): Promise<void> {
       seed: SEED,
     });
     cleanups.push(() => sim.close());
+    // The source's share of the core phases' bounds: what reading each table once costs it (before anything else runs).
+    let reads: Map<SourceTableName, TableRead> | undefined;
+    if (args.full) {
+      const started = Date.now();
+      reads = await readTables(
+        sim,
+        IMPORT_PHASES.flatMap((p) => tablesForPhase(p).map((t) => t.name)),
+      );
+      log(`reference read of every table: ${secs(Date.now() - started)} s`);
+    }
     const counts = {
       documents: sim.dataset.table('API_Docs')!.records.length,
       images: sim.dataset.table('API_Images')!.records.length,
@@ -606,8 +620,10 @@ async function main(): Promise<void> {
     const cpu = CpuTimeline.available() ? new CpuTimeline(cpuRoots(workers.map((w) => w.pid))) : undefined;
     cleanups.push(async () => cpu?.stop());
 
+    const requestLog = reads ? new RequestLog(sim) : undefined;
+    cleanups.push(async () => requestLog?.stop());
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    log('first reimport: patients, documents, images');
+    log(`first reimport: ${PHASES.join(', ')}`);
     const stealBefore = stealSeconds();
     const first = await runReimport(client, config, `bench-${stamp}-1`, timeline, rss);
     const stealAfter = stealSeconds();
@@ -633,6 +649,7 @@ async function main(): Promise<void> {
     const peakRssTotal = peaks.reduce((a, b) => a + b, 0);
     const cpuFiles = cpu ? filesCpu(first, cpu) : undefined;
     cpu?.stop();
+    requestLog?.stop();
     timeline.stop();
     rss.stop();
 
@@ -673,6 +690,20 @@ async function main(): Promise<void> {
       machine,
       totalMs: Date.now() - t0,
     });
+    if (reads && requestLog) {
+      printFullReport({
+        runs: [
+          { name: 'first', run: first },
+          { name: 'second', run: second },
+        ],
+        reads,
+        faults: FAULTS,
+        requests: requestLog,
+        cpu,
+        machine: { ...machine, cores: availableParallelism() },
+        peakRssBytes: peakRss,
+      });
+    }
   } finally {
     await cleanUp();
   }

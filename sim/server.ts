@@ -70,6 +70,11 @@ export interface RunningSimulator {
   readonly faults: FaultSettings;
   restart(): void;
   resetStats(): void;
+  /**
+   * Calls `listener` as each request arrives (before any fault or latency), with its API and path: a tool that needs
+   * to know when requests came or which table they named (the bench, attributing them to phases). Returns `remove`.
+   */
+  onRequest(listener: (api: Api, path: string) => void): () => void;
   /** Applies a mutation list as `POST /mutations` does: all of it, or nothing (throws MutationError). */
   mutate(list: Mutation[]): MutationResult[];
   /** Starts, changes (`opts`) or stops (`null`) the live changes, as `PUT /live` does (throws MutationError). */
@@ -136,12 +141,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
   };
   schedule();
 
+  const requestListeners = new Set<(api: Api, path: string) => void>();
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://sim');
     const api = apiOf(url.pathname);
     if (!api) return send(ctx, res, 'data', 404, 'text/html', '<html><body><h1>404 Not Found</h1></body></html>');
     ctx.requests[api]++;
     ctx.requests.total++;
+    for (const listener of requestListeners) listener(api, url.pathname);
     ctx.changeInFlight(1);
     res.once('close', () => ctx.changeInFlight(-1));
     const s = ctx.settings;
@@ -292,6 +299,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Runni
     stats: () => ctx.stats(),
     restart: () => ctx.restart(),
     resetStats: () => ctx.resetStats(),
+    onRequest: (listener) => {
+      requestListeners.add(listener);
+      return () => requestListeners.delete(listener);
+    },
     mutate: (list) => mutate(ds, list, mutationRng),
     setLive,
     close: async () => {
