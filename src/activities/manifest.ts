@@ -10,6 +10,7 @@ import { manifestRows, type ManifestRead } from '../domain/manifest';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import { FileMakerOverloadedError, ManifestError } from '../errors';
 import { cleanString } from '../store/sanitize';
+import { archiveVanished } from '../store/archive';
 import { recordDelta } from '../store/delta';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
@@ -87,7 +88,11 @@ export async function buildManifest(
       if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
   }
   const count = await buildManifestOf(deps, runId, table, sourceKeyField);
-  return { count, delta: await recordDelta(deps.pool, runId, table) };
+  const delta = await recordDelta(deps.pool, runId, table);
+  if (delta.vanished === 0) return { count, delta };
+  const archived = await archiveVanished(deps.pool, runId, table);
+  deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
+  return { count, delta: { ...delta, archived } };
 }
 
 /**

@@ -8,6 +8,8 @@ export interface TableDelta {
   readonly unchanged: number;
   /** Records the previous run listed that FileMaker no longer has. */
   readonly vanished: number;
+  /** Of the vanished records, those the previous run imported: their last rows are in `archived_records`. */
+  readonly archived?: number;
 }
 
 /** A delta in a few characters for a summary line: `+12 ~3 -1`. */

@@ -139,7 +139,7 @@ export async function refuseDroppedBackup(db: Queryable, runId: string): Promise
  * A legacy backup records no run id, and the last run to back up under a shared name replaced it: so it is taken
  * only when no run that started later shares the name, except runs whose own backup shows they did not write it.
  */
-async function backupSchemaOf(db: Queryable, runId: string): Promise<string> {
+export async function backupSchemaOf(db: Queryable, runId: string): Promise<string> {
   await refuseDroppedBackup(db, runId);
   const own = backupSchemaName(runId);
   if (await schemaExists(db, own)) {
@@ -207,6 +207,8 @@ export async function restore(pool: Pool, runId: string, onTable?: OnTable): Pro
         }
         columns.set(t, live);
       }
+      // Records this run archived as vanished are as much its writes as its rows.
+      await c.query('delete from archived_records where missing_since_run_id = $1', [runId]);
       await c.query('set constraints all deferred');
       await c.query(`truncate ${SNAPSHOT_TABLES.map((t) => `public.${ident(t)}`).join(', ')}`);
       for (const t of SNAPSHOT_TABLES) {

@@ -22,6 +22,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700006000_record-identity',
   '1763700007000_backup-retention',
   '1763700008000_run-delta',
+  '1763700009000_archived-records',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

@@ -88,6 +88,7 @@ describe('delta since the last run', () => {
 
     const second = await completedRun(s, EVERY_PHASE);
     const got = deltas(second.result);
+    let archivedTotal = 0;
     for (const table of TABLES) {
       const d = got.get(table);
       assert.ok(d, `${table}: a delta`);
@@ -117,6 +118,25 @@ describe('delta since the last run', () => {
           `${table} ${change}`,
         );
       }
+      // A vanished record the first run imported is archived with its last row, never left to the delete phase.
+      const imported = await s.pool.query<{ record_id: string; filemaker_id: string }>(
+        `select record_id, filemaker_id from import_ledger
+          where run_id = $1 and source_table = $2 and state in ('imported', 'unlinked') and record_id = any($3)`,
+        [first.runId, table, [...(e?.vanished ?? [])].map(String)],
+      );
+      const archive = await s.pool.query<{ record_id: string; row: { filemaker_id?: string } | null }>(
+        `select record_id, row from archived_records where missing_since_run_id = $1 and source_table = $2`,
+        [second.runId, table],
+      );
+      assert.equal(d.archived ?? 0, imported.rowCount, `${table}: archived`);
+      assert.deepEqual(
+        archive.rows.map((r) => [r.record_id, r.row?.filemaker_id]).sort(),
+        imported.rows.map((r) => [r.record_id, r.filemaker_id]).sort(),
+        `${table}: the archive holds each vanished record's last row`,
+      );
+      archivedTotal += archive.rowCount ?? 0;
     }
+    // Not vacuous: of the deleted patient, appointment and note, those the first run imported are there.
+    assert.ok(archivedTotal >= 2, `archived ${archivedTotal}`);
   });
 });
