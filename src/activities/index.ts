@@ -8,7 +8,7 @@ import { FileMakerOverloadedError, FmReimportError, TransferQuotaError } from '.
 import type { ActivityDeps } from './deps';
 import { dryRunTable } from './dry-run';
 import { importExportBatch, importFileBatch } from './files';
-import { buildManifest } from './manifest';
+import { buildManifest, vanishedCensus } from './manifest';
 import { preflight } from './preflight';
 import { reconcileTable } from './reconcile';
 import { importRecordChunk } from './records';
@@ -55,6 +55,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     deleteRunObjects: (i) => runs.deleteRunObjects(i.runId),
     deleteImported: () => runs.deleteImported(),
     buildManifest: (input) => buildManifest(deps, input),
+    vanishedCensus: (input) => vanishedCensus(deps, input),
     importChunk: (input) => importRecordChunk(deps, input),
     importFiles: ({ exportSource, ...input }) =>
       exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),

@@ -11,10 +11,10 @@ import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import { FileMakerOverloadedError, ManifestError } from '../errors';
 import { cleanString } from '../store/sanitize';
 import { archiveVanished } from '../store/archive';
-import { recordDelta } from '../store/delta';
+import { previousKeys, recordDelta } from '../store/delta';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
-import type { ReimportActivities } from './types';
+import type { ReimportActivities, VanishedCount } from './types';
 
 const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
 /** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
@@ -93,6 +93,32 @@ export async function buildManifest(
   const archived = await archiveVanished(deps.pool, runId, table);
   deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
   return { count, delta: { ...delta, archived } };
+}
+
+/**
+ * Before the delete phase (and in a dry run): per table, how many records the previous completed run listed that
+ * FileMaker no longer has, from a read of FileMaker's record ids now. The ids stay in this activity; only counts
+ * leave it. A first run's tables are left out.
+ */
+export async function vanishedCensus(
+  deps: ActivityDeps,
+  { runId, tables }: { runId: string; tables: SourceTableName[] },
+): Promise<VanishedCount[]> {
+  const out: VanishedCount[] = [];
+  for (const table of tables) {
+    const previous = await previousKeys(deps.pool, runId, table);
+    if (!previous) continue;
+    const listed = previous.keys.size;
+    const source = SOURCE_TABLES[table];
+    let read = 0;
+    for await (const entry of deps.fm.manifest(source.odataTable, { idField: source.idField })) {
+      const key = previous.byRecordId ? entry.rowId : normalizeFileMakerId(entry.id)?.value;
+      if (key !== undefined) previous.keys.delete(key);
+      if (++read % 2000 === 0) heartbeat({ table, records: read });
+    }
+    out.push({ table, previousRunId: previous.previousRunId, previous: listed, vanished: previous.keys.size });
+  }
+  return out;
 }
 
 /**

@@ -168,6 +168,7 @@ export interface ReimportActivities {
   deleteRunObjects(input: { runId: string }): Promise<{ deleted: number }>;
   deleteImported(input: { runId: string }): Promise<Record<string, number>>;
   /** `sourceKeyField`: a field stored with each id as the manifest's source key (the export's `recid`). */
+  vanishedCensus(input: { runId: string; tables: SourceTableName[] }): Promise<VanishedCount[]>;
   buildManifest(input: {
     runId: string;
     table: SourceTableName;
@@ -187,4 +188,13 @@ export interface ValidationResult {
   /** Imported files whose object HEAD did not confirm the recorded size and checksum. */
   objectMismatches: string[];
   ok: boolean;
+}
+
+/** Of the records a table had in the previous completed run, how many FileMaker no longer has (before the delete). */
+export interface VanishedCount {
+  table: SourceTableName;
+  previousRunId: string;
+  /** Records the previous run listed. */
+  previous: number;
+  vanished: number;
 }

@@ -222,6 +222,15 @@ program
   });
 
 program
+  .command('confirm-vanished <runId>')
+  .description('let a run that waits because records vanished from FileMaker go on to delete (they are archived)')
+  .action(async (runId: string) => {
+    await withClient(async ({ client }) => {
+      console.log(await client.workflow.getHandle(runId).executeUpdate('confirmVanished', { args: [] }));
+    });
+  });
+
+program
   .command('rollback <runId>')
   .description('roll a finished run back: restore its pre-run snapshot and delete the objects it created')
   .action(async (runId: string) => {

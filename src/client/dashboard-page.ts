@@ -30,7 +30,7 @@ a:hover { text-decoration:underline; }
   border:1px solid currentColor; color:var(--muted); }
 .badge.running { color:var(--run); } .badge.completed { color:var(--ok); }
 .badge.failed, .badge.rolled_back, .badge.rolling_back { color:var(--bad); }
-.badge.paused, .badge.paused_for_quota { color:var(--pause); }
+.badge.paused, .badge.paused_for_quota, .badge.awaiting_confirmation { color:var(--pause); }
 .flag { display:inline-block; padding:1px 8px; border-radius:4px; font-size:12px; }
 .flag.cooldown { color:var(--warn); background:var(--warnbg); }
 .flag.pause { color:var(--pause); background:var(--pausebg); }

@@ -122,6 +122,8 @@ function projectRun(p: RunProgress): RunProgress {
     settings: { ...p.settings },
     transferBudgetBytes: p.transferBudgetBytes,
     bytesDownloaded: p.bytesDownloaded,
+    // Counts per table: what vanished from FileMaker, read before the delete phase.
+    vanished: p.vanished?.map((v) => ({ ...v })),
   };
 }
 

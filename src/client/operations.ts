@@ -81,6 +81,10 @@ export function formatResult(r: ReimportResult): string {
       lines.push(`  ${table.padEnd(28)}${cols.join('')}`);
     }
   }
+  for (const v of r.vanished ?? []) {
+    if (v.vanished > 0)
+      lines.push(`gone from FileMaker since ${v.previousRunId}: ${v.table} ${v.vanished} of ${v.previous}`);
+  }
   lines.push(`downloaded from FileMaker: ${mb(r.bytesDownloaded)}`);
   if (r.transferLeftAfterBytes !== undefined)
     lines.push(`transfer quota left after a real run: ${mb(r.transferLeftAfterBytes)}`);

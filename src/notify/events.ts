@@ -77,6 +77,17 @@ export interface RolledBackEvent extends EventBase {
   readonly durationMs?: number;
 }
 
+/** More of a table's records vanished from FileMaker than the run's threshold: it waits before deleting anything. */
+export interface VanishedOverThresholdEvent extends EventBase {
+  readonly type: 'vanished_over_threshold';
+  readonly workflowId: Identifier;
+  /** Records gone since the last completed run, by source table (only the tables over the threshold). */
+  readonly vanished: Counts;
+  /** The same tables' record counts in the last completed run. */
+  readonly previous: Counts;
+  readonly thresholdPercent: number;
+}
+
 export interface RunCompletedEvent extends EventBase {
   readonly type: 'run_completed';
   readonly workflowId: Identifier;
@@ -92,6 +103,7 @@ export type NotifyEvent =
   | PausedForQuotaEvent
   | RunFailedEvent
   | RolledBackEvent
+  | VanishedOverThresholdEvent
   | RunCompletedEvent;
 
 export type NotifyEventType = NotifyEvent['type'];
@@ -103,6 +115,7 @@ export const NOTIFY_EVENT_TYPES: readonly NotifyEventType[] = [
   'paused_for_quota',
   'run_failed',
   'rolled_back',
+  'vanished_over_threshold',
   'run_completed',
 ];
 
@@ -196,6 +209,11 @@ export function validateNotifyEvent(event: NotifyEvent): NotifyEvent {
       code('reasonCode', e.reasonCode);
       ids('failedCompensations', e.failedCompensations, true);
       num('durationMs', e.durationMs, true);
+      break;
+    case 'vanished_over_threshold':
+      counts('vanished', e.vanished);
+      counts('previous', e.previous);
+      num('thresholdPercent', e.thresholdPercent);
       break;
     case 'run_completed':
       num('durationMs', e.durationMs);

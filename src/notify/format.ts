@@ -104,6 +104,16 @@ export function formatNotification(event: NotifyEvent, opts: FormatOptions = {})
       }
       if (e.durationMs !== undefined) lines.push(`Rollback took ${formatDuration(e.durationMs)}`);
       break;
+    case 'vanished_over_threshold':
+      subject = `run ${e.runId} waits: records vanished from FileMaker`;
+      lines.push(
+        `Run ${e.runId} stopped before deleting anything: more than ${e.thresholdPercent}% of a table's records are ` +
+          'gone from FileMaker since the last completed run.',
+        `Vanished: ${formatCounts(e.vanished)}`,
+        `Of (last run): ${formatCounts(e.previous)}`,
+        'If this is expected, confirm (`client confirm-vanished`); otherwise cancel the run, which changes nothing.',
+      );
+      break;
     case 'run_completed':
       subject = `run ${e.runId} completed`;
       lines.push(`Run ${e.runId} completed in ${formatDuration(e.durationMs)}.`, `Counts: ${formatCounts(e.counts)}`);

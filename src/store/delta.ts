@@ -7,11 +7,17 @@
 import type { TableDelta } from '../domain/delta';
 import { withTransaction, type Pool, type PoolClient } from './db';
 
-/** The previous completed run that read `table` before `runId` started; undefined for the first. */
-async function previousRun(c: PoolClient, runId: string, table: string): Promise<string | undefined> {
+type Queryable = Pool | PoolClient;
+
+/**
+ * The previous completed run that read `table` before `runId` started (before now, for a run not registered: a dry
+ * run); undefined for the first.
+ */
+export async function previousRun(c: Queryable, runId: string, table: string): Promise<string | undefined> {
   const r = await c.query<{ run_id: string }>(
-    `select p.run_id from reimport_runs p, reimport_runs cur
-      where cur.run_id = $1 and p.run_id <> $1 and p.status = 'completed' and p.started_at < cur.started_at
+    `select p.run_id from reimport_runs p
+      where p.run_id <> $1 and p.status = 'completed'
+        and p.started_at < coalesce((select started_at from reimport_runs where run_id = $1), now())
         and exists (select 1 from source_manifest m where m.run_id = p.run_id and m.source_table = $2)
       order by p.started_at desc limit 1`,
     [runId, table],
@@ -20,7 +26,7 @@ async function previousRun(c: PoolClient, runId: string, table: string): Promise
 }
 
 /** Whether the run's manifest of `table` keys records by the fallback `id:<id>` (a server without record ids). */
-async function keyedById(c: PoolClient, runId: string, table: string): Promise<boolean> {
+async function keyedById(c: Queryable, runId: string, table: string): Promise<boolean> {
   const r = await c.query<{ fallback: boolean }>(
     `select coalesce(bool_or(record_id like 'id:%'), false) as fallback
        from source_manifest where run_id = $1 and source_table = $2`,
@@ -78,4 +84,23 @@ export async function recordDelta(pool: Pool, runId: string, table: string): Pro
     );
     return delta;
   });
+}
+
+/**
+ * The records of `table` the previous completed run listed, as the keys a census of FileMaker now compares with:
+ * record ids, or FileMaker ids when that run's server listed no record ids. Undefined on a first run.
+ */
+export async function previousKeys(
+  pool: Pool,
+  runId: string,
+  table: string,
+): Promise<{ previousRunId: string; byRecordId: boolean; keys: Set<string> } | undefined> {
+  const previous = await previousRun(pool, runId, table);
+  if (previous === undefined) return undefined;
+  const byRecordId = !(await keyedById(pool, previous, table));
+  const r = await pool.query<{ k: string | null }>(
+    `select ${byRecordId ? 'record_id' : 'filemaker_id'} as k from source_manifest where run_id = $1 and source_table = $2`,
+    [previous, table],
+  );
+  return { previousRunId: previous, byRecordId, keys: new Set(r.rows.flatMap((x) => (x.k === null ? [] : [x.k]))) };
 }

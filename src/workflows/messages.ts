@@ -3,7 +3,7 @@
  * commands and in the README).
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ContainerPath, Counts } from '../activities/types';
+import type { ContainerPath, Counts, VanishedCount } from '../activities/types';
 import type { PhaseName } from '../domain/tables';
 import type { Settings } from './options';
 import type { TableDeltas } from './progress';
@@ -39,7 +39,15 @@ export interface PhaseProgress {
 
 export interface RunProgress {
   runId: string;
-  status: 'running' | 'paused' | 'paused_for_quota' | 'rolling_back' | 'completed' | 'failed' | 'rolled_back';
+  status:
+    | 'running'
+    | 'paused'
+    | 'paused_for_quota'
+    | 'awaiting_confirmation'
+    | 'rolling_back'
+    | 'completed'
+    | 'failed'
+    | 'rolled_back';
   dryRun: boolean;
   currentPhase?: PhaseName;
   phases: PhaseProgress[];
@@ -50,6 +58,8 @@ export interface RunProgress {
   containerPath?: ContainerPath;
   /** Why (a reason code, see src/activities/container-probe.ts). */
   containerPathReason?: string;
+  /** Per table, records gone from FileMaker since the last completed run, read before the delete phase. */
+  vanished?: VanishedCount[];
 }
 
 /** Stop launching new batches after the ones in flight; a paused run keeps no request open on FileMaker. */
@@ -64,6 +74,12 @@ export const phaseProgressQuery = defineQuery<PhaseProgress>('phaseProgress');
 export const setSettingsUpdate = defineUpdate<Settings, [Partial<Settings>]>('setSettings');
 /** Raise (or lower) the transfer budget; a run paused for quota continues when the new budget allows. */
 export const setTransferBudgetUpdate = defineUpdate<number, [number]>('setTransferBudget');
+
+/**
+ * Let a run whose records vanished from FileMaker beyond its threshold go on to the delete phase (their last rows are
+ * archived); a cancel instead rolls it back. Returns what was confirmed.
+ */
+export const confirmVanishedUpdate = defineUpdate<string, []>('confirmVanished');
 
 /** Internal: the parent forwards pause/resume/settings/budget to the running phase child. */
 export const phaseControlSignal = defineSignal<[PhaseControl]>('phaseControl');
@@ -83,6 +99,9 @@ const DESCRIPTIONS: Record<string, string> = {
     'returns the settings in force.',
   [setTransferBudgetUpdate.name]:
     'Set the FileMaker transfer budget in bytes; a run paused for quota continues when the new budget allows.',
+  [confirmVanishedUpdate.name]:
+    'Confirm that the records gone from FileMaker since the last run may go from Nexus too (their last rows are ' +
+    'archived); the run then continues to the delete phase. A cancel rolls it back instead.',
   [phaseControlSignal.name]: 'Internal: pause, resume, settings and budget forwarded by the run to its phase.',
   [phaseProgressSignal.name]: "Internal: a phase's progress reported to its run.",
 };

@@ -43,6 +43,11 @@ export const reimportInputSchema = z
     /** PATCH `NexusExportDate` on FileMaker records after their file is safely stored. */
     writeBack: z.boolean().default(false),
     settings: settingsSchema.default(settingsSchema.parse({})),
+    /**
+     * Share of a table's records (0–1) that may have vanished from FileMaker since the last completed run before
+     * the run stops ahead of the delete phase and waits for `confirmVanished` (or a cancel).
+     */
+    vanishedThreshold: z.number().min(0).max(1).default(0.02),
     /** Annual FileMaker transfer budget in bytes for this run (default: the worker's FM_TRANSFER_BUDGET). */
     transferBudgetBytes: z.number().int().min(0).optional(),
     /** Extra notification targets for this run, by name of a configured channel. */

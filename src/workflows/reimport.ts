@@ -33,9 +33,11 @@ import type {
   ReimportActivities,
   RestoreResult,
   ValidationResult,
+  VanishedCount,
 } from '../activities/types';
 import { IMPORT_PHASES, SOURCE_TABLES, type ImportPhase, type PhaseName } from '../domain/tables';
 import {
+  confirmVanishedUpdate,
   described,
   pauseSignal,
   phaseControlSignal,
@@ -101,11 +103,15 @@ export interface ReimportResult {
   largestHistory: number;
   /** Dry-run: transfer quota left after a real run would download what it needs. */
   transferLeftAfterBytes?: number;
+  /** Per table, records gone from FileMaker since the last completed run (read before the delete phase). */
+  vanished?: VanishedCount[];
   reportKey?: string;
 }
 
 const IMPORT_PHASE_SET = new Set<string>(IMPORT_PHASES);
 const FILE_BATCH_40 = 'default-file-batch-size-40';
+/** Before the delete phase, a census of what vanished from FileMaker; beyond the threshold the run waits. */
+const VANISHED_GATE = 'delete-waits-when-records-vanished';
 /** The run ends only after its notifications have been delivered or have used up their retries. */
 const AWAIT_NOTIFICATIONS = 'run-ends-after-its-notifications';
 
@@ -123,6 +129,8 @@ interface Controls {
   transferBudgetBytes?: number;
   /** Workflow id of the phase child running now. */
   child?: string;
+  /** The operator confirmed that records vanished beyond the threshold may go (confirmVanished). */
+  vanishedConfirmed?: boolean;
 }
 
 /** The run as its phases, its rollback and its report see it. */
@@ -218,22 +226,14 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   const notifications = new Notifications();
 
   // FileMaker overloaded before anything has changed only delays the run: a durable cooldown, then ask again.
-  const preflight = await (async () => {
-    for (let n = 1; ; n++) {
-      try {
-        return await acts.preflight({
-          runId,
-          phases,
-          dryRun: options.dryRun,
-          imagesFromExport: options.imagesFrom !== undefined,
-        });
-      } catch (err) {
-        if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
-        const seconds = cooldownSeconds(controls.settings, n);
-        await sleep(seconds * 1000, { summary: cooldownSummary(seconds) });
-      }
-    }
-  })().catch(failedBeforeStart(progress, attributes));
+  const preflight = await untilNotOverloaded(controls, () =>
+    acts.preflight({
+      runId,
+      phases,
+      dryRun: options.dryRun,
+      imagesFromExport: options.imagesFrom !== undefined,
+    }),
+  ).catch(failedBeforeStart(progress, attributes));
   if (controls.transferBudgetBytes === undefined) controls.transferBudgetBytes = preflight.transferBudgetBytes;
   progress.transferBudgetBytes = controls.transferBudgetBytes;
   const containers = { containerPath: preflight.containerPath, containerPathReason: preflight.containerPathReason };
@@ -268,6 +268,19 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
     return await rollBack(run, err);
   }
   return complete(run);
+}
+
+/** A metadata call that FileMaker's overload only delays: a durable cooldown, growing with each overload, then again. */
+async function untilNotOverloaded<T>(controls: Controls, call: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (failureType(err) !== ERROR_CODES.FILEMAKER_OVERLOADED) throw err;
+      const seconds = cooldownSeconds(controls.settings, n);
+      await sleep(seconds * 1000, { summary: cooldownSummary(seconds) });
+    }
+  }
 }
 
 /** A run that ends before its first phase changed nothing: it is only marked failed (cancelled included), then ends. */
@@ -414,6 +427,7 @@ async function complete(run: RunContext): Promise<ReimportResult> {
     ...run.containers,
     largestHistory: largestHistory(summaries),
     transferLeftAfterBytes: options.dryRun ? run.preflight.transferLeftBytes - bytes : undefined,
+    ...(run.progress.vanished ? { vanished: run.progress.vanished } : {}),
     reportKey,
   };
 }
@@ -455,6 +469,19 @@ function handleOperatorMessages(
       validator: (patch) => {
         const r = settingsSchema.partial().strict().safeParse(patch);
         if (!r.success) throw new Error(`invalid settings: ${describeIssues(r.error)}`);
+      },
+    },
+  );
+  setHandler(
+    confirmVanishedUpdate,
+    () => {
+      controls.vanishedConfirmed = true;
+      return 'confirmed: the run continues to the delete phase';
+    },
+    {
+      ...described(confirmVanishedUpdate),
+      validator: () => {
+        if (progress.status !== 'awaiting_confirmation') throw new Error('the run is not waiting for a confirmation');
       },
     },
   );
@@ -509,6 +536,38 @@ const backupStep: PhaseStep = async (run, summary, workflowId) => {
   });
   summary.note = `${Object.keys(snapshot.tables).length} tables, ${snapshot.objectsBefore} objects inventoried`;
 };
+
+/**
+ * Before anything is deleted: per table of the run, how many records the last completed run had that FileMaker no
+ * longer has. When a table lost more than the run's `vanishedThreshold`, the run tells the operator and waits for
+ * `confirmVanished` (a cancel rolls it back, changing nothing). A dry run only reports the counts.
+ */
+async function vanishedGate(run: RunContext): Promise<void> {
+  const tables = run.phases.filter((p) => IMPORT_PHASE_SET.has(p)).flatMap((p) => tablesOf(p as ImportPhase));
+  if (tables.length === 0) return;
+  const census = await untilNotOverloaded(run.controls, () => run.acts.vanishedCensus({ runId: run.runId, tables }));
+  run.progress.vanished = census;
+  const threshold = run.options.vanishedThreshold;
+  const over = census.filter((c) => c.previous > 0 && c.vanished / c.previous > threshold);
+  if (over.length === 0 || run.options.dryRun) return;
+  const byTable = (f: (c: VanishedCount) => number) => Object.fromEntries(over.map((c) => [c.table, f(c)]));
+  run.progress.status = 'awaiting_confirmation';
+  run.attributes.update(run.progress);
+  setCurrentDetails(
+    `Waiting for **confirmVanished** (or a cancel): ${over.map((c) => `${c.table} ${c.vanished} of ${c.previous}`).join(', ')} gone from FileMaker since the last run`,
+  );
+  run.notifications.send({
+    type: 'vanished_over_threshold',
+    runId: run.runId,
+    workflowId: run.runId,
+    vanished: byTable((c) => c.vanished),
+    previous: byTable((c) => c.previous),
+    thresholdPercent: Math.round(threshold * 10_000) / 100,
+  });
+  await condition(() => run.controls.vanishedConfirmed === true);
+  run.progress.status = run.controls.paused ? 'paused' : 'running';
+  run.attributes.update(run.progress);
+}
 
 const deleteStep: PhaseStep = async (run, summary, workflowId) => {
   const deleted = await executeChild(deletePhase, { ...childOptions(run, workflowId), args: [{ runId: run.runId }] });
@@ -577,7 +636,10 @@ const writesOnly =
 /** How each phase runs. */
 const PHASE_STEPS: Record<PhaseName, PhaseStep> = {
   backup: writesOnly(backupStep),
-  delete: writesOnly(deleteStep),
+  delete: async (run, summary, workflowId) => {
+    if (patched(VANISHED_GATE)) await vanishedGate(run);
+    await writesOnly(deleteStep)(run, summary, workflowId);
+  },
   patients: importStep('patients'),
   appointments: importStep('appointments'),
   notes: importStep('notes'),

@@ -2,7 +2,8 @@
  * What changed since the last run, end to end on the real dev server, PostgreSQL, MinIO and the simulator (tiny
  * preset): after inserts, edits, deletes and a replaced container between two runs, the second run's delta per source
  * table equals the simulator's journal of those changes, in its result and in `run_delta` (the ids), and the first
- * run reports everything as new.
+ * run reports everything as new. When more than the run's threshold of a table vanished, the run stops before the delete
+ * phase with nothing changed, and goes on after `confirmVanished` or rolls back on a cancel; a dry run shows the counts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,10 +11,14 @@ import type { JournalEntry } from '../../sim/dataset';
 import { PHASES, SOURCE_TABLES, type SourceTableName } from '../../src/domain/tables';
 import type { TableDelta } from '../../src/domain/delta';
 import type { ReimportResult } from '../../src/workflows/reimport';
-import { completedRun, setup, type Setup } from '../helpers/files';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { RunProgress } from '../../src/workflows/messages';
+import { completedRun, setup, start, type Setup } from '../helpers/files';
 
 const TABLES = Object.keys(SOURCE_TABLES) as SourceTableName[];
 const EVERY_PHASE = { phases: PHASES };
+/** The first test deletes one record of a small table: above the default threshold, it must not stop the run. */
+const NO_GATE = { ...EVERY_PHASE, vanishedThreshold: 1 };
 
 /** The result's delta per source table. */
 function deltas(result: ReimportResult): Map<string, TableDelta> {
@@ -37,7 +42,8 @@ function expectedChanges(
   return out;
 }
 
-describe('delta since the last run', () => {
+// One story in order: each test starts from the runs the one before it completed.
+describe('delta since the last run', { concurrency: 1 }, () => {
   let s: Setup;
   before(async () => {
     s = await setup({ preset: 'tiny', seed: 26, sizeScale: 0.05 });
@@ -47,7 +53,7 @@ describe('delta since the last run', () => {
   });
 
   test('the second run reports exactly the journal of changes made since the first', async () => {
-    const first = await completedRun(s, EVERY_PHASE);
+    const first = await completedRun(s, NO_GATE);
     const manifestCount = async (runId: string, table: string) =>
       Number(
         (
@@ -86,7 +92,7 @@ describe('delta since the last run', () => {
     ]);
     const expected = expectedChanges(s.sim.dataset.journal.slice(since));
 
-    const second = await completedRun(s, EVERY_PHASE);
+    const second = await completedRun(s, NO_GATE);
     const got = deltas(second.result);
     let archivedTotal = 0;
     for (const table of TABLES) {
@@ -138,5 +144,63 @@ describe('delta since the last run', () => {
     }
     // Not vacuous: of the deleted patient, appointment and note, those the first run imported are there.
     assert.ok(archivedTotal >= 2, `archived ${archivedTotal}`);
+  });
+
+  /** Deletes `n` patients from the simulator, as an accidental delete in FileMaker would. */
+  const deletePatients = (n: number) =>
+    s.sim.mutate(
+      [...s.sim.dataset.table('API_Contacts')!.scan()]
+        .slice(0, n)
+        .map((r) => ({ op: 'delete' as const, table: 'API_Contacts', recordId: r.recordId })),
+    );
+  const patientRows = async () =>
+    (await s.pool.query<{ f: string }>('select filemaker_id as f from patients order by 1')).rows.map((r) => r.f);
+
+  /** Starts a run and waits until it stops for a confirmation; the progress it shows then. */
+  async function awaitingRun(runId: string): Promise<{ handle: WorkflowHandle; progress: RunProgress }> {
+    const handle = await start(s, runId, EVERY_PHASE);
+    for (let i = 0; i < 600; i++) {
+      const progress = await handle.query<RunProgress>('progress');
+      if (progress.status === 'awaiting_confirmation') return { handle, progress };
+      assert.ok(!['completed', 'failed', 'rolled_back'].includes(progress.status), `run went on: ${progress.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('the run never stopped for a confirmation');
+  }
+
+  const patientCount = () => [...s.sim.dataset.table('API_Contacts')!.scan()].length;
+  const vanishedOf = (p: { vanished?: { table: string; vanished: number }[] }) =>
+    p.vanished?.find((v) => v.table === 'API_Contacts')?.vanished;
+
+  test('5% of patients gone: the run waits before deleting anything and continues after confirmVanished', async () => {
+    const n = Math.ceil(patientCount() * 0.05);
+    deletePatients(n);
+    const before = await patientRows();
+    const { handle, progress } = await awaitingRun('gate-confirmed');
+    assert.equal(vanishedOf(progress), n);
+    assert.deepEqual(await patientRows(), before, 'nothing deleted while it waits');
+    await handle.executeUpdate('confirmVanished', { args: [] });
+    await assert.rejects(handle.executeUpdate('confirmVanished', { args: [] }), 'a second confirmation is refused');
+    const result = (await handle.result()) as ReimportResult;
+    assert.equal(result.status, 'completed');
+    assert.equal(vanishedOf(result), n);
+    const archived = await s.pool.query(
+      `select 1 from archived_records where missing_since_run_id = 'gate-confirmed' and source_table = 'API_Contacts'`,
+    );
+    assert.equal(archived.rowCount, n, 'the vanished patients are archived');
+  });
+
+  test('a dry run shows the vanished counts, and a cancelled wait rolls back with nothing changed', async () => {
+    const n = Math.ceil(patientCount() * 0.05);
+    deletePatients(n);
+    const before = await patientRows();
+    const dry = (await (await start(s, 'gate-dry', { ...EVERY_PHASE, dryRun: true })).result()) as ReimportResult;
+    assert.equal(dry.status, 'dry_run');
+    assert.equal(vanishedOf(dry), n, 'the dry run counts what a run would stop for');
+
+    const { handle } = await awaitingRun('gate-cancelled');
+    await handle.cancel();
+    await assert.rejects(handle.result(), WorkflowFailedError);
+    assert.deepEqual(await patientRows(), before, 'the rollback leaves the patients as they were');
   });
 });

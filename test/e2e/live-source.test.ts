@@ -140,7 +140,9 @@ for (const profile of ['clean', 'hostile'] as const satisfies readonly Profile[]
       await s?.close();
     });
 
-    const args = [{ phases: PHASES, settings: { chunkSize: 100, cooldownBaseSeconds: 0.2 } }];
+    // The source deletes records while it is read, so a later run finds more than 2% of a small table gone; whether
+    // the run then waits for a confirmation is the delta test's subject, not this one's.
+    const args = [{ phases: PHASES, settings: { chunkSize: 100, cooldownBaseSeconds: 0.2 }, vanishedThreshold: 1 }];
     const run = (runId: string) =>
       client.workflow.execute('reimport', {
         taskQueue: s.taskQueue,
