@@ -98,6 +98,20 @@ export interface LedgerEntry {
 }
 
 /**
+ * Each record of the run's manifest of `table` with its ledger state (null for none). A union grouped by record, not
+ * a join: right after a table is imported the planner's statistics do not know the run yet, estimate one row on each
+ * side, and chose a nested loop that read every ledger row of the table for every manifest record (28 s for 10,697
+ * contact details, the same again for the records without a terminal state). Grouping costs one pass over each side,
+ * whatever the statistics say. Both keys are (run, table, record id): each side has at most one row per record.
+ */
+const RECORD_STATES = `select record_id, max(state) as state
+   from (select record_id, null::text as state, true as listed from source_manifest
+          where run_id = $1 and source_table = $2
+         union all
+         select record_id, state, false from import_ledger where run_id = $1 and source_table = $2) u
+  group by record_id having bool_or(listed)`;
+
+/**
  * How the run's ledger of `table` balances against its manifest, record by record: the manifest's records by their
  * ledger state (`missing` for none), and the first record ids without a terminal state.
  */
@@ -111,27 +125,25 @@ export async function ledgerBalance(
   missing: string[];
 }> {
   const r = await pool.query<{ state: string | null; n: number }>(
-    `select l.state, count(*)::int as n
-       from source_manifest m
-       left join import_ledger l on l.run_id = m.run_id and l.source_table = m.source_table
-                                 and l.record_id = m.record_id
-      where m.run_id = $1 and m.source_table = $2
-      group by l.state`,
+    `select state, count(*)::int as n from (${RECORD_STATES}) r group by state`,
     [runId, table],
   );
-  const missing = await pool.query<{ record_id: string }>(
-    `select m.record_id from source_manifest m
-      where m.run_id = $1 and m.source_table = $2 and not exists (
-        select 1 from import_ledger l where l.run_id = m.run_id and l.source_table = m.source_table
-          and l.record_id = m.record_id and l.state in ('imported', 'unlinked', 'skipped', 'failed'))
-      order by length(m.record_id), m.record_id limit 50`,
-    [runId, table],
+  const by: Partial<Record<LedgerEntry['state'] | 'pending' | 'missing', number>> = Object.fromEntries(
+    r.rows.map((x) => [x.state ?? 'missing', x.n]),
   );
-  return {
-    manifest: r.rows.reduce((s, x) => s + x.n, 0),
-    by: Object.fromEntries(r.rows.map((x) => [x.state ?? 'missing', x.n])),
-    missing: missing.rows.map((x) => x.record_id),
-  };
+  const unfinished = (by.pending ?? 0) + (by.missing ?? 0);
+  const missing =
+    unfinished === 0
+      ? []
+      : (
+          await pool.query<{ record_id: string }>(
+            `select record_id from (${RECORD_STATES}) r
+              where state is null or state not in ('imported', 'unlinked', 'skipped', 'failed')
+              order by length(record_id), record_id limit 50`,
+            [runId, table],
+          )
+        ).rows.map((x) => x.record_id);
+  return { manifest: r.rows.reduce((s, x) => s + x.n, 0), by, missing };
 }
 
 /**
