@@ -27,7 +27,7 @@ import {
 } from '../store/lookups';
 import { manifestSlice } from '../store/manifest';
 import { emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
-import { upsertTargetRows } from './upsert';
+import { upsertTargetRows, type MappedRow } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
 
@@ -74,6 +74,11 @@ export interface MapContextScope {
    * every patient (a files batch of 40 records would otherwise load and index all of them: the clinic has ~2,800).
    */
   patients?: readonly string[];
+  /**
+   * The only owner ids (normalised) whose kept contact details the records to map can need: a chunk of patients,
+   * referrers or companies loads its own owners' details, not all of them (~10,700 for the clinic's patients).
+   */
+  owners?: readonly string[];
 }
 
 /** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
@@ -119,11 +124,11 @@ export async function loadMapContext(
     }
   }
   if (needs(['API_Contacts'])) {
-    const rows = await patientContactDetails(pool);
+    const rows = await patientContactDetails(pool, scope.owners);
     src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
   }
   if (needs(['API_Referrer', 'API_Company'])) {
-    const rows = await referrerCompanyContactDetails(pool);
+    const rows = await referrerCompanyContactDetails(pool, scope.owners);
     src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
   }
   return createMapContext(src);
@@ -138,13 +143,13 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   if (slice.length === 0) return result;
   const { failed, keyed } = splitIdIssues(input.table, slice);
   const ledger: LedgerEntry[] = [...failed];
-  const ctx = await loadMapContext(deps, input.runId, input.table);
+  // A record is mapped only when its id is still the manifest's, so its own id is the owner its details name.
+  const ctx = await loadMapContext(deps, input.runId, input.table, { owners: keyed.map((k) => k.id) });
 
   const records = await deps.fm.recordsById(source.layout, source.idField, keyed);
   heartbeat({ fetched: records.size });
 
-  const rows: { filemakerId: string; row: Record<string, unknown>; state: 'imported' | 'unlinked'; reason?: string }[] =
-    [];
+  const rows: MappedRow[] = [];
   for (const { recordId, id } of keyed) {
     const record = records.get(recordId);
     if (!record) {
@@ -175,7 +180,7 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
       const row = outcome.row as Record<string, unknown>;
       // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
       if (spec.target === 'contact_details') row.field_data = record.fieldData;
-      rows.push({ filemakerId: id, row, state: outcome.state, reason: outcome.reason });
+      rows.push({ recordId, filemakerId: id, row, state: outcome.state, reason: outcome.reason });
     } else {
       ledger.push({
         recordId,

@@ -151,19 +151,24 @@ export async function ledgerBalance(
  * statement whose three parameters (run, source table, the entries as JSON from ledgerJson) start at `$first`, so it
  * can also ride along another statement (see upsertRows' `alongside`).
  */
-function ledgerInsert(first: number): string {
+function ledgerInsert(first: number, resolve = true): string {
   const [run, table, entries] = [first, first + 1, first + 2].map((n) => `$${n}`);
   // An entry without a record id is the manifest's one record of its id; none there leaves record_id null, which
-  // the table refuses: an entry is never written against a record the manifest does not hold.
+  // the table refuses: an entry is never written against a record the manifest does not hold. Entries that all name
+  // their record skip the join (`resolve` false): the planner, not knowing that, would read the table's whole manifest.
+  const byId = resolve
+    ? `left join source_manifest m on e.record_id is null and m.run_id = ${run} and m.source_table = ${table}
+                               and m.filemaker_id = e.filemaker_id and m.id_issue is null`
+    : '';
+  const recordId = resolve ? 'coalesce(e.record_id, m.record_id)' : 'e.record_id';
   return `insert into import_ledger (run_id, source_table, record_id, filemaker_id, state, reason_code, message,
                             target_table, target_id, s3_key, bytes, sha256, object_etag, source_mod_id)
- select ${run}, ${table}, coalesce(e.record_id, m.record_id), e.filemaker_id, e.state, e.reason_code, e.message,
+ select ${run}, ${table}, ${recordId}, e.filemaker_id, e.state, e.reason_code, e.message,
         e.target_table, e.target_id::uuid, e.s3_key, e.bytes, e.sha256, e.object_etag, e.source_mod_id
    from jsonb_to_recordset(${entries}::jsonb) as e(record_id text, filemaker_id text, state text, reason_code text,
         message text, target_table text, target_id text, s3_key text, bytes bigint, sha256 text, object_etag text,
         source_mod_id text)
-   left join source_manifest m on e.record_id is null and m.run_id = ${run} and m.source_table = ${table}
-                               and m.filemaker_id = e.filemaker_id and m.id_issue is null
+   ${byId}
  on conflict (run_id, source_table, record_id) do update set
    filemaker_id = excluded.filemaker_id, state = excluded.state, reason_code = excluded.reason_code, message = excluded.message,
    target_table = excluded.target_table, target_id = excluded.target_id, s3_key = excluded.s3_key,
@@ -193,6 +198,7 @@ export function ledgerJson(entries: readonly LedgerEntry[]): string {
 }
 
 const RECORD_LEDGER = ledgerInsert(1);
+const RECORD_LEDGER_KEYED = ledgerInsert(1, false);
 
 /** Writes every entry's terminal state (attempts counted), in one named statement. */
 export async function writeLedger(
@@ -201,7 +207,11 @@ export async function writeLedger(
   table: string,
   entries: readonly LedgerEntry[],
 ): Promise<void> {
-  await pool.query({ ...namedStatement(RECORD_LEDGER), values: [runId, table, ledgerJson(entries)] });
+  const keyed = entries.every((e) => e.recordId !== undefined);
+  await pool.query({
+    ...namedStatement(keyed ? RECORD_LEDGER_KEYED : RECORD_LEDGER),
+    values: [runId, table, ledgerJson(entries)],
+  });
 }
 
 /** The ledger write as it rides along a row upsert whose own two parameters come first (see upsertRows' `alongside`). */

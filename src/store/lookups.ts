@@ -46,20 +46,31 @@ export async function companyIds(pool: Pool): Promise<string[]> {
   return (await rowsOf<{ id: string }>(pool, 'select filemaker_id as id from companies')).map((r) => r.id);
 }
 
-/** The kept contact details of patients, with their owner's id. */
+/**
+ * The kept contact details of patients (all, or only those owned by `owners`: normalised ids), in owner and detail id
+ * order.
+ */
 export function patientContactDetails(
   pool: Pool,
+  owners?: readonly string[],
 ): Promise<{ owner: string; field_data: Record<string, string | number> }[]> {
   return rowsOf<{ owner: string; field_data: Record<string, string | number> }>(
     pool,
-    `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'`,
+    `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'
+          ${owners ? 'and owner_filemaker_id = any($1::text[])' : ''} order by owner_filemaker_id, filemaker_id`,
+    owners ? [owners] : [],
   );
 }
 
-/** The kept contact details of referrers and companies. */
-export function referrerCompanyContactDetails(pool: Pool): Promise<{ field_data: Record<string, string | number> }[]> {
+/** The kept contact details of referrers and companies (all, or only those owned by `owners`), in id order. */
+export function referrerCompanyContactDetails(
+  pool: Pool,
+  owners?: readonly string[],
+): Promise<{ field_data: Record<string, string | number> }[]> {
   return rowsOf<{ field_data: Record<string, string | number> }>(
     pool,
-    `select field_data from contact_details where owner_table in ('referrers', 'companies')`,
+    `select field_data from contact_details where owner_table in ('referrers', 'companies')
+          ${owners ? 'and owner_filemaker_id = any($1::text[])' : ''} order by owner_filemaker_id, filemaker_id`,
+    owners ? [owners] : [],
   );
 }
