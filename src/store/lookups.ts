@@ -26,13 +26,18 @@ export function patientClinics(
   );
 }
 
-/** The owners (patients, referrers, companies) of the run's manifests whose id keys a row. */
-export function manifestOwners(pool: Pool, runId: string): Promise<{ source_table: string; filemaker_id: string }[]> {
+/** The owners (patients, referrers, companies: all, or only those of `only`) of the run's manifests whose id keys a row. */
+export function manifestOwners(
+  pool: Pool,
+  runId: string,
+  only?: readonly string[],
+): Promise<{ source_table: string; filemaker_id: string }[]> {
   return rowsOf<{ source_table: string; filemaker_id: string }>(
     pool,
     `select source_table, filemaker_id from source_manifest
-          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
-    [runId],
+          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null
+          ${only ? 'and filemaker_id = any($2::text[])' : ''}`,
+    only ? [runId, only] : [runId],
   );
 }
 
