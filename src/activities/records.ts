@@ -27,22 +27,46 @@ import {
 } from '../store/lookups';
 import { manifestSlice } from '../store/manifest';
 import { emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
-import { upsertTargetRows } from './upsert';
+import { upsertTargetRows, type MappedRow } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;
 
-const MAPPERS: Partial<Record<SourceTableName, { mapper: Mapper; target: TargetTable | 'contact_details' }>> = {
+interface CoreTable {
+  mapper: Mapper;
+  target: TargetTable | 'contact_details';
+  /** The fields that hold the patient a record links to: a chunk loads only those patients, not all of them. */
+  patientFields?: readonly string[];
+  /** The field that holds the owner a contact detail belongs to (its owner's details, likewise). */
+  ownerField?: string;
+}
+
+const MAPPERS: Partial<Record<SourceTableName, CoreTable>> = {
   API_Clinic_Name: { mapper: mapClinic, target: 'clinics' },
   API_Contacts: { mapper: mapPatient, target: 'patients' },
-  API_Contact_Details: { mapper: mapContactDetail, target: 'contact_details' },
-  API_event: { mapper: mapAppointment, target: 'appointments' },
-  API_Notes: { mapper: mapNote, target: 'notes' },
-  API_Messages: { mapper: mapSms, target: 'sms_messages' },
+  API_Contact_Details: { mapper: mapContactDetail, target: 'contact_details', ownerField: 'id.key' },
+  API_event: { mapper: mapAppointment, target: 'appointments', patientFields: ['id_Contact'] },
+  API_Notes: { mapper: mapNote, target: 'notes', patientFields: ['id_Key'] },
+  API_Messages: { mapper: mapSms, target: 'sms_messages', patientFields: ['_kf_ContactID'] },
   API_Company: { mapper: mapCompany, target: 'companies' },
   API_Referrer: { mapper: mapReferrer, target: 'referrers' },
-  API_ContactToReferrer: { mapper: mapPatientReferrer, target: 'patient_referrers' },
+  API_ContactToReferrer: { mapper: mapPatientReferrer, target: 'patient_referrers', patientFields: ['id_Contact'] },
   API_ReferrerToCompany_Join: { mapper: mapReferrerCompany, target: 'referrer_companies' },
 };
+
+/** The normalised ids that `records` hold in `fields` (each once). */
+function idsIn(
+  records: Iterable<{ fieldData: Readonly<Record<string, unknown>> }>,
+  fields: readonly string[],
+): string[] {
+  const ids = new Set<string>();
+  for (const r of records) {
+    for (const f of fields) {
+      const id = normalizeFileMakerId(r.fieldData[f])?.value;
+      if (id !== undefined) ids.add(id);
+    }
+  }
+  return [...ids];
+}
 
 export function mapperFor(table: SourceTableName): Mapper | undefined {
   return MAPPERS[table]?.mapper;
@@ -74,6 +98,12 @@ export interface MapContextScope {
    * every patient (a files batch of 40 records would otherwise load and index all of them: the clinic has ~2,800).
    */
   patients?: readonly string[];
+  /**
+   * The only owner ids (normalised) the records to map can name: a chunk of patients, referrers or companies loads
+   * its own owners' kept contact details, not all of them (~10,700 for the clinic's patients), and a chunk of contact
+   * details only the owners its details name, not the whole of the run's owner manifests.
+   */
+  owners?: readonly string[];
 }
 
 /** The lookups a table's mapper needs, from what exists in the target database (and the run's manifests). */
@@ -89,6 +119,9 @@ export async function loadMapContext(
     timeZone: deps.config.clinicTimeZone,
   };
   const needs = (t: SourceTableName[]) => t.includes(table);
+  // The lookups are independent (each fills its own part of the context): one round trip's wait for all of them.
+  const loads: Promise<void>[] = [];
+  const load = (fn: () => Promise<void>) => loads.push(fn());
   if (source) {
     src.clinics = source.clinics;
     src.patients = source.patients;
@@ -96,36 +129,53 @@ export async function loadMapContext(
     src.companies = source.companies;
   } else {
     if (needs(['API_Contacts', 'API_event', 'API_Contact_Details'])) {
-      src.clinics = await clinicNames(pool);
+      load(async () => {
+        src.clinics = await clinicNames(pool);
+      });
     }
     if (needs(['API_event', 'API_Notes', 'API_Messages', 'API_ContactToReferrer', 'API_Docs', 'API_Images'])) {
-      const only = scope.patients;
-      const rows = await patientClinics(pool, only);
-      src.patients = rows.map((r) => [r.id, r.clinic] as const);
-      if (only) src.patientsAmong = new Set(only);
+      load(async () => {
+        const only = scope.patients;
+        const rows = await patientClinics(pool, only);
+        src.patients = rows.map((r) => [r.id, r.clinic] as const);
+        if (only) src.patientsAmong = new Set(only);
+      });
     }
     if (needs(['API_Contact_Details'])) {
       // Owners may be imported later in the run (referrers, companies): the run's manifests say what exists.
-      const rows = await manifestOwners(pool, runId);
-      src.patients = rows.filter((r) => r.source_table === 'API_Contacts').map((r) => [r.filemaker_id, null] as const);
-      src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
-      src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
+      load(async () => {
+        const rows = await manifestOwners(pool, runId, scope.owners);
+        src.patients = rows
+          .filter((r) => r.source_table === 'API_Contacts')
+          .map((r) => [r.filemaker_id, null] as const);
+        src.referrers = rows.filter((r) => r.source_table === 'API_Referrer').map((r) => r.filemaker_id);
+        src.companies = rows.filter((r) => r.source_table === 'API_Company').map((r) => r.filemaker_id);
+      });
     }
     if (needs(['API_ContactToReferrer', 'API_ReferrerToCompany_Join'])) {
-      src.referrers = await referrerIds(pool);
+      load(async () => {
+        src.referrers = await referrerIds(pool);
+      });
     }
     if (needs(['API_ReferrerToCompany_Join'])) {
-      src.companies = await companyIds(pool);
+      load(async () => {
+        src.companies = await companyIds(pool);
+      });
     }
   }
   if (needs(['API_Contacts'])) {
-    const rows = await patientContactDetails(pool);
-    src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+    load(async () => {
+      const rows = await patientContactDetails(pool, scope.owners);
+      src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+    });
   }
   if (needs(['API_Referrer', 'API_Company'])) {
-    const rows = await referrerCompanyContactDetails(pool);
-    src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+    load(async () => {
+      const rows = await referrerCompanyContactDetails(pool, scope.owners);
+      src.contactDetails = rows.map((r, i) => ({ recordId: String(i), modId: '0', fieldData: r.field_data }));
+    });
   }
+  await Promise.all(loads);
   return createMapContext(src);
 }
 
@@ -138,13 +188,16 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   if (slice.length === 0) return result;
   const { failed, keyed } = splitIdIssues(input.table, slice);
   const ledger: LedgerEntry[] = [...failed];
-  const ctx = await loadMapContext(deps, input.runId, input.table);
-
   const records = await deps.fm.recordsById(source.layout, source.idField, keyed);
   heartbeat({ fetched: records.size });
+  // Only what the chunk's records link to. A record is mapped only when its id is still the manifest's, so its own id
+  // is the owner its kept details name.
+  const ctx = await loadMapContext(deps, input.runId, input.table, {
+    owners: spec.ownerField ? idsIn(records.values(), [spec.ownerField]) : keyed.map((k) => k.id),
+    patients: spec.patientFields && idsIn(records.values(), spec.patientFields),
+  });
 
-  const rows: { filemakerId: string; row: Record<string, unknown>; state: 'imported' | 'unlinked'; reason?: string }[] =
-    [];
+  const rows: MappedRow[] = [];
   for (const { recordId, id } of keyed) {
     const record = records.get(recordId);
     if (!record) {
@@ -175,7 +228,7 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
       const row = outcome.row as Record<string, unknown>;
       // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
       if (spec.target === 'contact_details') row.field_data = record.fieldData;
-      rows.push({ filemakerId: id, row, state: outcome.state, reason: outcome.reason });
+      rows.push({ recordId, filemakerId: id, row, state: outcome.state, reason: outcome.reason });
     } else {
       ledger.push({
         recordId,

@@ -8,6 +8,8 @@ import type { LedgerEntry } from './ledger';
 import { targetId } from '../domain/ids';
 
 export interface MappedRow {
+  /** The manifest's record the row was mapped from (its ledger entry names it, so none is looked up by id). */
+  recordId?: string;
   filemakerId: string;
   row: Record<string, unknown>;
   state: 'imported' | 'unlinked';
@@ -31,9 +33,16 @@ export async function upsertTargetRows(
   return result.outcomes.map((o, i) => {
     const src = rows[i]!;
     if (o.status === 'failed') {
-      return { filemakerId: src.filemakerId, state: 'failed', reasonCode: o.reason, message: o.message };
+      return {
+        recordId: src.recordId,
+        filemakerId: src.filemakerId,
+        state: 'failed',
+        reasonCode: o.reason,
+        message: o.message,
+      };
     }
     return {
+      recordId: src.recordId,
       filemakerId: src.filemakerId,
       state: src.state,
       reasonCode: src.state === 'unlinked' ? src.reason : undefined,
@@ -50,12 +59,19 @@ export async function upsertTargetRows(
  */
 async function upsertContactDetails(pool: Pool, runId: string, rows: readonly MappedRow[]): Promise<LedgerEntry[]> {
   const outcomes: LedgerEntry[] = rows.map((r) => ({
+    recordId: r.recordId,
     filemakerId: r.filemakerId,
     state: 'imported',
     targetTable: String(r.row.owner_table),
   }));
   const fail = (at: number, reason: string, message: string) => {
-    outcomes[at] = { filemakerId: rows[at]!.filemakerId, state: 'failed', reasonCode: reason, message };
+    outcomes[at] = {
+      recordId: rows[at]!.recordId,
+      filemakerId: rows[at]!.filemakerId,
+      state: 'failed',
+      reasonCode: reason,
+      message,
+    };
   };
   const payload: { at: number; row: unknown }[] = [];
   rows.forEach((r, at) => {

@@ -26,13 +26,18 @@ export function patientClinics(
   );
 }
 
-/** The owners (patients, referrers, companies) of the run's manifests whose id keys a row. */
-export function manifestOwners(pool: Pool, runId: string): Promise<{ source_table: string; filemaker_id: string }[]> {
+/** The owners (patients, referrers, companies: all, or only those of `only`) of the run's manifests whose id keys a row. */
+export function manifestOwners(
+  pool: Pool,
+  runId: string,
+  only?: readonly string[],
+): Promise<{ source_table: string; filemaker_id: string }[]> {
   return rowsOf<{ source_table: string; filemaker_id: string }>(
     pool,
     `select source_table, filemaker_id from source_manifest
-          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null`,
-    [runId],
+          where run_id = $1 and source_table in ('API_Contacts', 'API_Referrer', 'API_Company') and id_issue is null
+          ${only ? 'and filemaker_id = any($2::text[])' : ''}`,
+    only ? [runId, only] : [runId],
   );
 }
 
@@ -46,20 +51,31 @@ export async function companyIds(pool: Pool): Promise<string[]> {
   return (await rowsOf<{ id: string }>(pool, 'select filemaker_id as id from companies')).map((r) => r.id);
 }
 
-/** The kept contact details of patients, with their owner's id. */
+/**
+ * The kept contact details of patients (all, or only those owned by `owners`: normalised ids), in owner and detail id
+ * order.
+ */
 export function patientContactDetails(
   pool: Pool,
+  owners?: readonly string[],
 ): Promise<{ owner: string; field_data: Record<string, string | number> }[]> {
   return rowsOf<{ owner: string; field_data: Record<string, string | number> }>(
     pool,
-    `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'`,
+    `select owner_filemaker_id as owner, field_data from contact_details where owner_table = 'patients'
+          ${owners ? 'and owner_filemaker_id = any($1::text[])' : ''} order by owner_filemaker_id, filemaker_id`,
+    owners ? [owners] : [],
   );
 }
 
-/** The kept contact details of referrers and companies. */
-export function referrerCompanyContactDetails(pool: Pool): Promise<{ field_data: Record<string, string | number> }[]> {
+/** The kept contact details of referrers and companies (all, or only those owned by `owners`), in id order. */
+export function referrerCompanyContactDetails(
+  pool: Pool,
+  owners?: readonly string[],
+): Promise<{ field_data: Record<string, string | number> }[]> {
   return rowsOf<{ field_data: Record<string, string | number> }>(
     pool,
-    `select field_data from contact_details where owner_table in ('referrers', 'companies')`,
+    `select field_data from contact_details where owner_table in ('referrers', 'companies')
+          ${owners ? 'and owner_filemaker_id = any($1::text[])' : ''} order by owner_filemaker_id, filemaker_id`,
+    owners ? [owners] : [],
   );
 }
