@@ -50,8 +50,8 @@ interface RowBefore {
 }
 
 /**
- * The relinks of a batch that need no HEAD, by id, among `priors` (the objects recorded at the records' current
- * version). An object is confirmed when a listing shows it under its key with the recorded size and with the ETag
+ * The relinks of a batch that need no HEAD, by id, among `priors` (a relink also needs the record's version to be
+ * the one recorded: the batch checks that). An object is confirmed when a listing shows it under its key with the recorded size and with the ETag
  * the ledger recorded when its size and SHA-256 were confirmed (an upload S3 verified, or a HEAD): bytes written
  * there since would have another ETag, as the phases' reconciliation relies on too. What the listing does not give
  * (content type, name; an image's container and thumbnail) comes from the row before the run, taken only when it
