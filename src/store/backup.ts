@@ -113,6 +113,24 @@ export async function snapshot(pool: Pool, runId: string, onTable?: OnTable): Pr
   );
 }
 
+/**
+ * Rows of `table` as they were when the run began (its backup), by filemaker_id: what the tables referred to before
+ * the run. Empty when the run has no backup of its own (a run that writes always makes one first).
+ */
+export async function rowsBefore<T extends { filemaker_id: string }>(
+  db: Queryable,
+  runId: string,
+  table: SnapshotTable,
+  ids: readonly string[],
+): Promise<Map<string, T>> {
+  const name = `${ident(backupSchemaName(runId))}.${ident(table)}`;
+  if (ids.length === 0) return new Map();
+  const exists = await db.query<{ t: string | null }>('select to_regclass($1)::text as t', [name]);
+  if (!exists.rows[0]?.t) return new Map();
+  const r = await db.query<T>(`select * from ${name} where filemaker_id = any($1::text[])`, [ids]);
+  return new Map(r.rows.map((x) => [x.filemaker_id, x]));
+}
+
 /** The run id a backup schema records; undefined for a backup made before backups recorded one, or no schema. */
 async function recordedRunId(db: Queryable, schema: string): Promise<string | undefined> {
   const info = `${ident(schema)}.${INFO_TABLE}`;

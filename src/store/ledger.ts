@@ -22,6 +22,8 @@ export interface LedgerFile {
   s3Key: string;
   bytes: number | null;
   sha256: string | null;
+  /** The object's ETag when its upload or relink confirmed its size and SHA-256 (see reconcileObjects). */
+  objectEtag: string | null;
   sourceModId: string | null;
 }
 
@@ -48,10 +50,11 @@ export async function ledgerLookup(
       s3_key: string;
       bytes: string | null;
       sha256: string | null;
+      object_etag: string | null;
       source_mod_id: string | null;
     }>(
       `select distinct on (l.filemaker_id) l.filemaker_id, l.run_id, l.state, l.target_id, l.s3_key, l.bytes,
-              l.sha256, l.source_mod_id
+              l.sha256, l.object_etag, l.source_mod_id
        from import_ledger l join reimport_runs r using (run_id)
        where l.source_table = $1 and l.filemaker_id = any($2::text[]) and l.s3_key is not null
          and l.state in ('imported', 'unlinked')
@@ -67,6 +70,7 @@ export async function ledgerLookup(
         s3Key: x.s3_key,
         bytes: x.bytes === null ? null : Number(x.bytes),
         sha256: x.sha256,
+        objectEtag: x.object_etag,
         sourceModId: x.source_mod_id,
       });
     }

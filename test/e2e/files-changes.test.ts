@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
 import { KEY_PREFIX } from '../../src/domain/keys';
-import { headObject, inventory } from '../../src/s3';
+import { deleteObject, headObject, inventory, putObject } from '../../src/s3';
 import {
   assertFilesLanded,
   expectedDocuments,
@@ -153,6 +153,66 @@ describe('files phases after the source changed', () => {
     assert.equal(next.images.replaced, 0, 'images: nothing replaced');
     assert.ok(next.docs.relinked > 0 && next.images.relinked > 0, 'every stored file relinked');
   });
+
+  test(
+    'an object deleted or overwritten between two runs is downloaded again; every other file is relinked as it was',
+    { timeout: 400_000 },
+    async () => {
+      const first = await run(s);
+      await assertFilesLanded(s, first.runId);
+      const docs1 = await ledger(s, first.runId, 'API_Docs');
+      const imgs1 = await ledger(s, first.runId, 'API_Images');
+      const storedIds = (l: Map<string, { state: string; s3_key: string | null }>) =>
+        [...l].filter(([, x]) => (x.state === 'imported' || x.state === 'unlinked') && x.s3_key).map(([id]) => id);
+      const [deletedDoc, overwrittenDoc] = storedIds(docs1);
+      const [deletedImg] = storedIds(imgs1);
+      assert.ok(deletedDoc && overwrittenDoc && deletedImg, 'two stored documents and a stored image');
+      const rowsOf = async (table: 'documents' | 'images', columns: string) =>
+        new Map(
+          (
+            await s.pool.query<{ filemaker_id: string }>(
+              `select filemaker_id, ${columns} from ${table} where s3_key is not null`,
+            )
+          ).rows.map((r) => [r.filemaker_id, r]),
+        );
+      const docRows1 = await rowsOf('documents', 's3_key, original_name, mime_type, file_size, sha256');
+      const imgRows1 = await rowsOf(
+        'images',
+        's3_key, mime_type, file_size, sha256, source_field, thumbnail_key, thumbnail_status, width, height',
+      );
+
+      await deleteObject(s.s3, s.bucket, docs1.get(deletedDoc)!.s3_key!);
+      await deleteObject(s.s3, s.bucket, imgs1.get(deletedImg)!.s3_key!);
+      // Other bytes of the same size under the key: a listing shows the size the ledger recorded, not its ETag.
+      const overwritten = docs1.get(overwrittenDoc)!;
+      await putObject(s.s3, s.bucket, overwritten.s3_key!, 'x'.repeat(Number(overwritten.bytes)));
+
+      const second = await run(s);
+      // Every object holds its source's bytes again (assertFilesLanded HEADs each against the source's SHA-256).
+      await assertFilesLanded(s, second.runId);
+      const spent = await spentByTable(s, second.runId);
+      assert.equal(spent.API_Docs, Number(docs1.get(deletedDoc)!.bytes) + Number(overwritten.bytes), 'two documents');
+      assert.equal(spent.API_Images, Number(imgs1.get(deletedImg)!.bytes), 'one image downloaded again');
+      const docs2 = await ledger(s, second.runId, 'API_Docs');
+      const imgs2 = await ledger(s, second.runId, 'API_Images');
+      assert.equal(second.docs.relinked, storedIds(docs2).length - 2, 'documents: every other file relinked');
+      assert.equal(second.images.relinked, storedIds(imgs2).length - 1, 'images: every other file relinked');
+      // The relinked files' rows are as the first run wrote them (name, type, container, thumbnail).
+      assert.deepEqual(
+        await rowsOf('documents', 's3_key, original_name, mime_type, file_size, sha256'),
+        docRows1,
+        'documents rows',
+      );
+      assert.deepEqual(
+        await rowsOf(
+          'images',
+          's3_key, mime_type, file_size, sha256, source_field, thumbnail_key, thumbnail_status, width, height',
+        ),
+        imgRows1,
+        'images rows',
+      );
+    },
+  );
 
   test(
     'a run that replaced containers and then failed rolls back to the old objects exactly; the next run replaces them',

@@ -22,6 +22,7 @@ import {
   verifyObjects,
   type ObjectCheckDeps,
 } from '../../src/activities/verify';
+import { ObjectListings } from '../../src/activities/files/listing';
 import { createTestBucket, s3ClientFor } from '../helpers/stack';
 import { migratedDatabase } from './fixtures';
 
@@ -160,5 +161,25 @@ describe('object checks of the files phases', () => {
       't',
     ]);
     for (const k of keys) assert.equal(slices.filter((p) => k.startsWith(p)).length, 1, `${k} in one slice`);
+  });
+
+  test('a listing answers the batches of one run for a while; another run, or a later moment, lists again', async () => {
+    const bucket = deps.config.s3.bucket;
+    const { entries } = await storedRun(3);
+    const keys = entries.map((e) => e.s3Key!);
+    const never = documentKey(null, 'referral', `doc-${randomUUID()}`, 'pdf');
+    let now = 1_000_000;
+    const listings = new ObjectListings(30_000, () => now);
+    const listed = async (runId: string) =>
+      [...(await listings.lookup(s3, bucket, [...keys, never], runId))].map(([k, o]) => [k, o.size, o.etag]);
+    const all = entries.map((e) => [e.s3Key, e.bytes, e.objectEtag]);
+    assert.deepEqual(await listed('run-a'), all, 'each stored object with its size and the ETag of its upload');
+
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: keys[0] }));
+    now += 10_000;
+    assert.deepEqual(await listed('run-a'), all, 'the same run within 30 s: the listing it took');
+    assert.deepEqual(await listed('run-b'), all.slice(1), 'another run lists again: the deleted object is gone');
+    now += 21_000;
+    assert.deepEqual(await listed('run-a'), all.slice(1), 'after 30 s the run lists again');
   });
 });

@@ -6,7 +6,8 @@
  * Per file, in order:
  * 1. Already terminal in this run (a retried or resumed batch)? Counted from the ledger, not touched again.
  * 2. Recorded before (any run) at the record version the batch's find read (the ledger's modId is the record's), and
- *    its object is still in S3 with the recorded size and SHA-256 (HEAD)? Relinked: no FileMaker request, no quota
+ *    its object is still in S3 with the recorded size and SHA-256 (a listing showing the size and the ETag recorded
+ *    when they were confirmed, see confirmListed; else a HEAD)? Relinked: no FileMaker request, no quota
  *    (a server-side copy when the key moved). A record changed since (a replaced container) is read again below
  *    (counted as `replaced`) into a key of its own, marked with the record's modId (see downloadTarget): the object
  *    the tables referred to before the run is never overwritten, so a rollback leaves the restored row pointing at
@@ -38,23 +39,28 @@ import { SOURCE_TABLES, type SourceTableName } from '../../domain/tables';
 import type { FmRecord } from '../../domain/types';
 import { FileMakerError, FileMakerOverloadedError, TransferQuotaError } from '../../errors';
 import { FM_ERRORS, type FileMakerRecord } from '../../filemaker';
-import { latestEntriesElsewhere, ledgerLookup, terminalEntries } from '../../store/ledger';
+import { latestEntriesElsewhere, ledgerLookup, terminalEntries, type LedgerFile } from '../../store/ledger';
 import { manifestSlice } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
 import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../ledger';
 import { inParallel } from '../parallel';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
-import { addFinding, reasonOf, type FileContext, type FileJob } from './context';
+import { addFinding, reasonOf, type FileContext, type FileJob, type ListedPrior } from './context';
 import { importDocument } from './documents';
 import { importImage } from './images';
 import { openLease, settleBatch } from './lease';
-import { downloadTarget } from './relink';
+import { confirmListed, downloadTarget } from './relink';
 
 export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'];
 
 /** Files of one batch processed at once. */
 const FILES_IN_FLIGHT = 4;
+/**
+ * Relinks a listing confirmed, processed at once besides: they make no request to FileMaker or S3, only their rows
+ * and ledger entries, which group commit writes in one statement for all those in flight.
+ */
+const LISTED_IN_FLIGHT = 32;
 const HEARTBEAT_EVERY_MS = 1000;
 
 /** The FileMaker modId at which each id's container last failed for good in a completed earlier run. */
@@ -199,12 +205,18 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   if (!batch) return result;
   const { fc, todo } = batch;
   const source = SOURCE_TABLES[input.table];
-  const priors = await ledgerLookup(deps.pool, input.table, todo);
-  const referenced = await ledgerLookup(deps.pool, input.table, todo, { completedOnly: true });
-  const failedBefore = await downloadFailuresBefore(deps, input, todo);
   const readAtMs = Date.now();
   const wanted = todo.map((id) => ({ recordId: batch.recordIdOf.get(id)!, id }));
-  const records = await deps.fm.recordsById(source.layout, source.idField, wanted, { signal: fc.signal });
+  // What the ledger recorded, the objects a listing confirms of it, and the records: asked all at once.
+  const [{ priors, listedPriors }, referenced, failedBefore, records] = await Promise.all([
+    ledgerLookup(deps.pool, input.table, todo).then(async (p) => ({
+      priors: p,
+      listedPriors: await confirmListed(fc, p),
+    })),
+    ledgerLookup(deps.pool, input.table, todo, { completedOnly: true }),
+    downloadFailuresBefore(deps, input, todo),
+    deps.fm.recordsById(source.layout, source.idField, wanted, { signal: fc.signal }),
+  ]);
   // Each record under the id the manifest knows it by; one whose id was edited since is set aside (see below).
   const byId = new Map<string, FileMakerRecord>();
   const idChanged = new Set<string>();
@@ -213,6 +225,16 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     if (!r) continue;
     if (normalizeFileMakerId(r.fieldData[source.idField])?.value === id) byId.set(id, r);
     else idChanged.add(id);
+  }
+  // Relink candidates: the objects recorded at the records' current version; those a listing confirms need no HEAD.
+  const current = new Map<string, LedgerFile>();
+  const listed = new Map<string, ListedPrior>();
+  for (const [id, r] of byId) {
+    const p = priors.get(id);
+    if (p?.sourceModId !== r.modId) continue;
+    current.set(id, p);
+    const l = listedPriors.get(id);
+    if (l) listed.set(id, l);
   }
   const patientRefs = input.table === 'API_Docs' ? documentPatientRefs : imagePatientRefs;
   const ctx = await loadMapContext(deps, input.runId, input.table, {
@@ -236,13 +258,13 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
       // it stays failed with its reason instead of spending the quota once more.
       const broken = failedBefore.get(id) === record.modId ? failedBefore.get(id) : undefined;
       // An object stored at another version of the record may hold a container since replaced in FileMaker.
-      const stored = priors.get(id);
       const job: FileJob = {
         id,
         record,
         readAtMs,
         ctx,
-        prior: stored?.sourceModId === record.modId ? stored : undefined,
+        prior: current.get(id),
+        listed: listed.get(id),
         ...downloadTarget(referenced.get(id), record.modId),
         brokenAtModId: broken,
       };
@@ -257,8 +279,33 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
   // flight are settled: what is done stays done.
   let failed = true;
   try {
-    await openLease(fc);
-    await inParallel(todo, FILES_IN_FLIGHT, importOne);
+    // A batch of relinks a listing confirmed reads nothing from FileMaker (should one download after all, it reserves
+    // its own size).
+    if (listed.size < todo.length) await openLease(fc);
+    // Two lanes, listed relinks and the rest; the first error in either starts no further file in both.
+    let stopped = false;
+    const lane = async (id: string) => {
+      if (stopped) return;
+      try {
+        await importOne(id);
+      } catch (err) {
+        stopped = true;
+        throw err;
+      }
+    };
+    const lanes = await Promise.allSettled([
+      inParallel(
+        todo.filter((id) => listed.has(id)),
+        LISTED_IN_FLIGHT,
+        lane,
+      ),
+      inParallel(
+        todo.filter((id) => !listed.has(id)),
+        FILES_IN_FLIGHT,
+        lane,
+      ),
+    ]);
+    for (const l of lanes) if (l.status === 'rejected') throw l.reason;
     failed = false;
   } finally {
     await settleBatch(fc, failed);

@@ -64,6 +64,19 @@ export interface StoredFile {
   body?: Buffer;
   /** Gives the kept bytes' share of the upload buffer budget back; call once done with `body`. */
   release?: Release;
+  /** Relinked as a listing confirmed it, with what the row before the run recorded (no HEAD; see confirmListed). */
+  listed?: ListedPrior;
+}
+
+/** A relink a listing confirmed (see confirmListed): the object's ETag, and what the row before the run recorded. */
+export interface ListedPrior {
+  etag: string;
+  contentType: string;
+  filename: string | null;
+  /** Images: the container the row named. */
+  sourceField?: string | null;
+  /** Images: the thumbnail the row recorded, listed under its key. */
+  thumbnail?: { key: string; width: number; height: number };
 }
 
 export interface FileContext {
@@ -104,6 +117,8 @@ export interface FileJob {
   ctx: MapContext;
   /** The object the ledger recorded for this id in an earlier run at this same record version (relink candidate). */
   prior: LedgerFile | undefined;
+  /** The prior object as a listing confirmed it: relinked without a HEAD. */
+  listed?: ListedPrior;
   /** The tables refer to an object of another record version: a download replaces it (counted). */
   replaces: boolean;
   /** The revision a download's key carries (see downloadTarget). */

@@ -344,7 +344,7 @@ export async function obtainFile(
   relinkField: string,
   fields: readonly string[],
 ): Promise<{ stored?: StoredFile; error?: unknown; fellBack: boolean }> {
-  const relinked = await relink(fc, job.prior, keyFor, relinkField);
+  const relinked = await relink(fc, job.prior, keyFor, relinkField, job.listed);
   if (relinked) return { stored: relinked, fellBack: false };
   if (job.brokenAtModId !== undefined) return { error: new KnownBroken(job.brokenAtModId), fellBack: false };
   let error: unknown;

@@ -75,21 +75,23 @@ export async function finishImage(
   const sourceModId = outcome.sourceModId;
   countStored(fc, stored, outcome.replaces ?? false);
 
-  const thumb: ThumbnailResult = await ensureThumbnail(
-    fc.deps.s3,
-    fc.bucket,
-    stored.key,
-    thumbnailKey(batch.patient_id, batch.batch_date, id, keyRevision(stored.key)),
-    stored.contentType,
-    stored.size,
-    { source: stored.body, fresh: !stored.relinked, decodes: fc.deps.files.decodes },
-  );
+  const thumbKey = thumbnailKey(batch.patient_id, batch.batch_date, id, keyRevision(stored.key));
+  // A relink a listing confirmed knows its thumbnail (listed, with the dimensions the row recorded) without a HEAD.
+  const known = stored.listed?.thumbnail;
+  const thumb: ThumbnailResult =
+    known?.key === thumbKey
+      ? { status: 'created', width: known.width, height: known.height, key: thumbKey }
+      : await ensureThumbnail(fc.deps.s3, fc.bucket, stored.key, thumbKey, stored.contentType, stored.size, {
+          source: stored.body,
+          fresh: !stored.relinked,
+          decodes: fc.deps.files.decodes,
+        });
   if (thumb.status === 'unsupported_format') addFinding(fc.result, 'THUMBNAIL_UNSUPPORTED');
   if (thumb.status === 'failed') addFinding(fc.result, 'THUMBNAIL_FAILED');
 
   const bo = await fc.writes.upsert('image_batches', batch as unknown as Record<string, unknown>, fc.input.runId);
   if (bo.status === 'failed') return { filemakerId: id, state: 'failed', reasonCode: bo.reason, message: bo.message };
-  const sourceField = stored.relinked ? await recordedField(fc, id) : stored.field;
+  const sourceField = !stored.relinked ? stored.field : (stored.listed?.sourceField ?? (await recordedField(fc, id)));
   const row = {
     ...image,
     s3_key: stored.key,

@@ -1,7 +1,8 @@
 /**
  * What the files phases share across the batches of one worker process, built once by the worker with its other
  * dependencies (deps.files) so that a test can give its own: the upload buffer budget, the group-committed writes,
- * the opened exports and the thumbnail decodes.
+ * the opened exports, the thumbnail decodes and
+ * recent listings of the bucket.
  */
 import { Semaphore } from '../../filemaker/semaphore';
 import { ByteBudget } from '../../s3/buffer-budget';
@@ -9,6 +10,7 @@ import type { Pool } from '../../store/db';
 import { BIG_DECODES_AT_ONCE } from './thumbnails';
 import { UPLOAD_BUFFER_BYTES } from './download';
 import type { ExportCache } from './export';
+import { ObjectListings } from './listing';
 import { createFileWrites, type FileWrites } from './writes';
 
 export interface FileResources {
@@ -20,6 +22,8 @@ export interface FileResources {
   exports: ExportCache;
   /** Large non-JPEG images decoded for thumbnails at once. */
   decodes: Semaphore;
+  /** Recent listings of the bucket, which confirm relinks without a HEAD each. */
+  listings: ObjectListings;
 }
 
 export function createFileResources(pool: Pool): FileResources {
@@ -28,5 +32,6 @@ export function createFileResources(pool: Pool): FileResources {
     writes: createFileWrites(pool),
     exports: new Map(),
     decodes: new Semaphore(BIG_DECODES_AT_ONCE),
+    listings: new ObjectListings(),
   };
 }
