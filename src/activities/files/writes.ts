@@ -133,32 +133,39 @@ export function createFileWrites(pool: Pool): FileWrites {
     return rep.map((p) => r.outcomes[p]!);
   });
 
-  const ledgers = new GroupCommit<{ runId: string; table: string; entry: LedgerEntry; into: ChunkResult }, void>(
-    async (_g, items) => {
-      const { unique } = lastPerKey(items, (x) => x.entry.recordId ?? x.entry.filemakerId ?? undefined);
-      const first = items[0]!;
+  /** Writes of one run and table grouped into one statement each, the last item per key winning. */
+  const lastPerKeyWrites = <T extends { runId: string; table: string }>(
+    keyOf: (x: T) => string | undefined,
+    write: (runId: string, table: string, unique: T[], items: T[]) => Promise<void>,
+  ) =>
+    new GroupCommit<T, void>(async (_g, items) => {
+      await write(items[0]!.runId, items[0]!.table, lastPerKey(items, keyOf).unique, items);
+      return items.map(() => undefined);
+    });
+
+  const ledgers = lastPerKeyWrites<{ runId: string; table: string; entry: LedgerEntry; into: ChunkResult }>(
+    (x) => x.entry.recordId ?? x.entry.filemakerId ?? undefined,
+    async (runId, table, unique, items) => {
       await writeLedger(
         pool,
-        first.runId,
-        first.table,
+        runId,
+        table,
         unique.map((x) => x.entry),
       );
       for (const x of items) countLedger([x.entry], x.into);
-      return items.map(() => undefined);
     },
   );
 
-  const writeBacks = new GroupCommit<{ runId: string; table: string; change: ModIdChange }, void>(async (_g, items) => {
-    const { unique } = lastPerKey(items, (x) => x.change.filemakerId);
-    const first = items[0]!;
-    await recordWrittenBack(
-      pool,
-      first.runId,
-      first.table,
-      unique.map((x) => x.change),
-    );
-    return items.map(() => undefined);
-  });
+  const writeBacks = lastPerKeyWrites<{ runId: string; table: string; change: ModIdChange }>(
+    (x) => x.change.filemakerId,
+    (runId, table, unique) =>
+      recordWrittenBack(
+        pool,
+        runId,
+        table,
+        unique.map((x) => x.change),
+      ),
+  );
 
   return {
     async reserve(req) {
