@@ -136,6 +136,22 @@ export class InvalidNotifyEventError extends FmReimportError {
   }
 }
 
+/** What a field must be: an identifier, a reason code, a number ≥ 0, identifiers, or counts; `?` when optional. */
+type FieldCheck = 'id' | 'code' | 'num' | 'ids' | 'counts' | 'reasonCounts';
+type FieldRule = FieldCheck | `${FieldCheck}?`;
+
+/** The fields each event type's formatter reads, beside runId, atMs and workflowId which every event has. */
+const EVENT_FIELDS: Readonly<Record<NotifyEventType, Readonly<Record<string, FieldRule>>>> = {
+  run_started: { phases: 'ids', sourceCounts: 'counts?' },
+  phase_completed: { phase: 'id', counts: 'counts', durationMs: 'num' },
+  cooldown_long: { phase: 'id', cooldownSeconds: 'num', reasonCode: 'code' },
+  paused_for_quota: { phase: 'id?', reasonCode: 'code', bytesUsed: 'num?', bytesBudget: 'num?' },
+  run_failed: { phase: 'id?', reasonCode: 'code', failuresByReason: 'reasonCounts?', durationMs: 'num?' },
+  rolled_back: { phases: 'ids', reasonCode: 'code', failedCompensations: 'ids?', durationMs: 'num?' },
+  vanished_over_threshold: { vanished: 'counts', previous: 'counts', thresholdPercent: 'num' },
+  run_completed: { durationMs: 'num', counts: 'counts' },
+};
+
 /**
  * Checks an event at run time (it may arrive through an activity from older workflow code): the type is known and
  * every string field the formatter reads matches its pattern. Returns the event; throws InvalidNotifyEventError.
@@ -143,83 +159,37 @@ export class InvalidNotifyEventError extends FmReimportError {
 export function validateNotifyEvent(event: NotifyEvent): NotifyEvent {
   const bad: string[] = [];
   const e = event as unknown as Record<string, unknown>;
-  const id = (path: string, v: unknown, optional = false) => {
+  const matches = (v: unknown, pattern: RegExp) => typeof v === 'string' && pattern.test(v);
+  const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  const check = (path: string, v: unknown, rule: FieldRule) => {
+    const optional = rule.endsWith('?');
     if (v === undefined && optional) return;
-    if (typeof v !== 'string' || !IDENTIFIER.test(v)) bad.push(path);
-  };
-  const code = (path: string, v: unknown) => {
-    if (typeof v !== 'string' || !REASON_CODE.test(v)) bad.push(path);
-  };
-  const num = (path: string, v: unknown, optional = false) => {
-    if (v === undefined && optional) return;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad.push(path);
-  };
-  const ids = (path: string, v: unknown, optional = false) => {
-    if (v === undefined && optional) return;
-    if (!Array.isArray(v)) bad.push(path);
-    else v.forEach((x, i) => id(`${path}[${i}]`, x));
-  };
-  const counts = (path: string, v: unknown, optional = false, keyPattern = IDENTIFIER) => {
-    if (v === undefined && optional) return;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    const kind = rule.replace('?', '') as FieldCheck;
+    if (kind === 'id' || kind === 'code') {
+      if (!matches(v, kind === 'id' ? IDENTIFIER : REASON_CODE)) bad.push(path);
+    } else if (kind === 'num') {
+      if (!isNum(v)) bad.push(path);
+    } else if (kind === 'ids') {
+      if (!Array.isArray(v)) bad.push(path);
+      else v.forEach((x, i) => check(`${path}[${i}]`, x, 'id'));
+    } else if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       bad.push(path);
-      return;
-    }
-    for (const [k, n] of Object.entries(v)) {
-      if (!keyPattern.test(k)) bad.push(`${path} key`);
-      else num(`${path}.${k}`, n);
+    } else {
+      const keys = kind === 'counts' ? IDENTIFIER : REASON_CODE;
+      for (const [k, n] of Object.entries(v)) {
+        if (!keys.test(k)) bad.push(`${path} key`);
+        else if (!isNum(n)) bad.push(`${path}.${k}`);
+      }
     }
   };
 
   if (typeof e.type !== 'string' || !(NOTIFY_EVENT_TYPES as readonly string[]).includes(e.type)) {
     throw new InvalidNotifyEventError(['type']);
   }
-  id('runId', e.runId);
-  num('atMs', e.atMs, true);
-  id('workflowId', e.workflowId);
-  switch (event.type) {
-    case 'run_started':
-      ids('phases', e.phases);
-      counts('sourceCounts', e.sourceCounts, true);
-      break;
-    case 'phase_completed':
-      id('phase', e.phase);
-      counts('counts', e.counts);
-      num('durationMs', e.durationMs);
-      break;
-    case 'cooldown_long':
-      id('phase', e.phase);
-      num('cooldownSeconds', e.cooldownSeconds);
-      code('reasonCode', e.reasonCode);
-      break;
-    case 'paused_for_quota':
-      id('phase', e.phase, true);
-      code('reasonCode', e.reasonCode);
-      num('bytesUsed', e.bytesUsed, true);
-      num('bytesBudget', e.bytesBudget, true);
-      break;
-    case 'run_failed':
-      id('phase', e.phase, true);
-      code('reasonCode', e.reasonCode);
-      counts('failuresByReason', e.failuresByReason, true, REASON_CODE);
-      num('durationMs', e.durationMs, true);
-      break;
-    case 'rolled_back':
-      ids('phases', e.phases);
-      code('reasonCode', e.reasonCode);
-      ids('failedCompensations', e.failedCompensations, true);
-      num('durationMs', e.durationMs, true);
-      break;
-    case 'vanished_over_threshold':
-      counts('vanished', e.vanished);
-      counts('previous', e.previous);
-      num('thresholdPercent', e.thresholdPercent);
-      break;
-    case 'run_completed':
-      num('durationMs', e.durationMs);
-      counts('counts', e.counts);
-      break;
-  }
+  check('runId', e.runId, 'id');
+  check('atMs', e.atMs, 'num?');
+  check('workflowId', e.workflowId, 'id');
+  for (const [field, rule] of Object.entries(EVENT_FIELDS[event.type])) check(field, e[field], rule);
   if (bad.length > 0) throw new InvalidNotifyEventError(bad);
   return event;
 }
