@@ -107,13 +107,11 @@ export function mapPatient(record: FmRecord, ctx: MapContext): MapOutcome<Patien
       }
     }
 
-    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const folded = ownedContactDetails(r);
     const row: PatientRow = {
       ...r.base('patients'),
-      first_name: r.optText('nameFirst'),
-      last_name: r.optText('nameLast'),
+      ...personName(r),
       middle_name: r.optText('nameMiddle'),
-      title: r.optText('title'),
       dob: r.date('DOB'),
       sex,
       health_number: r.optText('Health Number'),
@@ -123,8 +121,7 @@ export function mapPatient(record: FmRecord, ctx: MapContext): MapOutcome<Patien
       ndis_plan_end: r.date('NDIS_PlanEnd'),
       ndis_coordinator_name: r.optText('NDIS_CoordinatorName'),
       ndis_coordinator_email: r.optText('NDIS_CoordinatorEmail'),
-      contact_json: folded.contact_json,
-      address_json: folded.address_json,
+      ...folded.columns,
     };
     const findings = [...r.findings, ...folded.findings];
     return unlinked
@@ -186,6 +183,24 @@ export interface ContactDetailRow {
   readonly owner_id: string;
   readonly owner_filemaker_id: string;
   readonly entry: ContactDetailEntry;
+}
+
+/** A person's name columns (patients, referrers), each null when empty. */
+export function personName(r: RecordReader): {
+  title: string | null;
+  first_name: string | null;
+  last_name: string | null;
+} {
+  return { title: r.optText('title'), first_name: r.optText('nameFirst'), last_name: r.optText('nameLast') };
+}
+
+/** The contact details kept for the owner `r` reads (patient, referrer, company), folded into its JSON columns. */
+export function ownedContactDetails(r: RecordReader): {
+  columns: Pick<FoldedContactDetails, 'contact_json' | 'address_json'>;
+  findings: FoldedContactDetails['findings'];
+} {
+  const { contact_json, address_json, findings } = foldContactDetails(r.ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+  return { columns: { contact_json, address_json }, findings };
 }
 
 /**

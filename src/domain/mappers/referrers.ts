@@ -15,7 +15,7 @@ import {
   type MapContext,
   type MapOutcome,
 } from '../types';
-import { foldContactDetails } from './patients';
+import { ownedContactDetails, personName } from './patients';
 
 export interface CompanyRow extends BaseRow {
   readonly name: string;
@@ -29,14 +29,13 @@ export function mapCompany(record: FmRecord, ctx: MapContext): MapOutcome<Compan
   return mapRecord(record, 'API_Company', ctx, (r) => {
     const name = r.text('Name');
     if (name === '') r.flag('EMPTY_NAME', 'Name');
-    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const folded = ownedContactDetails(r);
     const row: CompanyRow = {
       ...r.base('companies'),
       name,
       abn: r.optText('ABN'),
       type: r.optText('Type'),
-      contact_json: folded.contact_json,
-      address_json: folded.address_json,
+      ...folded.columns,
     };
     return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
   });
@@ -68,17 +67,14 @@ export function mapReferrer(record: FmRecord, ctx: MapContext): MapOutcome<Refer
       r.flag('UNKNOWN_ACTIVE_INDICATOR', 'RECORD_ACTIVE_INDICATOR');
       isActive = true;
     }
-    const folded = foldContactDetails(ctx.contactDetailsFor?.(r.filemakerId) ?? []);
+    const folded = ownedContactDetails(r);
     const row: ReferrerRow = {
       ...r.base('referrers'),
-      title: r.optText('title'),
-      first_name: r.optText('nameFirst'),
-      last_name: r.optText('nameLast'),
+      ...personName(r),
       specialty: r.optText('Specialty'),
       practice: r.optText('Practice'),
       is_active: isActive,
-      contact_json: folded.contact_json,
-      address_json: folded.address_json,
+      ...folded.columns,
     };
     return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
   });
