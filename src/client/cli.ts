@@ -287,6 +287,34 @@ backups
   });
 
 program
+  .command('certificate <runId>')
+  .description("write the run's reconciliation certificate (HTML, optionally PDF); it holds patient data")
+  .requiredOption('--out <file.html>', 'where to write the page (readable by its owner only)')
+  .option('--pdf <file.pdf>', 'also print it to PDF with headless Chromium (CHROMIUM_PATH, default chromium)')
+  .option('--sample <n>', 'patients shown field by field, chosen by the run id', int, 5)
+  .action(async (runId: string, o: { out: string; pdf?: string; sample: number }) => {
+    const config = loadConfig(process.env, 'client');
+    if (!config.filemaker.url) throw new Error('FM_URL: required, the sample is read again from FileMaker');
+    // Log lines go to stderr and never carry the page's content.
+    const logger = createLogger({ level: config.log.level, name: 'certificate', destination: pino.destination(2) });
+    const { fileMakerClientFor } = await import('../activities/deps');
+    const { withDatabase } = await import('./backups');
+    const { buildCertificate, printCertificate, renderCertificate, writeCertificate } = await import('./certificate');
+    const fm = fileMakerClientFor(config, logger);
+    try {
+      const certificate = await withDatabase(config, (pool) =>
+        buildCertificate({ pool, fm, runId, sample: o.sample, timeZone: config.clinicTimeZone }),
+      );
+      await writeCertificate(o.out, renderCertificate(certificate));
+      if (o.pdf) await printCertificate(o.out, o.pdf, process.env.CHROMIUM_PATH || 'chromium');
+      console.log(`certificate of ${runId}: ${o.out}${o.pdf ? ` and ${o.pdf}` : ''}`);
+      console.log(`ledger digest ${certificate.facts.digest} (${certificate.facts.ledgerRows} rows)`);
+    } finally {
+      await fm.close();
+    }
+  });
+
+program
   .command('signoff <runId>')
   .description('record who accepted a completed run, and when (its backup may then be pruned once superseded)')
   .requiredOption('--by <name>', 'the name of the person who accepts the run')
