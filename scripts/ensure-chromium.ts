@@ -31,27 +31,37 @@ function executable(path: string): boolean {
   }
 }
 
-/** The path to Debian's chromium; installs the package with apt-get when it is missing and we are root. */
-export function ensureChromium(): string {
-  if (executable(CHROMIUM_PATH)) return CHROMIUM_PATH;
+/** `path`, installing Debian's `pkg` with apt-get when it is missing and we are root. */
+function ensureDebianPackage(path: string, pkg: string): string {
+  if (executable(path)) return path;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     throw new Error(
-      `${CHROMIUM_PATH} is missing and this process is not root; install it with ` +
-        '`sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium`',
+      `${path} is missing and this process is not root; install it with ` +
+        `\`sudo apt-get update && sudo apt-get install -y --no-install-recommends ${pkg}\``,
     );
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   try {
     execFileSync('apt-get', ['update'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], {
       stdio: ['ignore', 'ignore', 'inherit'],
       env,
     });
   } catch (err) {
-    throw new Error(`installing Debian's chromium failed: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`installing Debian's ${pkg} failed: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (!executable(CHROMIUM_PATH)) throw new Error(`apt-get installed chromium but ${CHROMIUM_PATH} is still missing`);
-  return CHROMIUM_PATH;
+  if (!executable(path)) throw new Error(`apt-get installed ${pkg} but ${path} is still missing`);
+  return path;
+}
+
+/** The path to Debian's chromium, installed when missing (as root). */
+export function ensureChromium(): string {
+  return ensureDebianPackage(CHROMIUM_PATH, 'chromium');
+}
+
+/** Poppler's pdftoppm, which renders a PDF's pages to images: the certificate test's check that its PDF renders. */
+export function ensurePdftoppm(): string {
+  return ensureDebianPackage('/usr/bin/pdftoppm', 'poppler-utils');
 }
 
 if (require.main === module) console.log(ensureChromium());

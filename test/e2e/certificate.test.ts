@@ -2,11 +2,12 @@
  * The reconciliation certificate, end to end on the real dev server, PostgreSQL, MinIO and the simulator (tiny
  * preset): after a completed run, the page states every table's counts as the ledger has them, its sample of patients
  * (the same for the same run) shows each compared field with the source's value and the database's, the digest changes
- * when one ledger row does, the sign-off appears once recorded, and Chromium prints it to a PDF and a screenshot.
+ * when one ledger row does, the sign-off appears once recorded, Chromium prints it to a PDF that Poppler renders and
+ * takes a screenshot, and the client command prints nothing of the page.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,7 @@ import type { FileMakerClient } from '../../src/filemaker/client';
 import { createLogger } from '../../src/logger';
 import { ledgerDigest } from '../../src/store/certificate';
 import { signOff } from '../../src/store/retention';
-import { CHROMIUM_ARGS, ensureChromium } from '../../scripts/ensure-chromium';
+import { CHROMIUM_ARGS, ensureChromium, ensurePdftoppm } from '../../scripts/ensure-chromium';
 import { completedRun, setup, type Setup } from '../helpers/files';
 
 describe('reconciliation certificate', { concurrency: 1 }, () => {
@@ -117,6 +118,12 @@ describe('reconciliation certificate', { concurrency: 1 }, () => {
     const bytes = readFileSync(pdf);
     assert.equal(bytes.subarray(0, 5).toString(), '%PDF-', 'a PDF');
     assert.ok(bytes.length > 5000, `PDF of ${bytes.length} bytes`);
+    // Poppler renders its first page: a real, readable PDF, not only a header.
+    execFileSync(ensurePdftoppm(), ['-png', '-r', '50', '-f', '1', '-l', '1', pdf, join(dir, 'page')], {
+      timeout: 60_000,
+    });
+    const rendered = readdirSync(dir).find((f) => f.startsWith('page') && f.endsWith('.png'));
+    assert.ok(rendered && statSync(join(dir, rendered)).size > 5000, 'pdftoppm rendered the first page');
     const shot = join(dir, 'certificate.png');
     execFileSync(chromium, [...CHROMIUM_ARGS, `--screenshot=${shot}`, '--window-size=1200,1600', `file://${page}`], {
       stdio: 'ignore',
