@@ -163,9 +163,14 @@ program
     await withClient(async ({ client, config }) => {
       if (o.web) {
         const { serveDashboard } = await import('./dashboard');
-        const d = await serveDashboard({ client, config, runId, port: o.port ?? 0 });
+        const { readOnlyPool } = await import('../store/db');
+        const { runSignoff } = await import('../store/retention');
+        const pool = config.database.url ? readOnlyPool(config.database) : undefined;
+        const signoff = pool && (() => runSignoff(pool, runId));
+        const d = await serveDashboard({ client, config, runId, port: o.port ?? 0, signoff });
         console.log(`dashboard: ${d.url}`);
         await new Promise<void>((res) => process.once('SIGINT', () => void d.close().then(res)));
+        await pool?.end();
         return;
       }
       const { watchProgress } = await import('./progress-bars');

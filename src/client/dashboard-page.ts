@@ -245,6 +245,9 @@ const SCRIPT = String.raw`
     byId('run-id').textContent = snap.runId;
     setLink(byId('run-link'), snap.runLink, snap.runId + (snap.runLink ? ' \u2197' : ''));
     byId('run-error').textContent = snap.error || '';
+    byId('run-certificate').textContent = snap.certificateCommand || '';
+    byId('run-signoff').textContent =
+      snap.signoff === undefined ? '\u2013' : snap.signoff ? snap.signoff.by + ', ' + clock(snap.signoff.at) : 'not signed off';
     var p = snap.progress;
     var badge = byId('run-status');
     var status = p ? p.status : snap.closedStatus ? snap.closedStatus.toLowerCase() : 'unknown';
@@ -339,6 +342,10 @@ const BODY = `
       <span>downloaded from FileMaker <b id="run-bytes">–</b></span>
       <span>transfer budget <b id="run-budget">–</b></span>
       <span>settings <b id="run-settings">–</b></span>
+    </div>
+    <div class="facts">
+      <span>sign-off <b id="run-signoff">–</b></span>
+      <span>certificate <code id="run-certificate" class="mono"></code></span>
     </div>
     <div id="run-error" class="error"></div>
     <ul id="phases" class="tree"></ul>

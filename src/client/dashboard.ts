@@ -23,6 +23,8 @@ export interface DashboardOptions {
   port?: number;
   /** Loopback by default: the page shows workflow ids and counts of a clinic's run and has no login. */
   host?: string;
+  /** Who signed the run off and when, from the database (unset: the page does not say). */
+  signoff?: () => Promise<{ by: string; at: string } | null>;
 }
 
 export interface Dashboard {
@@ -42,6 +44,13 @@ export interface DashboardSnapshot {
   error?: string;
   /** Temporal's status of the run when it is closed (COMPLETED, FAILED, TERMINATED, …). */
   closedStatus?: string;
+  /**
+   * The command that writes the run's reconciliation certificate. The page holds patient data, so this dashboard,
+   * which has no login, never serves it: it is written where the operator says.
+   */
+  certificateCommand: string;
+  /** The run's sign-off: who and when, null when not signed off, absent when the database is not configured. */
+  signoff?: { by: string; at: string } | null;
 }
 
 export interface RunListEntry {
@@ -146,7 +155,9 @@ export async function serveDashboard(opts: DashboardOptions): Promise<Dashboard>
       fetchedAt: new Date().toISOString(),
       runLink: link(runId),
       phaseLinks: {},
+      certificateCommand: `npm run client -- certificate ${runId} --out ${runId}.html --pdf ${runId}.pdf`,
     };
+    if (opts.signoff) snap.signoff = await opts.signoff().catch(() => undefined);
     try {
       snap.progress = projectRun(await handle.query<RunProgress>('progress'));
       for (const ph of snap.progress.phases) {

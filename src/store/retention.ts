@@ -117,3 +117,13 @@ export async function signOff(pool: Pool, runId: string, by: string): Promise<{ 
   if (row.by !== name) throw new IntegrityError(`run ${runId} was already signed off by ${row.by}`);
   return { signedOffBy: row.by, at: row.at!.toISOString() };
 }
+
+/** Who signed `runId` off and when; null when nobody has (or there is no such run). */
+export async function runSignoff(pool: Pool, runId: string): Promise<{ by: string; at: string } | null> {
+  const r = await pool.query<{ by: string | null; at: Date | null }>(
+    'select signed_off_by as by, signed_off_at as at from reimport_runs where run_id = $1',
+    [runId],
+  );
+  const row = r.rows[0];
+  return row?.by && row.at ? { by: row.by, at: row.at.toISOString() } : null;
+}

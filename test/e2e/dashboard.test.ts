@@ -68,7 +68,8 @@ test(
     const { client, close: closeClient } = await connectClient(config);
     const runId = `reimport-dashboard-${randomUUID().slice(0, 8)}`;
     const browser = await chromium.launch({ executablePath: ensureChromium(), args: [...CHROMIUM_ARGS] });
-    const dashboard = await serveDashboard({ client, config, runId, port: 0 });
+    const signoff = async () => ({ by: 'Practice Manager', at: '2026-12-01T09:00:00.000Z' });
+    const dashboard = await serveDashboard({ client, config, runId, port: 0, signoff });
     try {
       // The server side: read-only, strict CSP, loopback names only.
       const home = await fetch(dashboard.url);
@@ -101,6 +102,12 @@ test(
 
           // Two reads of the same phase's done-count, a poll or more apart: the page updates by itself.
           await page.waitForSelector('li[data-phase="patients"][data-status="running"]', { timeout: 20_000 });
+          // The certificate is written by the operator's command (it holds patient data); the sign-off is shown.
+          assert.match((await page.textContent('#run-signoff')) ?? '', /^Practice Manager, /);
+          assert.equal(
+            await page.textContent('#run-certificate'),
+            `npm run client -- certificate ${runId} --out ${runId}.html --pdf ${runId}.pdf`,
+          );
           const first = await count(page, 'patients', 'done');
           const second = await poll(async () => {
             const n = await count(page, 'patients', 'done');
