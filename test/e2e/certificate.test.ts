@@ -1,5 +1,5 @@
 /**
- * The reconciliation certificate, end to end on the real dev server, PostgreSQL, MinIO and the simulator (tiny
+ * The reconciliation certificate, end to end on the real dev server, PostgreSQL, MinIO and the simulator (demo
  * preset): after a completed run, the page states every table's counts as the ledger has them, its sample of patients
  * (the same for the same run) shows each compared field with the source's value and the database's, the digest changes
  * when one ledger row does, the sign-off appears once recorded, Chromium prints it to a PDF that Poppler renders and
@@ -35,7 +35,7 @@ describe('reconciliation certificate', { concurrency: 1 }, () => {
   let runId: string;
   const dir = mkdtempSync(join(tmpdir(), 'fm-certificate-'));
   before(async () => {
-    s = await setup({ preset: 'tiny', seed: 33, sizeScale: 0.05 });
+    s = await setup({ preset: 'demo', seed: 33, sizeScale: 0.02 });
     const config = loadConfig({ ...process.env, ...s.env }, 'client');
     fm = fileMakerClientFor(config, createLogger({ level: 'error', name: 'certificate-test' }));
     ({ runId } = await completedRun(s, { phases: PHASES }));
