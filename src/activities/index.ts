@@ -60,7 +60,10 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     importFiles: ({ exportSource, ...input }) =>
       exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),
     finishTable: ({ table }) => runs.foldContactDetails(table),
-    reconcileTable: ({ runId, table }) => reconcileTable(deps, runId, table, 'phase'),
+    async reconcileTable({ runId, table, finish }) {
+      if (finish === true) await runs.foldContactDetails(table);
+      return reconcileTable(deps, runId, table, 'phase');
+    },
     dryRunTable: (input) => dryRunTable(deps, input),
     async validate({ runId, tables }) {
       const results: TableReconciliation[] = [];

@@ -57,7 +57,10 @@ export function splitIdIssues(
   return { failed, keyed };
 }
 
-/** Writes every entry's terminal state (attempts counted) and adds them to the chunk's counts. */
+/**
+ * Writes every entry's terminal state (attempts counted) but those already `recorded` along their row, and adds them
+ * all to the chunk's counts.
+ */
 export async function recordLedger(
   pool: Pool,
   runId: string,
@@ -65,8 +68,8 @@ export async function recordLedger(
   entries: readonly LedgerEntry[],
   into: ChunkResult,
 ): Promise<void> {
-  if (entries.length === 0) return;
-  await writeLedger(pool, runId, table, entries);
+  const unwritten = entries.filter((e) => e.recorded !== true);
+  if (unwritten.length > 0) await writeLedger(pool, runId, table, unwritten);
   countLedger(entries, into);
 }
 

@@ -241,9 +241,13 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
     }
   }
 
-  const written = await upsertTargetRows(deps.pool, spec.target, input.runId, rows);
-  for (const w of written) ledger.push(w);
-  await recordLedger(deps.pool, input.runId, input.table, ledger, result);
+  // The rows' entries ride along their upsert; the entries of records without a row are written beside it (other
+  // records: the two statements never touch one ledger row), and a row the database refused is written after.
+  const [written] = await Promise.all([
+    upsertTargetRows(deps.pool, spec.target, input.runId, rows, input.table),
+    recordLedger(deps.pool, input.runId, input.table, ledger, result),
+  ]);
+  await recordLedger(deps.pool, input.runId, input.table, written, result);
   result.processed = slice.length;
   return result;
 }

@@ -177,7 +177,8 @@ export interface ReimportActivities {
   importChunk(input: ChunkInput): Promise<ChunkResult>;
   importFiles(input: ChunkInput): Promise<ChunkResult>;
   finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;
-  reconcileTable(input: { runId: string; table: SourceTableName }): Promise<TableReconciliation>;
+  /** `finish`: finishTable's work first, in the same activity (one activity per table less). */
+  reconcileTable(input: { runId: string; table: SourceTableName; finish?: boolean }): Promise<TableReconciliation>;
   dryRunTable(input: { runId: string; table: SourceTableName }): Promise<DryRunTableResult>;
   validate(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult>;
   notify(event: RunEvent): Promise<void>;

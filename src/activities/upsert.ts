@@ -3,6 +3,7 @@ import type { Pool } from '../store/db';
 import { upsertRows, writeIsolatingRefusals } from '../store/upsert';
 import { cleanDocument } from '../store/sanitize';
 import { upsertContactDetailRows } from '../store/contact-details';
+import { LEDGER_ALONGSIDE, LEDGER_ALONGSIDE_KEYED, ledgerJson } from '../store/ledger';
 import type { TargetTable } from '../domain/tables';
 import type { LedgerEntry } from './ledger';
 import { targetId } from '../domain/ids';
@@ -16,19 +17,58 @@ export interface MappedRow {
   reason?: string;
 }
 
+/** The ledger entry of a row that lands (`target`'s own id for it, when the target keys rows by one). */
+function landedEntry(r: MappedRow, targetTable: string, targetId?: string): LedgerEntry {
+  return {
+    recordId: r.recordId,
+    filemakerId: r.filemakerId,
+    state: r.state,
+    reasonCode: r.state === 'unlinked' ? r.reason : undefined,
+    targetTable,
+    targetId,
+  };
+}
+
+/**
+ * Upserts the rows and returns their ledger entries. With `sourceTable`, the entry of every row that lands is written
+ * in the same statement as the row (see upsertRows' `alongside`) and comes back `recorded`: one round trip per chunk
+ * less, and a row the database refuses takes its entry along (its `failed` entry is left to the caller to write).
+ */
 export async function upsertTargetRows(
   pool: Pool,
   target: TargetTable | 'contact_details',
   runId: string,
   rows: readonly MappedRow[],
+  sourceTable?: string,
 ): Promise<LedgerEntry[]> {
   if (rows.length === 0) return [];
-  if (target === 'contact_details') return upsertContactDetails(pool, runId, rows);
+  const ledger =
+    sourceTable === undefined
+      ? undefined
+      : {
+          sourceTable,
+          // Entries that all name their manifest record skip the join that would find it (see ledgerInsert).
+          text: rows.every((r) => r.recordId !== undefined) ? LEDGER_ALONGSIDE_KEYED : LEDGER_ALONGSIDE,
+        };
+  if (target === 'contact_details') return upsertContactDetails(pool, runId, rows, ledger);
   const result = await upsertRows(
     pool,
     target,
     rows.map((r) => r.row),
-    { runId },
+    {
+      runId,
+      alongside:
+        ledger === undefined
+          ? undefined
+          : {
+              text: ledger.text,
+              values: (at) => [
+                runId,
+                ledger.sourceTable,
+                ledgerJson(at.map((i) => landedEntry(rows[i]!, target, String(rows[i]!.row.id)))),
+              ],
+            },
+    },
   );
   return result.outcomes.map((o, i) => {
     const src = rows[i]!;
@@ -41,14 +81,7 @@ export async function upsertTargetRows(
         message: o.message,
       };
     }
-    return {
-      recordId: src.recordId,
-      filemakerId: src.filemakerId,
-      state: src.state,
-      reasonCode: src.state === 'unlinked' ? src.reason : undefined,
-      targetTable: target,
-      targetId: o.id,
-    };
+    return { ...landedEntry(src, target, o.id), recorded: ledger !== undefined };
   });
 }
 
@@ -57,13 +90,19 @@ export async function upsertTargetRows(
  * row is cleaned like a target row's JSON (NUL, lone surrogates), and a row the database still refuses is `failed`
  * with its reason while the others land.
  */
-async function upsertContactDetails(pool: Pool, runId: string, rows: readonly MappedRow[]): Promise<LedgerEntry[]> {
-  const outcomes: LedgerEntry[] = rows.map((r) => ({
+async function upsertContactDetails(
+  pool: Pool,
+  runId: string,
+  rows: readonly MappedRow[],
+  ledger?: { sourceTable: string; text: string },
+): Promise<LedgerEntry[]> {
+  const landed = (r: MappedRow): LedgerEntry => ({
     recordId: r.recordId,
     filemakerId: r.filemakerId,
     state: 'imported',
     targetTable: String(r.row.owner_table),
-  }));
+  });
+  const outcomes: LedgerEntry[] = rows.map((r) => ({ ...landed(r), recorded: ledger !== undefined }));
   const fail = (at: number, reason: string, message: string) => {
     outcomes[at] = {
       recordId: rows[at]!.recordId,
@@ -97,6 +136,7 @@ async function upsertContactDetails(pool: Pool, runId: string, rows: readonly Ma
         pool,
         runId,
         batch.map((p) => p.row),
+        ledger && { ...ledger, entries: ledgerJson(batch.map((p) => landed(rows[p.at]!))) },
       );
     },
     (p, refusal) => fail(p.at, refusal.reason, refusal.message),

@@ -264,9 +264,24 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
+/** Offsets already computed, per zone and instant: records share times (appointment slots, dates at midnight). */
+const offsets = new Map<string, Map<number, number>>();
+const OFFSETS_KEPT = 100_000;
+
 /** The zone's UTC offset in ms at a UTC instant (whole seconds). */
 export function zoneOffsetMs(utcMs: number, timeZone: string): number {
   const at = Math.floor(utcMs / 1000) * 1000;
+  let known = offsets.get(timeZone);
+  if (!known) offsets.set(timeZone, (known = new Map<number, number>()));
+  const cached = known.get(at);
+  if (cached !== undefined) return cached;
+  const offset = computeOffsetMs(at, timeZone);
+  if (known.size >= OFFSETS_KEPT) known.clear();
+  known.set(at, offset);
+  return offset;
+}
+
+function computeOffsetMs(at: number, timeZone: string): number {
   const p: Record<string, number> = {};
   for (const part of formatterFor(timeZone).formatToParts(at)) {
     if (part.type !== 'literal') p[part.type] = Number(part.value);
@@ -292,6 +307,8 @@ export function zonedDateTime(dateISO: string, minutes: number, timeZone: string
   // A transition can only be within a day either side; the offsets there are the two candidates.
   const before = zoneOffsetMs(wall - DAY_MS, timeZone);
   const after = zoneOffsetMs(wall + DAY_MS, timeZone);
+  // One offset either side: the only candidate, which is also what an invalid candidate falls back to below.
+  if (before === after) return new Date(wall - before).toISOString();
   const valid = [...new Set([before, after])]
     .map((offset) => wall - offset)
     .filter((t) => zoneOffsetMs(t, timeZone) === wall - t);

@@ -3,7 +3,7 @@
  * the folded result written onto the owners (patients, referrers, companies).
  */
 import type { FmRecord } from '../domain/types';
-import type { Pool } from './db';
+import { namedStatement, type Pool } from './db';
 
 export type ContactOwnerTable = 'patients' | 'referrers' | 'companies';
 
@@ -57,7 +57,23 @@ const UPSERT_CONTACT_DETAILS = `insert into contact_details (id, filemaker_id, o
    owner_filemaker_id = excluded.owner_filemaker_id, entry = excluded.entry, field_data = excluded.field_data,
    import_run_id = excluded.import_run_id`;
 
-/** Upserts cleaned contact detail rows (the run marks them), in one statement. */
-export async function upsertContactDetailRows(pool: Pool, runId: string, rows: readonly unknown[]): Promise<void> {
-  await pool.query(UPSERT_CONTACT_DETAILS, [runId, JSON.stringify(rows)]);
+/**
+ * Upserts cleaned contact detail rows (the run marks them), in one statement; with `ledger` (ledgerJson's entries of
+ * these rows and the ledger insert that writes them, LEDGER_ALONGSIDE or its keyed form), their ledger entries are
+ * written in the same statement, so a refused statement takes them along.
+ */
+export async function upsertContactDetailRows(
+  pool: Pool,
+  runId: string,
+  rows: readonly unknown[],
+  ledger?: { sourceTable: string; entries: string; text: string },
+): Promise<void> {
+  if (!ledger) {
+    await pool.query(UPSERT_CONTACT_DETAILS, [runId, JSON.stringify(rows)]);
+    return;
+  }
+  await pool.query({
+    ...namedStatement(`with alongside as (${ledger.text}) ${UPSERT_CONTACT_DETAILS}`),
+    values: [runId, JSON.stringify(rows), runId, ledger.sourceTable, ledger.entries],
+  });
 }

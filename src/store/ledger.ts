@@ -221,6 +221,9 @@ export async function writeLedger(
 /** The ledger write as it rides along a row upsert whose own two parameters come first (see upsertRows' `alongside`). */
 export const LEDGER_ALONGSIDE = ledgerInsert(3);
 
+/** LEDGER_ALONGSIDE for entries that all name their manifest record (no manifest join). */
+export const LEDGER_ALONGSIDE_KEYED = ledgerInsert(3, false);
+
 /** The terminal ledger entries of the run's records `recordIds` of `table` (a batch retried or resumed). */
 export async function terminalEntries(
   pool: Pool,

@@ -23,6 +23,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700007000_backup-retention',
   '1763700008000_run-delta',
   '1763700009000_archived-records',
+  '1763700010000_manifest-slice-order',
 ] as const;
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'migrations');

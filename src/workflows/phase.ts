@@ -14,6 +14,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -24,7 +25,7 @@ import {
   type ActivityInterfaceFor,
   type ExternalWorkflowHandle,
 } from '@temporalio/workflow';
-import type { ContainerPath, ReimportActivities } from '../activities/types';
+import type { ContainerPath, ReimportActivities, TableReconciliation } from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
 import {
   described,
@@ -87,6 +88,9 @@ export function tablesOf(phase: ImportPhase): SourceTableName[] {
     .map((t) => t.name)
     .sort((a, b) => (order[a] ?? 9) - (order[b] ?? 9));
 }
+
+/** A table is finished (contact details folded into their owners) by the activity that reconciles it. */
+const FINISH_IN_RECONCILE = 'table-finished-in-its-reconciliation';
 
 const isFilesPhase = (phase: ImportPhase) => phase === 'documents' || phase === 'images';
 
@@ -387,8 +391,13 @@ class PhaseRun {
   /** Every manifest id of the table has a terminal state (and every stored file its object), or the phase fails. */
   async reconcile(table: SourceTableName): Promise<void> {
     const { state, input } = this;
-    await this.acts.finishTable({ runId: input.runId, table });
-    const rec = await this.acts.reconcileTable({ runId: input.runId, table });
+    let rec: TableReconciliation;
+    if (patched(FINISH_IN_RECONCILE)) {
+      rec = await this.acts.reconcileTable({ runId: input.runId, table, finish: true });
+    } else {
+      await this.acts.finishTable({ runId: input.runId, table });
+      rec = await this.acts.reconcileTable({ runId: input.runId, table });
+    }
     state.result.tables.push(rec);
     state.pending = null;
     if (this.files && state.result.tables.every((t) => t.bytesTransferred !== undefined)) {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { fingerprint } from '../../src/store/backup';
+import { startRun } from '../../src/store/runs';
 import { upsertTargetRows } from '../../src/activities/upsert';
 import { upsertRows, writeIsolatingRefusals, type RowOutcome, type UpsertStrategy } from '../../src/store/upsert';
 import { clinicRow, count, migratedDatabase, noteRow, patientRow, idFor, fmId } from './fixtures';
@@ -189,6 +190,55 @@ describe('upsert', () => {
     } finally {
       await pool.query(`alter table contact_details drop constraint test_refuses_one`);
     }
+  });
+
+  test("a chunk's ledger entries land in the statement of their rows: none for a row the database refuses", async () => {
+    await startRun(pool, 'run-along', 'run-along', {});
+    const ledger = async (table: string) =>
+      (
+        await pool.query<{ record_id: string; state: string; target_table: string; target_id: string | null }>(
+          `select record_id, state, target_table, target_id from import_ledger
+            where run_id = 'run-along' and source_table = $1 order by record_id`,
+          [table],
+        )
+      ).rows;
+    const clinics = [40, 41, 42].map((i) => ({
+      recordId: `r${i}`,
+      filemakerId: fmId('c', i),
+      row: clinicRow(i),
+      state: 'imported' as const,
+    }));
+    await pool.query(`alter table clinics add constraint test_refuses_one check (filemaker_id <> '${fmId('c', 41)}')`);
+    try {
+      const entries = await upsertTargetRows(pool, 'clinics', 'run-along', clinics, 'API_Clinic_Name');
+      assert.deepEqual(
+        entries.map((e) => [e.recordId, e.state, e.recorded === true]),
+        [
+          ['r40', 'imported', true],
+          ['r41', 'failed', false],
+          ['r42', 'imported', true],
+        ],
+      );
+    } finally {
+      await pool.query(`alter table clinics drop constraint test_refuses_one`);
+    }
+    assert.deepEqual(await ledger('API_Clinic_Name'), [
+      { record_id: 'r40', state: 'imported', target_table: 'clinics', target_id: clinicRow(40).id },
+      { record_id: 'r42', state: 'imported', target_table: 'clinics', target_id: clinicRow(42).id },
+    ]);
+
+    const details = [0, 1].map((i) => ({
+      recordId: `d${i}`,
+      filemakerId: fmId('along', i),
+      row: { owner_table: 'patients', owner_filemaker_id: fmId('p', 0), entry: {}, field_data: {} },
+      state: 'imported' as const,
+    }));
+    const written = await upsertTargetRows(pool, 'contact_details', 'run-along', details, 'API_Contact_Details');
+    assert.ok(written.every((e) => e.recorded === true));
+    assert.deepEqual(await ledger('API_Contact_Details'), [
+      { record_id: 'd0', state: 'imported', target_table: 'patients', target_id: null },
+      { record_id: 'd1', state: 'imported', target_table: 'patients', target_id: null },
+    ]);
   });
 
   test('only data errors are isolated per row: a deadlock or a lost connection fails the whole write', async () => {
