@@ -8,7 +8,7 @@ import { KEY_PREFIX } from '../domain/keys';
 import { foldContactDetails } from '../domain/mappers/patients';
 import type { SourceTableName } from '../domain/tables';
 import { deleteObject, deleteObjects, inventory, putObject } from '../s3';
-import { deleteImportedData, refuseDroppedBackup, restore, snapshot } from '../store/backup';
+import { backupSchemaOf, deleteImportedData, restore, snapshot } from '../store/backup';
 import { contactDetailsByOwner, setOwnerContacts } from '../store/contact-details';
 import { keysCreatedByRun, recordInventory } from '../store/inventory';
 import { pruneBackups } from '../store/retention';
@@ -83,8 +83,9 @@ export function runBookkeeping(deps: ActivityDeps) {
 
     /** Deletes the objects under the import's keys that did not exist before the run, never older ones. */
     async deleteRunObjects(runId: string): Promise<{ deleted: number }> {
-      // Without its inventory every object would look new: a run whose backup was dropped deletes nothing.
-      await refuseDroppedBackup(pool, runId);
+      // Without its inventory every object would look new: a run with no backup of its own (dropped by the retention
+      // policy, or never taken because the run failed first) deletes nothing.
+      await backupSchemaOf(pool, runId);
       const created = await keysCreatedByRun(pool, runId, inventory(s3, bucket, `${KEY_PREFIX}/`));
       const { deleted, errors } = await deleteObjects(s3, bucket, created);
       if (errors.length) {

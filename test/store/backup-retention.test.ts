@@ -111,6 +111,14 @@ describe('backup retention', { concurrency: 1 }, () => {
     assert.deepEqual(await patients(), now);
   });
 
+  test('a run that never took a backup deletes no object in its name', async () => {
+    await act(() => runs.startRun('no-backup', 'no-backup', {}));
+    await assert.rejects(
+      act(() => runs.deleteRunObjects('no-backup')),
+      /no backup for run no-backup/,
+    );
+  });
+
   test('prune keeps what the policy keeps, and a dry run drops nothing', async () => {
     await signOff(pool, 'night-2', 'Practice Manager');
     const dry = await pruneBackups(pool, KEEP, { dryRun: true });
