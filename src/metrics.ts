@@ -66,10 +66,8 @@ export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const counters = Object.fromEntries(
     Object.entries(COUNTERS).map(([k, [name, help]]) => [k, meter.createCounter(name, '', help)]),
   ) as Record<CounterName, MetricCounter>;
-  const gauge = (name: string, kind: 'int' | 'float', unit: string, help: string) =>
-    meter.createGauge(name, kind, unit, help);
-  const inFlight = gauge('fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now');
-  const maxConcurrency = gauge(
+  const inFlight = meter.createGauge('fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now');
+  const maxConcurrency = meter.createGauge(
     'fm_reimport_filemaker_max_concurrency',
     'int',
     '',
@@ -81,19 +79,19 @@ export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
     'seconds',
     'Seconds of durable cooldown started',
   );
-  const transferUsed = gauge(
+  const transferUsed = meter.createGauge(
     'fm_reimport_transfer_used_bytes',
     'float',
     'bytes',
     'FileMaker transfer quota used this calendar year (all runs, plus FM_TRANSFER_USED)',
   );
-  const transferLeft = gauge(
+  const transferLeft = meter.createGauge(
     'fm_reimport_transfer_budget_left_bytes',
     'float',
     'bytes',
     "What is left of the worker's FM_TRANSFER_BUDGET this year (a run's own budget may differ)",
   );
-  const ledger = gauge(
+  const ledger = meter.createGauge(
     'fm_reimport_ledger_entries',
     'int',
     '',

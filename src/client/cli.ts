@@ -26,6 +26,14 @@ function int(value: string): number {
   return n;
 }
 
+function share(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError('expected a share between 0 and 1, e.g. 0.02');
+  }
+  return n;
+}
+
 function positive(value: string): number {
   const n = int(value);
   if (n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
@@ -51,7 +59,8 @@ function withRunOptions(command: Command): Command {
     .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
     .option('--chunk-size <n>', 'records per chunk', int)
     .option('--file-batch-size <n>', 'files per batch activity', int)
-    .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for this run', int);
+    .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for this run', int)
+    .option('--vanished-threshold <share>', 'share of a table (0-1) that may vanish before the run waits', share);
 }
 
 /** The workflow input the run options describe. */
@@ -68,6 +77,7 @@ function runInput(o: Record<string, unknown>): ReimportInput {
     writeBack: Boolean(o.writeBack),
     settings,
     transferBudgetBytes: o.transferBudget as number | undefined,
+    vanishedThreshold: o.vanishedThreshold as number | undefined,
   };
 }
 
