@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   INTEGRITY_MISMATCH: 'INTEGRITY_MISMATCH',
   /** ManifestError: a source table's manifest cannot be trusted (FileMaker counts more records). */
   MANIFEST_INCONSISTENT: 'MANIFEST_INCONSISTENT',
+  /** A cut-over saw the source change (records added, edited or deleted); the failure names the records that moved. */
+  SOURCE_CHANGED: 'SOURCE_CHANGED',
   /** The pre-flight found the run cannot start as configured (missing fields, unusable container paths). */
   PREFLIGHT_FAILED: 'PREFLIGHT_FAILED',
   /** S3RequestError when S3 could not be reached at all (otherwise its code is S3's own, or `HTTP_<status>`). */

@@ -8,12 +8,13 @@ import { FileMakerOverloadedError, FmReimportError, TransferQuotaError } from '.
 import type { ActivityDeps } from './deps';
 import { dryRunTable } from './dry-run';
 import { importExportBatch, importFileBatch } from './files';
+import { freezeCheck, freezeSnapshot, writeRunCertificate } from './cutover';
 import { buildManifest, vanishedCensus } from './manifest';
 import { preflight } from './preflight';
 import { reconcileTable } from './reconcile';
 import { importRecordChunk } from './records';
 import { runBookkeeping } from './runs';
-import type { ReimportActivities, TableReconciliation } from './types';
+import type { CutoverActivities, ReimportActivities, TableReconciliation } from './types';
 
 export type { ActivityDeps } from './deps';
 
@@ -43,10 +44,10 @@ function wrap<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
   return out as T;
 }
 
-export function createActivities(deps: ActivityDeps): ReimportActivities {
+export function createActivities(deps: ActivityDeps): ReimportActivities & CutoverActivities {
   const runs = runBookkeeping(deps);
 
-  const acts: ReimportActivities = {
+  const acts: ReimportActivities & CutoverActivities = {
     preflight: (input) => preflight(deps, runs, input),
     startRun: (i) => runs.startRun(i.runId, i.workflowId, i.options),
     finishRun: (i) => runs.finishRun(i.runId, i.status, i.report),
@@ -77,8 +78,11 @@ export function createActivities(deps: ActivityDeps): ReimportActivities {
     async notify(event) {
       await deps.notify(event);
     },
+    freezeSnapshot: (input) => freezeSnapshot(deps, input),
+    freezeCheck: (input) => freezeCheck(deps, input),
+    writeCertificate: (input) => writeRunCertificate(deps, input),
   };
   return wrap(
     acts as unknown as Record<string, (...args: never[]) => Promise<unknown>>,
-  ) as unknown as ReimportActivities;
+  ) as unknown as ReimportActivities & CutoverActivities;
 }

@@ -3,6 +3,7 @@
  * patient data (the history is kept, and shown in the Web UI).
  */
 import type { TableDelta } from '../domain/delta';
+import type { TableFreeze } from '../domain/freeze';
 import type { PhaseName, SourceTableName } from '../domain/tables';
 import type { NotifyEvent } from '../notify/events';
 import type { ExportLocation } from '../export/location';
@@ -198,4 +199,20 @@ export interface VanishedCount {
   /** Records the previous run listed. */
   previous: number;
   vanished: number;
+}
+
+/** The cut-over's activities (src/activities/cutover.ts); `createActivities(deps)` implements them too. */
+export interface CutoverActivities {
+  /** Reads every record id and record version of `tables` and stores them under the cut-over; records per table. */
+  freezeSnapshot(input: {
+    cutoverId: string;
+    tables: SourceTableName[];
+  }): Promise<{ table: SourceTableName; records: number }[]>;
+  /** Reads `tables` again and compares them with the first read, record versions included. */
+  freezeCheck(input: { cutoverId: string; tables: SourceTableName[] }): Promise<TableFreeze[]>;
+  /** The run's reconciliation certificate (`sample` patients compared) written beside its report in S3. */
+  writeCertificate(input: {
+    runId: string;
+    sample: number;
+  }): Promise<{ certificateKey: string; ledgerDigest: string; ledgerRows: number }>;
 }

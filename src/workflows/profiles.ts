@@ -64,6 +64,16 @@ export const tableWorkActivity = writing('2 hours', '5 minutes');
 export const fileTransferActivity = writing('2 hours', '30 seconds');
 
 /**
+ * A cut-over's read of every source table's record ids and versions (a few OData pages a table, ROWID-paged):
+ * heartbeats every 2,000 records and after each table, so a worker that died is noticed after two minutes.
+ */
+export const freezeReadActivity: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '2 minutes',
+  retry,
+};
+
+/**
  * Notifications never fail the run: short, few attempts. The run waits for its notifications only at its end, so
  * a channel that is down holds a finished run open for at most these three attempts (a minute each at most; the
  * notifier gives up on a channel after 30 s) and their backoff, and is then given up with a warning.

@@ -270,8 +270,11 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   return complete(run);
 }
 
-/** A metadata call that FileMaker's overload only delays: a durable cooldown, growing with each overload, then again. */
-async function untilNotOverloaded<T>(controls: Controls, call: () => Promise<T>): Promise<T> {
+/**
+ * A metadata call that FileMaker's overload only delays: a durable cooldown, growing with each overload, then again.
+ * The cooldowns follow `controls.settings` as they are at each overload (the cut-over's reads use it too).
+ */
+export async function untilNotOverloaded<T>(controls: { settings: Settings }, call: () => Promise<T>): Promise<T> {
   for (let n = 1; ; n++) {
     try {
       return await call();
