@@ -24,6 +24,13 @@ export const cutoverInputSchema = z
   })
   .strict();
 
+/**
+ * The final import's run id: the cut-over's id with `-import`. A run id is what `reimport_runs` accepts (letters,
+ * digits, `._:-`, at most 200 characters; no `/`, which names a run's phase children), so the cut-over's id must be too.
+ */
+export const finalImportId = (cutoverId: string) => `${cutoverId}-import`;
+export const CUTOVER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,192}$/;
+
 export type CutoverInput = z.input<typeof cutoverInputSchema>;
 export type CutoverOptions = z.infer<typeof cutoverInputSchema>;
 
@@ -45,7 +52,7 @@ export const cutoverProgressQuery = defineQuery<CutoverProgress>('cutoverProgres
 export interface CutoverResult {
   cutoverId: string;
   status: 'cutover_complete';
-  /** The final import's run id (`<cut-over id>/import`). */
+  /** The final import's run id (`<cut-over id>-import`). */
   runId: string;
   freezeIntervalSeconds: number;
   /** Per source table: records FileMaker listed in every read of the cut-over. */

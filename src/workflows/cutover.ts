@@ -1,7 +1,7 @@
 /**
  * cutover: the switch to Nexus with the clinic's FileMaker frozen. Proves the source frozen — every source table's
  * record ids and record versions read twice, `freezeIntervalSeconds` apart (a durable timer), identical — then runs
- * the final incremental import as the child `<cut-over>/import` (a reimport: backup, import, validation), reads the
+ * the final incremental import as the child `<cut-over>-import` (a reimport: backup, import, validation), reads the
  * source a third time and compares it with the first, and writes the run's reconciliation certificate beside its
  * report in S3.
  *
@@ -27,8 +27,10 @@ import type { CutoverActivities } from '../activities/types';
 import { describeMoved, movedCount, type TableFreeze } from '../domain/freeze';
 import { SOURCE_TABLE_NAMES } from '../domain/tables';
 import {
+  CUTOVER_ID_PATTERN,
   cutoverInputSchema,
   cutoverProgressQuery,
+  finalImportId,
   type CutoverProgress,
   type CutoverResult,
   type CutoverStage,
@@ -54,6 +56,12 @@ export async function cutover(rawInput: unknown): Promise<CutoverResult> {
   const options = parsed.data;
   const info = workflowInfo();
   const cutoverId = info.workflowId;
+  if (!CUTOVER_ID_PATTERN.test(cutoverId)) {
+    throw ApplicationFailure.nonRetryable(
+      'invalid workflow id: a cut-over id is letters, digits and ._:- (it names the final run)',
+      ERROR_CODES.INVALID_INPUT,
+    );
+  }
   const tables = [...SOURCE_TABLE_NAMES];
   const progress: CutoverProgress = { stage: 'reading' };
   setHandler(cutoverProgressQuery, () => progress, {
@@ -78,7 +86,7 @@ export async function cutover(rawInput: unknown): Promise<CutoverResult> {
     at('checking', 'Reading every source table again: it must be as it was');
     failIfMoved(await check(), `in the ${seconds} s freeze interval`);
 
-    const importId = `${cutoverId}/import`;
+    const importId = finalImportId(cutoverId);
     progress.importWorkflowId = importId;
     at('importing', `Final incremental import: ${importId}`);
     let run: ReimportResult;
