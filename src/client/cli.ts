@@ -1,14 +1,14 @@
 /**
- * The operator's commands: start, schedule, status, pause, resume, cancel, rollback, report, backups, signoff,
- * doctor (and the codec server). Each one that speaks to Temporal has an equivalent `temporal workflow ...` (or
- * `temporal schedule ...`) command in the README; backups and signoff speak to the database.
+ * The operator's commands: start, cutover, schedule, status, pause, resume, cancel, rollback, report, backups,
+ * signoff, doctor (and the codec server). Each one that speaks to Temporal has an equivalent `temporal workflow ...`
+ * (or `temporal schedule ...`) command in the README; backups and signoff speak to the database.
  */
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
-import { formatResult, readReport, startReimport, withClient } from './operations';
+import { formatCutover, formatResult, readReport, startCutover, startReimport, withClient } from './operations';
 import {
   createReimportSchedule,
   describeSchedule,
@@ -19,6 +19,7 @@ import {
 import { PHASES } from '../domain/tables';
 import type { ReimportResult } from '../workflows/reimport';
 import type { ReimportInput } from '../workflows/options';
+import type { CutoverResult } from '../workflows/cutover-input';
 
 function int(value: string): number {
   const n = Number(value);
@@ -98,6 +99,39 @@ withRunOptions(
         const result = (await handle.result()) as ReimportResult;
         console.log(formatResult(result));
       }
+    });
+  });
+
+program
+  .command('cutover')
+  .description('the cut-over: prove FileMaker frozen, run the final incremental import, write its certificate to S3')
+  .option('--id <cutoverId>', 'workflow id of the cut-over (default: cutover-<timestamp>); its run is <id>-import')
+  .option('--freeze-interval <seconds>', 'seconds between the two reads that must be identical (default 60)', positive)
+  .option('--sample <n>', 'patients shown field by field on the certificate (default 5)', int)
+  .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
+  .option('--chunk-size <n>', 'records per chunk', int)
+  .option('--file-batch-size <n>', 'files per batch activity', int)
+  .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for the final run', int)
+  .option('--vanished-threshold <share>', 'share of a table (0-1) that may vanish before the run waits', share)
+  .option('--no-wait', 'return once started')
+  .action(async (o: Record<string, unknown>) => {
+    const { settings, transferBudgetBytes, vanishedThreshold } = runInput(o);
+    const input = {
+      freezeIntervalSeconds: o.freezeInterval as number | undefined,
+      certificateSample: o.sample as number | undefined,
+      import: { settings, transferBudgetBytes, vanishedThreshold },
+    };
+    await withClient(async ({ client, config }) => {
+      const handle = await startCutover(client, config, { cutoverId: o.id as string | undefined, input });
+      console.log(`started ${handle.workflowId}`);
+      if (config.temporal.uiUrl)
+        console.log(`Web UI: ${webUiLink(config.temporal.uiUrl, config.temporal.namespace, handle.workflowId)}`);
+      if (o.wait === false) return;
+      const { describeFailure } = await import('../workflows/failures');
+      const result = (await handle.result().catch((err: unknown) => {
+        throw new Error(`cut-over ${handle.workflowId} failed: ${describeFailure(err)}`);
+      })) as CutoverResult;
+      console.log(formatCutover(result, config.s3.bucket));
     });
   });
 

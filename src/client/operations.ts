@@ -8,6 +8,13 @@ import type { RunProgress } from '../workflows/messages';
 import type { TableDeltas } from '../workflows/progress';
 import { reimportInputSchema, describeIssues, type ReimportInput } from '../workflows/options';
 import type { ReimportResult } from '../workflows/reimport';
+import {
+  CUTOVER_ID_PATTERN,
+  cutoverInputSchema,
+  finalImportId,
+  type CutoverInput,
+  type CutoverResult,
+} from '../workflows/cutover-input';
 import { runStartMetadata } from '../workflows/search-attributes';
 
 export async function connectClient(config: Config = loadConfig(process.env, 'client')) {
@@ -56,6 +63,38 @@ export async function startReimport(
     // lacks the attributes refuses the start and names them (README, "In the Temporal Web UI").
     ...runStartMetadata(reimportInputSchema.parse(input)),
   });
+}
+
+/**
+ * Starts a cut-over after validating its input and id (the id names its final run, `<id>-import`). Default id:
+ * `cutover-<timestamp>`.
+ */
+export async function startCutover(
+  client: Client,
+  config: Config,
+  opts: { cutoverId?: string; input: CutoverInput },
+): Promise<WorkflowHandle> {
+  const parsed = cutoverInputSchema.safeParse(opts.input);
+  if (!parsed.success) throw new Error(`invalid options: ${describeIssues(parsed.error)}`);
+  const cutoverId = opts.cutoverId ?? `cutover-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  if (!CUTOVER_ID_PATTERN.test(cutoverId)) throw new Error('--id: letters, digits and ._:- only');
+  return client.workflow.start('cutover', {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: cutoverId,
+    args: [opts.input],
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    staticSummary: `Cut-over: freeze check, final incremental import ${finalImportId(cutoverId)}, certificate`,
+  });
+}
+
+export function formatCutover(r: CutoverResult, bucket?: string): string {
+  const lines = [`cut-over ${r.cutoverId}: ${r.status.replace('_', ' ')}`, `final run ${r.runId}`];
+  lines.push(`source frozen (read three times, ${r.freezeIntervalSeconds} s apart at first)   records`);
+  for (const t of r.tables) lines.push(`  ${t.table.padEnd(30)}${String(t.records).padStart(9)}`);
+  lines.push(`certificate: s3://${bucket ?? '…'}/${r.certificateKey}`);
+  if (r.reportKey) lines.push(`report: s3://${bucket ?? '…'}/${r.reportKey}`);
+  lines.push(`ledger digest ${r.ledgerDigest}`);
+  return lines.join('\n');
 }
 
 export async function readReport(client: Client, runId: string): Promise<ReimportResult> {

@@ -1,11 +1,14 @@
 /**
  * The cut-over, end to end on the real dev server, PostgreSQL, MinIO and the simulator (tiny preset), after one
- * completed run: on a frozen source it completes with every table's records as the simulator holds them, the final
+ * completed run: started by the client command on a frozen source it completes with every table's records as the simulator holds them, the final
  * run completed, and the run's certificate in S3 beside its report, stating the run's ledger digest. A record edited
  * (its version moved, its id did not), deleted or inserted while the freeze interval's timer runs fails it before any
  * import with SOURCE_CHANGED naming those record ids; an edit during the final import fails it after the import.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import assert from 'node:assert/strict';
 import {
   ApplicationFailure,
@@ -73,8 +76,15 @@ describe('cut-over', { concurrency: 1 }, () => {
   const records = (table: string) => [...s.sim.dataset.table(table)!.scan()];
 
   test('on a frozen source it completes: the final run, every table, and the certificate in S3', async () => {
-    const handle = await startCutover('cutover-frozen', 1);
-    const result = (await handle.result()) as CutoverResult;
+    // Started by the client command, as an operator would (asynchronously: the simulator answers from this process).
+    const cli = await promisify(execFile)(
+      join('node_modules', '.bin', 'tsx'),
+      ['src/client/cli.ts', 'cutover', '--id', 'cutover-frozen', '--freeze-interval', '1', '--sample', '2'],
+      { env: { ...process.env, ...s.env }, encoding: 'utf8' },
+    );
+    const result = (await s.client.workflow.getHandle('cutover-frozen').result()) as CutoverResult;
+    assert.match(cli.stdout, /^cut-over cutover-frozen: cutover complete$/m);
+    assert.ok(cli.stdout.includes(`certificate: s3://${s.bucket}/${result.certificateKey}`), cli.stdout);
     assert.equal(result.status, 'cutover_complete');
     assert.equal(result.runId, 'cutover-frozen-import');
     assert.deepEqual(
@@ -103,6 +113,8 @@ describe('cut-over', { concurrency: 1 }, () => {
     assert.ok(page.includes(`<span class="digest" id="digest">${digest}</span>`), 'the page states the ledger digest');
     assert.ok(page.includes(`Run <b>${result.runId}</b>: completed`), 'the page is the completed run');
     assert.equal((page.match(/class="patient"/g) ?? []).length, 2, 'the sample asked for');
+    // The page holds patient data: the command prints where it is, not what it says.
+    assert.ok(!cli.stdout.includes('class="patient"') && !cli.stderr.includes('class="patient"'));
   });
 
   test('an edit, a delete and an insert during the freeze interval fail it with their record ids, before any import', async () => {
