@@ -5,6 +5,7 @@
  * wait on no long timer.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import type { ReimportActivities } from '../../src/activities/types';
 import { ensureTemporalCli } from '../../scripts/stack';
 
@@ -28,3 +29,22 @@ export const preflightPassed: ReimportActivities['preflight'] = async () => ({
   containerPath: 'odata',
   containerPathReason: 'CONFIGURED',
 });
+
+/** A worker on `env` for the workflows of src/workflows with stubbed `activities`; runs until the returned stop. */
+export async function stubbedWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  activities: object,
+): Promise<() => Promise<void>> {
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    activities,
+  });
+  const running = worker.run();
+  return async () => {
+    worker.shutdown();
+    await running;
+  };
+}

@@ -9,10 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { CutoverActivities, ReimportActivities } from '../../src/activities/types';
 import { compareVersions } from '../../src/domain/freeze';
-import { workflowTestEnv } from '../helpers/workflow-env';
+import { stubbedWorker, workflowTestEnv } from '../helpers/workflow-env';
 
 interface CutoverStub {
   /** What each freeze check after the first read finds moved in API_Contacts: record id → new version. */
@@ -51,24 +50,16 @@ const activities: Partial<ReimportActivities & CutoverActivities> = {
 
 describe('cut-over', () => {
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stop: (() => Promise<void>) | undefined;
   const taskQueue = `cutover-${randomUUID()}`;
 
   before(async () => {
     env = await workflowTestEnv();
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowsPath: require.resolve('../../src/workflows'),
-      activities,
-    });
-    running = worker.run();
+    stop = await stubbedWorker(env, taskQueue, activities);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stop?.();
     await env?.teardown();
   });
 

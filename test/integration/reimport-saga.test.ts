@@ -10,9 +10,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import type { ReimportActivities } from '../../src/activities/types';
-import { preflightPassed, workflowTestEnv } from '../helpers/workflow-env';
+import { preflightPassed, stubbedWorker, workflowTestEnv } from '../helpers/workflow-env';
 
 /** How the stubbed manifest of a run behaves: fails for good, or waits until the run is cancelled. */
 type Manifest = 'fails' | 'waits';
@@ -69,24 +68,16 @@ const activities: Partial<ReimportActivities> = {
 
 describe('reimport saga', () => {
   let env: TestWorkflowEnvironment;
-  let worker: Worker;
-  let running: Promise<void>;
+  let stop: (() => Promise<void>) | undefined;
   const taskQueue = `saga-${randomUUID()}`;
 
   before(async () => {
     env = await workflowTestEnv();
-    worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowsPath: require.resolve('../../src/workflows'),
-      activities,
-    });
-    running = worker.run();
+    stop = await stubbedWorker(env, taskQueue, activities);
   });
 
   after(async () => {
-    worker?.shutdown();
-    await running;
+    await stop?.();
     await env?.teardown();
   });
 
