@@ -31,6 +31,6 @@ export const down = (pgm: MigrationBuilder): void => {
   pgm.sql(`
 drop table cutover_freeze_records;
 drop table cutover_freeze_tables;
-update schema_info set version = '1763700010000_manifest-slice-order', updated_at = now();
+update schema_info set version = '1763700011000_incremental', updated_at = now();
 `);
 };

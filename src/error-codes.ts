@@ -34,6 +34,11 @@ export const ERROR_CODES = {
   NOTIFICATION_NOT_DELIVERED: 'NOTIFICATION_NOT_DELIVERED',
   /** ExportSourceError: the FileMaker Pro export cannot be read as a whole. */
   EXPORT_SOURCE_INVALID: 'EXPORT_SOURCE_INVALID',
+  /**
+   * IncrementalRefusedError: an incremental run cannot start (no completed run to build on, the schema changed since,
+   * or a later run failed without a complete rollback); a full run can.
+   */
+  INCREMENTAL_REFUSED: 'INCREMENTAL_REFUSED',
   /** A workflow's input does not have its shape. */
   INVALID_INPUT: 'INVALID_INPUT',
   /** A table's ledger or objects do not balance against its manifest after its phase. */

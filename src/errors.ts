@@ -82,6 +82,13 @@ export class ManifestError extends codedError(
   'source manifest is inconsistent',
 ) {}
 
+/** Thrown when an incremental run cannot start: no completed run to build on, or one it cannot build on. */
+export class IncrementalRefusedError extends codedError(
+  'IncrementalRefusedError',
+  ERROR_CODES.INCREMENTAL_REFUSED,
+  'an incremental run cannot start: run a full reimport',
+) {}
+
 // 5xx and these are worth another attempt (src/s3/wire.ts retries them, and so does the activity).
 const RETRYABLE_S3_CODES = new Set(['SlowDown', 'RequestTimeout', 'BadDigest']);
 

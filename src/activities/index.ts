@@ -14,6 +14,7 @@ import { preflight } from './preflight';
 import { reconcileTable } from './reconcile';
 import { importRecordChunk } from './records';
 import { runBookkeeping } from './runs';
+import { carriedCount, incrementalBase, sweepTable } from '../store/incremental';
 import type { CutoverActivities, ReimportActivities, TableReconciliation } from './types';
 
 export type { ActivityDeps } from './deps';
@@ -49,7 +50,11 @@ export function createActivities(deps: ActivityDeps): ReimportActivities & Cutov
 
   const acts: ReimportActivities & CutoverActivities = {
     preflight: (input) => preflight(deps, runs, input),
-    startRun: (i) => runs.startRun(i.runId, i.workflowId, i.options),
+    async startRun(i) {
+      // An incremental run must have a completed run to build on; it is refused before it is registered.
+      if ((i.options as { mode?: string } | null)?.mode === 'incremental') await incrementalBase(deps.pool, i.runId);
+      await runs.startRun(i.runId, i.workflowId, i.options);
+    },
     finishRun: (i) => runs.finishRun(i.runId, i.status, i.report),
     backup: (i) => runs.backup(i.runId),
     restore: (i) => runs.restore(i.runId),
@@ -61,9 +66,12 @@ export function createActivities(deps: ActivityDeps): ReimportActivities & Cutov
     importFiles: ({ exportSource, ...input }) =>
       exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),
     finishTable: ({ table }) => runs.foldContactDetails(table),
-    async reconcileTable({ runId, table, finish }) {
+    async reconcileTable({ runId, table, finish, sweep }) {
+      const swept = sweep === true ? await sweepTable(deps.pool, runId, table) : undefined;
+      if (swept) deps.logger.info({ table, rows: swept }, 'incremental: rows no record accounts for deleted');
       if (finish === true) await runs.foldContactDetails(table);
-      return reconcileTable(deps, runId, table, 'phase');
+      const rec = await reconcileTable(deps, runId, table, 'phase');
+      return sweep === true ? { ...rec, carried: await carriedCount(deps.pool, runId, table) } : rec;
     },
     dryRunTable: (input) => dryRunTable(deps, input),
     async validate({ runId, tables }) {

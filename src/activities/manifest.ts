@@ -12,9 +12,10 @@ import { FileMakerOverloadedError, ManifestError } from '../errors';
 import { cleanString } from '../store/sanitize';
 import { archiveVanished } from '../store/archive';
 import { previousKeys, recordDelta } from '../store/delta';
+import { planIncremental } from '../store/incremental';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
-import type { ReimportActivities, VanishedCount } from './types';
+import type { Counts, ReimportActivities, VanishedCount } from './types';
 
 const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
 /** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
@@ -78,8 +79,8 @@ async function buildManifestOf(
  */
 export async function buildManifest(
   deps: ActivityDeps,
-  { runId, table, sourceKeyField }: Parameters<ReimportActivities['buildManifest']>[0],
-): Promise<{ count: number; delta: TableDelta }> {
+  { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
+): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
@@ -87,12 +88,20 @@ export async function buildManifest(
     for (const owner of OWNER_TABLES)
       if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
   }
-  const count = await buildManifestOf(deps, runId, table, sourceKeyField);
-  const delta = await recordDelta(deps.pool, runId, table);
-  if (delta.vanished === 0) return { count, delta };
-  const archived = await archiveVanished(deps.pool, runId, table);
-  deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
-  return { count, delta: { ...delta, archived } };
+  const listed = await buildManifestOf(deps, runId, table, sourceKeyField);
+  let delta = await recordDelta(deps.pool, runId, table);
+  if (delta.vanished > 0) {
+    const archived = await archiveVanished(deps.pool, runId, table);
+    deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
+    delta = { ...delta, archived };
+  }
+  if (!incremental) return { count: listed, delta };
+  const plan = await planIncremental(deps.pool, runId, table);
+  deps.logger.info(
+    { table, baseRunId: plan.baseRunId, listed, work: plan.work, carried: plan.carried },
+    'incremental: unchanged records carried over',
+  );
+  return { count: plan.work, delta, carried: { ...plan.carried, skipped: 0, failed: 0 } };
 }
 
 /**

@@ -183,7 +183,7 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
   const spec = MAPPERS[input.table];
   if (!spec) throw new Error(`${input.table} is not a core-record table`);
   const source = SOURCE_TABLES[input.table];
-  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit, input.work);
   const result = emptyChunkResult();
   if (slice.length === 0) return result;
   const { failed, keyed } = splitIdIssues(input.table, slice);
@@ -228,7 +228,14 @@ export async function importRecordChunk(deps: ActivityDeps, input: ChunkInput): 
       const row = outcome.row as Record<string, unknown>;
       // Contact details keep their raw fields: the owner's JSON is folded from them when the owner's table is done.
       if (spec.target === 'contact_details') row.field_data = record.fieldData;
-      rows.push({ recordId, filemakerId: id, row, state: outcome.state, reason: outcome.reason });
+      rows.push({
+        recordId,
+        filemakerId: id,
+        row,
+        state: outcome.state,
+        reason: outcome.reason,
+        sourceModId: record.modId,
+      });
     } else {
       ledger.push({
         recordId,

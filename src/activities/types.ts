@@ -111,6 +111,8 @@ export interface TableReconciliation {
    * manifest's highest), not imported by this run; the next run imports them. Capped; absent when unknown.
    */
   arrivals?: string[];
+  /** An incremental run: of the imported and unlinked records, those carried over unchanged from an earlier run. */
+  carried?: number;
   /** Every manifest record terminal and every checked object as recorded. */
   ok: boolean;
 }
@@ -131,9 +133,11 @@ export interface RestoreResult {
 export interface ChunkInput {
   runId: string;
   table: SourceTableName;
-  /** Position in the run's manifest of the table (ordered by FileMaker record id). */
+  /** Position in the run's manifest of the table (ordered by FileMaker record id), or in its work list (`work`). */
   offset: number;
   limit: number;
+  /** An incremental run: positions in the table's work list, the records it reads again. */
+  work?: boolean;
   writeBack: boolean;
   /** The annual FileMaker transfer budget in bytes (files phases): a download that would pass it is not started. */
   transferBudgetBytes?: number;
@@ -174,12 +178,22 @@ export interface ReimportActivities {
     runId: string;
     table: SourceTableName;
     sourceKeyField?: string;
-  }): Promise<{ count: number; delta?: TableDelta }>;
+    /** An incremental run: unchanged records are carried over, and `count` is the work list's length. */
+    incremental?: boolean;
+  }): Promise<{ count: number; delta?: TableDelta; carried?: Counts }>;
   importChunk(input: ChunkInput): Promise<ChunkResult>;
   importFiles(input: ChunkInput): Promise<ChunkResult>;
   finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;
-  /** `finish`: finishTable's work first, in the same activity (one activity per table less). */
-  reconcileTable(input: { runId: string; table: SourceTableName; finish?: boolean }): Promise<TableReconciliation>;
+  /**
+   * `finish`: finishTable's work first, in the same activity (one activity per table less); `sweep` (an incremental
+   * run) before it: the rows no landed record of the run accounts for are deleted.
+   */
+  reconcileTable(input: {
+    runId: string;
+    table: SourceTableName;
+    finish?: boolean;
+    sweep?: boolean;
+  }): Promise<TableReconciliation>;
   dryRunTable(input: { runId: string; table: SourceTableName }): Promise<DryRunTableResult>;
   validate(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult>;
   notify(event: RunEvent): Promise<void>;

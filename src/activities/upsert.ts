@@ -15,6 +15,8 @@ export interface MappedRow {
   row: Record<string, unknown>;
   state: 'imported' | 'unlinked';
   reason?: string;
+  /** The record version the row was mapped from (an incremental run compares the next one with it). */
+  sourceModId?: string;
 }
 
 /** The ledger entry of a row that lands (`target`'s own id for it, when the target keys rows by one). */
@@ -26,6 +28,7 @@ function landedEntry(r: MappedRow, targetTable: string, targetId?: string): Ledg
     reasonCode: r.state === 'unlinked' ? r.reason : undefined,
     targetTable,
     targetId,
+    sourceModId: r.sourceModId,
   };
 }
 
@@ -101,6 +104,7 @@ async function upsertContactDetails(
     filemakerId: r.filemakerId,
     state: 'imported',
     targetTable: String(r.row.owner_table),
+    sourceModId: r.sourceModId,
   });
   const outcomes: LedgerEntry[] = rows.map((r) => ({ ...landed(r), recorded: ledger !== undefined }));
   const fail = (at: number, reason: string, message: string) => {

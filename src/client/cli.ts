@@ -55,6 +55,7 @@ function withRunOptions(command: Command): Command {
   return command
     .option('--phases <list>', `comma-separated phases (default all: ${PHASES.join(',')})`, phaseList)
     .option('--resume-from <phase>', 'skip the phases before this one')
+    .option('--incremental', 'read only records changed since the last completed run (no delete phase)', false)
     .option('--dry-run', 'metadata only: no writes, no container bytes', false)
     .option('--write-back', 'PATCH NexusExportDate after each file is stored', false)
     .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
@@ -74,6 +75,7 @@ function runInput(o: Record<string, unknown>): ReimportInput {
   return {
     phases: o.phases as never,
     resumeFrom: o.resumeFrom as never,
+    ...(o.incremental === true ? { mode: 'incremental' as const } : {}),
     dryRun: Boolean(o.dryRun),
     writeBack: Boolean(o.writeBack),
     settings,

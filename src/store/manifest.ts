@@ -68,14 +68,21 @@ export interface SliceEntry {
   sharing?: string[];
 }
 
-/** The records at positions [offset, offset+limit) of the run's manifest of `table`, in record id order. */
+/**
+ * The records at positions [offset, offset+limit) of the run's manifest of `table`, in record id order; with `work`,
+ * of its work list (an incremental run: the records it reads again, see src/store/incremental.ts).
+ */
 export async function manifestSlice(
   pool: Pool,
   runId: string,
   table: string,
   offset: number,
   limit: number,
+  work = false,
 ): Promise<SliceEntry[]> {
+  const range = work
+    ? 'and m.work_pos >= $3 and m.work_pos < $3 + $4 order by m.work_pos'
+    : 'order by length(m.record_id), m.record_id offset $3 limit $4';
   const r = await pool.query<{
     record_id: string;
     filemaker_id: string | null;
@@ -88,7 +95,7 @@ export async function manifestSlice(
                where d.run_id = m.run_id and d.source_table = m.source_table and d.filemaker_id = m.filemaker_id
                  and d.id_issue = 'DUPLICATE_ID') end as sharing
        from source_manifest m where m.run_id = $1 and m.source_table = $2
-      order by length(m.record_id), m.record_id offset $3 limit $4`,
+      ${range}`,
     [runId, table, offset, limit],
   );
   return r.rows.map((x) => ({

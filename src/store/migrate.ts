@@ -24,6 +24,7 @@ export const KNOWN_MIGRATIONS = [
   '1763700008000_run-delta',
   '1763700009000_archived-records',
   '1763700010000_manifest-slice-order',
+  '1763700011000_incremental',
   '1763700012000_cutover-freeze',
 ] as const;
 

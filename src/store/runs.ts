@@ -4,10 +4,14 @@
  */
 import type { Pool } from './db';
 
-/** Registers a run as running; a second call with the same id (a retried activity) changes nothing. */
+/**
+ * Registers a run as running, with the schema version it writes with; a second call with the same id (a retried
+ * activity) changes nothing.
+ */
 export async function startRun(pool: Pool, runId: string, workflowId: string, options: unknown): Promise<void> {
   await pool.query(
-    `insert into reimport_runs (run_id, workflow_id, options, status) values ($1, $2, $3, 'running')
+    `insert into reimport_runs (run_id, workflow_id, options, status, schema_version)
+     values ($1, $2, $3, 'running', (select version from schema_info))
      on conflict (run_id) do nothing`,
     [runId, workflowId, JSON.stringify(options ?? {})],
   );

@@ -33,6 +33,12 @@ export const reimportInputSchema = z
     phases: z.array(z.enum(PHASES)).min(1).optional(),
     /** Skip the phases before this one (they completed in an earlier run). */
     resumeFrom: z.enum(PHASES).optional(),
+    /**
+     * `full` (the default): delete the imported data and import every record again. `incremental`: no delete phase;
+     * only records added or changed since the last completed run (and those whose links changed) are read, mapped and
+     * written, the rows of vanished ones deleted; refused when no completed run exists or the schema changed since.
+     */
+    mode: z.enum(['full', 'incremental']).default('full'),
     /** Metadata only: nothing is written to PostgreSQL, S3 or FileMaker, no container bytes are read. */
     dryRun: z.boolean().default(false),
     /**

@@ -25,7 +25,12 @@ import {
   type ActivityInterfaceFor,
   type ExternalWorkflowHandle,
 } from '@temporalio/workflow';
-import type { ContainerPath, ReimportActivities, TableReconciliation } from '../activities/types';
+import {
+  emptyChunkResult,
+  type ContainerPath,
+  type ReimportActivities,
+  type TableReconciliation,
+} from '../activities/types';
 import { SOURCE_TABLES, type ImportPhase, type SourceTableName } from '../domain/tables';
 import {
   described,
@@ -59,6 +64,11 @@ export interface PhaseInput {
   imagesFrom?: ExportLocation;
   /** Files phases: `dataapi` when the pre-flight found OData's `$value` unusable. */
   containerPath?: ContainerPath;
+  /**
+   * An incremental run: each table's unchanged records are carried over when its manifest is built, and the chunks
+   * read only its work list; after its last chunk, rows no record accounts for any more are deleted.
+   */
+  incremental?: boolean;
   /** Carried across continue-as-new. */
   carried?: PhaseState;
 }
@@ -269,11 +279,12 @@ class PhaseRun {
   async buildManifest(table: SourceTableName): Promise<void> {
     const { state } = this;
     await condition(() => !this.sched.paused);
-    const { count, delta } = await this.untilNotOverloaded(() =>
+    const { count, delta, carried } = await this.untilNotOverloaded(() =>
       this.acts.buildManifest({
         runId: this.input.runId,
         table,
         sourceKeyField: this.exportSource ? 'recid' : undefined,
+        ...(this.input.incremental ? { incremental: true } : {}),
       }),
     );
     if (delta) {
@@ -282,6 +293,12 @@ class PhaseRun {
     }
     state.manifestTotal = count;
     state.progress.total += count;
+    if (carried) {
+      // Carried over unchanged: terminal already, counted like the chunks' records.
+      const processed = carried.imported + carried.unlinked + carried.skipped + carried.failed;
+      state.progress.total += processed;
+      addBatch(state.result, state.progress, { ...emptyChunkResult(), processed, byState: carried });
+    }
     const size = this.batchSize();
     state.pending = [];
     for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
@@ -302,7 +319,14 @@ class PhaseRun {
       sched.running++;
       const budgetAtStart = sched.transferBudgetBytes;
       try {
-        const batch = { runId: input.runId, table, offset, limit: size, writeBack: input.writeBack };
+        const batch = {
+          runId: input.runId,
+          table,
+          offset,
+          limit: size,
+          writeBack: input.writeBack,
+          ...(input.incremental ? { work: true } : {}),
+        };
         // The Web UI's line for the batch: which manifest positions of which table.
         const call = {
           summary: `${table} ${offset + 1}–${Math.min(offset + size, state.manifestTotal)} of ${state.manifestTotal}`,
@@ -393,7 +417,12 @@ class PhaseRun {
     const { state, input } = this;
     let rec: TableReconciliation;
     if (patched(FINISH_IN_RECONCILE)) {
-      rec = await this.acts.reconcileTable({ runId: input.runId, table, finish: true });
+      rec = await this.acts.reconcileTable({
+        runId: input.runId,
+        table,
+        finish: true,
+        ...(input.incremental ? { sweep: true } : {}),
+      });
     } else {
       await this.acts.finishTable({ runId: input.runId, table });
       rec = await this.acts.reconcileTable({ runId: input.runId, table });

@@ -573,6 +573,11 @@ async function vanishedGate(run: RunContext): Promise<void> {
 }
 
 const deleteStep: PhaseStep = async (run, summary, workflowId) => {
+  if (run.options.mode === 'incremental') {
+    summary.status = 'skipped';
+    summary.note = 'incremental: rows are replaced record by record, and those of vanished records deleted';
+    return;
+  }
   const deleted = await executeChild(deletePhase, { ...childOptions(run, workflowId), args: [{ runId: run.runId }] });
   summary.note = `deleted ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows`;
 };
@@ -613,6 +618,7 @@ const importStep =
           transferBudgetBytes: controls.transferBudgetBytes,
           imagesFrom: phase === 'images' ? options.imagesFrom : undefined,
           containerPath: run.containers.containerPath,
+          ...(options.mode === 'incremental' ? { incremental: true } : {}),
         },
       ],
     });

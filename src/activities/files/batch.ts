@@ -135,7 +135,7 @@ export async function beginBatch(
 ): Promise<Batch | undefined> {
   if (!FILE_TABLES.includes(input.table)) throw new Error(`${input.table} is not a files table`);
   const activity = Context.current();
-  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit);
+  const slice = await manifestSlice(deps.pool, input.runId, input.table, input.offset, input.limit, input.work);
   if (slice.length === 0) return undefined;
   const resumed = activity.info.heartbeatDetails as Resume | undefined;
   const finished = await terminalEntries(
