@@ -92,10 +92,13 @@ describe('cut-over', { concurrency: 1 }, () => {
       Object.fromEntries(Object.keys(SOURCE_TABLES).map((t) => [t, records(t).length])),
       'every table with the records the simulator holds',
     );
-    const run = await s.pool.query<{ status: string }>('select status from reimport_runs where run_id = $1', [
-      result.runId,
-    ]);
+    const run = await s.pool.query<{ status: string; options: { mode?: string; writeBack?: boolean } }>(
+      'select status, options from reimport_runs where run_id = $1',
+      [result.runId],
+    );
     assert.equal(run.rows[0]?.status, 'completed');
+    assert.deepEqual([run.rows[0]?.options.mode, run.rows[0]?.options.writeBack], ['incremental', false]);
+    assert.equal(result.phases.find((p) => p.phase === 'delete')?.status, 'skipped', 'incremental: nothing deleted');
     // What the reads saw is in PostgreSQL, not in the history: every record id with its version.
     const stored = await s.pool.query<{ n: number }>(
       `select count(*)::int as n from cutover_freeze_records where cutover_id = 'cutover-frozen'`,
