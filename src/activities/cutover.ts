@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { heartbeat } from '@temporalio/activity';
-import { buildCertificate, renderCertificate } from '../client/certificate';
+import { buildCertificate, renderCertificate } from '../certificate';
 import { compareVersions, type RecordVersion, type TableFreeze } from '../domain/freeze';
 import { byRecordId } from '../domain/manifest';
 import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
@@ -79,7 +79,7 @@ export async function freezeCheck(
 export const certificateKey = (runId: string) => `reports/${runId}.certificate.html`;
 
 /**
- * Writes the run's reconciliation certificate (src/client/certificate.ts, the page `client certificate` writes) to
+ * Writes the run's reconciliation certificate (src/certificate.ts, the page `client certificate` writes) to
  * the reports location. It holds patient data: it goes to the bucket only, never to a log or the workflow.
  */
 export async function writeRunCertificate(

@@ -350,7 +350,7 @@ program
     const logger = createLogger({ level: config.log.level, name: 'certificate', destination: pino.destination(2) });
     const { fileMakerClientFor } = await import('../activities/deps');
     const { withDatabase } = await import('./backups');
-    const { buildCertificate, printCertificate, renderCertificate, writeCertificate } = await import('./certificate');
+    const { buildCertificate, printCertificate, renderCertificate, writeCertificate } = await import('../certificate');
     const fm = fileMakerClientFor(config, logger);
     try {
       const certificate = await withDatabase(config, (pool) =>

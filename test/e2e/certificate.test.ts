@@ -19,7 +19,7 @@ import {
   printCertificate,
   renderCertificate,
   writeCertificate,
-} from '../../src/client/certificate';
+} from '../../src/certificate';
 import { loadConfig } from '../../src/config';
 import { PHASES } from '../../src/domain/tables';
 import type { FileMakerClient } from '../../src/filemaker/client';

@@ -7,23 +7,23 @@
  * notes, documents and images; the sign-off; and a digest of the run's whole ledger, which ties the page to exactly
  * one outcome.
  *
- * The page holds patient data: it is written only where the operator says (mode 0600), never logged, never sent to
- * Temporal. The PDF is the same page printed by headless Chromium.
+ * The page holds patient data: it is written only where the operator says (mode 0600), or by a cut-over beside the
+ * run's report in Nexus's bucket (src/activities/cutover.ts), never logged, never sent to Temporal. The PDF is the same page printed by headless Chromium.
  */
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { createMapContext } from '../domain/context';
-import { mapPatient } from '../domain/mappers/patients';
-import type { FmRecord } from '../domain/types';
-import { FileMakerError } from '../errors';
-import { FM_ERRORS } from '../error-codes';
-import type { FileMakerClient } from '../filemaker/client';
-import { certificateFacts, samplePatients, type CertificateFacts, type SampledPatient } from '../store/certificate';
-import type { Pool } from '../store/db';
-import { clinicNames } from '../store/lookups';
+import { createMapContext } from './domain/context';
+import { mapPatient } from './domain/mappers/patients';
+import type { FmRecord } from './domain/types';
+import { FileMakerError } from './errors';
+import { FM_ERRORS } from './error-codes';
+import type { FileMakerClient } from './filemaker/client';
+import { certificateFacts, samplePatients, type CertificateFacts, type SampledPatient } from './store/certificate';
+import type { Pool } from './store/db';
+import { clinicNames } from './store/lookups';
 
 /** Nexus patient columns set against the FileMaker field they come from (docs/normalisations.md). */
 export const COMPARED_FIELDS: readonly (readonly [column: string, field: string])[] = [
