@@ -6,23 +6,13 @@
  * This module has no imports on purpose: workflows import `PHASES` from it and must stay free of Node built-ins.
  */
 
-/** Run order of a reimport. */
-export const PHASES = [
-  'backup',
-  'delete',
-  'patients',
-  'appointments',
-  'notes',
-  'referrers',
-  'documents',
-  'images',
-  'validation',
-] as const;
-export type PhaseName = (typeof PHASES)[number];
-
 /** The phases that read a FileMaker table. */
 export const IMPORT_PHASES = ['patients', 'appointments', 'notes', 'referrers', 'documents', 'images'] as const;
 export type ImportPhase = (typeof IMPORT_PHASES)[number];
+
+/** Run order of a reimport. */
+export const PHASES = ['backup', 'delete', ...IMPORT_PHASES, 'validation'] as const;
+export type PhaseName = (typeof PHASES)[number];
 
 /** Target tables in creation order (parents first); the delete phase walks it backwards. */
 export const TARGET_TABLES = [
@@ -40,22 +30,6 @@ export const TARGET_TABLES = [
   'images',
 ] as const;
 export type TargetTable = (typeof TARGET_TABLES)[number];
-
-export const SOURCE_TABLE_NAMES = [
-  'API_Clinic_Name',
-  'API_Contacts',
-  'API_Contact_Details',
-  'API_event',
-  'API_Notes',
-  'API_Messages',
-  'API_Company',
-  'API_Referrer',
-  'API_ContactToReferrer',
-  'API_ReferrerToCompany_Join',
-  'API_Docs',
-  'API_Images',
-] as const;
-export type SourceTableName = (typeof SOURCE_TABLE_NAMES)[number];
 
 export interface SourceTable {
   readonly name: SourceTableName;
@@ -84,20 +58,22 @@ export const IMAGE_CONTAINER_FIELDS = [
 ] as const;
 export type ImageContainerField = (typeof IMAGE_CONTAINER_FIELDS)[number];
 
+/** What a table declares; its name, layout and OData entity set are the key it is declared under. */
+type SourceSpec = Pick<SourceTable, 'phase' | 'targets' | 'requiredFields' | 'containerFields'>;
+
 function source(
-  name: SourceTableName,
   phase: ImportPhase,
   targets: readonly TargetTable[],
   requiredFields: readonly string[],
   containerFields: readonly string[] = [],
-): SourceTable {
-  return { name, layout: name, odataTable: name, idField: 'id', targets, phase, requiredFields, containerFields };
+): SourceSpec {
+  return { targets, phase, requiredFields, containerFields };
 }
 
-export const SOURCE_TABLES: Readonly<Record<SourceTableName, SourceTable>> = {
-  API_Clinic_Name: source('API_Clinic_Name', 'patients', ['clinics'], ['id', 'Name', 'SMS Toggle']),
+/** The tables in the order phases process them (parents before children). */
+const SOURCE_SPECS = {
+  API_Clinic_Name: source('patients', ['clinics'], ['id', 'Name', 'SMS Toggle']),
   API_Contacts: source(
-    'API_Contacts',
     'patients',
     ['patients'],
     [
@@ -119,13 +95,11 @@ export const SOURCE_TABLES: Readonly<Record<SourceTableName, SourceTable>> = {
     ],
   ),
   API_Contact_Details: source(
-    'API_Contact_Details',
     'patients',
     ['patients', 'referrers', 'companies'],
     ['id', 'id.key', 'type', 'Name', 'ph', 'address 1', 'address 2', 'suburb', 'state', 'post code', 'country'],
   ),
   API_event: source(
-    'API_event',
     'appointments',
     ['appointments'],
     [
@@ -145,45 +119,38 @@ export const SOURCE_TABLES: Readonly<Record<SourceTableName, SourceTable>> = {
     ],
   ),
   API_Notes: source(
-    'API_Notes',
     'notes',
     ['notes'],
     ['id', 'id_Key', 'Note', 'Date', 'Note Type', 'creationAccountName', 'creationTimestamp'],
   ),
   API_Messages: source(
-    'API_Messages',
     'notes',
     ['sms_messages'],
     ['id', '_kf_ContactID', 'MessageBody', 'RecipientPhoneMobile', 'SentTimestamp', 'MessageStatus'],
   ),
-  API_Company: source('API_Company', 'referrers', ['companies'], ['id', 'Name', 'ABN', 'Type']),
+  API_Company: source('referrers', ['companies'], ['id', 'Name', 'ABN', 'Type']),
   API_Referrer: source(
-    'API_Referrer',
     'referrers',
     ['referrers'],
     ['id', 'title', 'nameFirst', 'nameLast', 'Specialty', 'Practice', 'RECORD_ACTIVE_INDICATOR'],
   ),
   API_ContactToReferrer: source(
-    'API_ContactToReferrer',
     'referrers',
     ['patient_referrers'],
     ['id', 'id_Contact', 'id_Perscriber', 'date', 'Reason', 'Status'],
   ),
   API_ReferrerToCompany_Join: source(
-    'API_ReferrerToCompany_Join',
     'referrers',
     ['referrer_companies'],
     ['id', 'id_Referrer', 'id_Company', 'Position', 'Primary'],
   ),
   API_Docs: source(
-    'API_Docs',
     'documents',
     ['documents'],
     ['id', 'id_Contact', 'id_Order', 'Type', 'Date', 'num', 'imported', 'NexusExportDate', 'Doc'],
     ['Doc'],
   ),
   API_Images: source(
-    'API_Images',
     'images',
     ['image_batches', 'images'],
     [
@@ -202,6 +169,16 @@ export const SOURCE_TABLES: Readonly<Record<SourceTableName, SourceTable>> = {
     IMAGE_CONTAINER_FIELDS,
   ),
 };
+
+export type SourceTableName = keyof typeof SOURCE_SPECS;
+export const SOURCE_TABLE_NAMES = Object.keys(SOURCE_SPECS) as readonly SourceTableName[];
+
+export const SOURCE_TABLES = Object.fromEntries(
+  SOURCE_TABLE_NAMES.map((name): [SourceTableName, SourceTable] => [
+    name,
+    { name, layout: name, odataTable: name, idField: 'id', ...SOURCE_SPECS[name] },
+  ]),
+) as Readonly<Record<SourceTableName, SourceTable>>;
 
 /** Source tables of a phase in the order the phase processes them (parents before children). */
 export function tablesForPhase(phase: PhaseName): readonly SourceTable[] {
