@@ -52,16 +52,22 @@ const program = new Command('fm-reimport').description('Operate FileMaker → Ne
 
 /** The options of a run, shared by `start` and `schedule create`. */
 function withRunOptions(command: Command): Command {
-  return command
+  command
     .option('--phases <list>', `comma-separated phases (default all: ${PHASES.join(',')})`, phaseList)
     .option('--resume-from <phase>', 'skip the phases before this one')
     .option('--incremental', 'read only records changed since the last completed run (no delete phase)', false)
     .option('--dry-run', 'metadata only: no writes, no container bytes', false)
-    .option('--write-back', 'PATCH NexusExportDate after each file is stored', false)
+    .option('--write-back', 'PATCH NexusExportDate after each file is stored', false);
+  return withRunSettings(command, 'this run');
+}
+
+/** The settings of a run, shared by the run options and `cutover` (whose final run they set: `run` names it). */
+function withRunSettings(command: Command, run: string): Command {
+  return command
     .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
     .option('--chunk-size <n>', 'records per chunk', int)
     .option('--file-batch-size <n>', 'files per batch activity', int)
-    .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for this run', int)
+    .option('--transfer-budget <bytes>', `annual FileMaker transfer budget for ${run}`, int)
     .option('--vanished-threshold <share>', 'share of a table (0-1) that may vanish before the run waits', share);
 }
 
@@ -104,17 +110,13 @@ withRunOptions(
     });
   });
 
-program
+const cutover = program
   .command('cutover')
   .description('the cut-over: prove FileMaker frozen, run the final incremental import, write its certificate to S3')
   .option('--id <cutoverId>', 'workflow id of the cut-over (default: cutover-<timestamp>); its run is <id>-import')
   .option('--freeze-interval <seconds>', 'seconds between the two reads that must be identical (default 60)', positive)
-  .option('--sample <n>', 'patients shown field by field on the certificate (default 5)', int)
-  .option('--concurrency <n>', 'chunks/batches in flight per phase', int)
-  .option('--chunk-size <n>', 'records per chunk', int)
-  .option('--file-batch-size <n>', 'files per batch activity', int)
-  .option('--transfer-budget <bytes>', 'annual FileMaker transfer budget for the final run', int)
-  .option('--vanished-threshold <share>', 'share of a table (0-1) that may vanish before the run waits', share)
+  .option('--sample <n>', 'patients shown field by field on the certificate (default 5)', int);
+withRunSettings(cutover, 'the final run')
   .option('--no-wait', 'return once started')
   .action(async (o: Record<string, unknown>) => {
     const { settings, transferBudgetBytes, vanishedThreshold } = runInput(o);
