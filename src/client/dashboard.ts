@@ -92,46 +92,56 @@ function coalesce<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
   };
 }
 
+/** `keys` of `from`, each one even when undefined (a copy, not a view). */
+function pick<T, K extends keyof T>(from: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, from[k]])) as Pick<T, K>;
+}
+
+/** The fields of a phase the page shows, in their order on the wire (the nested ones are projected in turn). */
+const PHASE_FIELDS = [
+  'phase',
+  'status',
+  'workflowId',
+  'total',
+  'done',
+  'byState',
+  'byReason',
+  'bytesDownloaded',
+  'relinked',
+  'cooldowns',
+  'cooldownUntil',
+  'startedAt',
+  'finishedAt',
+  'etaSeconds',
+  'table',
+  'paused',
+  'pausedForQuota',
+  // Counts only: the ids behind them stay in the database.
+  'delta',
+] as const;
+const COUNT_FIELDS = ['imported', 'unlinked', 'skipped', 'failed'] as const;
+const RUN_FIELDS = [
+  'runId',
+  'status',
+  'dryRun',
+  'currentPhase',
+  'phases',
+  'settings',
+  'transferBudgetBytes',
+  'bytesDownloaded',
+  // Counts per table: what vanished from FileMaker, read before the delete phase.
+  'vanished',
+] as const;
+
 function projectPhase(p: PhaseProgress): PhaseProgress {
-  return {
-    phase: p.phase,
-    status: p.status,
-    workflowId: p.workflowId,
-    total: p.total,
-    done: p.done,
-    byState: {
-      imported: p.byState.imported,
-      unlinked: p.byState.unlinked,
-      skipped: p.byState.skipped,
-      failed: p.byState.failed,
-    },
-    byReason: { ...p.byReason },
-    bytesDownloaded: p.bytesDownloaded,
-    relinked: p.relinked,
-    cooldowns: p.cooldowns,
-    cooldownUntil: p.cooldownUntil,
-    startedAt: p.startedAt,
-    finishedAt: p.finishedAt,
-    etaSeconds: p.etaSeconds,
-    table: p.table,
-    paused: p.paused,
-    pausedForQuota: p.pausedForQuota,
-    // Counts only: the ids behind them stay in the database.
-    delta: p.delta,
-  };
+  return { ...pick(p, PHASE_FIELDS), byState: pick(p.byState, COUNT_FIELDS), byReason: { ...p.byReason } };
 }
 
 function projectRun(p: RunProgress): RunProgress {
   return {
-    runId: p.runId,
-    status: p.status,
-    dryRun: p.dryRun,
-    currentPhase: p.currentPhase,
+    ...pick(p, RUN_FIELDS),
     phases: p.phases.map(projectPhase),
     settings: { ...p.settings },
-    transferBudgetBytes: p.transferBudgetBytes,
-    bytesDownloaded: p.bytesDownloaded,
-    // Counts per table: what vanished from FileMaker, read before the delete phase.
     vanished: p.vanished?.map((v) => ({ ...v })),
   };
 }
