@@ -13,7 +13,7 @@
  *
  * Labels are table, phase, request kind and ledger state names only: never a record id or a field value.
  */
-import type { MetricCounter, MetricMeter } from '@temporalio/common';
+import type { MetricCounter, MetricGauge, MetricMeter, NumericMetricValueType } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { FileMakerClient, FileMakerStats } from './filemaker';
 import type { Logger } from './logger';
@@ -55,6 +55,31 @@ const COUNTERS: Record<CounterName, [string, string]> = {
   badResponses: ['fm_reimport_filemaker_bad_responses_total', 'FileMaker answers that were not the expected JSON'],
 };
 
+type GaugeName = 'inFlight' | 'maxConcurrency' | 'transferUsed' | 'transferLeft' | 'ledger';
+
+const GAUGES: Record<GaugeName, [name: string, type: NumericMetricValueType, unit: string, help: string]> = {
+  inFlight: ['fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now'],
+  maxConcurrency: ['fm_reimport_filemaker_max_concurrency', 'int', '', 'FileMaker requests this worker allows at once'],
+  transferUsed: [
+    'fm_reimport_transfer_used_bytes',
+    'float',
+    'bytes',
+    'FileMaker transfer quota used this calendar year (all runs, plus FM_TRANSFER_USED)',
+  ],
+  transferLeft: [
+    'fm_reimport_transfer_budget_left_bytes',
+    'float',
+    'bytes',
+    "What is left of the worker's FM_TRANSFER_BUDGET this year (a run's own budget may differ)",
+  ],
+  ledger: [
+    'fm_reimport_ledger_entries',
+    'int',
+    '',
+    "The newest run's ledger entries (records; files in the files phases) by source table and state",
+  ],
+};
+
 export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const { meter, logger } = opts;
   const requests = meter.createCounter('fm_reimport_filemaker_requests_total', '', 'FileMaker requests sent, by kind');
@@ -66,38 +91,15 @@ export function startWorkerMetrics(opts: WorkerMetricsOptions): WorkerMetrics {
   const counters = Object.fromEntries(
     Object.entries(COUNTERS).map(([k, [name, help]]) => [k, meter.createCounter(name, '', help)]),
   ) as Record<CounterName, MetricCounter>;
-  const inFlight = meter.createGauge('fm_reimport_filemaker_requests_in_flight', 'int', '', 'FileMaker requests now');
-  const maxConcurrency = meter.createGauge(
-    'fm_reimport_filemaker_max_concurrency',
-    'int',
-    '',
-    'FileMaker requests this worker allows at once',
-  );
+  const { inFlight, maxConcurrency, transferUsed, transferLeft, ledger } = Object.fromEntries(
+    Object.entries(GAUGES).map(([k, [name, type, unit, help]]) => [k, meter.createGauge(name, type, unit, help)]),
+  ) as Record<GaugeName, MetricGauge>;
   const cooldowns = meter.createCounter('fm_reimport_cooldowns_total', '', 'Durable cooldowns after overloads');
   const cooldownSeconds = meter.createCounter(
     'fm_reimport_cooldown_seconds_total',
     'seconds',
     'Seconds of durable cooldown started',
   );
-  const transferUsed = meter.createGauge(
-    'fm_reimport_transfer_used_bytes',
-    'float',
-    'bytes',
-    'FileMaker transfer quota used this calendar year (all runs, plus FM_TRANSFER_USED)',
-  );
-  const transferLeft = meter.createGauge(
-    'fm_reimport_transfer_budget_left_bytes',
-    'float',
-    'bytes',
-    "What is left of the worker's FM_TRANSFER_BUDGET this year (a run's own budget may differ)",
-  );
-  const ledger = meter.createGauge(
-    'fm_reimport_ledger_entries',
-    'int',
-    '',
-    "The newest run's ledger entries (records; files in the files phases) by source table and state",
-  );
-
   let last: FileMakerStats | undefined;
   const ledgerLabels = new Map<string, { source_table: string; state: string }>();
   let databaseFailing = false;
