@@ -5,15 +5,10 @@
  * patient data; nothing here logs any of it.
  */
 import type { Pool } from './db';
+import { RUN_OVERVIEW_COLUMNS, runOverview, type RunOverview, type RunOverviewRow } from './runs';
 
-export interface CertificateRun {
-  runId: string;
-  status: string;
+export interface CertificateRun extends RunOverview {
   options: Record<string, unknown>;
-  startedAt: string;
-  finishedAt: string | null;
-  signedOffBy: string | null;
-  signedOffAt: string | null;
 }
 
 export interface TableOutcome {
@@ -67,17 +62,8 @@ export async function ledgerDigest(pool: Pool, runId: string): Promise<{ digest:
 
 /** Everything the certificate states about `runId` except the patient sample; undefined for an unknown run. */
 export async function certificateFacts(pool: Pool, runId: string): Promise<CertificateFacts | undefined> {
-  const runs = await pool.query<{
-    run_id: string;
-    status: string;
-    options: Record<string, unknown>;
-    started_at: Date;
-    finished_at: Date | null;
-    signed_off_by: string | null;
-    signed_off_at: Date | null;
-  }>(
-    `select run_id, status, options, started_at, finished_at, signed_off_by, signed_off_at
-       from reimport_runs where run_id = $1`,
+  const runs = await pool.query<RunOverviewRow & { options: Record<string, unknown> }>(
+    `select ${RUN_OVERVIEW_COLUMNS}, options from reimport_runs where run_id = $1`,
     [runId],
   );
   const row = runs.rows[0];
@@ -135,15 +121,7 @@ export async function certificateFacts(pool: Pool, runId: string): Promise<Certi
   }
   const totalFailed = states.rows.filter((s) => s.state === 'failed').reduce((n, s) => n + s.n, 0);
   return {
-    run: {
-      runId: row.run_id,
-      status: row.status,
-      options: row.options,
-      startedAt: row.started_at.toISOString(),
-      finishedAt: row.finished_at?.toISOString() ?? null,
-      signedOffBy: row.signed_off_by,
-      signedOffAt: row.signed_off_at?.toISOString() ?? null,
-    },
+    run: { ...runOverview(row), options: row.options },
     tables: [...tables.values()].sort((a, b) => (a.table < b.table ? -1 : 1)),
     failed: failed.rows
       .slice(0, FAILED_LISTED)

@@ -7,14 +7,9 @@ import { cleanText } from '../domain/normalize';
 import { IntegrityError } from '../errors';
 import { backupSchemaName, dropBackup } from './backup';
 import type { Pool } from './db';
+import { RUN_OVERVIEW_COLUMNS, runOverview, type RunOverview, type RunOverviewRow } from './runs';
 
-export interface BackupListing {
-  readonly runId: string;
-  readonly status: RunForRetention['status'];
-  readonly startedAt: string;
-  readonly finishedAt: string | null;
-  readonly signedOffBy: string | null;
-  readonly signedOffAt: string | null;
+export interface BackupListing extends RunOverview<RunForRetention['status']> {
   /** The run's backup schema, when it exists. */
   readonly schema: string | null;
   readonly droppedAt: string | null;
@@ -22,22 +17,13 @@ export interface BackupListing {
   readonly why: string;
 }
 
-interface RunRow {
-  run_id: string;
-  status: RunForRetention['status'];
-  started_at: Date;
-  finished_at: Date | null;
-  signed_off_by: string | null;
-  signed_off_at: Date | null;
+interface RunRow extends RunOverviewRow<RunForRetention['status']> {
   backup_dropped_at: Date | null;
 }
 
 /** Every run, newest first, with its backup and what the policy (keep the last `keep` completed runs) decides. */
 export async function listBackups(pool: Pool, keep: number): Promise<BackupListing[]> {
-  const { rows } = await pool.query<RunRow>(
-    `select run_id, status, started_at, finished_at, signed_off_by, signed_off_at, backup_dropped_at
-       from reimport_runs`,
-  );
+  const { rows } = await pool.query<RunRow>(`select ${RUN_OVERVIEW_COLUMNS}, backup_dropped_at from reimport_runs`);
   const schemas = new Set(
     (
       await pool.query<{ nspname: string }>(`select nspname from pg_namespace where nspname like 'backup\\_%'`)
@@ -57,12 +43,7 @@ export async function listBackups(pool: Pool, keep: number): Promise<BackupListi
     const r = byId.get(d.runId)!;
     const schema = backupSchemaName(r.run_id);
     return {
-      runId: r.run_id,
-      status: r.status,
-      startedAt: r.started_at.toISOString(),
-      finishedAt: r.finished_at?.toISOString() ?? null,
-      signedOffBy: r.signed_off_by,
-      signedOffAt: r.signed_off_at?.toISOString() ?? null,
+      ...runOverview(r),
       schema: schemas.has(schema) ? schema : null,
       droppedAt: r.backup_dropped_at?.toISOString() ?? null,
       keep: d.keep,

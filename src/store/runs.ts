@@ -33,3 +33,36 @@ export async function mergeRunSummary(pool: Pool, runId: string, patch: Record<s
     JSON.stringify(patch),
   ]);
 }
+
+/** A run as the operator is shown it (certificate, backup listing): times as ISO strings, who signed it off and when. */
+export interface RunOverview<Status extends string = string> {
+  readonly runId: string;
+  readonly status: Status;
+  readonly startedAt: string;
+  readonly finishedAt: string | null;
+  readonly signedOffBy: string | null;
+  readonly signedOffAt: string | null;
+}
+
+/** The `reimport_runs` columns a RunOverview is read from; a query selects them, with any of its own, as a row. */
+export const RUN_OVERVIEW_COLUMNS = 'run_id, status, started_at, finished_at, signed_off_by, signed_off_at';
+
+export interface RunOverviewRow<Status extends string = string> {
+  run_id: string;
+  status: Status;
+  started_at: Date;
+  finished_at: Date | null;
+  signed_off_by: string | null;
+  signed_off_at: Date | null;
+}
+
+export function runOverview<Status extends string>(row: RunOverviewRow<Status>): RunOverview<Status> {
+  return {
+    runId: row.run_id,
+    status: row.status,
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    signedOffBy: row.signed_off_by,
+    signedOffAt: row.signed_off_at?.toISOString() ?? null,
+  };
+}
