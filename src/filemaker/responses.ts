@@ -16,25 +16,32 @@ export function isFileMakerError(err: unknown, code?: FileMakerErrorCode): err i
   return err instanceof FileMakerError && (code === undefined || err.code === code);
 }
 
-const FM_CODE_TEXT: Readonly<Record<string, string>> = {
-  '0': 'OK',
-  '10': 'authorization header missing',
-  '101': 'record is missing',
-  '102': 'field is missing',
-  '105': 'layout is missing',
-  '212': 'invalid user account or password',
-  '306': 'record modification id does not match',
-  '401': 'no records match the request',
-  '802': 'unable to open file',
-  '812': "exceeded host's capacity",
-  '952': 'token refused: a Data API session or, on FileMaker Cloud, a Claris ID token',
-  '953': 'exceeded the Data API transfer limit',
-  '956': 'maximum number of sessions exceeded',
-  '958': 'parameter missing',
-  '960': 'parameter invalid',
-  '-1002': 'URL syntax error',
-  '-1023': 'no such record',
-  '8309': 'no such field',
+/**
+ * FileMaker's codes: what each means (said in our messages) and, for those that name one failure of ours, its error
+ * code and whether trying again can help. Overload (812, 956) and the transfer limit (953) have classes of their own.
+ */
+const FM_CODES: Readonly<Record<string, readonly [text: string, failure?: readonly [FileMakerErrorCode, boolean]]>> = {
+  '0': ['OK'],
+  '10': ['authorization header missing', [FM_ERRORS.AUTH_FAILED, false]],
+  '101': ['record is missing', [FM_ERRORS.RECORD_MISSING, false]],
+  '102': ['field is missing', [FM_ERRORS.FIELD_MISSING, false]],
+  '105': ['layout is missing', [FM_ERRORS.LAYOUT_MISSING, false]],
+  '212': ['invalid user account or password', [FM_ERRORS.AUTH_FAILED, false]],
+  '306': ['record modification id does not match', [FM_ERRORS.MODID_MISMATCH, false]],
+  '401': ['no records match the request'],
+  '802': ['unable to open file', [FM_ERRORS.FILE_UNAVAILABLE, true]],
+  '812': ["exceeded host's capacity"],
+  '952': [
+    'token refused: a Data API session or, on FileMaker Cloud, a Claris ID token',
+    [FM_ERRORS.SESSION_INVALID, true],
+  ],
+  '953': ['exceeded the Data API transfer limit'],
+  '956': ['maximum number of sessions exceeded'],
+  '958': ['parameter missing', [FM_ERRORS.BAD_REQUEST, false]],
+  '960': ['parameter invalid', [FM_ERRORS.BAD_REQUEST, false]],
+  '-1002': ['URL syntax error', [FM_ERRORS.BAD_REQUEST, false]],
+  '-1023': ['no such record', [FM_ERRORS.RECORD_MISSING, false]],
+  '8309': ['no such field', [FM_ERRORS.FIELD_MISSING, false]],
 };
 
 /** Statuses with which the web server in front of FileMaker says "the engine is busy or down". */
@@ -43,33 +50,12 @@ export function isOverloadStatus(status: number): boolean {
   return status === 502 || status === 503 || status === 504 || status === 429;
 }
 
-/**
- * FileMaker codes that name one failure of ours, with whether trying again can help. Overload (812, 956) and the
- * transfer limit (953) have classes of their own.
- */
-const FM_CODE_ERRORS: ReadonlyMap<string, readonly [FileMakerErrorCode, boolean]> = new Map([
-  ['952', [FM_ERRORS.SESSION_INVALID, true]],
-  ['10', [FM_ERRORS.AUTH_FAILED, false]],
-  ['212', [FM_ERRORS.AUTH_FAILED, false]],
-  ['101', [FM_ERRORS.RECORD_MISSING, false]],
-  ['-1023', [FM_ERRORS.RECORD_MISSING, false]],
-  ['102', [FM_ERRORS.FIELD_MISSING, false]],
-  ['8309', [FM_ERRORS.FIELD_MISSING, false]],
-  ['105', [FM_ERRORS.LAYOUT_MISSING, false]],
-  ['306', [FM_ERRORS.MODID_MISMATCH, false]],
-  ['802', [FM_ERRORS.FILE_UNAVAILABLE, true]],
-  ['958', [FM_ERRORS.BAD_REQUEST, false]],
-  ['960', [FM_ERRORS.BAD_REQUEST, false]],
-  ['-1002', [FM_ERRORS.BAD_REQUEST, false]],
-]);
-
 /** The typed error for a FileMaker code (string, as the envelope carries it) seen on an HTTP answer. */
 export function errorForFmCode(fmCode: string, httpStatus: number | undefined, context: string): Error {
-  const text = Object.hasOwn(FM_CODE_TEXT, fmCode) ? FM_CODE_TEXT[fmCode] : undefined;
+  const [text, known] = Object.hasOwn(FM_CODES, fmCode) ? FM_CODES[fmCode]! : [];
   const msg = `FileMaker ${context}: ${httpStatus !== undefined ? `HTTP ${httpStatus}, ` : ''}code ${fmCode}${text ? ` (${text})` : ''}`;
   if (fmCode === '812' || fmCode === '956') return new FileMakerOverloadedError(msg, fmCode, httpStatus);
   if (fmCode === '953') return new TransferQuotaError(msg);
-  const known = FM_CODE_ERRORS.get(fmCode);
   if (known) return new FileMakerError(msg, fmCode, httpStatus, { code: known[0], retryable: known[1] });
   if (httpStatus !== undefined && isOverloadStatus(httpStatus)) {
     return new FileMakerOverloadedError(msg, fmCode, httpStatus);
