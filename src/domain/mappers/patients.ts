@@ -6,6 +6,7 @@
 import { normalizeFileMakerId } from '../ids';
 import { cleanText } from '../normalize';
 import { mapRecord, readRecord, type RecordReader } from '../record';
+import type { ReasonCode } from '../reasons';
 import {
   type AddressEntry,
   type BaseRow,
@@ -107,26 +108,24 @@ export function mapPatient(record: FmRecord, ctx: MapContext): MapOutcome<Patien
       }
     }
 
-    const folded = ownedContactDetails(r);
-    const row: PatientRow = {
-      ...r.base('patients'),
-      ...personName(r),
-      middle_name: r.optText('nameMiddle'),
-      dob: r.date('DOB'),
-      sex,
-      health_number: r.optText('Health Number'),
-      funding: r.optText('Funding'),
-      clinic_id: clinicId,
-      ndis_plan_start: r.date('NDIS_PlanStart'),
-      ndis_plan_end: r.date('NDIS_PlanEnd'),
-      ndis_coordinator_name: r.optText('NDIS_CoordinatorName'),
-      ndis_coordinator_email: r.optText('NDIS_CoordinatorEmail'),
-      ...folded.columns,
-    };
-    const findings = [...r.findings, ...folded.findings];
-    return unlinked
-      ? { kind: 'row', row, state: 'unlinked', reason: 'CLINIC_NOT_FOUND', findings }
-      : { kind: 'row', row, state: 'imported', findings };
+    return contactOwnerOutcome<PatientRow>(
+      r,
+      {
+        ...r.base('patients'),
+        ...personName(r),
+        middle_name: r.optText('nameMiddle'),
+        dob: r.date('DOB'),
+        sex,
+        health_number: r.optText('Health Number'),
+        funding: r.optText('Funding'),
+        clinic_id: clinicId,
+        ndis_plan_start: r.date('NDIS_PlanStart'),
+        ndis_plan_end: r.date('NDIS_PlanEnd'),
+        ndis_coordinator_name: r.optText('NDIS_CoordinatorName'),
+        ndis_coordinator_email: r.optText('NDIS_CoordinatorEmail'),
+      },
+      unlinked ? 'CLINIC_NOT_FOUND' : undefined,
+    );
   });
 }
 
@@ -194,13 +193,18 @@ export function personName(r: RecordReader): {
   return { title: r.optText('title'), first_name: r.optText('nameFirst'), last_name: r.optText('nameLast') };
 }
 
-/** The contact details kept for the owner `r` reads (patient, referrer, company), folded into its JSON columns. */
-export function ownedContactDetails(r: RecordReader): {
-  columns: Pick<FoldedContactDetails, 'contact_json' | 'address_json'>;
-  findings: FoldedContactDetails['findings'];
-} {
+/**
+ * The outcome of a contact owner's row (patient, referrer, company): `row` with the contact details kept for the
+ * owner folded into its JSON columns after its own, their findings after the record's; unlinked as in `r.outcome`.
+ */
+export function contactOwnerOutcome<Row extends BaseRow & Pick<FoldedContactDetails, 'contact_json' | 'address_json'>>(
+  r: RecordReader,
+  row: Omit<Row, 'contact_json' | 'address_json'>,
+  unlinked?: ReasonCode,
+): MapOutcome<Row> {
   const { contact_json, address_json, findings } = foldContactDetails(r.ctx.contactDetailsFor?.(r.filemakerId) ?? []);
-  return { columns: { contact_json, address_json }, findings };
+  r.findings.push(...findings);
+  return r.outcome({ ...row, contact_json, address_json } as Row, unlinked);
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type MapContext,
   type MapOutcome,
 } from '../types';
-import { ownedContactDetails, personName } from './patients';
+import { contactOwnerOutcome, personName } from './patients';
 
 export interface CompanyRow extends BaseRow {
   readonly name: string;
@@ -29,15 +29,12 @@ export function mapCompany(record: FmRecord, ctx: MapContext): MapOutcome<Compan
   return mapRecord(record, 'API_Company', ctx, (r) => {
     const name = r.text('Name');
     if (name === '') r.flag('EMPTY_NAME', 'Name');
-    const folded = ownedContactDetails(r);
-    const row: CompanyRow = {
+    return contactOwnerOutcome<CompanyRow>(r, {
       ...r.base('companies'),
       name,
       abn: r.optText('ABN'),
       type: r.optText('Type'),
-      ...folded.columns,
-    };
-    return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+    });
   });
 }
 
@@ -67,16 +64,13 @@ export function mapReferrer(record: FmRecord, ctx: MapContext): MapOutcome<Refer
       r.flag('UNKNOWN_ACTIVE_INDICATOR', 'RECORD_ACTIVE_INDICATOR');
       isActive = true;
     }
-    const folded = ownedContactDetails(r);
-    const row: ReferrerRow = {
+    return contactOwnerOutcome<ReferrerRow>(r, {
       ...r.base('referrers'),
       ...personName(r),
       specialty: r.optText('Specialty'),
       practice: r.optText('Practice'),
       is_active: isActive,
-      ...folded.columns,
-    };
-    return { kind: 'row', row, state: 'imported', findings: [...r.findings, ...folded.findings] };
+    });
   });
 }
 
