@@ -3,8 +3,31 @@
  * earlier scripts stamped them with the import time); SMS are read from the field names the layout really has.
  */
 import { TEXT_LIMITS } from '../normalize';
-import { mapRecord } from '../record';
+import { mapRecord, type RecordReader } from '../record';
+import type { ReasonCode } from '../reasons';
+import type { SourceTableName } from '../tables';
 import { type BaseRow, type FmRecord, type MapContext, type MapOutcome } from '../types';
+
+/**
+ * A text about a patient (a note, an SMS): its `body` field is required, an empty one skips the record for `empty`;
+ * the patient its `patient` field names is not (the row is unlinked without one). `row` builds the rest.
+ */
+function mapPatientText<Row>(
+  record: FmRecord,
+  table: SourceTableName,
+  ctx: MapContext,
+  fields: { body: string; empty: ReasonCode; patient: string },
+  row: (r: RecordReader, body: string, patientId: string | null) => Row,
+): MapOutcome<Row> {
+  return mapRecord(record, table, ctx, (r) => {
+    const body = r.text(fields.body, TEXT_LIMITS.long);
+    if (body === '') {
+      return { kind: 'skip', reason: fields.empty, message: `${r.describe()} has an empty ${fields.body}` };
+    }
+    const { patient, unlinked } = r.patient(fields.patient);
+    return r.outcome(row(r, body, patient?.id ?? null), unlinked);
+  });
+}
 
 export interface NoteRow extends BaseRow {
   readonly patient_id: string | null;
@@ -16,25 +39,21 @@ export interface NoteRow extends BaseRow {
 }
 
 export function mapNote(record: FmRecord, ctx: MapContext): MapOutcome<NoteRow> {
-  return mapRecord(record, 'API_Notes', ctx, (r) => {
-    const content = r.text('Note', TEXT_LIMITS.long);
-    if (content === '') return { kind: 'skip', reason: 'EMPTY_NOTE', message: `${r.describe()} has an empty Note` };
-    const { patient, unlinked } = r.patient('id_Key');
-
+  const fields = { body: 'Note', empty: 'EMPTY_NOTE', patient: 'id_Key' } as const;
+  return mapPatientText(record, 'API_Notes', ctx, fields, (r, content, patientId): NoteRow => {
     let noteDate = r.timestamp('Date');
     if (noteDate === null) {
       noteDate = r.timestamp('creationTimestamp');
       r.flag(noteDate === null ? 'NO_NOTE_DATE' : 'NOTE_DATE_FROM_CREATION', 'Date');
     }
-    const row: NoteRow = {
+    return {
       ...r.base('notes'),
-      patient_id: patient?.id ?? null,
+      patient_id: patientId,
       note_type: r.optText('Note Type'),
       content,
       note_date: noteDate,
       author: r.optText('creationAccountName'),
     };
-    return r.outcome(row, unlinked);
   });
 }
 
@@ -47,20 +66,13 @@ export interface SmsRow extends BaseRow {
 }
 
 export function mapSms(record: FmRecord, ctx: MapContext): MapOutcome<SmsRow> {
-  return mapRecord(record, 'API_Messages', ctx, (r) => {
-    const message = r.text('MessageBody', TEXT_LIMITS.long);
-    if (message === '') {
-      return { kind: 'skip', reason: 'EMPTY_MESSAGE', message: `${r.describe()} has an empty MessageBody` };
-    }
-    const { patient, unlinked } = r.patient('_kf_ContactID');
-    const row: SmsRow = {
-      ...r.base('sms_messages'),
-      patient_id: patient?.id ?? null,
-      phone: r.optText('RecipientPhoneMobile'),
-      message,
-      status: r.optText('MessageStatus'),
-      sent_at: r.timestamp('SentTimestamp'),
-    };
-    return r.outcome(row, unlinked);
-  });
+  const fields = { body: 'MessageBody', empty: 'EMPTY_MESSAGE', patient: '_kf_ContactID' } as const;
+  return mapPatientText(record, 'API_Messages', ctx, fields, (r, message, patientId): SmsRow => ({
+    ...r.base('sms_messages'),
+    patient_id: patientId,
+    phone: r.optText('RecipientPhoneMobile'),
+    message,
+    status: r.optText('MessageStatus'),
+    sent_at: r.timestamp('SentTimestamp'),
+  }));
 }
