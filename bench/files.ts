@@ -26,6 +26,10 @@
  * source's lower bound, CPU per part of the stack, and each target of the whole run (bench/lib/full-report.ts). The
  * lower bounds of the core phases come from a reference read of their tables before the stack starts
  * (bench/lib/table-reads.ts); the FileMaker requests of each phase are counted by arrival (bench/lib/request-log.ts).
+ * Then 1% of every source table's records change in the simulator (seeded) and an incremental reimport runs, printed
+ * beside the second full one with the incremental targets (bench/lib/incremental.ts); it is terminated after twice the
+ * full run's time (at least 5 min), and the sequential client after it reads the changed source. The plain bench runs
+ * no incremental reimport: its second run has only some of the phases, and its figures stay as they were.
  *
  * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
  * ~1.3 GB, ~50 s at fmcloud's 25 MiB/s, while ~17,900 files × ~1.05 requests (one OData GET each, plus a share of
@@ -69,6 +73,7 @@ import { createPool, type Pool } from '../src/store/db';
 import { CpuTimeline } from './lib/cpu';
 import { fmt, keyed, MB, secs } from './lib/format';
 import { printFullReport } from './lib/full-report';
+import { ledgerSplit, planChanges, printIncrementalReport, type ChangePlan } from './lib/incremental';
 import { RequestLog } from './lib/request-log';
 import { readTables, type TableRead } from './lib/table-reads';
 import { calibrationMs, stealSeconds } from './lib/machine';
@@ -254,6 +259,7 @@ async function runReimport(
   runId: string,
   timeline: StatsTimeline,
   rss: Pick<RssSampler, 'peakBetween'>,
+  { mode = 'full', timeoutMs = TIMEOUT_MS }: { mode?: 'full' | 'incremental'; timeoutMs?: number } = {},
 ): Promise<RunFigures> {
   const settings = {
     concurrency: BATCHES_IN_FLIGHT,
@@ -263,7 +269,7 @@ async function runReimport(
   const t0 = Date.now();
   const handle = await startReimport(client, config, {
     runId,
-    input: { phases: [...PHASES], settings },
+    input: { phases: [...PHASES], settings, ...(mode === 'incremental' ? { mode } : {}) },
   });
   let progress: RunProgress | undefined;
   const ticker = setInterval(() => {
@@ -283,11 +289,11 @@ async function runReimport(
   let result: ReimportResult | undefined;
   let error: string | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), TIMEOUT_MS)));
+  const timedOut = new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), timeoutMs)));
   try {
     const outcome = await Promise.race([handle.result() as Promise<ReimportResult>, timedOut]);
     if (outcome === 'timeout') {
-      error = `did not finish within ${TIMEOUT_MS / 60_000} min (terminated)`;
+      error = `did not finish within ${fmt(timeoutMs / 60_000, 1)} min (terminated)`;
       progress = await handle.query<RunProgress>('progress').catch(() => progress);
       await handle.terminate('benchmark timeout');
     } else result = outcome;
@@ -638,13 +644,28 @@ async function main(): Promise<void> {
       second = await runReimport(client, config, `bench-${stamp}-2`, timeline, rss);
       log(`second reimport ${outcome(second)} in ${secs(second.wallMs)} s`);
     }
+    // The workers' peaks over the two full runs, before an incremental one adds its own.
+    const peaks = workers.map((w) => readMemory(w.pid).hwmBytes);
+    let incremental: { run: RunFigures; plan: ChangePlan } | undefined;
+    if (args.full && second?.result) {
+      const plan = planChanges(sim.dataset, SEED);
+      sim.mutate(plan.mutations);
+      log(`incremental reimport after ${fmt(plan.mutations.length)} changes to the source`);
+      // Past twice the full run's time it has missed its target by far: it is terminated, so the bench still ends.
+      const timeoutMs = Math.min(TIMEOUT_MS, Math.max(5 * 60_000, 2 * second.wallMs));
+      const run = await runReimport(client, config, `bench-${stamp}-3`, timeline, rss, {
+        mode: 'incremental',
+        timeoutMs,
+      });
+      log(`incremental reimport ${outcome(run)} in ${secs(run.wallMs)} s`);
+      incremental = { run, plan };
+    }
     const pool = createPool(config.database);
     cleanups.push(() => pool.end());
     const transfer = {
       first: await runTransfer(pool, first.runId),
       second: second ? await runTransfer(pool, second.runId) : undefined,
     };
-    const peaks = workers.map((w) => readMemory(w.pid).hwmBytes);
     const peakRss = Math.max(...peaks);
     const peakRssTotal = peaks.reduce((a, b) => a + b, 0);
     const cpuFiles = cpu ? filesCpu(first, cpu) : undefined;
@@ -702,6 +723,20 @@ async function main(): Promise<void> {
         cpu,
         machine: { ...machine, cores: availableParallelism() },
         peakRssBytes: peakRss,
+      });
+    }
+    if (second && incremental && requestLog) {
+      printIncrementalReport({
+        full: { ...second, status: outcome(second) },
+        incremental: { ...incremental.run, status: outcome(incremental.run) },
+        plan: incremental.plan,
+        ledger: {
+          full: await ledgerSplit(pool, second.runId),
+          incremental: await ledgerSplit(pool, incremental.run.runId),
+        },
+        requests: requestLog,
+        machine,
+        seed: SEED,
       });
     }
   } finally {

@@ -22,6 +22,9 @@ export interface ActivitySpan {
   count: number;
   firstScheduledMs: number;
   lastClosedMs: number;
+  /** Scheduled to closed, added up over the activities of the type (retries included), and the longest one. */
+  totalMs: number;
+  longestMs: number;
 }
 
 type HistoryEvent = NonNullable<
@@ -36,14 +39,20 @@ function eventMs(e: HistoryEvent): number {
 
 /** Activity spans of one history: scheduled events name the type, closing events refer to them by event id. */
 function activitySpans(events: readonly HistoryEvent[]): Record<string, ActivitySpan> {
-  const typeOf = new Map<string, string>();
+  const typeOf = new Map<string, { type: string; scheduledMs: number }>();
   const out: Record<string, ActivitySpan> = {};
   for (const e of events) {
     const scheduled = e.activityTaskScheduledEventAttributes;
     if (scheduled) {
       const type = scheduled.activityType?.name ?? 'unknown';
-      typeOf.set(String(e.eventId), type);
-      const span = (out[type] ??= { count: 0, firstScheduledMs: eventMs(e), lastClosedMs: 0 });
+      typeOf.set(String(e.eventId), { type, scheduledMs: eventMs(e) });
+      const span = (out[type] ??= {
+        count: 0,
+        firstScheduledMs: eventMs(e),
+        lastClosedMs: 0,
+        totalMs: 0,
+        longestMs: 0,
+      });
       span.count++;
       continue;
     }
@@ -53,8 +62,13 @@ function activitySpans(events: readonly HistoryEvent[]): Record<string, Activity
       e.activityTaskTimedOutEventAttributes ??
       e.activityTaskCanceledEventAttributes;
     if (closed?.scheduledEventId != null) {
-      const span = out[typeOf.get(String(closed.scheduledEventId)) ?? ''];
-      if (span) span.lastClosedMs = Math.max(span.lastClosedMs, eventMs(e));
+      const of = typeOf.get(String(closed.scheduledEventId));
+      const span = of && out[of.type];
+      if (span) {
+        span.lastClosedMs = Math.max(span.lastClosedMs, eventMs(e));
+        span.totalMs += eventMs(e) - of.scheduledMs;
+        span.longestMs = Math.max(span.longestMs, eventMs(e) - of.scheduledMs);
+      }
     }
   }
   return out;
