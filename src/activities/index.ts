@@ -9,7 +9,7 @@ import type { ActivityDeps } from './deps';
 import { dryRunTable } from './dry-run';
 import { importExportBatch, importFileBatch } from './files';
 import { freezeCheck, freezeSnapshot, writeRunCertificate } from './cutover';
-import { buildManifest, vanishedCensus } from './manifest';
+import { buildManifest, readManifests, vanishedCensus } from './manifest';
 import { preflight } from './preflight';
 import { reconcileTable } from './reconcile';
 import { importRecordChunk } from './records';
@@ -62,6 +62,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities & Cutov
     deleteImported: () => runs.deleteImported(),
     buildManifest: (input) => buildManifest(deps, input),
     vanishedCensus: (input) => vanishedCensus(deps, input),
+    readManifests: (input) => readManifests(deps, input),
     importChunk: (input) => importRecordChunk(deps, input),
     importFiles: ({ exportSource, ...input }) =>
       exportSource ? importExportBatch(deps, { ...input, exportSource }) : importFileBatch(deps, input),

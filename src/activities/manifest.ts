@@ -11,7 +11,7 @@ import { SOURCE_TABLES, type SourceTableName } from '../domain/tables';
 import { FileMakerOverloadedError, ManifestError } from '../errors';
 import { cleanString } from '../store/sanitize';
 import { archiveVanished } from '../store/archive';
-import { previousKeys, recordDelta } from '../store/delta';
+import { previousKeys, recordDelta, storedDelta } from '../store/delta';
 import { planIncremental } from '../store/incremental';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
@@ -74,13 +74,17 @@ async function buildManifestOf(
 }
 
 /**
- * The `buildManifest` activity: a table's manifest (for contact details first those of their owners), and its delta
- * against the previous completed run (counts; the ids stay in the database).
+ * Reads `table`'s manifest (for contact details first those of their owners not read yet) and records its delta
+ * against the previous completed run, archiving the vanished records that run imported. With `keep`, a manifest the
+ * run already read (an owner table, read for the contact details) is kept, not read again.
  */
-export async function buildManifest(
+async function readManifest(
   deps: ActivityDeps,
-  { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
-): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
+  runId: string,
+  table: SourceTableName,
+  sourceKeyField?: string,
+  keep = false,
+): Promise<{ count: number; delta: TableDelta }> {
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
@@ -88,20 +92,59 @@ export async function buildManifest(
     for (const owner of OWNER_TABLES)
       if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
   }
-  const listed = await buildManifestOf(deps, runId, table, sourceKeyField);
-  let delta = await recordDelta(deps.pool, runId, table);
-  if (delta.vanished > 0) {
-    const archived = await archiveVanished(deps.pool, runId, table);
-    deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
-    delta = { ...delta, archived };
-  }
-  if (!incremental) return { count: listed, delta };
+  const kept = keep ? await manifestRowIds(deps.pool, runId, table) : undefined;
+  const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField);
+  const delta = await recordDelta(deps.pool, runId, table);
+  if (delta.vanished === 0) return { count, delta };
+  const archived = await archiveVanished(deps.pool, runId, table);
+  deps.logger.warn({ table, vanished: delta.vanished, archived }, 'records gone from FileMaker since the last run');
+  return { count, delta: { ...delta, archived } };
+}
+
+/**
+ * The `buildManifest` activity: a table's manifest and its delta against the previous completed run (counts; the ids
+ * stay in the database). An incremental run reads its manifests up front (`readManifests`) and here plans the table:
+ * the unchanged records carried over, `count` the records left to read.
+ */
+export async function buildManifest(
+  deps: ActivityDeps,
+  { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
+): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
+  if (!incremental) return readManifest(deps, runId, table, sourceKeyField);
+  const delta =
+    (await storedDelta(deps.pool, runId, table)) ?? (await readManifest(deps, runId, table, sourceKeyField)).delta;
   const plan = await planIncremental(deps.pool, runId, table);
   deps.logger.info(
-    { table, baseRunId: plan.baseRunId, listed, work: plan.work, carried: plan.carried },
+    { table, baseRunId: plan.baseRunId, work: plan.work, carried: plan.carried },
     'incremental: unchanged records carried over',
   );
   return { count: plan.work, delta, carried: { ...plan.carried, skipped: 0, failed: 0 } };
+}
+
+/**
+ * An incremental run's manifests, read up front (before any table is imported): every table of the run whose manifest
+ * and delta are not stored yet (a retry goes on where it stopped). Returns, per table compared with a previous run,
+ * how many of that run's records vanished: the gate before anything is deleted, without a census of its own.
+ */
+export async function readManifests(
+  deps: ActivityDeps,
+  { runId, tables, sourceKeyFields }: Parameters<ReimportActivities['readManifests']>[0],
+): Promise<VanishedCount[]> {
+  const out: VanishedCount[] = [];
+  for (const table of tables) {
+    const delta =
+      (await storedDelta(deps.pool, runId, table)) ??
+      (await readManifest(deps, runId, table, sourceKeyFields?.[table], true)).delta;
+    heartbeat({ table });
+    if (delta.previousRunId === null) continue;
+    out.push({
+      table,
+      previousRunId: delta.previousRunId,
+      previous: delta.changed + delta.unchanged + delta.vanished,
+      vanished: delta.vanished,
+    });
+  }
+  return out;
 }
 
 /**

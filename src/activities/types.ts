@@ -174,6 +174,15 @@ export interface ReimportActivities {
   deleteImported(input: { runId: string }): Promise<Record<string, number>>;
   /** `sourceKeyField`: a field stored with each id as the manifest's source key (the export's `recid`). */
   vanishedCensus(input: { runId: string; tables: SourceTableName[] }): Promise<VanishedCount[]>;
+  /**
+   * An incremental run's manifests of `tables`, read before anything is deleted, with their deltas; the vanished
+   * counts the gate needs (no census of its own). `sourceKeyFields`: a table's manifest source key field.
+   */
+  readManifests(input: {
+    runId: string;
+    tables: SourceTableName[];
+    sourceKeyFields?: Partial<Record<SourceTableName, string>>;
+  }): Promise<VanishedCount[]>;
   buildManifest(input: {
     runId: string;
     table: SourceTableName;

@@ -104,3 +104,31 @@ export async function previousKeys(
   );
   return { previousRunId: previous, byRecordId, keys: new Set(r.rows.flatMap((x) => (x.k === null ? [] : [x.k]))) };
 }
+
+/** The delta the run recorded for `table` (with the records it archived), or undefined when none is recorded yet. */
+export async function storedDelta(pool: Pool, runId: string, table: string): Promise<TableDelta | undefined> {
+  const r = await pool.query<{
+    previous_run_id: string | null;
+    added: number;
+    changed: number;
+    unchanged: number;
+    vanished: number;
+    archived: number;
+  }>(
+    `select d.previous_run_id, d.added, d.changed, d.unchanged, d.vanished,
+            (select count(*)::int from archived_records a
+              where a.missing_since_run_id = d.run_id and a.source_table = d.source_table) as archived
+       from run_delta_tables d where d.run_id = $1 and d.source_table = $2`,
+    [runId, table],
+  );
+  const d = r.rows[0];
+  if (!d) return undefined;
+  const delta: TableDelta = {
+    previousRunId: d.previous_run_id,
+    added: d.added,
+    changed: d.changed,
+    unchanged: d.unchanged,
+    vanished: d.vanished,
+  };
+  return d.vanished > 0 ? { ...delta, archived: d.archived } : delta;
+}

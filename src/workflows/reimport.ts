@@ -548,7 +548,18 @@ const backupStep: PhaseStep = async (run, summary, workflowId) => {
 async function vanishedGate(run: RunContext): Promise<void> {
   const tables = run.phases.filter((p) => IMPORT_PHASE_SET.has(p)).flatMap((p) => tablesOf(p as ImportPhase));
   if (tables.length === 0) return;
-  const census = await untilNotOverloaded(run.controls, () => run.acts.vanishedCensus({ runId: run.runId, tables }));
+  // An incremental run reads its manifests here, before anything is deleted, and gates on their deltas; its phases
+  // then plan each table on the manifest already read. Any other run (and a dry run) counts with a census.
+  const upFront = run.options.mode === 'incremental' && !run.options.dryRun;
+  const census = await untilNotOverloaded(run.controls, () =>
+    upFront
+      ? run.acts.readManifests({
+          runId: run.runId,
+          tables,
+          ...(run.options.imagesFrom ? { sourceKeyFields: { API_Images: 'recid' } } : {}),
+        })
+      : run.acts.vanishedCensus({ runId: run.runId, tables }),
+  );
   run.progress.vanished = census;
   const threshold = run.options.vanishedThreshold;
   const over = census.filter((c) => c.previous > 0 && c.vanished / c.previous > threshold);

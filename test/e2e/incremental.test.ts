@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
+import type { RunProgress } from '../../src/workflows/messages';
 import { KEY_PREFIX } from '../../src/domain/keys';
 import { PHASES } from '../../src/domain/tables';
 import { inventory } from '../../src/s3';
@@ -143,5 +144,27 @@ describe('incremental runs', { concurrency: 1 }, () => {
     const fullSplit = await ledgerSplit(full.runId);
     assert.equal(split.carried + split.read, fullSplit.read, 'every record of the full run accounted for');
     assert.ok(split.read < fullSplit.read / 4, `read again: ${split.read} of ${fullSplit.read}`);
+  });
+
+  test('an incremental run stops before deleting when more than its threshold vanished, and goes on when confirmed', async () => {
+    const notes = () => [...s.sim.dataset.table('API_Notes')!.scan()];
+    const gone = notes().slice(0, Math.ceil(notes().length * 0.1));
+    s.sim.mutate(gone.map((r) => ({ op: 'delete' as const, table: 'API_Notes', recordId: r.recordId })));
+    const noteRows = async () => (await s.pool.query('select filemaker_id from notes order by 1')).rows;
+    const before = await noteRows();
+    const handle = await start(s, 'incremental-gate', { ...INCREMENTAL, vanishedThreshold: 0.05 });
+    let progress: RunProgress | undefined;
+    for (let i = 0; i < 600 && progress?.status !== 'awaiting_confirmation'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      progress = await handle.query<RunProgress>('progress');
+      assert.ok(!['completed', 'failed', 'rolled_back'].includes(progress.status), `run went on: ${progress.status}`);
+    }
+    assert.equal(progress?.status, 'awaiting_confirmation');
+    assert.equal(progress.vanished?.find((v) => v.table === 'API_Notes')?.vanished, gone.length);
+    assert.deepEqual(await noteRows(), before, 'nothing deleted while it waits');
+    await handle.executeUpdate('confirmVanished', { args: [] });
+    const result = (await handle.result()) as ReimportResult;
+    assert.equal(result.status, 'completed');
+    assert.equal((await noteRows()).length, before.length - gone.length, 'the vanished notes deleted');
   });
 });
