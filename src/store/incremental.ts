@@ -11,17 +11,18 @@
  *   the run then import again.
  *
  * A record is carried over only when nothing a full run would read for it has changed: its version (ROWMODID) is the
- * one its rows were imported from, its id is the same and keys a row, its rows exist, it landed (imported, or
- * unlinked for an empty link field, which only the record itself can change), and nothing it links to was imported
- * again by this run: the records it links to by id, the clinics it may find by name, the contact details folded into
- * it. Everything else is read again from FileMaker, exactly as a full run reads it.
+ * one its rows were imported from, its id is the same and keys a row, it has a row exactly when its entry wrote one,
+ * it landed or ended for a reason only the record itself can change (an empty container, an empty link field) or for
+ * a link not found in a table that gained no row, and nothing it reads of what it links to changed in this run: the
+ * existence and clinic of its patient, the existence of its referrer or company, the clinics it may find by name,
+ * the contact details folded into it. Everything else is read again from FileMaker, exactly as a full run reads it.
  */
 import { IncrementalRefusedError } from '../errors';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
 import { backupSchemaOf, fingerprint } from './backup';
 import { withTransaction, type Pool, type PoolClient } from './db';
 import { previousRun } from './delta';
-import { ident, STORE_OWNED_COLUMNS } from './schema';
+import { ident } from './schema';
 
 type Queryable = Pool | PoolClient;
 
@@ -132,22 +133,26 @@ export async function incrementalBase(db: Queryable, runId: string): Promise<str
   return b.run_id;
 }
 
-/** A row as JSON without the columns the store owns (when and by which run it was written). */
-function rowJson(alias: string): string {
-  return `(to_jsonb(${alias})${STORE_OWNED_COLUMNS.map((c) => ` - '${c}'`).join('')})`;
-}
+/**
+ * What a record's mapping reads of the rows it links to, besides their existence (the map context's lookups, see
+ * src/activities/records.ts): a patient's clinic (an appointment falls back to it). The rest of a linked row (a
+ * patient's name, its folded contact details) is never read by the records that link to it.
+ */
+const READ_THROUGH_LINKS: Partial<Record<TargetTable, readonly string[]>> = { patients: ['clinic_id'] };
 
 /**
- * The ids of `target`'s rows this run wrote with another content than the backup's (or wrote new), as SQL over `$1`
- * (the run) and the backup schema `schema`. Image batches: those of such a patient.
+ * The ids of `target`'s rows this run wrote new, or with another value than the backup's in a column that records
+ * linking to them read (READ_THROUGH_LINKS), as SQL over `$1` (the run) and the backup schema `schema`. Image batches:
+ * those of such a patient.
  */
 function changedIds(target: TargetTable, schema: string): string {
   if (target === 'image_batches') {
     return `select b.id from image_batches b where b.patient_id in (${changedIds('patients', schema)})`;
   }
+  const same = (READ_THROUGH_LINKS[target] ?? []).map((c) => ` and b.${ident(c)} is not distinct from p.${ident(c)}`);
   return `select p.id from ${ident(target)} p
-           where p.import_run_id = $1 and not exists (
-             select 1 from ${ident(schema)}.${ident(target)} b where b.id = p.id and ${rowJson('b')} = ${rowJson('p')})`;
+           where p.import_run_id = $1
+             and not exists (select 1 from ${ident(schema)}.${ident(target)} b where b.id = p.id${same.join('')})`;
 }
 
 /** SQL over `$1`: whether this run wrote a row of `target` that the backup does not have. */

@@ -65,7 +65,14 @@ describe('incremental runs', { concurrency: 1 }, () => {
     assert.equal(patients.rowCount, 0, 'nothing imported');
   });
 
+  /** A patient with an appointment of no clinic of its own, which takes the patient's (the later test moves it). */
+  let movingPatient: { recordId: number; fields: Record<string, unknown> } | undefined;
+
   test('with nothing changed, an incremental run carries every record over and changes nothing', async () => {
+    movingPatient = [...s.sim.dataset.table('API_Contacts')!.scan()][5]!;
+    s.sim.mutate([
+      { op: 'insert', table: 'API_event', fields: { id_Contact: String(movingPatient.fields.id), id_Clinic: '' } },
+    ]);
     await completedRun(s, EVERY_PHASE);
     const before = await nexus();
     const run = await completedRun(s, INCREMENTAL);
@@ -95,11 +102,18 @@ describe('incremental runs', { concurrency: 1 }, () => {
     const text = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : '');
     const patientIds = new Set(patients.map((p) => text(p.fields.id)));
     // A patient with appointments goes: its appointments, notes and files become unlinked in both runs.
-    const linked = rows('API_event').find((e) => patientIds.has(text(e.fields.id_Contact)));
+    const linked = rows('API_event').find(
+      (e) => patientIds.has(text(e.fields.id_Contact)) && text(e.fields.id_Contact) !== text(movingPatient!.fields.id),
+    );
     assert.ok(linked, 'an appointment with its patient');
     const gone = patients.find((p) => text(p.fields.id) === text(linked.fields.id_Contact))!;
     const others = patients.filter((p) => p !== gone);
     const [a0, a1] = rows('API_event').filter((e) => e !== linked);
+    // A patient moves clinic: an appointment without a clinic of its own takes its patient's, so that unchanged
+    // appointment must be read again.
+    const moved = movingPatient!;
+    const clinics = rows('API_Clinic_Name').map((c) => c.fields.id);
+    const newClinic = clinics.find((c) => text(c) !== text(moved.fields.id_Clinic));
     const [doc] = rows('API_Docs');
     const [img] = rows('API_Images');
     const [note] = rows('API_Notes');
@@ -120,6 +134,7 @@ describe('incremental runs', { concurrency: 1 }, () => {
       { op: 'insert', table: 'API_Notes' },
       { op: 'update', table: 'API_Contact_Details', recordId: detail!.recordId },
       { op: 'update', table: 'API_Referrer', recordId: referrer!.recordId },
+      { op: 'update', table: 'API_Contacts', recordId: moved.recordId, fields: { id_Clinic: newClinic ?? '' } },
     ]);
 
     // The same changed source, twice: a full run, rolled back on request, then an incremental one.
