@@ -13,6 +13,7 @@ import { cleanString } from '../store/sanitize';
 import { archiveVanished } from '../store/archive';
 import { previousKeys, recordDelta, storedDelta } from '../store/delta';
 import { planIncremental } from '../store/incremental';
+import { patientRefsOf } from './records';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
 import type { Counts, ReimportActivities, VanishedCount } from './types';
@@ -113,7 +114,7 @@ export async function buildManifest(
   if (!incremental) return readManifest(deps, runId, table, sourceKeyField);
   const delta =
     (await storedDelta(deps.pool, runId, table)) ?? (await readManifest(deps, runId, table, sourceKeyField)).delta;
-  const plan = await planIncremental(deps.pool, runId, table);
+  const plan = await planIncremental(deps.pool, runId, table, patientRefsOf(table));
   deps.logger.info(
     { table, baseRunId: plan.baseRunId, work: plan.work, carried: plan.carried },
     'incremental: unchanged records carried over',

@@ -9,6 +9,8 @@ import { heartbeat } from '@temporalio/activity';
 import { createMapContext, type MapContextSource } from '../domain/context';
 import { normalizeFileMakerId } from '../domain/ids';
 import { mapAppointment } from '../domain/mappers/appointments';
+import { documentPatientRefs } from '../domain/mappers/documents';
+import { imagePatientRefs } from '../domain/mappers/images';
 import { mapClinic, mapContactDetail, mapPatient } from '../domain/mappers/patients';
 import { mapNote, mapSms } from '../domain/mappers/notes';
 import { mapCompany, mapPatientReferrer, mapReferrer, mapReferrerCompany } from '../domain/mappers/referrers';
@@ -66,6 +68,17 @@ function idsIn(
     }
   }
   return [...ids];
+}
+
+/**
+ * The patient ids (normalised) a record of `table` may link to, from its fields; undefined for a table whose records
+ * link to no patient.
+ */
+export function patientRefsOf(table: SourceTableName): ((record: FmRecord) => string[]) | undefined {
+  if (table === 'API_Docs') return documentPatientRefs;
+  if (table === 'API_Images') return imagePatientRefs;
+  const fields = MAPPERS[table]?.patientFields;
+  return fields && ((record) => idsIn([record], fields));
 }
 
 export function mapperFor(table: SourceTableName): Mapper | undefined {

@@ -19,6 +19,7 @@
  */
 import { IncrementalRefusedError } from '../errors';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from '../domain/tables';
+import type { FmRecord } from '../domain/types';
 import { backupSchemaOf, fingerprint } from './backup';
 import { withTransaction, type Pool, type PoolClient } from './db';
 import { previousRun } from './delta';
@@ -195,7 +196,12 @@ export interface IncrementalPlan {
  * Plans an incremental run's `table` once its manifest is written: carries the entries of the records whose rows
  * stay (see the module's note) and numbers the others in record id order. A retried plan replaces its carried entries.
  */
-export async function planIncremental(pool: Pool, runId: string, table: SourceTableName): Promise<IncrementalPlan> {
+export async function planIncremental(
+  pool: Pool,
+  runId: string,
+  table: SourceTableName,
+  patientRefs?: (record: FmRecord) => string[],
+): Promise<IncrementalPlan> {
   return withTransaction(pool, async (c) => {
     // The run's manifest and ledger rows were written moments ago: the planner's statistics do not know them, estimate
     // one row, and chose nested loops that compared every manifest record with every ledger entry (85 s for 1,070
@@ -230,6 +236,10 @@ export async function planIncremental(pool: Pool, runId: string, table: SourceTa
       [runId, baseRunId],
     );
     const carriable = [...RECORD_ONLY_REASONS, ...missed.rows.map((r) => r.reason)];
+    const orphans =
+      patientRefs && !carriable.includes('PATIENT_NOT_FOUND')
+        ? await orphansStillOrphans(c, { runId, baseRunId, table, rows, schema, patientRefs })
+        : [];
     const owner = CONTACT_OWNERS[table];
     if (owner) conditions.push(`cur.filemaker_id not in (${ownersWithOtherDetails(schema, owner)})`);
     if (table === 'API_Contact_Details') {
@@ -261,10 +271,10 @@ export async function planIncremental(pool: Pool, runId: string, table: SourceTa
         where cur.run_id = $1 and cur.source_table = $2 and cur.id_issue is null and pm.id_issue is null
           and cur.record_id !~ '^(id|blank):' and cur.mod_id is not null
           and cur.mod_id = coalesce(p.source_mod_id, pm.mod_id) and cur.filemaker_id = pm.filemaker_id
-          and (p.state = 'imported' or p.reason_code = any($4::text[]))
+          and (p.state = 'imported' or p.reason_code = any($4::text[]) or p.record_id = any($5::text[]))
           and ${conditions.join('\n          and ')}
        on conflict (run_id, source_table, record_id) do nothing`,
-      [runId, table, baseRunId, carriable],
+      [runId, table, baseRunId, carriable, orphans],
     );
     await c.query('update source_manifest set work_pos = null where run_id = $1 and source_table = $2', [runId, table]);
     const work = await c.query(
@@ -285,6 +295,41 @@ export async function planIncremental(pool: Pool, runId: string, table: SourceTa
     );
     return { baseRunId, work: work.rowCount ?? 0, carried: carried.rows[0]! };
   });
+}
+
+/**
+ * The patients table gained rows in this run: of the records the base run left unlinked for a patient not found, those
+ * whose patient is still not there (their row's metadata names the patient; none names a gained one). The others are
+ * read again, and link now.
+ */
+async function orphansStillOrphans(
+  c: PoolClient,
+  o: {
+    runId: string;
+    baseRunId: string;
+    table: SourceTableName;
+    rows: string;
+    schema: string;
+    patientRefs: (record: FmRecord) => string[];
+  },
+): Promise<string[]> {
+  const gained = await c.query<{ id: string }>(
+    `select p.filemaker_id as id from patients p where p.import_run_id = $1
+        and not exists (select 1 from ${ident(o.schema)}.patients b where b.id = p.id)`,
+    [o.runId],
+  );
+  const found = new Set(gained.rows.map((r) => r.id));
+  const orphans = await c.query<{ record_id: string; fields: FmRecord['fieldData'] }>(
+    `select l.record_id, t.filemaker_metadata as fields from import_ledger l
+       join ${ident(o.rows)} t on t.filemaker_id = l.filemaker_id
+      where l.run_id = $1 and l.source_table = $2 and l.state = 'unlinked' and l.reason_code = 'PATIENT_NOT_FOUND'`,
+    [o.baseRunId, o.table],
+  );
+  return orphans.rows
+    .filter(
+      (r) => !o.patientRefs({ recordId: r.record_id, modId: '', fieldData: r.fields }).some((id) => found.has(id)),
+    )
+    .map((r) => r.record_id);
 }
 
 /** Deletes the rows of `target` whose ids `idsSql` selects, and first every row linking to them; how many went. */

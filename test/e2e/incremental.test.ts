@@ -18,6 +18,8 @@ import { completedRun, setup, start, type Setup } from '../helpers/files';
 
 const EVERY_PHASE = { phases: PHASES, vanishedThreshold: 1 };
 const INCREMENTAL = { ...EVERY_PHASE, mode: 'incremental' };
+/** The id of a patient that arrives only after an appointment naming it was imported (unlinked). */
+const UNBORN_PATIENT = '0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9';
 
 /** The root cause's type of a failed workflow (its ApplicationFailure code). */
 function failureType(err: unknown): string | undefined {
@@ -72,6 +74,7 @@ describe('incremental runs', { concurrency: 1 }, () => {
     movingPatient = [...s.sim.dataset.table('API_Contacts')!.scan()][5]!;
     s.sim.mutate([
       { op: 'insert', table: 'API_event', fields: { id_Contact: String(movingPatient.fields.id), id_Clinic: '' } },
+      { op: 'insert', table: 'API_event', fields: { id_Contact: UNBORN_PATIENT } },
     ]);
     await completedRun(s, EVERY_PHASE);
     const before = await nexus();
@@ -114,6 +117,7 @@ describe('incremental runs', { concurrency: 1 }, () => {
     const moved = movingPatient!;
     const clinics = rows('API_Clinic_Name').map((c) => c.fields.id);
     const newClinic = clinics.find((c) => text(c) !== text(moved.fields.id_Clinic));
+    // A patient arrives that an appointment already named: the appointment, unchanged and unlinked so far, links now.
     const [doc] = rows('API_Docs');
     const [img] = rows('API_Images');
     const [note] = rows('API_Notes');
@@ -135,6 +139,7 @@ describe('incremental runs', { concurrency: 1 }, () => {
       { op: 'update', table: 'API_Contact_Details', recordId: detail!.recordId },
       { op: 'update', table: 'API_Referrer', recordId: referrer!.recordId },
       { op: 'update', table: 'API_Contacts', recordId: moved.recordId, fields: { id_Clinic: newClinic ?? '' } },
+      { op: 'insert', table: 'API_Contacts', fields: { id: UNBORN_PATIENT } },
     ]);
 
     // The same changed source, twice: a full run, rolled back on request, then an incremental one.
@@ -147,6 +152,11 @@ describe('incremental runs', { concurrency: 1 }, () => {
     });
     const incremental = await completedRun(s, INCREMENTAL);
     const afterIncremental = await nexus();
+    const unborn = await s.pool.query(
+      `select 1 from appointments a join patients p on p.id = a.patient_id where p.filemaker_id = $1`,
+      [UNBORN_PATIENT.toLowerCase()],
+    );
+    assert.equal(unborn.rowCount, 1, 'the appointment links its patient that arrived');
 
     for (const [table, f] of Object.entries(afterFull.tables)) {
       assert.deepEqual(afterIncremental.tables[table as keyof typeof afterFull.tables], f, `${table} as a full run`);
