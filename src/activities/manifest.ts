@@ -112,14 +112,25 @@ export async function buildManifest(
   { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
 ): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
   if (!incremental) return readManifest(deps, runId, table, sourceKeyField);
-  const delta =
-    (await storedDelta(deps.pool, runId, table)) ?? (await readManifest(deps, runId, table, sourceKeyField)).delta;
+  const delta = await readOnce(deps, runId, table, sourceKeyField);
   const plan = await planIncremental(deps.pool, runId, table, patientRefsOf(table));
   deps.logger.info(
     { table, baseRunId: plan.baseRunId, work: plan.work, carried: plan.carried },
     'incremental: unchanged records carried over',
   );
-  return { count: plan.work, delta, carried: { ...plan.carried, skipped: 0, failed: 0 } };
+  return { count: plan.work, delta, carried: plan.carried };
+}
+
+/** An incremental run's manifest of `table` and its delta: as read up front, or read now when it was not. */
+async function readOnce(
+  deps: ActivityDeps,
+  runId: string,
+  table: SourceTableName,
+  sourceKeyField?: string,
+): Promise<TableDelta> {
+  return (
+    (await storedDelta(deps.pool, runId, table)) ?? (await readManifest(deps, runId, table, sourceKeyField, true)).delta
+  );
 }
 
 /**
@@ -133,9 +144,7 @@ export async function readManifests(
 ): Promise<VanishedCount[]> {
   const out: VanishedCount[] = [];
   for (const table of tables) {
-    const delta =
-      (await storedDelta(deps.pool, runId, table)) ??
-      (await readManifest(deps, runId, table, sourceKeyFields?.[table], true)).delta;
+    const delta = await readOnce(deps, runId, table, sourceKeyFields?.[table]);
     heartbeat({ table });
     if (delta.previousRunId === null) continue;
     out.push({

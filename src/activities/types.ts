@@ -111,7 +111,7 @@ export interface TableReconciliation {
    * manifest's highest), not imported by this run; the next run imports them. Capped; absent when unknown.
    */
   arrivals?: string[];
-  /** An incremental run: of the imported and unlinked records, those carried over unchanged from an earlier run. */
+  /** An incremental run: of the manifest's records, those carried over unchanged (their state is an earlier run's). */
   carried?: number;
   /** Every manifest record terminal and every checked object as recorded. */
   ok: boolean;

@@ -188,8 +188,8 @@ export interface IncrementalPlan {
   baseRunId: string;
   /** Records to read from FileMaker: positions 0…work-1 of the work list. */
   work: number;
-  /** Records carried over, by their (carried) state. */
-  carried: { imported: number; unlinked: number };
+  /** Records carried over, by their (carried) state: a skipped one ended for a reason only the record can change. */
+  carried: { imported: number; unlinked: number; skipped: number; failed: number };
 }
 
 /**
@@ -287,9 +287,11 @@ export async function planIncremental(
         where m.run_id = $1 and m.source_table = $2 and m.record_id = w.record_id`,
       [runId, table],
     );
-    const carried = await c.query<{ imported: number; unlinked: number }>(
+    const carried = await c.query<IncrementalPlan['carried']>(
       `select count(*) filter (where state = 'imported')::int as imported,
-              count(*) filter (where state = 'unlinked')::int as unlinked
+              count(*) filter (where state = 'unlinked')::int as unlinked,
+              count(*) filter (where state = 'skipped')::int as skipped,
+              count(*) filter (where state = 'failed')::int as failed
          from import_ledger where run_id = $1 and source_table = $2 and carried_from is not null`,
       [runId, table],
     );
@@ -364,13 +366,13 @@ export async function sweepTable(pool: Pool, runId: string, table: SourceTableNa
     const rows = rowsTableOf(table);
     const unaccounted = `select t.id from ${ident(rows)} t
       where t.filemaker_id is not null and not exists (
-        select 1 from import_ledger l where l.run_id = $1 and l.source_table = '${table}'
+        select 1 from import_ledger l where l.run_id = $1 and l.source_table = $2
            and l.filemaker_id = t.filemaker_id and ${WROTE_ROW('l')})`;
     if (rows === 'contact_details') {
-      const r = await c.query(`delete from contact_details where id in (${unaccounted})`, [runId]);
+      const r = await c.query(`delete from contact_details where id in (${unaccounted})`, [runId, table]);
       return r.rowCount ?? 0;
     }
-    let deleted = await deleteWithDependents(c, rows, unaccounted, [runId]);
+    let deleted = await deleteWithDependents(c, rows, unaccounted, [runId, table]);
     if (rows === 'images') {
       const r = await c.query(
         `delete from image_batches b where b.filemaker_id is not null and b.import_run_id is distinct from $1
