@@ -4,6 +4,9 @@
  * one is downloaded on first use, which a machine without internet access cannot do; the tests that use this helper
  * wait on no long timer.
  */
+import { randomUUID } from 'node:crypto';
+import { after, before } from 'node:test';
+import type { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { ReimportActivities } from '../../src/activities/types';
@@ -30,21 +33,36 @@ export const preflightPassed: ReimportActivities['preflight'] = async () => ({
   containerPathReason: 'CONFIGURED',
 });
 
-/** A worker on `env` for the workflows of src/workflows with stubbed `activities`; runs until the returned stop. */
-export async function stubbedWorker(
-  env: TestWorkflowEnvironment,
-  taskQueue: string,
-  activities: object,
-): Promise<() => Promise<void>> {
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities,
+/**
+ * For a suite (call it in `describe`): a workflow test server and a worker on its own task queue for the workflows of
+ * src/workflows with stubbed `activities`, started before the suite's tests and stopped after them. `client` is
+ * usable from the first test on.
+ */
+export function stubbedWorkflows(queuePrefix: string, activities: object): { client: Client; taskQueue: string } {
+  const taskQueue = `${queuePrefix}-${randomUUID()}`;
+  let env: TestWorkflowEnvironment | undefined;
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  before(async () => {
+    env = await workflowTestEnv();
+    worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowsPath: require.resolve('../../src/workflows'),
+      activities,
+    });
+    running = worker.run();
   });
-  const running = worker.run();
-  return async () => {
-    worker.shutdown();
+  after(async () => {
+    worker?.shutdown();
     await running;
+    await env?.teardown();
+  });
+  return {
+    taskQueue,
+    get client() {
+      if (!env) throw new Error('the workflow test server has not started yet');
+      return env.client;
+    },
   };
 }

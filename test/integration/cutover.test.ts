@@ -3,15 +3,14 @@
  * source moved is reported as the source that moved (the cause to act on), one that fails on a frozen source keeps
  * its own failure, neither is certified, and an id that cannot name the final run is refused before anything is read.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { CutoverActivities, ReimportActivities } from '../../src/activities/types';
 import { compareVersions } from '../../src/domain/freeze';
-import { stubbedWorker, workflowTestEnv } from '../helpers/workflow-env';
+import { stubbedWorkflows } from '../helpers/workflow-env';
 
 interface CutoverStub {
   /** What each freeze check after the first read finds moved in API_Contacts: record id → new version. */
@@ -49,19 +48,8 @@ const activities: Partial<ReimportActivities & CutoverActivities> = {
 };
 
 describe('cut-over', () => {
-  let env: TestWorkflowEnvironment;
-  let stop: (() => Promise<void>) | undefined;
-  const taskQueue = `cutover-${randomUUID()}`;
-
-  before(async () => {
-    env = await workflowTestEnv();
-    stop = await stubbedWorker(env, taskQueue, activities);
-  });
-
-  after(async () => {
-    await stop?.();
-    await env?.teardown();
-  });
+  const env = stubbedWorkflows('cutover', activities);
+  const { taskQueue } = env;
 
   /** Runs a cut-over to its failure; the failure's cause and the activities it called. */
   async function failedCutover(checks: Record<string, string>[], cutoverId = `cutover-${randomUUID().slice(0, 8)}`) {

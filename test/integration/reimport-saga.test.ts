@@ -3,15 +3,14 @@
  * runs the compensations last-first (restore the snapshot, then delete the run's objects), each to its end even though
  * the run was cancelled, and one that fails does not stop the others.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ReimportActivities } from '../../src/activities/types';
-import { preflightPassed, stubbedWorker, workflowTestEnv } from '../helpers/workflow-env';
+import { preflightPassed, stubbedWorkflows } from '../helpers/workflow-env';
 
 /** How the stubbed manifest of a run behaves: fails for good, or waits until the run is cancelled. */
 type Manifest = 'fails' | 'waits';
@@ -67,19 +66,8 @@ const activities: Partial<ReimportActivities> = {
 };
 
 describe('reimport saga', () => {
-  let env: TestWorkflowEnvironment;
-  let stop: (() => Promise<void>) | undefined;
-  const taskQueue = `saga-${randomUUID()}`;
-
-  before(async () => {
-    env = await workflowTestEnv();
-    stop = await stubbedWorker(env, taskQueue, activities);
-  });
-
-  after(async () => {
-    await stop?.();
-    await env?.teardown();
-  });
+  const env = stubbedWorkflows('saga', activities);
+  const { taskQueue } = env;
 
   const start = async (manifest: Manifest, restoreVerified = true) => {
     const runId = `saga-${randomUUID().slice(0, 8)}`;
