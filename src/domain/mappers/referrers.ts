@@ -6,7 +6,9 @@
  * is dropped; the clinic's new system hides inactive referrers from pick lists but keeps their history.
  */
 import { TEXT_LIMITS, cleanText } from '../normalize';
-import { mapRecord } from '../record';
+import { mapRecord, type RecordReader } from '../record';
+import type { ReasonCode } from '../reasons';
+import type { SourceTableName } from '../tables';
 import {
   type AddressEntry,
   type BaseRow,
@@ -14,6 +16,7 @@ import {
   type FmRecord,
   type MapContext,
   type MapOutcome,
+  type PatientRef,
 } from '../types';
 import { contactOwnerOutcome, personName } from './patients';
 
@@ -82,24 +85,64 @@ export interface PatientReferrerRow extends BaseRow {
   readonly status: string | null;
 }
 
+/** One end of a link row: what its key field resolves to, and the reason the link is skipped without it. */
+interface LinkEnd<T> {
+  readonly resolve: (ctx: MapContext, fk: string) => T | undefined;
+  readonly reason: ReasonCode;
+  readonly what: string;
+}
+
+const PATIENT_END: LinkEnd<PatientRef> = {
+  resolve: (ctx, fk) => ctx.patientId(fk),
+  reason: 'MISSING_PATIENT',
+  what: 'patient',
+};
+const REFERRER_END: LinkEnd<string> = {
+  resolve: (ctx, fk) => ctx.referrerId(fk),
+  reason: 'MISSING_REFERRER',
+  what: 'referrer',
+};
+const COMPANY_END: LinkEnd<string> = {
+  resolve: (ctx, fk) => ctx.companyId(fk),
+  reason: 'MISSING_COMPANY',
+  what: 'company',
+};
+
 /** A link needs both ends (the columns are not null): an empty or unknown end skips the link with its reason. */
+function mapLink<A, B, Row>(
+  record: FmRecord,
+  table: SourceTableName,
+  ctx: MapContext,
+  [fromField, from]: readonly [string, LinkEnd<A>],
+  [toField, to]: readonly [string, LinkEnd<B>],
+  row: (r: RecordReader, from: A, to: B) => Row,
+): MapOutcome<Row> {
+  return mapRecord(record, table, ctx, (r) => {
+    const a = r.requiredLink(fromField, (fk) => from.resolve(ctx, fk), from.reason, from.what);
+    if (!a.ok) return a.skip;
+    const b = r.requiredLink(toField, (fk) => to.resolve(ctx, fk), to.reason, to.what);
+    if (!b.ok) return b.skip;
+    return r.outcome(row(r, a.target, b.target));
+  });
+}
+
 export function mapPatientReferrer(record: FmRecord, ctx: MapContext): MapOutcome<PatientReferrerRow> {
-  return mapRecord(record, 'API_ContactToReferrer', ctx, (r) => {
-    const patient = r.requiredLink('id_Contact', (fk) => ctx.patientId(fk), 'MISSING_PATIENT', 'patient');
-    if (!patient.ok) return patient.skip;
+  return mapLink(
+    record,
+    'API_ContactToReferrer',
+    ctx,
+    ['id_Contact', PATIENT_END],
     // `id_Perscriber` (sic) is the field's real name on the clinic's layout.
-    const referrer = r.requiredLink('id_Perscriber', (fk) => ctx.referrerId(fk), 'MISSING_REFERRER', 'referrer');
-    if (!referrer.ok) return referrer.skip;
-    const row: PatientReferrerRow = {
+    ['id_Perscriber', REFERRER_END],
+    (r, patient, referrer): PatientReferrerRow => ({
       ...r.base('patient_referrers'),
-      patient_id: patient.target.id,
-      referrer_id: referrer.target,
+      patient_id: patient.id,
+      referrer_id: referrer,
       referral_date: r.date('date'),
       reason: r.optText('Reason', TEXT_LIMITS.medium),
       status: r.optText('Status'),
-    };
-    return r.outcome(row);
-  });
+    }),
+  );
 }
 
 export interface ReferrerCompanyRow extends BaseRow {
@@ -110,18 +153,18 @@ export interface ReferrerCompanyRow extends BaseRow {
 }
 
 export function mapReferrerCompany(record: FmRecord, ctx: MapContext): MapOutcome<ReferrerCompanyRow> {
-  return mapRecord(record, 'API_ReferrerToCompany_Join', ctx, (r) => {
-    const referrer = r.requiredLink('id_Referrer', (fk) => ctx.referrerId(fk), 'MISSING_REFERRER', 'referrer');
-    if (!referrer.ok) return referrer.skip;
-    const company = r.requiredLink('id_Company', (fk) => ctx.companyId(fk), 'MISSING_COMPANY', 'company');
-    if (!company.ok) return company.skip;
-    const row: ReferrerCompanyRow = {
+  return mapLink(
+    record,
+    'API_ReferrerToCompany_Join',
+    ctx,
+    ['id_Referrer', REFERRER_END],
+    ['id_Company', COMPANY_END],
+    (r, referrer, company): ReferrerCompanyRow => ({
       ...r.base('referrer_companies'),
-      referrer_id: referrer.target,
-      company_id: company.target,
+      referrer_id: referrer,
+      company_id: company,
       position: r.optText('Position'),
       is_primary: r.bool('Primary'),
-    };
-    return r.outcome(row);
-  });
+    }),
+  );
 }
