@@ -25,8 +25,7 @@ async function main(): Promise<void> {
   const { createLogger } = await import('../src/logger');
   const { migrate } = await import('../src/store/migrate');
   const { startWorker } = await import('../src/worker');
-  const { connectClient, startReimport, formatResult } = await import('../src/client/operations');
-  const { webUiLink } = await import('../src/client/cli');
+  const { connectClient, startReimport, formatResult, webUiLink } = await import('../src/client/operations');
   const { watchProgress } = await import('../src/client/progress-bars');
   const { generateKeySpec, payloadCodecFromConfig, startCodecServer } = await import('../src/codec');
   const { startSession } = await import('./terminal');

@@ -13,7 +13,7 @@ export type { LedgerEntry } from '../store/ledger';
 /**
  * Failed ids a chunk's result carries per reason: the result is an event of the workflow's history, so it stays
  * small. The phase merges them into its report, which keeps more per reason (FAILED_IDS_PER_REASON in
- * src/workflows/phase.ts); the ledger holds them all.
+ * src/workflows/progress.ts); the ledger holds them all.
  */
 const FAILED_IDS_PER_CHUNK = 5;
 

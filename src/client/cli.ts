@@ -8,7 +8,15 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { loadConfig } from '../config';
 import { createLogger } from '../logger';
-import { formatCutover, formatResult, readReport, startCutover, startReimport, withClient } from './operations';
+import {
+  formatCutover,
+  formatResult,
+  readReport,
+  startCutover,
+  startReimport,
+  webUiLink,
+  withClient,
+} from './operations';
 import {
   createReimportSchedule,
   describeSchedule,
@@ -423,10 +431,6 @@ program
     console.log(`codec server: ${server.url}`);
     await new Promise<void>((res) => process.once('SIGINT', () => void server.close().then(res)));
   });
-
-export function webUiLink(uiUrl: string, namespace: string, workflowId: string): string {
-  return `${uiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
 
 if (require.main === module) {
   program.parseAsync(process.argv).catch((err: unknown) => {

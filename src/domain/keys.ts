@@ -294,58 +294,23 @@ export function sniffContentType(firstBytes: Uint8Array): string | undefined {
   return undefined;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// Content-Disposition
-
-// RFC 8187 attr-char: everything else is percent-encoded in `filename*`.
-const ATTR_CHAR = /[A-Za-z0-9!#$&+.^_`|~-]/;
-
 /**
- * A `Content-Disposition` header value for an original filename (RFC 6266). Directory parts and control characters
- * are removed first. A plain ASCII name gives `attachment; filename="name"`. A name with non-ASCII characters, `"`,
- * `\` or `%` also gets `filename*=UTF-8''<percent-encoded>`, and its `filename` is an ASCII fallback (accents
- * stripped, other characters → `_`) for old clients. An empty name gives the bare disposition. The result is pure
- * ASCII, as S3 metadata and HTTP headers require.
+ * An original filename as we keep and offer it: its base name only (RFC 6266 section 4.3: a name, not a path), no
+ * control characters (C0, C1, line and paragraph separators), lone surrogates replaced, NFC, at most `maxChars` code
+ * points keeping the extension. '' when nothing is left.
  */
-export function contentDisposition(
-  filename: string | null | undefined,
-  disposition: 'attachment' | 'inline' = 'attachment',
-): string {
-  const name = cleanFilename(filename ?? '');
-  if (name === '') return disposition;
-  const plain = /^[\x20-\x7e]*$/.test(name) && !/["\\%]/.test(name);
-  if (plain) return `${disposition}; filename="${name}"`;
-  const fallback =
-    name
-      .normalize('NFKD')
-      .replace(/[\u0300-\u036f]/g, '')
-      .replace(/[^\x20-\x7e]|["\\%]/gu, '_')
-      .trim() || 'file';
-  return `${disposition}; filename="${fallback}"; filename*=UTF-8''${encodeRfc8187(name)}`;
-}
-
-function encodeRfc8187(s: string): string {
-  let out = '';
-  for (const ch of s) {
-    if (ATTR_CHAR.test(ch)) out += ch;
-    else for (const byte of new TextEncoder().encode(ch)) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
-
-/** Base name only, no control characters, lone surrogates replaced, NFC, at most 255 code points keeping the extension. */
-export function cleanFilename(raw: string): string {
-  let s = raw.replace(/[\u0000-\u001f\u007f]/g, '');
+export function cleanFilename(raw: string, maxChars = 255): string {
+  let s = raw.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '');
   s = s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
   s = (s.split(/[/\\]/).pop() ?? '').normalize('NFC').trim();
   if (s === '.' || s === '..') return '';
   const chars = Array.from(s);
-  if (chars.length <= 255) return s;
+  if (chars.length <= maxChars) return s;
   const dot = s.lastIndexOf('.');
   const extension = dot > 0 && s.length - dot <= 9 ? s.slice(dot) : '';
   return (
     Array.from(s.slice(0, s.length - extension.length))
-      .slice(0, 255 - extension.length)
+      .slice(0, maxChars - extension.length)
       .join('') + extension
   );
 }

@@ -12,9 +12,9 @@ import { ERROR_CODES } from '../error-codes';
 /** A workflow id, run id or phase name: letters, digits and . _ : / @ - only (no spaces). */
 export type Identifier = string;
 /** A stable machine-readable reason such as TRANSFER_QUOTA_EXCEEDED or FILEMAKER_OVERLOADED. */
-export type ReasonCode = string;
+export type EventCode = string;
 /** Counts by name, e.g. { done: 1200, failed: 3 }. Names follow the Identifier pattern. */
-export type Counts = Readonly<Record<string, number>>;
+export type NamedCounts = Readonly<Record<string, number>>;
 
 interface EventBase {
   /** The reimport run's id (the top-level workflow id). */
@@ -28,14 +28,14 @@ export interface RunStartedEvent extends EventBase {
   readonly workflowId: Identifier;
   readonly phases: readonly Identifier[];
   /** Source record counts by table, when known at start. */
-  readonly sourceCounts?: Counts;
+  readonly sourceCounts?: NamedCounts;
 }
 
 export interface PhaseCompletedEvent extends EventBase {
   readonly type: 'phase_completed';
   readonly workflowId: Identifier;
   readonly phase: Identifier;
-  readonly counts: Counts;
+  readonly counts: NamedCounts;
   readonly durationMs: number;
 }
 
@@ -44,14 +44,14 @@ export interface CooldownLongEvent extends EventBase {
   readonly workflowId: Identifier;
   readonly phase: Identifier;
   readonly cooldownSeconds: number;
-  readonly reasonCode: ReasonCode;
+  readonly reasonCode: EventCode;
 }
 
 export interface PausedForQuotaEvent extends EventBase {
   readonly type: 'paused_for_quota';
   readonly workflowId: Identifier;
   readonly phase?: Identifier;
-  readonly reasonCode: ReasonCode;
+  readonly reasonCode: EventCode;
   readonly bytesUsed?: number;
   readonly bytesBudget?: number;
 }
@@ -60,9 +60,9 @@ export interface RunFailedEvent extends EventBase {
   readonly type: 'run_failed';
   readonly workflowId: Identifier;
   readonly phase?: Identifier;
-  readonly reasonCode: ReasonCode;
+  readonly reasonCode: EventCode;
   /** Failures by reason code, e.g. { INTEGRITY_MISMATCH: 2 }. */
-  readonly failuresByReason?: Counts;
+  readonly failuresByReason?: NamedCounts;
   readonly durationMs?: number;
 }
 
@@ -71,7 +71,7 @@ export interface RolledBackEvent extends EventBase {
   readonly workflowId: Identifier;
   /** Phases whose compensations ran, in the order they ran. */
   readonly phases: readonly Identifier[];
-  readonly reasonCode: ReasonCode;
+  readonly reasonCode: EventCode;
   /** Compensations that failed and need an operator, by phase. */
   readonly failedCompensations?: readonly Identifier[];
   readonly durationMs?: number;
@@ -82,9 +82,9 @@ export interface VanishedOverThresholdEvent extends EventBase {
   readonly type: 'vanished_over_threshold';
   readonly workflowId: Identifier;
   /** Records gone since the last completed run, by source table (only the tables over the threshold). */
-  readonly vanished: Counts;
+  readonly vanished: NamedCounts;
   /** The same tables' record counts in the last completed run. */
-  readonly previous: Counts;
+  readonly previous: NamedCounts;
   readonly thresholdPercent: number;
 }
 
@@ -93,7 +93,7 @@ export interface RunCompletedEvent extends EventBase {
   readonly workflowId: Identifier;
   readonly durationMs: number;
   /** Totals by name, e.g. { patients: 5120, documents: 88412 }. */
-  readonly counts: Counts;
+  readonly counts: NamedCounts;
 }
 
 export type NotifyEvent =

@@ -2,7 +2,7 @@
  * Turns a notification event into a subject line and plain text. Pure: the same event always gives the same text,
  * so it is unit-tested on its own and the channels only transport the result.
  */
-import { validateNotifyEvent, type Counts, type NotifyEvent } from './events';
+import { validateNotifyEvent, type NamedCounts, type NotifyEvent } from './events';
 
 export interface FormattedNotification {
   readonly subject: string;
@@ -39,7 +39,7 @@ export function formatBytes(n: number): string {
 }
 
 // Sorted so the same counts always print the same way, whatever order the caller built them in.
-const formatCounts = (c: Counts): string =>
+const formatCounts = (c: NamedCounts): string =>
   Object.keys(c)
     .sort()
     .map((k) => `${k}=${c[k]}`)

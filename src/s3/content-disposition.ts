@@ -5,24 +5,14 @@
  * clients; `filename*=UTF-8''…` carries the real name whenever it is not plain ASCII.
  */
 
+import { cleanFilename } from '../domain/keys';
+
 const MAX_NAME = 200;
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
-/** The filename as it will be offered: no control characters, no path, trimmed, never empty, at most 200 chars. */
-export function cleanFilename(name: string): string {
-  let s = name.replace(LONE_SURROGATE, '\ufffd').replace(CONTROL, '').normalize('NFC');
-  s = s.replace(/[/\\]/g, '_').trim();
-  s = s.replace(/^\.+/, '').trim();
-  if (s === '') s = 'file';
-  const chars = [...s];
-  if (chars.length > MAX_NAME) {
-    const dot = s.lastIndexOf('.');
-    const ext = dot > 0 && s.length - dot <= 12 ? [...s.slice(dot)] : [];
-    s = [...chars.slice(0, MAX_NAME - ext.length), ...ext].join('');
-  }
-  return s;
+/** The filename as it will be offered: the original's cleaned base name, no leading dots, never empty, ≤ 200 chars. */
+export function offeredFilename(name: string): string {
+  const s = cleanFilename(name, MAX_NAME).replace(/^\.+/, '').trim();
+  return s === '' ? 'file' : s;
 }
 
 /** A printable-ASCII stand-in: accents folded, anything else `_`, no quote, backslash or percent. */
@@ -41,7 +31,7 @@ export function encodeRfc8187(value: string): string {
 }
 
 export function contentDisposition(filename: string, type: 'attachment' | 'inline' = 'attachment'): string {
-  const clean = cleanFilename(filename);
+  const clean = offeredFilename(filename);
   const fallback = asciiFallback(clean);
   if (fallback === clean) return `${type}; filename="${fallback}"`;
   return `${type}; filename="${fallback}"; filename*=UTF-8''${encodeRfc8187(clean)}`;

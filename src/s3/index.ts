@@ -2,6 +2,6 @@
  * The S3 layer: a client from configuration and the operations the phases use, each taking that client.
  */
 export { createS3Client } from './client';
-export { contentDisposition, cleanFilename, asciiFallback } from './content-disposition';
+export { contentDisposition, offeredFilename, asciiFallback } from './content-disposition';
 export * from './objects';
 export * from './upload';
