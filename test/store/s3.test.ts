@@ -158,7 +158,8 @@ describe('S3 layer', () => {
     const head = await headObject(s3, bucket, key);
     assert.equal(head?.contentDisposition, cd);
     const encoded = /filename\*=UTF-8''(.+)$/.exec(cd)?.[1] ?? '';
-    assert.equal(decodeURIComponent(encoded), 'a"bX-Injected: yes_.._.._etc_passwd%00;.pdf');
+    // A name, not a path: only the part after the last separator is offered.
+    assert.equal(decodeURIComponent(encoded), 'passwd%00;.pdf');
   });
 
   test('inventory lists a prefix across pages, is recorded per run, and batch delete removes exactly the new objects', async () => {
