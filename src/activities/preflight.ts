@@ -7,8 +7,12 @@ import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
 import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import type { RunBookkeeping } from './runs';
+import { inParallel } from './parallel';
 import { missingFields } from './source-checks';
 import type { PreflightInput, PreflightResult } from './types';
+
+/** Tables whose layout and count are read at once: 8 requests, within the client's concurrency limit. */
+const TABLES_IN_FLIGHT = 4;
 
 /**
  * The `preflight` activity: the schema version, every layout of the run's phases with its fields and its count, the
@@ -25,11 +29,17 @@ export async function preflight(
   const { version } = await checkSchemaVersion(pool);
   const sourceCounts: Partial<Record<SourceTableName, number>> = {};
   const tables = Object.values(SOURCE_TABLES).filter((t) => input.phases.includes(t.phase));
-  for (const t of tables) {
-    const absent = await missingFields(fm, t);
+  // The layouts are checked side by side (the client keeps FileMaker's concurrency limit); problems in table order.
+  const absentByTable: string[][] = [];
+  await inParallel(tables, TABLES_IN_FLIGHT, async (t, i) => {
+    const [absent, count] = await Promise.all([missingFields(fm, t), fm.count(t.odataTable)]);
+    absentByTable[i] = absent;
+    sourceCounts[t.name] = count;
+  });
+  tables.forEach((t, i) => {
+    const absent = absentByTable[i]!;
     if (absent.length) problems.push(`${t.layout} lacks ${absent.join(', ')}`);
-    sourceCounts[t.name] = await fm.count(t.odataTable);
-  }
+  });
   await runs.checkBucketWritable();
   // After the layouts: a missing field fails the pre-flight before any container is read.
   const fileTables =
