@@ -16,7 +16,11 @@ import { planIncremental } from '../store/incremental';
 import { patientRefsOf } from './records';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import type { ActivityDeps } from './deps';
+import { inParallel } from './parallel';
 import type { Counts, ReimportActivities, VanishedCount } from './types';
+
+/** Tables whose manifests are read at once: FileMaker's latency overlaps the writes and the deltas. */
+const TABLES_IN_FLIGHT = 3;
 
 const OWNER_TABLES: SourceTableName[] = ['API_Contacts', 'API_Referrer', 'API_Company'];
 /** Ids of records that arrived during a run listed per table in its report; more are there for the next run. */
@@ -142,18 +146,19 @@ export async function readManifests(
   deps: ActivityDeps,
   { runId, tables, sourceKeyFields }: Parameters<ReimportActivities['readManifests']>[0],
 ): Promise<VanishedCount[]> {
-  const out: VanishedCount[] = [];
-  for (const table of tables) {
+  const counts: (VanishedCount | undefined)[] = [];
+  await inParallel(tables, TABLES_IN_FLIGHT, async (table, i) => {
     const delta = await readOnce(deps, runId, table, sourceKeyFields?.[table]);
     heartbeat({ table });
-    if (delta.previousRunId === null) continue;
-    out.push({
+    if (delta.previousRunId === null) return;
+    counts[i] = {
       table,
       previousRunId: delta.previousRunId,
       previous: delta.changed + delta.unchanged + delta.vanished,
       vanished: delta.vanished,
-    });
-  }
+    };
+  });
+  const out = counts.filter((c) => c !== undefined);
   return out;
 }
 
@@ -166,10 +171,10 @@ export async function vanishedCensus(
   deps: ActivityDeps,
   { runId, tables }: { runId: string; tables: SourceTableName[] },
 ): Promise<VanishedCount[]> {
-  const out: VanishedCount[] = [];
-  for (const table of tables) {
+  const counts: (VanishedCount | undefined)[] = [];
+  await inParallel(tables, TABLES_IN_FLIGHT, async (table, i) => {
     const previous = await previousKeys(deps.pool, runId, table);
-    if (!previous) continue;
+    if (!previous) return;
     const listed = previous.keys.size;
     const source = SOURCE_TABLES[table];
     let read = 0;
@@ -178,8 +183,9 @@ export async function vanishedCensus(
       if (key !== undefined) previous.keys.delete(key);
       if (++read % 2000 === 0) heartbeat({ table, records: read });
     }
-    out.push({ table, previousRunId: previous.previousRunId, previous: listed, vanished: previous.keys.size });
-  }
+    counts[i] = { table, previousRunId: previous.previousRunId, previous: listed, vanished: previous.keys.size };
+  });
+  const out = counts.filter((c) => c !== undefined);
   return out;
 }
 
