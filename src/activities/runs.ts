@@ -69,13 +69,19 @@ export function runBookkeeping(deps: ActivityDeps) {
       await deleteObject(s3, bucket, key);
     },
 
-    /** Snapshots every table in one REPEATABLE READ transaction, and the S3 inventory under the import's keys. */
+    /**
+     * Snapshots every table in one REPEATABLE READ transaction and, at the same time (nothing writes objects before
+     * the backup is done), records the S3 inventory under the import's keys.
+     */
     async backup(runId: string): Promise<BackupResult> {
-      const tables = await snapshot(pool, runId, tableDone);
-      const objectsBefore = await recordInventory(pool, runId, inventory(s3, bucket, `${KEY_PREFIX}/`), (n) =>
-        heartbeat({ objectsBefore: n }),
-      );
-      return { tables, objectsBefore, backupKey: undefined };
+      // Both settle before the activity ends (or fails), so neither still writes when it is retried.
+      const [tables, objectsBefore] = await Promise.allSettled([
+        snapshot(pool, runId, tableDone),
+        recordInventory(pool, runId, inventory(s3, bucket, `${KEY_PREFIX}/`), (n) => heartbeat({ objectsBefore: n })),
+      ]);
+      if (tables.status === 'rejected') throw tables.reason;
+      if (objectsBefore.status === 'rejected') throw objectsBefore.reason;
+      return { tables: tables.value, objectsBefore: objectsBefore.value, backupKey: undefined };
     },
 
     /** Restores every table from the run's snapshot in one transaction, verified by fingerprints before it commits. */
