@@ -799,6 +799,10 @@ function report(r: {
   }
   console.log('\nwhere a files phase of the first reimport spends its time (from its history):');
   console.table(filesPhaseBreakdown(r.first));
+  if (r.second) {
+    console.log('the same for the second reimport (every file already stored: relinks):');
+    console.table(filesPhaseBreakdown(r.second));
+  }
 
   const ft = filesTotals(r.first);
   const st = r.second ? filesTotals(r.second) : undefined;

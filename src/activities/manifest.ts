@@ -15,6 +15,8 @@ import { previousKeys, recordDelta, storedDelta } from '../store/delta';
 import { planIncremental } from '../store/incremental';
 import { patientRefsOf } from './records';
 import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
+import { relinkableCount } from '../store/ledger';
+import { FILE_TABLES } from './files';
 import type { ActivityDeps } from './deps';
 import { inParallel } from './parallel';
 import type { Counts, ReimportActivities, VanishedCount } from './types';
@@ -109,9 +111,20 @@ async function readManifest(
 /**
  * The `buildManifest` activity: a table's manifest and its delta against the previous completed run (counts; the ids
  * stay in the database). An incremental run reads its manifests up front (`readManifests`) and here plans the table:
- * the unchanged records carried over, `count` the records left to read.
+ * the unchanged records carried over, `count` the records left to read. For a files table, also how many of those
+ * records an earlier run settled at the version read (`relinkable`, see relinkableCount).
  */
 export async function buildManifest(
+  deps: ActivityDeps,
+  input: Parameters<ReimportActivities['buildManifest']>[0],
+): Promise<{ count: number; delta: TableDelta; carried?: Counts; relinkable?: number }> {
+  const built = await tableManifest(deps, input);
+  if (!FILE_TABLES.includes(input.table)) return built;
+  const relinkable = await relinkableCount(deps.pool, input.runId, input.table, input.incremental === true);
+  return { ...built, relinkable };
+}
+
+async function tableManifest(
   deps: ActivityDeps,
   { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
 ): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {

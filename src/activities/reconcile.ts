@@ -10,12 +10,12 @@ import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import { arrivalsOf } from './manifest';
 import type { TableReconciliation } from './types';
-import { reconcileObjects, verifyObjects } from './verify';
+import { reconcileObjects } from './verify';
 
 /**
- * `phase`: the files phase's own reconciliation (objects listed with the ETag recorded when they were confirmed
- * on storing; any other one HEADed);
- * `validation`: the run's last check, a HEAD of every object.
+ * `phase`: the files phase's own reconciliation; `validation`: the run's last check, which also lists the records
+ * that arrived since the manifest. Both check the objects from a listing of their own (objects listed with the size
+ * and ETag recorded when they were confirmed on storing; any other one HEADed, see reconcileObjects).
  */
 export async function reconcileTable(
   deps: ActivityDeps,
@@ -27,11 +27,9 @@ export async function reconcileTable(
   const { by, manifest, missing } = await ledgerBalance(pool, runId, table);
   const pending = (by.pending ?? 0) + (by.missing ?? 0);
   const files = FILE_TABLES.includes(table);
-  const objects = !files
-    ? { checked: 0, mismatches: [] as string[], headed: 0 }
-    : checkedBy === 'phase'
-      ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
-      : await verifyObjects({ ...deps, heartbeat }, runId, table);
+  const objects = files
+    ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
+    : { checked: 0, mismatches: [] as string[], headed: 0 };
   const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
   const arrivals = checkedBy === 'validation' ? await arrivalsOf(deps, runId, table) : undefined;
   return {

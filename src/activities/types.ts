@@ -189,7 +189,16 @@ export interface ReimportActivities {
     sourceKeyField?: string;
     /** An incremental run: unchanged records are carried over, and `count` is the work list's length. */
     incremental?: boolean;
-  }): Promise<{ count: number; delta?: TableDelta; carried?: Counts }>;
+  }): Promise<{
+    count: number;
+    delta?: TableDelta;
+    carried?: Counts;
+    /**
+     * A files table: of the `count` records, those an earlier run settled at the version read (a file stored, or
+     * none to download); see relinkableCount.
+     */
+    relinkable?: number;
+  }>;
   importChunk(input: ChunkInput): Promise<ChunkResult>;
   importFiles(input: ChunkInput): Promise<ChunkResult>;
   finishTable(input: { runId: string; table: SourceTableName }): Promise<Counts>;

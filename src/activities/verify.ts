@@ -1,6 +1,7 @@
 /**
- * Files-phase checks that need S3: every object a run recorded, confirmed by HEAD with the size and SHA-256 the
- * ledger holds; and the dry run's estimate of the bytes a run would download (files not already stored).
+ * Files-phase checks that need S3: every object a run recorded, confirmed by a listing with the size and ETag the
+ * ledger holds (else by HEAD with its size and SHA-256); and the dry run's estimate of the bytes a run would download
+ * (files not already stored).
  */
 import { headObject, inventory } from '../s3';
 import { averageRecordedBytes, ledgerLookup, recordedObjects, type RecordedObject } from '../store/ledger';
@@ -56,24 +57,14 @@ function reportMismatches(
   return { checked, mismatches: mismatched.slice(0, MISMATCHES_KEPT), headed };
 }
 
-/** HEADs every object the run recorded for `table` against the ledger's size and SHA-256 (the validation phase). */
-export async function verifyObjects(
-  deps: ObjectCheckDeps,
-  runId: string,
-  table: SourceTableName,
-): Promise<ObjectCheck> {
-  const rows = await recordedObjects(deps.pool, runId, table);
-  const mismatched = await headCheck(deps, table, rows);
-  return reportMismatches(deps, table, rows.length, rows.length, mismatched);
-}
-
 /**
- * The files phase's reconciliation of objects. Each object was confirmed when it was stored — S3 verified the SHA-256
+ * The object check of a files phase's reconciliation and of the run's validation. Each object was confirmed when it was stored — S3 verified the SHA-256
  * we sent and echoed it, or a HEAD showed the size and SHA-256 — or relinked (a HEAD showed them), and the ledger
  * keeps the ETag S3 gave it then. One listing of the bucket under the prefixes of the run's keys then shows, for every
  * object, whether it is still there with that size and that ETag (bytes written since would have another ETag). Every
  * object that is not (or has no ETag recorded) is HEADed against the ledger's size and SHA-256. The validation phase
- * at the end of a run HEADs every object.
+ * at the end of a run checks again from a listing of its own, so an object written again or deleted after its phase
+ * is still found.
  */
 export async function reconcileObjects(
   deps: ObjectCheckDeps,

@@ -334,3 +334,24 @@ export async function recordWrittenBack(
     values: [runId, table, changes.map((x) => x.filemakerId), changes.map((x) => x.from), changes.map((x) => x.to)],
   });
 }
+
+/**
+ * How many records of the run's manifest of `table` (with `work`, of its work list) an earlier run settled at the
+ * version the manifest read, so that a batch will most likely download nothing for them: a file stored with the ETag
+ * of its confirmed upload (relinked from a listing), or none to download (an empty container, a container that broke,
+ * a record refused). An estimate the phase sizes its batches by; each batch decides every file again.
+ */
+export async function relinkableCount(pool: Pool, runId: string, table: string, work: boolean): Promise<number> {
+  const r = await pool.query<{ n: number }>(
+    `select count(*)::int as n
+       from source_manifest m
+       cross join lateral (
+         select l.state, l.source_mod_id, l.object_etag from import_ledger l
+          where l.source_table = m.source_table and l.filemaker_id = m.filemaker_id and l.run_id <> m.run_id
+          order by l.updated_at desc limit 1) p
+      where m.run_id = $1 and m.source_table = $2 and m.id_issue is null and (not $3 or m.work_pos is not null)
+        and p.source_mod_id = m.mod_id and (p.object_etag is not null or p.state in ('skipped', 'failed'))`,
+    [runId, table, work],
+  );
+  return r.rows[0]?.n ?? 0;
+}

@@ -46,7 +46,7 @@ import type { ExportLocation } from '../export/location';
 import { ERROR_CODES, failureType } from './failures';
 import { chunkActivity, fileTransferActivity, notifyActivity, shortActivity } from './profiles';
 import { addBatch, countsLine, emptyPhaseResult, startedPhaseProgress, type PhaseResult } from './progress';
-import { PhaseScheduler, cooldownSummary, historyFull } from './scheduler';
+import { PhaseScheduler, cooldownSummary, historyFull, relinkBatchSize } from './scheduler';
 
 export type { PhaseResult } from './progress';
 
@@ -78,6 +78,8 @@ interface PhaseState {
   /** Manifest offsets of the current table still to import. */
   pending: number[] | null;
   manifestTotal: number;
+  /** Files per batch of the current table when it differs from the settings' (relink batches, see relinkBatchSize). */
+  batchSize?: number;
   result: PhaseResult;
   progress: PhaseProgress;
   startedAtMs: number;
@@ -272,14 +274,14 @@ class PhaseRun {
   }
 
   private batchSize(): number {
-    return this.files ? this.sched.settings.fileBatchSize : this.sched.settings.chunkSize;
+    return this.files ? (this.state.batchSize ?? this.sched.settings.fileBatchSize) : this.sched.settings.chunkSize;
   }
 
   /** Every id of the table that exists now, stored in PostgreSQL; the batches to import are positions in it. */
   async buildManifest(table: SourceTableName): Promise<void> {
     const { state } = this;
     await condition(() => !this.sched.paused);
-    const { count, delta, carried } = await this.untilNotOverloaded(() =>
+    const { count, delta, carried, relinkable } = await this.untilNotOverloaded(() =>
       this.acts.buildManifest({
         runId: this.input.runId,
         table,
@@ -299,6 +301,9 @@ class PhaseRun {
       state.progress.total += processed;
       addBatch(state.result, state.progress, { ...emptyChunkResult(), processed, byState: carried });
     }
+    // Only a table whose files an earlier run stored: `relinkable` is absent from the manifests of other tables, of
+    // the export's images, and of histories recorded before it was reported.
+    if (this.files && !this.exportSource) state.batchSize = relinkBatchSize(this.sched.settings, count, relinkable);
     const size = this.batchSize();
     state.pending = [];
     for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
@@ -429,6 +434,7 @@ class PhaseRun {
     }
     state.result.tables.push(rec);
     state.pending = null;
+    state.batchSize = undefined;
     if (this.files && state.result.tables.every((t) => t.bytesTransferred !== undefined)) {
       // The quota's own count replaces the batches' sum, which misses attempts that ended in an error or a crash.
       const spent = state.result.tables.reduce((sum, t) => sum + (t.bytesTransferred ?? 0), 0);

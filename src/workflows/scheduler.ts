@@ -25,6 +25,25 @@ export function historyFull(info: { continueAsNewSuggested: boolean; historyLeng
   return info.continueAsNewSuggested || info.historyLength > HISTORY_SOFT_LIMIT;
 }
 
+/** Share of a files table's records an earlier run must have settled for the phase to read them in relink batches. */
+export const RELINK_SHARE = 0.9;
+/** The largest relink batch: its records are read in finds of 100 at once, its files written 32 at a time. */
+export const RELINK_BATCH_MAX = 1000;
+
+/**
+ * Files per batch of a files table whose records an earlier run settled almost all at the version read now
+ * (`relinkable` of `count`, see the buildManifest activity: stored, or nothing to download): such a record costs no
+ * FileMaker request of its own and no transfer, so a batch of `fileBatchSize` would spend its time on the batch's own
+ * round trips (the activity, its find, its ledger reads). The table is split into about two batches per slot of the
+ * window instead, no smaller than `fileBatchSize`. Undefined when fewer are settled: the batches download, and keep
+ * `fileBatchSize`.
+ */
+export function relinkBatchSize(settings: Settings, count: number, relinkable: number | undefined): number | undefined {
+  if (relinkable === undefined || count === 0 || relinkable < count * RELINK_SHARE) return undefined;
+  const perSlot = Math.ceil(count / (2 * settings.concurrency));
+  return Math.max(settings.fileBatchSize, Math.min(RELINK_BATCH_MAX, perSlot));
+}
+
 /** What a phase execution carries into the next one when it continues as new. */
 export interface SchedulerState {
   settings: Settings;

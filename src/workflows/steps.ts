@@ -23,7 +23,8 @@ export async function deletePhase(input: { runId: string }): Promise<Record<stri
 
 /**
  * validationPhase: every manifest id of the run has a terminal ledger state and every imported file's object is
- * confirmed by HEAD. Fails (and so rolls the run back) when either is not so.
+ * confirmed as the ledger recorded it (listed with its recorded size and ETag, else by HEAD). Fails (and so rolls the
+ * run back) when either is not so.
  */
 export async function validationPhase(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult> {
   const result = await acts.validate(input);

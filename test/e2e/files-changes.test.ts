@@ -237,19 +237,21 @@ describe('files phases after the source changed', () => {
       const newImg = expectedImages(await truthContainers(s, 'API_Images')).get(imgId)!.pick!;
       const bucketBefore = await bucketState(s);
 
-      // A fault only the validation phase sees, after both files phases: the ledger of another document records a
-      // SHA-256 its object does not have (the phases' own reconciliation confirms objects by listing and ETag).
+      // A fault only the validation phase sees, after both files phases: once the images phase writes, the ledger
+      // entry of another document (its phase's reconciliation passed) records a SHA-256 its object does not have, and
+      // no ETag, so validation HEADs that object and finds it differs.
       const failing = `run-${randomUUID()}`;
       await s.pool.query(`
         create or replace function misrecord_document() returns trigger language plpgsql as $$
         begin
-          if new.run_id = '${failing}' and new.source_table = 'API_Docs' and new.filemaker_id = '${other.id}'
-             and new.sha256 is not null then
-            new.sha256 := encode(sha256(convert_to(new.sha256, 'UTF8')), 'hex');
+          if new.run_id = '${failing}' and new.source_table = 'API_Images' then
+            update import_ledger set sha256 = encode(sha256(convert_to(sha256, 'UTF8')), 'hex'), object_etag = null
+             where run_id = new.run_id and source_table = 'API_Docs' and filemaker_id = '${other.id}'
+               and object_etag is not null;
           end if;
-          return new;
+          return null;
         end $$;
-        create trigger misrecord_document before insert or update on import_ledger
+        create trigger misrecord_document after insert or update on import_ledger
           for each row execute function misrecord_document();`);
       try {
         await assert.rejects(run(s, {}, failing), (err) => {

@@ -74,10 +74,19 @@ describe('files phases on a clean FileMaker', () => {
     },
   );
 
+  /** The file batches (importFiles activities) a run's files phase scheduled, from its history. */
+  async function fileBatches(runId: string, phase: string): Promise<number> {
+    const events = (await s.client.workflow.getHandle(`${runId}/${phase}`).fetchHistory()).events ?? [];
+    return events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'importFiles').length;
+  }
+
   test('a second run relinks every file and downloads 0 bytes', { timeout: 300_000 }, async () => {
     const before = await containerBytes(s);
     const runId = `run-${randomUUID()}`;
-    const result = (await (await start(s, runId)).result()) as ReimportResult;
+    // Two batches in flight: every file is settled already, so each phase reads its table in about four relink
+    // batches (12 and 10 records) instead of batches of 6.
+    const settings = { fileBatchSize: 6, concurrency: 2, cooldownBaseSeconds: 1 };
+    const result = (await (await start(s, runId, { settings })).result()) as ReimportResult;
     assert.equal(result.status, 'completed', 'second run completed');
     // The pre-flight's probe reads one sample container per files table, through the Data API as well (and may see
     // a damaged sample's error page first): no file of the phases is among the bytes.
@@ -88,6 +97,8 @@ describe('files phases on a clean FileMaker', () => {
       const p = result.phases.find((x) => x.phase === phase);
       assert.equal(p?.bytesDownloaded, 0, `${phase}: 0 bytes downloaded`);
       assert.ok((p?.relinked ?? 0) > 0, `${phase}: files relinked`);
+      const [first, second] = [await fileBatches(firstRun, phase), await fileBatches(runId, phase)];
+      assert.ok(second <= 4 && second < first, `${phase}: ${second} relink batches, ${first} in the first run`);
     }
     await assertFilesLanded(s, runId);
   });

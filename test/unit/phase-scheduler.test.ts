@@ -1,7 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { settingsSchema } from '../../src/workflows/options';
-import { HISTORY_SOFT_LIMIT, PhaseScheduler, historyFull } from '../../src/workflows/scheduler';
+import {
+  HISTORY_SOFT_LIMIT,
+  PhaseScheduler,
+  RELINK_BATCH_MAX,
+  historyFull,
+  relinkBatchSize,
+} from '../../src/workflows/scheduler';
 
 const settings = settingsSchema.parse({ concurrency: 8, cooldownBaseSeconds: 1, cooldownMaxSeconds: 300 });
 const T0 = 1_000_000;
@@ -124,5 +130,16 @@ describe('phase scheduler', () => {
     assert.equal(next.mayLaunch(10, T0, false), false, 'still paused');
     next.control({ paused: false });
     assert.equal(fill(next, 10), 2);
+  });
+
+  test('a files table its earlier run stored almost whole is read in about two relink batches per slot', () => {
+    // Seed counts: 11,269 documents, all relinkable, 8 batches in flight → 16 batches of 705, not 282 of 40.
+    assert.equal(relinkBatchSize(settings, 11_269, 11_269), 705);
+    assert.equal(relinkBatchSize(settings, 11_269, 10_200), 705, '90 % relinkable is enough');
+    assert.equal(relinkBatchSize(settings, 11_269, 10_100), undefined, 'fewer: the batches download, 40 files each');
+    assert.equal(relinkBatchSize(settings, 11_269, undefined), undefined, 'a manifest that reports none');
+    assert.equal(relinkBatchSize(settings, 0, 0), undefined, 'an empty table');
+    assert.equal(relinkBatchSize(settings, 100_000, 100_000), RELINK_BATCH_MAX, 'capped');
+    assert.equal(relinkBatchSize(settings, 200, 200), settings.fileBatchSize, 'never below the configured size');
   });
 });

@@ -58,9 +58,10 @@ export const FILE_TABLES: readonly SourceTableName[] = ['API_Docs', 'API_Images'
 const FILES_IN_FLIGHT = 4;
 /**
  * Relinks a listing confirmed, processed at once besides: they make no request to FileMaker or S3, only their rows
- * and ledger entries, which group commit writes in one statement for all those in flight.
+ * and ledger entries, which group commit writes in one statement for all those in flight (a batch of relinks holds
+ * hundreds: the more at once, the fewer statements).
  */
-const LISTED_IN_FLIGHT = 32;
+const LISTED_IN_FLIGHT = 128;
 const HEARTBEAT_EVERY_MS = 1000;
 
 /** The FileMaker modId at which each id's container last failed for good in a completed earlier run. */
@@ -71,6 +72,27 @@ async function downloadFailuresBefore(deps: ActivityDeps, input: ChunkInput, ids
       .filter((x) => x.state === 'failed' && x.reason_code === 'DOWNLOAD_FAILED')
       .map((x) => [x.filemaker_id, x.mod]),
   );
+}
+
+/** Records per find: the Data API client's largest find (a batch of relinks reads several side by side). */
+const FIND_PART = 100;
+
+/**
+ * The batch's records by record id (see recordsById): in finds of FIND_PART records side by side, so a large batch
+ * of relinks waits for one round of them rather than for each in turn (the worker's FileMaker semaphore still caps
+ * the requests in flight).
+ */
+async function readRecords(
+  fc: FileContext,
+  wanted: readonly { recordId: string; id: string }[],
+): Promise<Map<string, FileMakerRecord>> {
+  const source = SOURCE_TABLES[fc.input.table];
+  const parts: (typeof wanted)[] = [];
+  for (let i = 0; i < wanted.length; i += FIND_PART) parts.push(wanted.slice(i, i + FIND_PART));
+  const read = await Promise.all(
+    parts.map((part) => fc.deps.fm.recordsById(source.layout, source.idField, part, { signal: fc.signal })),
+  );
+  return new Map(read.flatMap((m) => [...m]));
 }
 
 /** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
@@ -215,8 +237,10 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     })),
     ledgerLookup(deps.pool, input.table, todo, { completedOnly: true }),
     downloadFailuresBefore(deps, input, todo),
-    deps.fm.recordsById(source.layout, source.idField, wanted, { signal: fc.signal }),
+    readRecords(fc, wanted),
   ]);
+  // A large batch of relinks spends its first seconds reading; the heartbeat says it is alive.
+  fc.beat();
   // Each record under the id the manifest knows it by; one whose id was edited since is set aside (see below).
   const byId = new Map<string, FileMakerRecord>();
   const idChanged = new Set<string>();

@@ -19,7 +19,7 @@ export interface ListedObject {
 /**
  * How old a listing may be when it confirms a relink. A second run's files phase relinks a folder in seconds, and
  * one page of 1,000 keys per slice is cheap next to a HEAD per object; a slice older than this is listed again. What
- * a relink recorded is checked again by the phase's reconciliation (a new listing) and the validation's HEADs.
+ * a relink recorded is checked again by the phase's reconciliation and by the validation (each from a new listing).
  */
 export const LISTING_FRESH_MS = 30_000;
 const LISTINGS_IN_FLIGHT = 4;
