@@ -294,6 +294,22 @@ void test('findByIds returns exactly the requested records, chunked, and nothing
   });
 });
 
+void test('recordsById reads a core chunk of 500 records in one find, each record as FileMaker holds it', async () => {
+  await withSim({ preset: 'demo' }, async (sim, make) => {
+    const fm = make();
+    const truth = (await truthRecords(sim, 'API_event')).slice(0, 500);
+    const wanted = truth.map((r) => ({ recordId: r.recordId, id: String(r.fieldData['id']).toLowerCase() }));
+    const records = await fm.recordsById('API_event', 'id', wanted);
+    assert.equal(fm.stats().requests.find, 1);
+    assert.equal(fm.stats().requests.getRecord ?? 0, 0);
+    assert.equal(records.size, 500);
+    for (const t of truth) {
+      assert.equal(records.get(t.recordId)?.fieldData['id'], t.fieldData['id']);
+      assert.equal(records.get(t.recordId)?.modId, t.modId);
+    }
+  });
+});
+
 void test('a find with no hits is empty whether FileMaker answers it with HTTP 500 or 400', async () => {
   await withSim({ faults: { noRecordsStatus: 400 } }, async (_sim, make) => {
     assert.deepEqual(await make().findByIds('API_Contacts', 'id', ['NOPE']), []);
