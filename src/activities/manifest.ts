@@ -89,9 +89,13 @@ async function readManifest(
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
+  // The owner tables are read side by side: each is a page or two and a count, mostly FileMaker's latency.
   if (table === 'API_Contact_Details') {
-    for (const owner of OWNER_TABLES)
-      if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+    await Promise.all(
+      OWNER_TABLES.map(async (owner) => {
+        if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+      }),
+    );
   }
   const kept = keep ? await manifestRowIds(deps.pool, runId, table) : undefined;
   const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField);
