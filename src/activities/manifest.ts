@@ -43,7 +43,10 @@ async function buildManifestOf(
   // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
   let maxRowId: bigint | undefined = 0n;
   const fields = sourceKeyField ? [sourceKeyField] : undefined;
-  for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
+  // FileMaker's count from the manifest's own response, when it came in one page (most tables: up to 10,000 records).
+  let countedWithPage: number | undefined;
+  const onCount = (n: number) => (countedWithPage = n);
+  for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields, onCount })) {
     if (maxRowId !== undefined && entry.rowId !== undefined && /^\d+$/.test(entry.rowId)) {
       const r = BigInt(entry.rowId);
       if (r > maxRowId) maxRowId = r;
@@ -61,10 +64,12 @@ async function buildManifestOf(
   // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
   // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
   // the highest ROWID read: each of them that still exists was there when the key paging passed its place. The count
-  // is asked while the manifest is written (it needs only the pages read).
+  // is asked while the manifest is written (it needs only the pages read). A manifest read in one page was counted in
+  // that same answer: every record FileMaker counted then is on the page, or something was skipped.
   const [, counted] = await Promise.all([
     writeManifest(pool, runId, table, rows),
-    fm.count(source.odataTable, maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined),
+    countedWithPage ??
+      fm.count(source.odataTable, maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined),
   ]);
   if (counted > rows.length) {
     throw new ManifestError(`${table}: manifest has ${rows.length} records, FileMaker counts ${counted}`);
