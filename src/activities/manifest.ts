@@ -49,7 +49,10 @@ async function buildManifestOf(
   // The highest ROWID read, while every entry has one (key paging by ROWID); undefined otherwise.
   let maxRowId: bigint | undefined = 0n;
   const fields = sourceKeyField ? [sourceKeyField] : undefined;
-  for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields })) {
+  // FileMaker's count from the manifest's own response, when it came in one page (most tables: up to 10,000 records).
+  let countedWithPage: number | undefined;
+  const onCount = (n: number) => (countedWithPage = n);
+  for await (const entry of fm.manifest(source.odataTable, { idField: source.idField, fields, onCount })) {
     if (maxRowId !== undefined && entry.rowId !== undefined && /^\d+$/.test(entry.rowId)) {
       const r = BigInt(entry.rowId);
       if (r > maxRowId) maxRowId = r;
@@ -67,10 +70,12 @@ async function buildManifestOf(
   // Cross-check: the manifest must account for every record FileMaker counts, or something was skipped. On a live
   // file records arrive between the last page and the count; with ROWIDs, FileMaker counts only those at or below
   // the highest ROWID read: each of them that still exists was there when the key paging passed its place. The count
-  // is asked while the manifest is written (it needs only the pages read).
+  // is asked while the manifest is written (it needs only the pages read). A manifest read in one page was counted in
+  // that same answer: every record FileMaker counted then is on the page, or something was skipped.
   const [, counted] = await Promise.all([
     writeManifest(pool, runId, table, rows),
-    fm.count(source.odataTable, maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined),
+    countedWithPage ??
+      fm.count(source.odataTable, maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined),
   ]);
   if (counted > rows.length) {
     throw new ManifestError(`${table}: manifest has ${rows.length} records, FileMaker counts ${counted}`);
@@ -95,9 +100,13 @@ async function readManifest(
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
+  // The owner tables are read side by side: each is a page or two and a count, mostly FileMaker's latency.
   if (table === 'API_Contact_Details') {
-    for (const owner of OWNER_TABLES)
-      if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+    await Promise.all(
+      OWNER_TABLES.map(async (owner) => {
+        if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+      }),
+    );
   }
   const kept = keep ? await manifestRowIds(deps.pool, runId, table) : undefined;
   const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField);

@@ -56,9 +56,14 @@ function formatUuid(bytes: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
+/** Namespaces' bytes: every target id hashes under the same one, parsed once instead of once per id. */
+const namespaceBytes = new Map<string, Buffer>();
+
 /** RFC 9562 UUID version 5 (SHA-1, name-based). */
 export function uuidv5(name: string, namespace: string): string {
-  const hash = createHash('sha1').update(uuidBytes(namespace)).update(name, 'utf8').digest();
+  let ns = namespaceBytes.get(namespace);
+  if (!ns) namespaceBytes.set(namespace, (ns = uuidBytes(namespace)));
+  const hash = createHash('sha1').update(ns).update(name, 'utf8').digest();
   const bytes = hash.subarray(0, 16);
   bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;

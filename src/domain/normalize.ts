@@ -264,21 +264,30 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Offsets already computed, per zone and instant: records share times (appointment slots, dates at midnight). */
-const offsets = new Map<string, Map<number, number>>();
+/**
+ * Offsets already computed, per zone and UTC day: a zone's offset changes a few times a year, so a day whose first and
+ * last second have the same offset has it throughout (no zone changes its offset and back within a day), and every
+ * instant in it is answered from one entry. Appointments and notes carry times to the second, nearly all distinct: a
+ * cache by instant missed for almost every record and asked Intl for each (about 1 s of a worker's CPU per seed run).
+ * A day with a transition in it is marked `undefined` and its instants are computed one by one.
+ */
+const offsets = new Map<string, Map<number, number | undefined>>();
 const OFFSETS_KEPT = 100_000;
+const DAY_MS = 86_400_000;
 
 /** The zone's UTC offset in ms at a UTC instant (whole seconds). */
 export function zoneOffsetMs(utcMs: number, timeZone: string): number {
   const at = Math.floor(utcMs / 1000) * 1000;
   let known = offsets.get(timeZone);
-  if (!known) offsets.set(timeZone, (known = new Map<number, number>()));
-  const cached = known.get(at);
-  if (cached !== undefined) return cached;
-  const offset = computeOffsetMs(at, timeZone);
-  if (known.size >= OFFSETS_KEPT) known.clear();
-  known.set(at, offset);
-  return offset;
+  if (!known) offsets.set(timeZone, (known = new Map<number, number | undefined>()));
+  const day = Math.floor(at / DAY_MS);
+  if (!known.has(day)) {
+    const first = computeOffsetMs(day * DAY_MS, timeZone);
+    const last = computeOffsetMs((day + 1) * DAY_MS - 1000, timeZone);
+    if (known.size >= OFFSETS_KEPT) known.clear();
+    known.set(day, first === last ? first : undefined);
+  }
+  return known.get(day) ?? computeOffsetMs(at, timeZone);
 }
 
 function computeOffsetMs(at: number, timeZone: string): number {
@@ -290,7 +299,6 @@ function computeOffsetMs(at: number, timeZone: string): number {
   return asUtc - at;
 }
 
-const DAY_MS = 86_400_000;
 const ISO_DATE_STRICT = /^\d{4}-\d{2}-\d{2}$/;
 
 /**

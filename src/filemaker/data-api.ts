@@ -31,7 +31,7 @@ export interface LayoutMetadata {
 }
 
 export interface FindOptions {
-  /** Ids per `_find` (at most 100). */
+  /** Ids per `_find` (at most FIND_MAX_IDS, the default). */
   chunkSize?: number;
   /** Portals to return with their row limit (the Data API returns 50 portal rows unless told otherwise). */
   portals?: Readonly<Record<string, number>>;
@@ -42,7 +42,14 @@ export interface FindOptions {
   keepUnrequested?: boolean;
 }
 
-const FIND_MAX_CHUNK = 100;
+/**
+ * Ids per `_find`: one find request per id, sent in the POST body (no URL length limit applies), and the found set
+ * asked for in one page (`limit`, which has no documented maximum). A core chunk's records (500 by default) come in
+ * one request instead of five at 100 ids each: at seed counts 31 finds for the 15,149 appointments instead of 155,
+ * each 40 ms of latency the chunk no longer waits for in turn. Capped so that one answer stays a few MB (about 700
+ * bytes a record) and one find's request list stays within what a FileMaker host is asked for in practice.
+ */
+const FIND_MAX_IDS = 1000;
 
 export class DataApi {
   constructor(
@@ -200,7 +207,7 @@ export class DataApi {
     ids: readonly string[],
     opts: FindOptions = {},
   ): Promise<FileMakerRecord[]> {
-    const chunkSize = Math.max(1, Math.min(opts.chunkSize ?? FIND_MAX_CHUNK, FIND_MAX_CHUNK));
+    const chunkSize = Math.max(1, Math.min(opts.chunkSize ?? FIND_MAX_IDS, FIND_MAX_IDS));
     const unique = [...new Set(ids.filter((id) => typeof id === 'string' && id !== ''))];
     const out: FileMakerRecord[] = [];
     for (let i = 0; i < unique.length; i += chunkSize) {

@@ -46,6 +46,12 @@ export interface ManifestOptions {
    * (FileMaker never gives a record id twice). Needs ROWID paging; a server that cannot page by ROWID is an error.
    */
   afterRowId?: string;
+  /**
+   * Called with FileMaker's count of the records when the whole manifest came in one response (`$count=true` on the
+   * first page; a server that leaves the count out of it never calls this): the cross-check's count without a request
+   * of its own.
+   */
+  onCount?: (count: number) => void;
   signal?: AbortSignal;
 }
 
@@ -117,6 +123,8 @@ export class ODataApi {
       const key = byRowId ? 'ROWID' : id;
       const q = [`$select=${byRowId ? `${id},ROWID,ROWMODID` : id}${extra}`, `$orderby=${key}`, `$top=${pageSize}`];
       if (after !== undefined) q.push(`$filter=${key} gt ${after}`);
+      // The first page also counts the records (`$count` ignores `$top`): the count of a manifest read in one page.
+      else if (opts.onCount) q.push('$count=true');
       return `${this.t.odataBase}/${pathSegment(table)}?${q.map(encodeQueryPart).join('&')}`;
     };
     const fallBackToId = (why: string) => {
@@ -138,7 +146,7 @@ export class ODataApi {
     // Pages by key, never by `$skip`: a record deleted while the manifest is read would shift every later offset by
     // one and hide a live record, and `$count` drops by the same one, so the cross-check could not see it. A server's
     // next link pages by offset too, so a capped page is continued by key as well.
-    for (;;) {
+    for (let pages = 1; ; pages++) {
       let value: unknown;
       try {
         value = await this.odataPage(pageUrl(), what, opts.signal);
@@ -146,6 +154,7 @@ export class ODataApi {
         // Older servers cannot $select, $orderby or $filter the ROWID system column.
         if (byRowId && isFieldOrSyntaxError(err)) {
           fallBackToId('rejected ROWID');
+          pages = 0;
           continue;
         }
         throw err;
@@ -155,6 +164,7 @@ export class ODataApi {
       if (byRowId && page.rows.length > 0 && !('ROWID' in (page.rows[0] ?? {}))) {
         // The server ignored ROWID in $select; its order and filter by ROWID cannot be trusted either.
         fallBackToId('returned no ROWID');
+        pages = 0;
         continue;
       }
       let fresh = 0;
@@ -186,7 +196,10 @@ export class ODataApi {
         if (entry.id !== null) seen.add(`i:${entry.id}`);
         yield entry;
       }
-      if (page.rows.length === 0 || (page.rows.length < pageSize && page.nextLink === undefined)) return;
+      if (page.rows.length === 0 || (page.rows.length < pageSize && page.nextLink === undefined)) {
+        if (pages === 1 && start === undefined && page.count !== undefined) opts.onCount?.(page.count);
+        return;
+      }
       if (fresh === 0) {
         // Every row was one already read: the server ignored the key filter, and asking again would loop.
         throw this.t.fail(errorForStatus(200, what, 'the key filter was ignored'), what);

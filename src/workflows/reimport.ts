@@ -110,14 +110,17 @@ export interface ReimportResult {
 
 const IMPORT_PHASE_SET = new Set<string>(IMPORT_PHASES);
 const FILE_BATCH_40 = 'default-file-batch-size-40';
+/** The default chunk of core records grew from 500 to 1,000 (a run started before keeps 500 when replayed). */
+const CHUNK_1000 = 'default-chunk-size-1000';
 /** Before the delete phase, a census of what vanished from FileMaker; beyond the threshold the run waits. */
 const VANISHED_GATE = 'delete-waits-when-records-vanished';
 /** The run ends only after its notifications have been delivered or have used up their retries. */
 const AWAIT_NOTIFICATIONS = 'run-ends-after-its-notifications';
 
-function setsFileBatchSize(raw: unknown): boolean {
-  const settings = (raw as { settings?: { fileBatchSize?: unknown } } | null | undefined)?.settings;
-  return settings?.fileBatchSize !== undefined;
+/** Whether the run's input sets this setting itself (else it takes the default). */
+function setsSetting(raw: unknown, name: keyof Settings): boolean {
+  const settings = (raw as { settings?: Partial<Record<keyof Settings, unknown>> } | null | undefined)?.settings;
+  return settings?.[name] !== undefined;
 }
 
 const WRITING_PHASES = new Set<PhaseName>(['delete', ...IMPORT_PHASES]);
@@ -190,7 +193,8 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
   }
   const options: ReimportOptions = parsed.data;
   // The default batch grew from 20 to 40 files: a run started before keeps 20 when its history is replayed.
-  if (!setsFileBatchSize(rawInput) && !patched(FILE_BATCH_40)) options.settings.fileBatchSize = 20;
+  if (!setsSetting(rawInput, 'fileBatchSize') && !patched(FILE_BATCH_40)) options.settings.fileBatchSize = 20;
+  if (!setsSetting(rawInput, 'chunkSize') && !patched(CHUNK_1000)) options.settings.chunkSize = 500;
   const info = workflowInfo();
   const runId = info.workflowId;
   const acts = proxyActivities<ReimportActivities>(shortActivity);

@@ -186,6 +186,26 @@ void test('manifest reads past the server page cap and in $top windows, with bot
   }
 });
 
+void test("a manifest read in one page brings FileMaker's count in the same answer; one read in pages does not", async () => {
+  await withSim({}, async (sim, make) => {
+    const fm = make();
+    const truth = await truthRecords(sim, 'API_Contacts');
+    const counts: number[] = [];
+    const entries = await collect(fm.manifest('API_Contacts', { onCount: (n) => counts.push(n) }));
+    assert.equal(entries.length, truth.length);
+    assert.deepEqual(counts, [truth.length]);
+    assert.equal(fm.stats().requests.odataPage, 1);
+    assert.equal(fm.stats().requests.odataCount ?? 0, 0);
+    await collect(fm.manifest('API_Contacts', { pageSize: 5, onCount: (n) => counts.push(n) }));
+    assert.deepEqual(counts, [truth.length], 'not counted when read in pages');
+  });
+  await withSim({ faults: { odataPageCap: 7 } }, async (_sim, make) => {
+    const counts: number[] = [];
+    await collect(make().manifest('API_Contacts', { onCount: (n) => counts.push(n) }));
+    assert.deepEqual(counts, [], "not counted when the server's cap split it into pages");
+  });
+});
+
 void test('records deleted between manifest pages never hide a live record: pages go by key, not by offset', async () => {
   for (const orderBy of ['ROWID', 'id'] as const) {
     await withSim({}, async (sim, make) => {
@@ -291,6 +311,22 @@ void test('findByIds returns exactly the requested records, chunked, and nothing
     assert.equal(lower.length, 3);
     assert.deepEqual(await fm.findByIds('API_Docs', 'id', ['NO-SUCH-ID']), []);
     assert.deepEqual(await fm.findByIds('API_Docs', 'id', []), []);
+  });
+});
+
+void test('recordsById reads a core chunk of 500 records in one find, each record as FileMaker holds it', async () => {
+  await withSim({ preset: 'demo' }, async (sim, make) => {
+    const fm = make();
+    const truth = (await truthRecords(sim, 'API_event')).slice(0, 500);
+    const wanted = truth.map((r) => ({ recordId: r.recordId, id: String(r.fieldData['id']).toLowerCase() }));
+    const records = await fm.recordsById('API_event', 'id', wanted);
+    assert.equal(fm.stats().requests.find, 1);
+    assert.equal(fm.stats().requests.getRecord ?? 0, 0);
+    assert.equal(records.size, 500);
+    for (const t of truth) {
+      assert.equal(records.get(t.recordId)?.fieldData['id'], t.fieldData['id']);
+      assert.equal(records.get(t.recordId)?.modId, t.modId);
+    }
   });
 });
 

@@ -106,6 +106,25 @@ describe('record validation (every mapper)', () => {
     assert.ok(!JSON.stringify(o).includes('Jane'));
   });
 
+  test('a record of another shape is INVALID_RECORD naming where, whatever part is wrong', () => {
+    const ok = { recordId: '7', modId: '1', fieldData: { id: REC, Note: 'x' } };
+    const cases: [unknown, string][] = [
+      [{ ...ok, recordId: { n: 1 } }, 'recordId'],
+      [{ ...ok, modId: [1] }, 'modId'],
+      [{ ...ok, fieldData: [REC] }, 'fieldData'],
+      [{ ...ok, portalData: { Portal: { row: 1 } } }, 'portalData.Portal'],
+      [{ ...ok, portalData: [] }, 'portalData'],
+    ];
+    for (const [bad, where] of cases) {
+      const o = mapNote(bad as FmRecord, ctx);
+      assert.equal(o.kind === 'error' && o.message, `API_Notes record has invalid ${where}`, where);
+    }
+    // The same record with portal rows, as parsed JSON gives it, maps.
+    const parsed = JSON.parse(JSON.stringify({ ...ok, portalData: { Portal: [{ a: 1 }] } })) as FmRecord;
+    assert.equal(mapNote(record('API_Notes', { Note: 'x' }), ctx).kind, 'row');
+    assert.equal(mapNote({ ...record('API_Notes', { Note: 'x' }), portalData: parsed.portalData }, ctx).kind, 'row');
+  });
+
   test('a non-object is INVALID_RECORD', () => {
     assert.equal(mapPatient(null as unknown as FmRecord, ctx).kind, 'error');
     assert.equal((mapPatient('x' as unknown as FmRecord, ctx) as { reason: string }).reason, 'INVALID_RECORD');

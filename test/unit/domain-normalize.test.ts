@@ -12,6 +12,7 @@ import {
   sanitizeRaw,
   slugify,
   zonedDateTime,
+  zoneOffsetMs,
 } from '../../src/domain/normalize';
 
 const SYD = 'Australia/Sydney';
@@ -187,6 +188,49 @@ describe('parseTime', () => {
     assert.equal(isInvalidTime(''), false);
     assert.equal(isInvalidTime('noon'), true);
     assert.equal(isInvalidTime('09:30'), false);
+  });
+});
+
+describe('zoneOffsetMs', () => {
+  /** The offset as Intl gives it for that one instant. */
+  const intlOffset = (at: number, timeZone: string) => {
+    const p = Object.fromEntries(
+      new Intl.DateTimeFormat('en-US', {
+        timeZone,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric',
+      })
+        .formatToParts(at)
+        .map((x) => [x.type, Number(x.value)]),
+    );
+    return Date.UTC(p.year!, p.month! - 1, p.day, p.hour, p.minute, p.second) - at;
+  };
+
+  test('every second around a transition, also one that falls within a UTC hour, has the offset of its instant', () => {
+    const windows: [string, string][] = [
+      // Sydney: 02:00 AEST = 16:00Z; St John's (-03:30) changes at 02:00 local, half past a UTC hour; Lord Howe's
+      // daylight time is half an hour.
+      [SYD, '2024-10-05T15:00:00Z'],
+      [SYD, '2024-04-06T15:00:00Z'],
+      ['America/St_Johns', '2024-03-10T04:00:00Z'],
+      ['America/St_Johns', '2024-11-03T03:00:00Z'],
+      ['Australia/Lord_Howe', '2024-10-05T15:00:00Z'],
+    ];
+    for (const [zone, from] of windows) {
+      const start = Date.parse(from);
+      let changes = 0;
+      for (let at = start; at < start + 3 * 3_600_000; at += 1000) {
+        const want = intlOffset(at, zone);
+        assert.equal(zoneOffsetMs(at + 999, zone), want, `${zone} at ${new Date(at).toISOString()}`);
+        if (at > start && want !== intlOffset(at - 1000, zone)) changes++;
+      }
+      assert.equal(changes, 1, `${zone}: the window holds the transition`);
+    }
   });
 });
 
