@@ -78,7 +78,11 @@ interface PhaseState {
   /** Manifest offsets of the current table still to import. */
   pending: number[] | null;
   manifestTotal: number;
-  /** Files per batch of the current table when it differs from the settings' (relink batches, see relinkBatchSize). */
+  /**
+   * Records per batch of the current table, fixed when its manifest is read: the pending offsets are spaced by it, so
+   * a size the operator changes later applies from the next table (relink batches: see relinkBatchSize). Absent in
+   * histories recorded before it was kept for every table, which take the settings' size.
+   */
   batchSize?: number;
   result: PhaseResult;
   progress: PhaseProgress;
@@ -274,7 +278,11 @@ class PhaseRun {
   }
 
   private batchSize(): number {
-    return this.files ? (this.state.batchSize ?? this.sched.settings.fileBatchSize) : this.sched.settings.chunkSize;
+    return this.state.batchSize ?? this.configuredBatchSize();
+  }
+
+  private configuredBatchSize(): number {
+    return this.files ? this.sched.settings.fileBatchSize : this.sched.settings.chunkSize;
   }
 
   /** Every id of the table that exists now, stored in PostgreSQL; the batches to import are positions in it. */
@@ -303,8 +311,10 @@ class PhaseRun {
     }
     // Only a table whose files an earlier run stored: `relinkable` is absent from the manifests of other tables, of
     // the export's images, and of histories recorded before it was reported.
-    if (this.files && !this.exportSource) state.batchSize = relinkBatchSize(this.sched.settings, count, relinkable);
-    const size = this.batchSize();
+    const relinks =
+      this.files && !this.exportSource ? relinkBatchSize(this.sched.settings, count, relinkable) : undefined;
+    const size = relinks ?? this.configuredBatchSize();
+    state.batchSize = size;
     state.pending = [];
     for (let offset = 0; offset < count; offset += size) state.pending.push(offset);
     await this.report(true);

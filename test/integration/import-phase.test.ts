@@ -25,8 +25,8 @@ interface PhaseStub {
   answer: (offset: number, n: number, stub: PhaseStub) => Answer | Promise<Answer>;
   /** Milliseconds a successful chunk takes. */
   okMs: number;
-  /** Every chunk start: its offset, the chunks in flight with it, and the successes so far. */
-  starts: { offset: number; inFlight: number; succeeded: number }[];
+  /** Every chunk start: its offset and size, the chunks in flight with it, and the successes so far. */
+  starts: { offset: number; limit: number; inFlight: number; succeeded: number }[];
   inFlight: number;
   succeeded: number;
 }
@@ -35,17 +35,18 @@ const stubs = new Map<string, PhaseStub>();
 
 const activities: Partial<ReimportActivities> = {
   buildManifest: async ({ runId }) => ({ count: stubs.get(runId)!.chunks }),
-  importChunk: async ({ runId, offset }: ChunkInput) => {
+  importChunk: async ({ runId, offset, limit }: ChunkInput) => {
     const s = stubs.get(runId)!;
     s.inFlight++;
-    s.starts.push({ offset, inFlight: s.inFlight, succeeded: s.succeeded });
+    s.starts.push({ offset, limit, inFlight: s.inFlight, succeeded: s.succeeded });
     try {
       const answer = await s.answer(offset, s.starts.length - 1, s);
       if (answer === 'overloaded') throw ApplicationFailure.nonRetryable('busy', 'FILEMAKER_OVERLOADED');
       if (answer === 'quota') throw ApplicationFailure.nonRetryable('budget spent', 'TRANSFER_QUOTA_EXCEEDED');
       await sleep(s.okMs);
-      s.succeeded++;
-      return { ...emptyChunkResult(), processed: 1, byState: { imported: 1, unlinked: 0, skipped: 0, failed: 0 } };
+      const n = Math.min(limit, s.chunks - offset);
+      s.succeeded += n;
+      return { ...emptyChunkResult(), processed: n, byState: { imported: n, unlinked: 0, skipped: 0, failed: 0 } };
     } finally {
       s.inFlight--;
     }
@@ -250,21 +251,23 @@ describe('import phase continue-as-new', () => {
       const started = startPhase(
         env,
         taskQueue,
-        { chunks: 30, okMs: 10, answer: () => 'ok' },
-        settings({ concurrency: 2 }),
+        { chunks: 90, okMs: 10, answer: () => 'ok' },
+        settings({ concurrency: 2, chunkSize: 3 }),
       );
       const { s } = started;
       const handle = await started.handle;
       await until(() => s.starts.length >= 2, 'the first chunks');
-      const changed = settings({ concurrency: 1, cooldownBaseSeconds: 0.25 });
+      // A smaller chunk size, mid-table: the table's pending offsets were spaced by 3, so it applies from the next.
+      const changed = settings({ concurrency: 1, cooldownBaseSeconds: 0.25, chunkSize: 1 });
       await handle.signal(phaseControlSignal, { settings: changed, transferBudgetBytes: 4242 });
       const result = await handle.result();
       assert.ok(result.executions >= 2, `continued as new (${result.executions} executions)`);
-      assert.equal(result.byState.imported, 30, 'counts carried across executions');
+      assert.equal(result.byState.imported, 90, 'counts carried across executions');
+      const read = s.starts.flatMap((x) => Array.from({ length: x.limit }, (_, i) => x.offset + i));
       assert.deepEqual(
-        [...s.starts.map((x) => x.offset)].sort((a, b) => a - b),
-        Array.from({ length: 30 }, (_, i) => i),
-        'each chunk imported once',
+        read.sort((a, b) => a - b),
+        Array.from({ length: 90 }, (_, i) => i),
+        'each manifest position read once',
       );
       const first = await env.client.workflow
         .getHandle(s === stubs.get(started.runId) ? started.runId : '', handle.firstExecutionRunId)
