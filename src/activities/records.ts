@@ -28,7 +28,7 @@ import {
   referrerIds,
 } from '../store/lookups';
 import { manifestSlice } from '../store/manifest';
-import { emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './ledger';
+import { emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from './outcomes';
 import { upsertTargetRows, type MappedRow } from './upsert';
 
 type Mapper = (record: FmRecord, ctx: MapContext) => MapOutcome<unknown>;

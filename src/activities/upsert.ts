@@ -5,7 +5,7 @@ import { cleanDocument } from '../store/sanitize';
 import { upsertContactDetailRows } from '../store/contact-details';
 import { LEDGER_ALONGSIDE, LEDGER_ALONGSIDE_KEYED, ledgerJson } from '../store/ledger';
 import type { TargetTable } from '../domain/tables';
-import type { LedgerEntry } from './ledger';
+import type { LedgerEntry } from './outcomes';
 import { targetId } from '../domain/ids';
 
 export interface MappedRow {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import type pg from 'pg';
-import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/ledger';
+import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/outcomes';
 import { ledgerBalance, ledgerLookup } from '../../src/store/ledger';
 import { writeManifest } from '../../src/store/manifest';
 import { finishRun, startRun } from '../../src/store/runs';

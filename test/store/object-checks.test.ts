@@ -16,7 +16,7 @@ import { documentKey } from '../../src/domain/keys';
 import { createLogger } from '../../src/logger';
 import { uploadStream } from '../../src/s3';
 import { startRun } from '../../src/store/runs';
-import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/ledger';
+import { emptyChunkResult, recordLedger, type LedgerEntry } from '../../src/activities/outcomes';
 import { commonPrefixes, listingPrefixes, reconcileObjects, type ObjectCheckDeps } from '../../src/activities/verify';
 import { ObjectListings } from '../../src/activities/files/listing';
 import type { ActivityDeps } from '../../src/activities/deps';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { manifestRows, type ManifestRead } from '../../src/domain/manifest';
-import { emptyChunkResult, recordLedger, splitIdIssues } from '../../src/activities/ledger';
+import { emptyChunkResult, recordLedger, splitIdIssues } from '../../src/activities/outcomes';
 import { ledgerBalance } from '../../src/store/ledger';
 import { manifestSlice, writeManifest } from '../../src/store/manifest';
 import { migratedDatabase } from './fixtures';

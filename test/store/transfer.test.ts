@@ -5,7 +5,7 @@ import { upsertRows } from '../../src/store/upsert';
 import type { FileContext } from '../../src/activities/files/context';
 import { settleBatch, settleDownload, TransferLease } from '../../src/activities/files/lease';
 import { createFileWrites, type FileWrites } from '../../src/activities/files/writes';
-import { emptyChunkResult } from '../../src/activities/ledger';
+import { emptyChunkResult } from '../../src/activities/outcomes';
 import { transferUsedThisYear } from '../../src/store/transfer';
 import { TransferQuotaError } from '../../src/errors';
 import { createLogger } from '../../src/logger';

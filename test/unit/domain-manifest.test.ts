@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { byRecordId, manifestRows, type ManifestRead } from '../../src/domain/manifest';
-import { splitIdIssues } from '../../src/activities/ledger';
+import { splitIdIssues } from '../../src/activities/outcomes';
 
 const read = (record_id: string | null, filemaker_id: string | null): ManifestRead => ({
   record_id,

@@ -42,7 +42,7 @@ import { FM_ERRORS, type FileMakerRecord } from '../../filemaker';
 import { latestEntriesElsewhere, ledgerLookup, terminalEntries, type LedgerFile } from '../../store/ledger';
 import { manifestSlice } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
-import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../ledger';
+import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../outcomes';
 import { inParallel } from '../parallel';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';

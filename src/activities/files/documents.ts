@@ -2,7 +2,7 @@
 import { documentKey } from '../../domain/keys';
 import { mapDocument } from '../../domain/mappers/documents';
 import type { FmRecord } from '../../domain/types';
-import type { LedgerEntry } from '../ledger';
+import type { LedgerEntry } from '../outcomes';
 import { addFinding, countStored, reasonOf, type FileContext, type FileJob } from './context';
 import { obtainFile } from './download';
 import type { KeyFor } from './relink';

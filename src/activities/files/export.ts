@@ -16,7 +16,7 @@ import { uploadStream } from '../../s3';
 import { ledgerLookup } from '../../store/ledger';
 import { manifestSourceKeys } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
-import { emptyChunkResult, type LedgerEntry } from '../ledger';
+import { emptyChunkResult, type LedgerEntry } from '../outcomes';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
 import { beginBatch, settleFile } from './batch';

@@ -6,7 +6,7 @@ import { imageKey, keyRevision, thumbnailKey } from '../../domain/keys';
 import { mapImage, type MappedImage } from '../../domain/mappers/images';
 import type { FmRecord } from '../../domain/types';
 import { latestImageMessage } from '../../store/ledger';
-import type { LedgerEntry } from '../ledger';
+import type { LedgerEntry } from '../outcomes';
 import { ensureThumbnail, type ThumbnailResult } from './thumbnails';
 import { addFinding, countStored, reasonOf, type FileContext, type FileJob, type StoredFile } from './context';
 import { obtainFile } from './download';

@@ -14,7 +14,7 @@ import { upsertRows, type RowOutcome } from '../../store/upsert';
 import { GroupCommit } from '../../store/group-commit';
 import { LEDGER_ALONGSIDE, ledgerJson, recordWrittenBack, writeLedger, type ModIdChange } from '../../store/ledger';
 import { reserveTransfers, settleTransfers, transferUsedThisYear } from '../../store/transfer';
-import { countLedger, type LedgerEntry } from '../ledger';
+import { countLedger, type LedgerEntry } from '../outcomes';
 import type { ChunkResult } from '../types';
 
 export interface ReserveRequest {
