@@ -18,7 +18,7 @@ import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import { relinkableCount } from '../store/ledger';
 import { FILE_TABLES } from './files';
 import type { ActivityDeps } from './deps';
-import { inParallel } from './parallel';
+import { fileMakerLanes, inParallel } from './parallel';
 import type { Counts, ReimportActivities, VanishedCount } from './types';
 
 /** Tables whose manifests are read at once: FileMaker's latency overlaps the writes and the deltas. */
@@ -94,19 +94,17 @@ async function readManifest(
   deps: ActivityDeps,
   runId: string,
   table: SourceTableName,
-  sourceKeyField?: string,
-  keep = false,
+  { sourceKeyField, keep = false, inFlight }: { sourceKeyField?: string; keep?: boolean; inFlight?: number } = {},
 ): Promise<{ count: number; delta: TableDelta }> {
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
   // arrived after the owner's own import and that no phase of this run imports.
-  // The owner tables are read side by side: each is a page or two and a count, mostly FileMaker's latency.
+  // The owner tables are read side by side, as many as the run allows: each is a page or two and a count, mostly
+  // FileMaker's latency.
   if (table === 'API_Contact_Details') {
-    await Promise.all(
-      OWNER_TABLES.map(async (owner) => {
-        if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
-      }),
-    );
+    await inParallel(OWNER_TABLES, fileMakerLanes(OWNER_TABLES.length, inFlight), async (owner) => {
+      if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+    });
   }
   const kept = keep ? await manifestRowIds(deps.pool, runId, table) : undefined;
   const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField);
@@ -135,10 +133,10 @@ export async function buildManifest(
 
 async function tableManifest(
   deps: ActivityDeps,
-  { runId, table, sourceKeyField, incremental }: Parameters<ReimportActivities['buildManifest']>[0],
+  { runId, table, sourceKeyField, incremental, inFlight }: Parameters<ReimportActivities['buildManifest']>[0],
 ): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
-  if (!incremental) return readManifest(deps, runId, table, sourceKeyField);
-  const delta = await readOnce(deps, runId, table, sourceKeyField);
+  if (!incremental) return readManifest(deps, runId, table, { sourceKeyField, inFlight });
+  const delta = await readOnce(deps, runId, table, sourceKeyField, inFlight);
   const plan = await planIncremental(deps.pool, runId, table, patientRefsOf(table));
   deps.logger.info(
     { table, baseRunId: plan.baseRunId, work: plan.work, carried: plan.carried },
@@ -153,9 +151,11 @@ async function readOnce(
   runId: string,
   table: SourceTableName,
   sourceKeyField?: string,
+  inFlight?: number,
 ): Promise<TableDelta> {
   return (
-    (await storedDelta(deps.pool, runId, table)) ?? (await readManifest(deps, runId, table, sourceKeyField, true)).delta
+    (await storedDelta(deps.pool, runId, table)) ??
+    (await readManifest(deps, runId, table, { sourceKeyField, keep: true, inFlight })).delta
   );
 }
 
@@ -166,11 +166,11 @@ async function readOnce(
  */
 export async function readManifests(
   deps: ActivityDeps,
-  { runId, tables, sourceKeyFields }: Parameters<ReimportActivities['readManifests']>[0],
+  { runId, tables, sourceKeyFields, inFlight }: Parameters<ReimportActivities['readManifests']>[0],
 ): Promise<VanishedCount[]> {
   const counts: (VanishedCount | undefined)[] = [];
-  await inParallel(tables, TABLES_IN_FLIGHT, async (table, i) => {
-    const delta = await readOnce(deps, runId, table, sourceKeyFields?.[table]);
+  await inParallel(tables, fileMakerLanes(TABLES_IN_FLIGHT, inFlight), async (table, i) => {
+    const delta = await readOnce(deps, runId, table, sourceKeyFields?.[table], inFlight);
     heartbeat({ table });
     if (delta.previousRunId === null) return;
     counts[i] = {
@@ -191,10 +191,10 @@ export async function readManifests(
  */
 export async function vanishedCensus(
   deps: ActivityDeps,
-  { runId, tables }: { runId: string; tables: SourceTableName[] },
+  { runId, tables, inFlight }: Parameters<ReimportActivities['vanishedCensus']>[0],
 ): Promise<VanishedCount[]> {
   const counts: (VanishedCount | undefined)[] = [];
-  await inParallel(tables, TABLES_IN_FLIGHT, async (table, i) => {
+  await inParallel(tables, fileMakerLanes(TABLES_IN_FLIGHT, inFlight), async (table, i) => {
     const previous = await previousKeys(deps.pool, runId, table);
     if (!previous) return;
     const listed = previous.keys.size;

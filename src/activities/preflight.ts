@@ -7,12 +7,12 @@ import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
 import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import type { RunBookkeeping } from './runs';
-import { inParallel } from './parallel';
+import { fileMakerLanes, inParallel } from './parallel';
 import { missingFields } from './source-checks';
 import type { PreflightInput, PreflightResult } from './types';
 
-/** Tables whose layout and count are read at once: 8 requests, within the client's concurrency limit. */
-const TABLES_IN_FLIGHT = 4;
+/** Layout and count requests sent at once (the FileMaker client caps a worker's requests as well). */
+const REQUESTS_IN_FLIGHT = 8;
 
 /**
  * The `preflight` activity: the schema version, every layout of the run's phases with its fields and its count, the
@@ -29,13 +29,14 @@ export async function preflight(
   const { version } = await checkSchemaVersion(pool);
   const sourceCounts: Partial<Record<SourceTableName, number>> = {};
   const tables = Object.values(SOURCE_TABLES).filter((t) => input.phases.includes(t.phase));
-  // The layouts are checked side by side (the client keeps FileMaker's concurrency limit); problems in table order.
+  // Each layout's fields and each count is a request; they go side by side, as many as the run allows. Problems are
+  // named in the tables' order.
   const absentByTable: string[][] = [];
-  await inParallel(tables, TABLES_IN_FLIGHT, async (t, i) => {
-    const [absent, count] = await Promise.all([missingFields(fm, t), fm.count(t.odataTable)]);
-    absentByTable[i] = absent;
-    sourceCounts[t.name] = count;
-  });
+  const reads = tables.flatMap((t, i) => [
+    async () => void (absentByTable[i] = await missingFields(fm, t)),
+    async () => void (sourceCounts[t.name] = await fm.count(t.odataTable)),
+  ]);
+  await inParallel(reads, fileMakerLanes(REQUESTS_IN_FLIGHT, input.inFlight), (read) => read());
   tables.forEach((t, i) => {
     const absent = absentByTable[i]!;
     if (absent.length) problems.push(`${t.layout} lacks ${absent.join(', ')}`);

@@ -58,6 +58,8 @@ export interface PreflightInput {
   dryRun: boolean;
   /** The images phase reads the FileMaker Pro export: no image container is read, none is probed. */
   imagesFromExport?: boolean;
+  /** FileMaker requests the activity may send at once: the run's concurrency (absent: the activity's own limit). */
+  inFlight?: number;
 }
 
 export interface PreflightResult {
@@ -141,6 +143,8 @@ export interface ChunkInput {
   writeBack: boolean;
   /** The annual FileMaker transfer budget in bytes (files phases): a download that would pass it is not started. */
   transferBudgetBytes?: number;
+  /** FileMaker requests the activity may send at once: the run's concurrency (absent: the activity's own limit). */
+  inFlight?: number;
   /** Images phase: read the files from the FileMaker Pro bulk export instead of downloading containers. */
   exportSource?: ExportLocation;
   /** `dataapi` when the pre-flight found OData's `$value` unusable: every container is read through the Data API. */
@@ -173,7 +177,7 @@ export interface ReimportActivities {
   deleteRunObjects(input: { runId: string }): Promise<{ deleted: number }>;
   deleteImported(input: { runId: string }): Promise<Record<string, number>>;
   /** `sourceKeyField`: a field stored with each id as the manifest's source key (the export's `recid`). */
-  vanishedCensus(input: { runId: string; tables: SourceTableName[] }): Promise<VanishedCount[]>;
+  vanishedCensus(input: { runId: string; tables: SourceTableName[]; inFlight?: number }): Promise<VanishedCount[]>;
   /**
    * An incremental run's manifests of `tables`, read before anything is deleted, with their deltas; the vanished
    * counts the gate needs (no census of its own). `sourceKeyFields`: a table's manifest source key field.
@@ -182,6 +186,7 @@ export interface ReimportActivities {
     runId: string;
     tables: SourceTableName[];
     sourceKeyFields?: Partial<Record<SourceTableName, string>>;
+    inFlight?: number;
   }): Promise<VanishedCount[]>;
   buildManifest(input: {
     runId: string;
@@ -189,6 +194,7 @@ export interface ReimportActivities {
     sourceKeyField?: string;
     /** An incremental run: unchanged records are carried over, and `count` is the work list's length. */
     incremental?: boolean;
+    inFlight?: number;
   }): Promise<{
     count: number;
     delta?: TableDelta;

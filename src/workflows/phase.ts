@@ -295,6 +295,7 @@ class PhaseRun {
         table,
         sourceKeyField: this.exportSource ? 'recid' : undefined,
         ...(this.input.incremental ? { incremental: true } : {}),
+        inFlight: this.sched.settings.concurrency,
       }),
     );
     if (delta) {
@@ -351,6 +352,7 @@ class PhaseRun {
               {
                 ...batch,
                 transferBudgetBytes: sched.transferBudgetBytes,
+                inFlight: sched.settings.concurrency,
                 exportSource: this.exportSource,
                 containerPath: input.containerPath,
               },

@@ -236,6 +236,7 @@ export async function reimport(rawInput: unknown): Promise<ReimportResult> {
       phases,
       dryRun: options.dryRun,
       imagesFromExport: options.imagesFrom !== undefined,
+      inFlight: controls.settings.concurrency,
     }),
   ).catch(failedBeforeStart(progress, attributes));
   if (controls.transferBudgetBytes === undefined) controls.transferBudgetBytes = preflight.transferBudgetBytes;
@@ -561,8 +562,9 @@ async function vanishedGate(run: RunContext): Promise<void> {
           runId: run.runId,
           tables,
           ...(run.options.imagesFrom ? { sourceKeyFields: { API_Images: 'recid' } } : {}),
+          inFlight: run.controls.settings.concurrency,
         })
-      : run.acts.vanishedCensus({ runId: run.runId, tables }),
+      : run.acts.vanishedCensus({ runId: run.runId, tables, inFlight: run.controls.settings.concurrency }),
   );
   run.progress.vanished = census;
   const threshold = run.options.vanishedThreshold;

@@ -43,7 +43,7 @@ import { latestEntriesElsewhere, ledgerLookup, terminalEntries, type LedgerFile 
 import { manifestSlice } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
 import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../outcomes';
-import { inParallel } from '../parallel';
+import { fileMakerLanes, inParallel } from '../parallel';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
 import { addFinding, reasonOf, type FileContext, type FileJob, type ListedPrior } from './context';
@@ -79,8 +79,8 @@ const FIND_PART = 100;
 
 /**
  * The batch's records by record id (see recordsById): in finds of FIND_PART records side by side, so a large batch
- * of relinks waits for one round of them rather than for each in turn (the worker's FileMaker semaphore still caps
- * the requests in flight).
+ * of relinks waits for one round of them rather than for each in turn (no more at once than the run's concurrency;
+ * the worker's FileMaker semaphore caps them too).
  */
 async function readRecords(
   fc: FileContext,
@@ -89,10 +89,12 @@ async function readRecords(
   const source = SOURCE_TABLES[fc.input.table];
   const parts: (typeof wanted)[] = [];
   for (let i = 0; i < wanted.length; i += FIND_PART) parts.push(wanted.slice(i, i + FIND_PART));
-  const read = await Promise.all(
-    parts.map((part) => fc.deps.fm.recordsById(source.layout, source.idField, part, { signal: fc.signal })),
-  );
-  return new Map(read.flatMap((m) => [...m]));
+  const read = new Map<string, FileMakerRecord>();
+  await inParallel(parts, fileMakerLanes(parts.length, fc.input.inFlight), async (part) => {
+    const found = await fc.deps.fm.recordsById(source.layout, source.idField, part, { signal: fc.signal });
+    for (const [k, v] of found) read.set(k, v);
+  });
+  return read;
 }
 
 /** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
