@@ -74,8 +74,8 @@ async function downloadFailuresBefore(deps: ActivityDeps, input: ChunkInput, ids
   );
 }
 
-/** Records per find: the Data API client's largest find (a batch of relinks reads several side by side). */
-const FIND_PART = 100;
+/** Records per find: the Data API client's largest (FIND_MAX_IDS); a larger batch of relinks reads several side by side. */
+const FIND_PART = 1000;
 
 /**
  * The batch's records by record id (see recordsById): in finds of FIND_PART records side by side, so a large batch
