@@ -180,8 +180,7 @@ export async function readManifests(
       vanished: delta.vanished,
     };
   });
-  const out = counts.filter((c) => c !== undefined);
-  return out;
+  return counts.filter((c) => c !== undefined);
 }
 
 /**
@@ -207,8 +206,7 @@ export async function vanishedCensus(
     }
     counts[i] = { table, previousRunId: previous.previousRunId, previous: listed, vanished: previous.keys.size };
   });
-  const out = counts.filter((c) => c !== undefined);
-  return out;
+  return counts.filter((c) => c !== undefined);
 }
 
 /**

@@ -143,8 +143,6 @@ export interface ChunkInput {
   writeBack: boolean;
   /** The annual FileMaker transfer budget in bytes (files phases): a download that would pass it is not started. */
   transferBudgetBytes?: number;
-  /** FileMaker requests the activity may send at once: the run's concurrency (absent: the activity's own limit). */
-  inFlight?: number;
   /** Images phase: read the files from the FileMaker Pro bulk export instead of downloading containers. */
   exportSource?: ExportLocation;
   /** `dataapi` when the pre-flight found OData's `$value` unusable: every container is read through the Data API. */

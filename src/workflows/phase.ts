@@ -352,7 +352,6 @@ class PhaseRun {
               {
                 ...batch,
                 transferBudgetBytes: sched.transferBudgetBytes,
-                inFlight: sched.settings.concurrency,
                 exportSource: this.exportSource,
                 containerPath: input.containerPath,
               },

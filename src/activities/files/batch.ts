@@ -43,7 +43,7 @@ import { latestEntriesElsewhere, ledgerLookup, terminalEntries, type LedgerFile 
 import { manifestSlice } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
 import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../outcomes';
-import { fileMakerLanes, inParallel } from '../parallel';
+import { inParallel } from '../parallel';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
 import { addFinding, reasonOf, type FileContext, type FileJob, type ListedPrior } from './context';
@@ -72,29 +72,6 @@ async function downloadFailuresBefore(deps: ActivityDeps, input: ChunkInput, ids
       .filter((x) => x.state === 'failed' && x.reason_code === 'DOWNLOAD_FAILED')
       .map((x) => [x.filemaker_id, x.mod]),
   );
-}
-
-/** Records per find: the Data API client's largest (FIND_MAX_IDS); a larger batch of relinks reads several side by side. */
-const FIND_PART = 1000;
-
-/**
- * The batch's records by record id (see recordsById): in finds of FIND_PART records side by side, so a large batch
- * of relinks waits for one round of them rather than for each in turn (no more at once than the run's concurrency;
- * the worker's FileMaker semaphore caps them too).
- */
-async function readRecords(
-  fc: FileContext,
-  wanted: readonly { recordId: string; id: string }[],
-): Promise<Map<string, FileMakerRecord>> {
-  const source = SOURCE_TABLES[fc.input.table];
-  const parts: (typeof wanted)[] = [];
-  for (let i = 0; i < wanted.length; i += FIND_PART) parts.push(wanted.slice(i, i + FIND_PART));
-  const read = new Map<string, FileMakerRecord>();
-  await inParallel(parts, fileMakerLanes(parts.length, fc.input.inFlight), async (part) => {
-    const found = await fc.deps.fm.recordsById(source.layout, source.idField, part, { signal: fc.signal });
-    for (const [k, v] of found) read.set(k, v);
-  });
-  return read;
 }
 
 /** FileMaker's date format for NexusExportDate (MM/DD/YYYY, the clinic's files use US dates). */
@@ -239,7 +216,7 @@ export async function importFileBatch(deps: ActivityDeps, input: ChunkInput): Pr
     })),
     ledgerLookup(deps.pool, input.table, todo, { completedOnly: true }),
     downloadFailuresBefore(deps, input, todo),
-    readRecords(fc, wanted),
+    deps.fm.recordsById(source.layout, source.idField, wanted, { signal: fc.signal }),
   ]);
   // A large batch of relinks spends its first seconds reading; the heartbeat says it is alive.
   fc.beat();
