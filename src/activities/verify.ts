@@ -9,7 +9,7 @@ import type { SourceTableName } from '../domain/tables';
 import { KEY_PREFIX } from '../domain/keys';
 import type { ActivityDeps } from './deps';
 import type { Pool } from '../store/db';
-import { inParallel } from './parallel';
+import { inParallel } from '../parallel';
 import type { ObjectCheck } from './types';
 
 const HEADS_IN_FLIGHT = 16;

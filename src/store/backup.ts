@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { IntegrityError, SchemaVersionError } from '../errors';
 import { withTransaction, type Pool, type PoolClient } from './db';
 import { ident, STORE_OWNED_COLUMNS, TARGET_TABLE_NAMES } from './schema';
+import { inParallel } from '../parallel';
 
 type Queryable = Pool | PoolClient;
 /** Called as each table is done, so a long backup, restore or delete can report progress (an activity heartbeat). */
@@ -31,6 +32,8 @@ export type Fingerprints = Record<SnapshotTable, Fingerprint>;
 
 /** The table in every backup schema recording the run it belongs to (`run_id`). */
 const INFO_TABLE = '_backup_info';
+/** Backup tables hashed at once, each on its own connection: PostgreSQL hashes one table per connection. */
+const FINGERPRINT_LANES = 3;
 const QUALIFIED = /^(?:([a-z_][a-z0-9_]*)\.)?([a-z_][a-z0-9_]*)$/;
 
 /**
@@ -75,13 +78,23 @@ export async function fingerprint(db: Queryable, table: string): Promise<Fingerp
   return { rows: row.rows, fingerprint: row.fingerprint };
 }
 
-export async function fingerprintAll(db: Queryable, schema = 'public', onTable?: OnTable): Promise<Fingerprints> {
-  const out = {} as Fingerprints;
-  for (const t of SNAPSHOT_TABLES) {
-    out[t] = await fingerprint(db, `${schema}.${t}`);
+/**
+ * Every snapshot table's fingerprint. Over a pool (tables nothing else writes: a committed backup), `lanes` tables are
+ * hashed at once, each on its own connection; in a transaction, one after another.
+ */
+export async function fingerprintAll(
+  db: Queryable,
+  schema = 'public',
+  onTable?: OnTable,
+  lanes = 1,
+): Promise<Fingerprints> {
+  const prints: Fingerprint[] = [];
+  await inParallel(SNAPSHOT_TABLES, lanes, async (t, i) => {
+    prints[i] = await fingerprint(db, `${schema}.${t}`);
     onTable?.(t);
-  }
-  return out;
+  });
+  // In the tables' order, whichever finished first.
+  return Object.fromEntries(SNAPSHOT_TABLES.map((t, i) => [t, prints[i]!])) as Fingerprints;
 }
 
 async function schemaExists(db: Queryable, schema: string): Promise<boolean> {
@@ -90,11 +103,12 @@ async function schemaExists(db: Queryable, schema: string): Promise<boolean> {
 
 /**
  * Copies every snapshot table into the run's backup schema in one repeatable-read transaction, replacing a backup
- * of the same run id (a retried activity), and returns the copy's fingerprints.
+ * of the same run id (a retried activity), and returns the copy's fingerprints. Hashing takes longer than copying;
+ * the committed copies no longer change, so they are hashed `FINGERPRINT_LANES` tables at a time.
  */
 export async function snapshot(pool: Pool, runId: string, onTable?: OnTable): Promise<Fingerprints> {
   const schema = ident(backupSchemaName(runId));
-  return withTransaction(
+  await withTransaction(
     pool,
     async (c) => {
       await c.query(`drop schema if exists ${schema} cascade`);
@@ -107,10 +121,10 @@ export async function snapshot(pool: Pool, runId: string, onTable?: OnTable): Pr
         `create table ${schema}.${INFO_TABLE} (run_id text not null, created_at timestamptz not null default now())`,
       );
       await c.query(`insert into ${schema}.${INFO_TABLE} (run_id) values ($1)`, [runId]);
-      return fingerprintAll(c, backupSchemaName(runId), onTable);
     },
     { isolation: 'repeatable read' },
   );
+  return fingerprintAll(pool, backupSchemaName(runId), onTable, FINGERPRINT_LANES);
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ActivityDeps } from '../../src/activities/deps';
 import { runBookkeeping } from '../../src/activities/runs';
 import type { BackupResult, RestoreResult } from '../../src/activities/types';
 import { IntegrityError } from '../../src/errors';
-import { backupSchemaName, SNAPSHOT_TABLES } from '../../src/store/backup';
+import { backupSchemaName, fingerprint, SNAPSHOT_TABLES } from '../../src/store/backup';
 import { upsertRows } from '../../src/store/upsert';
 import { createTestBucket, s3ClientFor } from '../helpers/stack';
 import { migratedDatabase, patientRow } from './fixtures';
@@ -75,7 +75,9 @@ describe('run backups', () => {
       const states: string[][] = [];
       for (const [i, id] of ids.entries()) {
         states.push(await setPatients(100 * (i + 1), i + 2));
-        await backup(id);
+        // The copies are hashed side by side after they are made: each holds what its table held.
+        const { tables } = await backup(id);
+        for (const t of SNAPSHOT_TABLES) assert.deepEqual(tables[t], await fingerprint(pool, t), `${id}: ${t}`);
       }
       await setPatients(900, 1);
       for (const [i, id] of ids.entries()) {

@@ -43,7 +43,7 @@ import { latestEntriesElsewhere, ledgerLookup, terminalEntries, type LedgerFile 
 import { manifestSlice } from '../../store/manifest';
 import type { ActivityDeps } from '../deps';
 import { countLedger, emptyChunkResult, recordLedger, splitIdIssues, type LedgerEntry } from '../outcomes';
-import { inParallel } from '../parallel';
+import { inParallel } from '../../parallel';
 import { loadMapContext } from '../records';
 import type { ChunkInput, ChunkResult } from '../types';
 import { addFinding, reasonOf, type FileContext, type FileJob, type ListedPrior } from './context';

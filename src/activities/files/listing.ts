@@ -7,7 +7,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { inventory } from '../../s3';
-import { inParallel } from '../parallel';
+import { inParallel } from '../../parallel';
 import { listingPrefixes } from '../verify';
 
 export interface ListedObject {
