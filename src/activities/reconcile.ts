@@ -15,7 +15,8 @@ import { reconcileObjects } from './verify';
 /**
  * `phase`: the files phase's own reconciliation; `validation`: the run's last check, which also lists the records
  * that arrived since the manifest. Both check the objects from a listing of their own (objects listed with the size
- * and ETag recorded when they were confirmed on storing; any other one HEADed, see reconcileObjects).
+ * and ETag recorded when they were confirmed on storing; any other one HEADed, see reconcileObjects); the phase's
+ * check leaves those of records carried over unread to the validation.
  */
 export async function reconcileTable(
   deps: ActivityDeps,
@@ -28,7 +29,7 @@ export async function reconcileTable(
   const pending = (by.pending ?? 0) + (by.missing ?? 0);
   const files = FILE_TABLES.includes(table);
   const objects = files
-    ? await reconcileObjects({ ...deps, heartbeat }, runId, table)
+    ? await reconcileObjects({ ...deps, heartbeat }, runId, table, { leaveCarried: checkedBy === 'phase' })
     : { checked: 0, mismatches: [] as string[], headed: 0 };
   const transferred = files ? await transferUsedByRun(pool, runId, table) : undefined;
   const arrivals = checkedBy === 'validation' ? await arrivalsOf(deps, runId, table) : undefined;

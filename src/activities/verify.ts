@@ -15,6 +15,8 @@ import type { ObjectCheck } from './types';
 const HEADS_IN_FLIGHT = 16;
 const LISTINGS_IN_FLIGHT = 4;
 const MISMATCHES_KEPT = 50;
+/** Objects to check under this share of the table's are each HEADed rather than confirmed from a listing. */
+const HEAD_RATHER_THAN_LIST = 0.1;
 
 /** Average sizes the clinic reported, used until the ledger knows better. */
 export const DEFAULT_FILE_BYTES: Partial<Record<SourceTableName, number>> = {
@@ -64,14 +66,21 @@ function reportMismatches(
  * object, whether it is still there with that size and that ETag (bytes written since would have another ETag). Every
  * object that is not (or has no ETag recorded) is HEADed against the ledger's size and SHA-256. The validation phase
  * at the end of a run checks again from a listing of its own, so an object written again or deleted after its phase
- * is still found.
+ * is still found. A phase's check may leave the objects of carried-over entries to the validation (`leaveCarried`):
+ * an incremental run neither read nor wrote them, the run they come from checked them, and validation checks them all.
  */
 export async function reconcileObjects(
   deps: ObjectCheckDeps,
   runId: string,
   table: SourceTableName,
+  { leaveCarried = false }: { leaveCarried?: boolean } = {},
 ): Promise<ObjectCheck> {
-  const rows = await recordedObjects(deps.pool, runId, table);
+  const recorded = await recordedObjects(deps.pool, runId, table);
+  const rows = leaveCarried ? recorded.filter((r) => !r.carried) : recorded;
+  if (rows.length < recorded.length * HEAD_RATHER_THAN_LIST) {
+    // A few objects beside the table's: a listing would read the whole folder for them.
+    return reportMismatches(deps, table, rows.length, rows.length, await headCheck(deps, table, rows));
+  }
   const awaiting = new Map<string, RecordedObject>();
   for (const r of rows) if (r.object_etag !== null && r.bytes !== null) awaiting.set(r.s3_key, r);
   // Disjoint slices of the folders listed side by side: S3 lists one page after the other, and a files phase's

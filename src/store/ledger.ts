@@ -285,12 +285,14 @@ export interface RecordedObject {
   bytes: string | null;
   sha256: string | null;
   object_etag: string | null;
+  /** The entry was carried over from an earlier run (an incremental run neither read nor wrote its record). */
+  carried: boolean;
 }
 
 /** The objects a run recorded for `table`, in id order. */
 export async function recordedObjects(pool: Pool, runId: string, table: string): Promise<RecordedObject[]> {
   const r = await pool.query<RecordedObject>(
-    `select filemaker_id, s3_key, bytes::text, sha256, object_etag from import_ledger
+    `select filemaker_id, s3_key, bytes::text, sha256, object_etag, carried_from is not null as carried from import_ledger
       where run_id = $1 and source_table = $2 and state in ('imported', 'unlinked') and s3_key is not null
       order by filemaker_id`,
     [runId, table],

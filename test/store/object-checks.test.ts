@@ -126,6 +126,32 @@ describe('object checks of the files phases', () => {
     );
   });
 
+  test("a phase's check HEADs the objects of the records read again and leaves carried-over ones to validation", async () => {
+    const { runId, entries } = await storedRun(24);
+    // An incremental run: all but two entries carried over from an earlier run (their records were not read).
+    const readAgain = [entries[5]!, entries[17]!];
+    await pool.query(
+      `update import_ledger set carried_from = 'base-run'
+        where run_id = $1 and source_table = $2 and not (filemaker_id = any($3::text[]))`,
+      [runId, TABLE, readAgain.map((e) => e.filemakerId)],
+    );
+    await replace(readAgain[1]!);
+    await replace(entries[0]!);
+    const phase = () => reconcileTable({ ...deps, fm: {} } as unknown as ActivityDeps, runId, TABLE, 'phase');
+    const rec: TableReconciliation = await new MockActivityEnvironment().run(phase);
+    assert.deepEqual(
+      [rec.objectsChecked, rec.objectsHeaded, rec.objectMismatches],
+      [2, 2, [readAgain[1]!.filemakerId]],
+      'the two read again, each HEADed; the carried-over object replaced is not looked at',
+    );
+    const all = await validate(runId);
+    assert.deepEqual(
+      [all.objectsChecked, all.objectsHeaded, all.objectMismatches],
+      [24, 2, [entries[0]!.filemakerId, readAgain[1]!.filemakerId].sort()],
+      'validation lists them all and finds both',
+    );
+  });
+
   test('objects recorded without an ETag are HEADed against the ledger', async () => {
     const { runId, entries } = await storedRun(3);
     // Recorded again without the ETag (as an older engine did): the entry no longer vouches for its object.
