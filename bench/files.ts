@@ -26,9 +26,10 @@
  * source's lower bound, CPU per part of the stack, and each target of the whole run (bench/lib/full-report.ts). The
  * lower bounds of the core phases come from a reference read of their tables before the stack starts
  * (bench/lib/table-reads.ts); the FileMaker requests of each phase are counted by arrival (bench/lib/request-log.ts).
- * Then 1% of every source table's records change in the simulator (seeded) and an incremental reimport runs, printed
- * beside the second full one with the incremental targets (bench/lib/incremental.ts); it is terminated after twice the
- * full run's time (at least 5 min), and the sequential client after it reads the changed source. The plain bench runs
+ * Then 1% of every source table's records change in the simulator (seeded) and an incremental reimport runs; then
+ * another 1% change and a full reimport runs, the one the incremental run is printed beside, with the incremental
+ * targets (bench/lib/incremental.ts). Each is terminated after twice the second full run's time (at least 5 min), and
+ * the sequential client after them reads the changed source. The plain bench runs
  * no incremental reimport: its second run has only some of the phases, and its figures stay as they were.
  *
  * Size scale: the clinic's containers total ~26 GB (documents ~0.5 MB, image renditions a few MB). At 0.05 they are
@@ -646,7 +647,7 @@ async function main(): Promise<void> {
     }
     // The workers' peaks over the two full runs, before an incremental one adds its own.
     const peaks = workers.map((w) => readMemory(w.pid).hwmBytes);
-    let incremental: { run: RunFigures; plan: ChangePlan } | undefined;
+    let incremental: { run: RunFigures; plan: ChangePlan; full?: RunFigures; fullPlan?: ChangePlan } | undefined;
     if (args.full && second?.result) {
       const plan = planChanges(sim.dataset, SEED);
       sim.mutate(plan.mutations);
@@ -659,6 +660,16 @@ async function main(): Promise<void> {
       });
       log(`incremental reimport ${outcome(run)} in ${secs(run.wallMs)} s`);
       incremental = { run, plan };
+      if (run.result) {
+        // What the incremental run is measured against: a full run in the same situation, after as many changes
+        // (another draw of them), which downloads the containers they replaced as the incremental run must.
+        const fullPlan = planChanges(sim.dataset, SEED, { draw: 'full-after-changes' });
+        sim.mutate(fullPlan.mutations);
+        log(`full reimport after ${fmt(fullPlan.mutations.length)} other changes to the source`);
+        const full = await runReimport(client, config, `bench-${stamp}-4`, timeline, rss, { timeoutMs });
+        log(`full reimport ${outcome(full)} in ${secs(full.wallMs)} s`);
+        incremental = { ...incremental, full, fullPlan };
+      }
     }
     const pool = createPool(config.database);
     cleanups.push(() => pool.end());
@@ -726,12 +737,14 @@ async function main(): Promise<void> {
       });
     }
     if (second && incremental && requestLog) {
+      const full = incremental.full ?? second;
       printIncrementalReport({
-        full: { ...second, status: outcome(second) },
+        full: { ...full, status: outcome(full) },
+        fullChanges: incremental.full ? incremental.fullPlan : undefined,
         incremental: { ...incremental.run, status: outcome(incremental.run) },
         plan: incremental.plan,
         ledger: {
-          full: await ledgerSplit(pool, second.runId),
+          full: await ledgerSplit(pool, full.runId),
           incremental: await ledgerSplit(pool, incremental.run.runId),
         },
         requests: requestLog,

@@ -16,30 +16,39 @@ export function requestTable(path: string): string {
   return 'other';
 }
 
+/** Whether a request reads a container's bytes: an OData `$value` or a streaming URL. */
+export function readsContainer(path: string): boolean {
+  return path.startsWith('/Streaming_SSL/') || /\/\$value(?:\?|$)/.test(path);
+}
+
 export class RequestLog {
   private readonly times: number[] = [];
   private readonly tables: string[] = [];
+  private readonly containers: boolean[] = [];
   private readonly remove: () => void;
 
   constructor(sim: Pick<RunningSimulator, 'onRequest'>) {
     this.remove = sim.onRequest((_api, path) => {
       this.times.push(Date.now());
       this.tables.push(requestTable(path));
+      this.containers.push(readsContainer(path));
     });
   }
 
-  /** Requests that arrived in [fromMs, toMs], in total and per table. */
-  between(fromMs: number, toMs: number): { total: number; byTable: Record<string, number> } {
+  /** Requests that arrived in [fromMs, toMs]: in total, per table, and those that read a container's bytes. */
+  between(fromMs: number, toMs: number): { total: number; byTable: Record<string, number>; containers: number } {
     const byTable: Record<string, number> = {};
     let total = 0;
+    let containers = 0;
     for (let i = 0; i < this.times.length; i++) {
       const t = this.times[i]!;
       if (t < fromMs || t > toMs) continue;
       total++;
+      if (this.containers[i]) containers++;
       const table = this.tables[i]!;
       byTable[table] = (byTable[table] ?? 0) + 1;
     }
-    return { total, byTable };
+    return { total, byTable, containers };
   }
 
   stop(): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RequestLog, requestTable } from '../../bench/lib/request-log';
+import { readsContainer, RequestLog, requestTable } from '../../bench/lib/request-log';
 import { neededLowerBound, readTables } from '../../bench/lib/table-reads';
 import { DEFAULT_FAULTS } from '../../sim/faults';
 import { withSim, basic, dataBase, login } from './helpers';
@@ -17,6 +17,11 @@ describe('the bench counts what the source serves', () => {
       '/fmi/data/vLatest/databases/DB/sessions': 'other',
     };
     assert.deepEqual(Object.fromEntries(Object.keys(paths).map((p) => [p, requestTable(p)])), paths);
+    // Of those, the two that read a container's bytes.
+    assert.deepEqual(Object.keys(paths).filter(readsContainer), [
+      '/fmi/odata/v4/DB/API_Images(ROWID=3)/image_Full/$value',
+      '/Streaming_SSL/MainDB/ABC.pdf',
+    ]);
   });
 
   test('a reference read pages every record by key, and the request log sees each request by table', async () => {
@@ -49,6 +54,7 @@ describe('the bench counts what the source serves', () => {
         other: 1,
       });
       assert.equal(seen.total, sim.stats().requests.total);
+      assert.equal(seen.containers, 0, 'no container read');
       assert.equal(log.between(Date.now() + 1, Date.now() + 10).total, 0);
     });
   });
