@@ -11,11 +11,11 @@ import { importExportBatch, importFileBatch } from './files';
 import { freezeCheck, freezeSnapshot, writeRunCertificate } from './cutover';
 import { buildManifest, readManifests, vanishedCensus } from './manifest';
 import { preflight } from './preflight';
-import { reconcileTable } from './reconcile';
+import { reconcileTable, validateTables } from './reconcile';
 import { importRecordChunk } from './records';
 import { runBookkeeping } from './runs';
 import { carriedCount, incrementalBase, sweepTable } from '../store/incremental';
-import type { CutoverActivities, ReimportActivities, TableReconciliation } from './types';
+import type { CutoverActivities, ReimportActivities } from './types';
 
 export type { ActivityDeps } from './deps';
 
@@ -75,15 +75,7 @@ export function createActivities(deps: ActivityDeps): ReimportActivities & Cutov
       return sweep === true ? { ...rec, carried: await carriedCount(deps.pool, runId, table) } : rec;
     },
     dryRunTable: (input) => dryRunTable(deps, input),
-    async validate({ runId, tables }) {
-      const results: TableReconciliation[] = [];
-      for (const t of tables) results.push(await reconcileTable(deps, runId, t, 'validation'));
-      return {
-        tables: results,
-        objectMismatches: results.flatMap((r) => r.objectMismatches),
-        ok: results.every((r) => r.ok),
-      };
-    },
+    validate: (input) => validateTables(deps, input),
     async notify(event) {
       await deps.notify(event);
     },

@@ -9,8 +9,13 @@ import { transferUsedByRun } from '../store/transfer';
 import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import { arrivalsOf } from './manifest';
-import type { TableReconciliation } from './types';
+import { fileMakerLanes } from './parallel';
+import { inParallel } from '../parallel';
+import type { ReimportActivities, TableReconciliation, ValidationResult } from './types';
 import { reconcileObjects } from './verify';
+
+/** Tables the validation reconciles at once (at most the run's concurrency: each has one FileMaker request at a time). */
+const VALIDATION_TABLES_IN_FLIGHT = 4;
 
 /**
  * `phase`: the files phase's own reconciliation; `validation`: the run's last check, which also lists the records
@@ -48,5 +53,24 @@ export async function reconcileTable(
     ...(transferred !== undefined ? { bytesTransferred: transferred } : {}),
     ...(arrivals !== undefined ? { arrivals } : {}),
     ok: pending === 0 && objects.mismatches.length === 0,
+  };
+}
+
+/**
+ * The validation phase: every table of the run reconciled again, several at once (each waits on PostgreSQL, S3 and
+ * its arrivals, one FileMaker request after another), the results in the tables' order.
+ */
+export async function validateTables(
+  deps: ActivityDeps,
+  { runId, tables, inFlight }: Parameters<ReimportActivities['validate']>[0],
+): Promise<ValidationResult> {
+  const results: TableReconciliation[] = [];
+  await inParallel(tables, fileMakerLanes(VALIDATION_TABLES_IN_FLIGHT, inFlight), async (t, i) => {
+    results[i] = await reconcileTable(deps, runId, t, 'validation');
+  });
+  return {
+    tables: results,
+    objectMismatches: results.flatMap((r) => r.objectMismatches),
+    ok: results.every((r) => r.ok),
   };
 }

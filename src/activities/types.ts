@@ -217,7 +217,7 @@ export interface ReimportActivities {
     sweep?: boolean;
   }): Promise<TableReconciliation>;
   dryRunTable(input: { runId: string; table: SourceTableName }): Promise<DryRunTableResult>;
-  validate(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult>;
+  validate(input: { runId: string; tables: SourceTableName[]; inFlight?: number }): Promise<ValidationResult>;
   notify(event: RunEvent): Promise<void>;
 }
 

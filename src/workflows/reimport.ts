@@ -610,7 +610,7 @@ const validationStep: PhaseStep = async (run, summary, workflowId) => {
     );
   const validation = await executeChild(validationPhase, {
     ...childOptions(run, workflowId),
-    args: [{ runId: run.runId, tables }],
+    args: [{ runId: run.runId, tables, inFlight: run.controls.settings.concurrency }],
   });
   run.validation = validation;
   summary.note = `${validation.tables.length} tables reconciled, ${validation.objectMismatches.length} object mismatches`;

@@ -26,7 +26,12 @@ export async function deletePhase(input: { runId: string }): Promise<Record<stri
  * confirmed as the ledger recorded it (listed with its recorded size and ETag, else by HEAD). Fails (and so rolls the
  * run back) when either is not so.
  */
-export async function validationPhase(input: { runId: string; tables: SourceTableName[] }): Promise<ValidationResult> {
+export async function validationPhase(input: {
+  runId: string;
+  tables: SourceTableName[];
+  /** The run's concurrency: tables reconciled at once, each with at most one FileMaker request in flight. */
+  inFlight?: number;
+}): Promise<ValidationResult> {
   const result = await acts.validate(input);
   if (!result.ok) {
     const open = result.tables.filter((t) => !t.ok).map((t) => `${t.table} (${t.pending} not terminal)`);
