@@ -15,7 +15,7 @@ import {
   type CutoverInput,
   type CutoverResult,
 } from '../workflows/cutover-input';
-import { runStartMetadata } from '../workflows/search-attributes';
+import { cutoverSearchAttributes, runStartMetadata } from '../workflows/search-attributes';
 
 export async function connectClient(config: Config = loadConfig(process.env, 'client')) {
   const connection = await Connection.connect(temporalConnectionOptions(config));
@@ -84,6 +84,8 @@ export async function startCutover(
     args: [opts.input],
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
     staticSummary: `Cut-over: freeze check, final incremental import ${finalImportId(cutoverId)}, certificate`,
+    // The final import then starts with a run's search attributes, as a run the client starts does.
+    typedSearchAttributes: cutoverSearchAttributes(),
   });
 }
 

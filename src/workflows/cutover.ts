@@ -39,6 +39,7 @@ import { ERROR_CODES } from './failures';
 import { describeIssues } from './options';
 import { freezeReadActivity, shortActivity } from './profiles';
 import { reimport, untilNotOverloaded, type ReimportResult } from './reimport';
+import { finalImportSearchAttributes } from './search-attributes';
 
 export type { CutoverInput, CutoverResult } from './cutover-input';
 
@@ -89,11 +90,13 @@ export async function cutover(rawInput: unknown): Promise<CutoverResult> {
     const importId = finalImportId(cutoverId);
     progress.importWorkflowId = importId;
     at('importing', `Final incremental import: ${importId}`);
+    const typedSearchAttributes = finalImportSearchAttributes();
     let run: ReimportResult;
     try {
       run = await executeChild(reimport, {
         workflowId: importId,
         memo: info.memo,
+        ...(typedSearchAttributes ? { typedSearchAttributes } : {}),
         staticSummary: `Final incremental import of cut-over ${cutoverId}`,
         args: [{ ...options.import, writeBack: false, ...FINAL_IMPORT_MODE }],
       });

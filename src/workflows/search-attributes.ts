@@ -55,6 +55,27 @@ export function runStartMetadata(options: ReimportOptions): {
   };
 }
 
+/**
+ * What a client adds to the start of a cut-over: its dry-run flag (false). A server without the run attributes refuses
+ * that start, naming them, as it refuses a run's; a cut-over started with it gives its final import the run's
+ * attributes (`finalImportSearchAttributes`).
+ */
+export function cutoverSearchAttributes(): SearchAttributePair[] {
+  return [{ key: DRY_RUN_ATTRIBUTE, value: false }];
+}
+
+/** A cut-over's final import has search attributes only in cut-overs recorded after it got them. */
+const FINAL_IMPORT_SEARCH_ATTRIBUTES = 'cutover-final-import-search-attributes';
+
+/**
+ * In a cut-over workflow: the attributes its final import starts with, a run's (so the Web UI's run list filters it
+ * like any other), when the cut-over was started with `cutoverSearchAttributes`; else none.
+ */
+export function finalImportSearchAttributes(): SearchAttributePair[] | undefined {
+  const started = workflowInfo().typedSearchAttributes.get(DRY_RUN_ATTRIBUTE) !== undefined;
+  return started && patched(FINAL_IMPORT_SEARCH_ATTRIBUTES) ? runSearchAttributes({ dryRun: false }) : undefined;
+}
+
 /** Upserting the attributes adds commands: a run recorded before them replays without. */
 const UPSERT_SEARCH_ATTRIBUTES = 'run-upserts-search-attributes';
 

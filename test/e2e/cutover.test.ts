@@ -21,6 +21,7 @@ import type { TableFreeze } from '../../src/domain/freeze';
 import { getObject, headObject } from '../../src/s3';
 import { ledgerDigest } from '../../src/store/certificate';
 import type { CutoverInput, CutoverProgress, CutoverResult } from '../../src/workflows/cutover-input';
+import { DRY_RUN_ATTRIBUTE, PHASE_ATTRIBUTE, STATUS_ATTRIBUTE } from '../../src/workflows/search-attributes';
 import { completedRun, setup, type Setup } from '../helpers/files';
 
 /** Short: the tests wait for the timer, and mutate the simulator while it runs. */
@@ -99,6 +100,12 @@ describe('cut-over', { concurrency: 1 }, () => {
     assert.equal(run.rows[0]?.status, 'completed');
     assert.deepEqual([run.rows[0]?.options.mode, run.rows[0]?.options.writeBack], ['incremental', false]);
     assert.equal(result.phases.find((p) => p.phase === 'delete')?.status, 'skipped', 'incremental: nothing deleted');
+    // The final import is filtered in the Web UI's run list like any run the client starts.
+    const attributes = (await s.client.workflow.getHandle(result.runId).describe()).typedSearchAttributes;
+    assert.deepEqual(
+      [attributes.get(STATUS_ATTRIBUTE), attributes.get(PHASE_ATTRIBUTE), attributes.get(DRY_RUN_ATTRIBUTE)],
+      ['completed', 'validation', false],
+    );
     // What the reads saw is in PostgreSQL, not in the history: every record id with its version.
     const stored = await s.pool.query<{ n: number }>(
       `select count(*)::int as n from cutover_freeze_records where cutover_id = 'cutover-frozen'`,
