@@ -1,4 +1,12 @@
 /**
+ * How many FileMaker requests an activity may send at once: at most `max`, and never more than the run's concurrency
+ * (`inFlight`, the operator's throttle on the host: at 1, one request at a time).
+ */
+export function fileMakerLanes(max: number, inFlight: number | undefined): number {
+  return Math.max(1, Math.min(max, inFlight ?? max));
+}
+
+/**
  * Runs `fn` over `items` with at most `n` in flight. After the first error no further item is started; the ones in
  * flight finish (so what they did is recorded), then that error is thrown.
  */

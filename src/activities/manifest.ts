@@ -18,8 +18,7 @@ import { hasManifest, manifestRowIds, writeManifest } from '../store/manifest';
 import { relinkableCount } from '../store/ledger';
 import { FILE_TABLES } from './files';
 import type { ActivityDeps } from './deps';
-import { fileMakerLanes } from './parallel';
-import { inParallel } from '../parallel';
+import { fileMakerLanes, inParallel } from '../parallel';
 import type { Counts, ReimportActivities, VanishedCount } from './types';
 
 /** Tables whose manifests are read at once: FileMaker's latency overlaps the writes and the deltas. */

@@ -7,8 +7,7 @@ import { CONTAINER_PATH_REASONS, probeContainerPath } from './container-probe';
 import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import type { RunBookkeeping } from './runs';
-import { fileMakerLanes } from './parallel';
-import { inParallel } from '../parallel';
+import { fileMakerLanes, inParallel } from '../parallel';
 import { missingFields } from './source-checks';
 import type { PreflightInput, PreflightResult } from './types';
 

@@ -9,8 +9,7 @@ import { transferUsedByRun } from '../store/transfer';
 import type { ActivityDeps } from './deps';
 import { FILE_TABLES } from './files';
 import { arrivalsOf } from './manifest';
-import { fileMakerLanes } from './parallel';
-import { inParallel } from '../parallel';
+import { fileMakerLanes, inParallel } from '../parallel';
 import type { ReimportActivities, TableReconciliation, ValidationResult } from './types';
 import { reconcileObjects } from './verify';
 

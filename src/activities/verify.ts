@@ -62,12 +62,13 @@ function reportMismatches(
 /**
  * The object check of a files phase's reconciliation and of the run's validation. Each object was confirmed when it
  * was stored — S3 verified the SHA-256 we sent and echoed it, or a HEAD showed the size and SHA-256 — or relinked (a
- * HEAD showed them), and the ledger keeps the ETag S3 gave it then. One listing of the bucket under the prefixes of the run's keys then shows, for every
- * object, whether it is still there with that size and that ETag (bytes written since would have another ETag). Every
- * object that is not (or has no ETag recorded) is HEADed against the ledger's size and SHA-256. The validation phase
- * at the end of a run checks again from a listing of its own, so an object written again or deleted after its phase
- * is still found. A phase's check may leave the objects of carried-over entries to the validation (`leaveCarried`):
- * an incremental run neither read nor wrote them, the run they come from checked them, and validation checks them all.
+ * HEAD showed them), and the ledger keeps the ETag S3 gave it then. One listing of the bucket under the prefixes of
+ * the run's keys then shows, for every object, whether it is still there with that size and that ETag (bytes written
+ * since would have another ETag). Every object that is not (or has no ETag recorded) is HEADed against the ledger's
+ * size and SHA-256. The validation phase at the end of a run checks again from a listing of its own, so an object
+ * written again or deleted after its phase is still found. A phase's check may leave the objects of carried-over
+ * entries to the validation (`leaveCarried`): an incremental run neither read nor wrote them, the run they come from
+ * checked them, and validation checks them all.
  */
 export async function reconcileObjects(
   deps: ObjectCheckDeps,

@@ -17,6 +17,7 @@ import type { Logger } from '../logger';
 import { namedStatement } from './db';
 import { ident, TABLE_SPECS, type TableSpec, type TargetTableName } from './schema';
 import { prepareRow, type StoreReasonCode } from './sanitize';
+import { inParallel } from '../parallel';
 
 export type UpsertStrategy = 'json' | 'unnest' | 'values';
 
@@ -282,12 +283,9 @@ export async function upsertRows(
 
   const write = (batch: Prepared[]) => writeIsolatingRefusals(batch, writeBatch, refused);
 
-  // A fixed number of workers take batches in order; ids are unique across batches, so they never contend.
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, batches.length)) }, async () => {
-    while (next < batches.length) await write(batches[next++]!);
-  });
-  await Promise.all(workers);
+  // A fixed number of lanes take batches in order; ids are unique across batches, so they never contend. After an
+  // error no batch is started and the ones in flight finish before it is thrown (the caller retries the whole call).
+  await inParallel(batches, Math.max(1, opts.concurrency ?? 4), write);
 
   const done = outcomes.map(
     (o, i) =>
