@@ -194,9 +194,11 @@ export async function beginBatch(
 /** Writes a file's ledger entry and heartbeats: from here on a retry of the batch skips it. */
 export async function settleFile(batch: Batch, entry: LedgerEntry): Promise<void> {
   const { fc } = batch;
+  // Under the manifest record it stands for: the ledger write then needs no look-up by id.
+  const recordId = entry.recordId ?? batch.recordIdOf.get(entry.filemakerId ?? '');
   if (entry.recorded) countLedger([entry], fc.result);
-  else await fc.writes.ledger(fc.input.runId, fc.input.table, entry, fc.result);
-  batch.done.add(entry.recordId ?? batch.recordIdOf.get(entry.filemakerId ?? '') ?? '');
+  else await fc.writes.ledger(fc.input.runId, fc.input.table, { ...entry, recordId }, fc.result);
+  batch.done.add(recordId ?? '');
   fc.beat();
 }
 

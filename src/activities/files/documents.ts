@@ -17,7 +17,13 @@ export async function importDocument(fc: FileContext, job: FileJob): Promise<Led
   for (const f of outcome.findings ?? []) addFinding(fc.result, f.code);
   // The row and its ledger entry land in one statement; a refused row comes back failed, its entry unwritten.
   const upsert = async (row: Record<string, unknown>, entry: LedgerEntry): Promise<LedgerEntry> => {
-    const recorded: LedgerEntry = { ...entry, targetTable: 'documents', targetId: row.id as string };
+    // Under the manifest record it was read as: the ledger write then needs no look-up by id.
+    const recorded: LedgerEntry = {
+      ...entry,
+      recordId: record.recordId,
+      targetTable: 'documents',
+      targetId: row.id as string,
+    };
     const o = await fc.writes.upsert('documents', row, fc.input.runId, {
       sourceTable: fc.input.table,
       entry: recorded,

@@ -175,6 +175,7 @@ export async function importExportBatch(
           reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
           sourceModId,
           replaces: target.replaces,
+          recordId: batch.recordIdOf.get(id),
         });
       }
     }

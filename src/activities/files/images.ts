@@ -57,6 +57,7 @@ export async function importImage(fc: FileContext, job: FileJob): Promise<Ledger
       reason: outcome.state === 'unlinked' ? outcome.reason : undefined,
       sourceModId,
       replaces: job.replaces,
+      recordId: record.recordId,
     });
   } finally {
     stored.release?.();
@@ -69,7 +70,14 @@ export async function finishImage(
   id: string,
   mapped: MappedImage,
   stored: StoredFile,
-  outcome: { state: 'imported' | 'unlinked'; reason?: string; sourceModId?: string; replaces?: boolean },
+  outcome: {
+    state: 'imported' | 'unlinked';
+    reason?: string;
+    sourceModId?: string;
+    replaces?: boolean;
+    /** The manifest record the entry is for, when known: its ledger write then needs no look-up by id. */
+    recordId?: string;
+  },
 ): Promise<LedgerEntry> {
   const { image, batch } = mapped;
   const sourceModId = outcome.sourceModId;
@@ -105,6 +113,7 @@ export async function finishImage(
     thumbnail_status: thumb.status,
   };
   const entry: LedgerEntry = {
+    recordId: outcome.recordId,
     filemakerId: id,
     state: outcome.state,
     reasonCode: outcome.reason,
