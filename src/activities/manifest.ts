@@ -42,6 +42,7 @@ async function buildManifestOf(
   runId: string,
   table: SourceTableName,
   sourceKeyField?: string,
+  positions = false,
 ): Promise<number> {
   const { pool, fm, logger } = deps;
   const source = SOURCE_TABLES[table];
@@ -73,7 +74,7 @@ async function buildManifestOf(
   // is asked while the manifest is written (it needs only the pages read). A manifest read in one page was counted in
   // that same answer: every record FileMaker counted then is on the page, or something was skipped.
   const [, counted] = await Promise.all([
-    writeManifest(pool, runId, table, rows),
+    writeManifest(pool, runId, table, rows, { positions }),
     countedWithPage ??
       fm.count(source.odataTable, maxRowId !== undefined ? { rowIdAtMost: maxRowId.toString() } : undefined),
   ]);
@@ -88,13 +89,19 @@ async function buildManifestOf(
 /**
  * Reads `table`'s manifest (for contact details first those of their owners not read yet) and records its delta
  * against the previous completed run, archiving the vanished records that run imported. With `keep`, a manifest the
- * run already read (an owner table, read for the contact details) is kept, not read again.
+ * run already read (an owner table, read for the contact details) is kept, not read again. With `positions` (a full
+ * run) its records are stored with their places in the run's work list (see writeManifest).
  */
 async function readManifest(
   deps: ActivityDeps,
   runId: string,
   table: SourceTableName,
-  { sourceKeyField, keep = false, inFlight }: { sourceKeyField?: string; keep?: boolean; inFlight?: number } = {},
+  {
+    sourceKeyField,
+    keep = false,
+    positions = false,
+    inFlight,
+  }: { sourceKeyField?: string; keep?: boolean; positions?: boolean; inFlight?: number } = {},
 ): Promise<{ count: number; delta: TableDelta }> {
   // Contact details are owned by patients, referrers and companies: know which of those exist first. An owner
   // table this run has already read keeps its manifest: read again from a live file, it would list records that
@@ -103,11 +110,12 @@ async function readManifest(
   // FileMaker's latency.
   if (table === 'API_Contact_Details') {
     await inParallel(OWNER_TABLES, fileMakerLanes(OWNER_TABLES.length, inFlight), async (owner) => {
-      if (!(await hasManifest(deps.pool, runId, owner))) await buildManifestOf(deps, runId, owner);
+      if (!(await hasManifest(deps.pool, runId, owner)))
+        await buildManifestOf(deps, runId, owner, undefined, positions);
     });
   }
   const kept = keep ? await manifestRowIds(deps.pool, runId, table) : undefined;
-  const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField);
+  const count = kept?.rows ? kept.rows : await buildManifestOf(deps, runId, table, sourceKeyField, positions);
   const delta = await recordDelta(deps.pool, runId, table);
   if (delta.vanished === 0) return { count, delta };
   const archived = await archiveVanished(deps.pool, runId, table);
@@ -135,7 +143,8 @@ async function tableManifest(
   deps: ActivityDeps,
   { runId, table, sourceKeyField, incremental, inFlight }: Parameters<ReimportActivities['buildManifest']>[0],
 ): Promise<{ count: number; delta: TableDelta; carried?: Counts }> {
-  if (!incremental) return readManifest(deps, runId, table, { sourceKeyField, inFlight });
+  // A full run's work list is the whole manifest: its records get their positions as it is written.
+  if (!incremental) return readManifest(deps, runId, table, { sourceKeyField, inFlight, positions: true });
   const delta = await readOnce(deps, runId, table, sourceKeyField, inFlight);
   const plan = await planIncremental(deps.pool, runId, table, patientRefsOf(table));
   deps.logger.info(

@@ -5,17 +5,32 @@
 import { byRecordId, type IdIssue, type ManifestRow } from '../domain/manifest';
 import { withTransaction, type Pool } from './db';
 
-/** Replaces the run's manifest of `table` (an activity retried reads the table again) in one transaction. */
-export async function writeManifest(pool: Pool, runId: string, table: string, rows: readonly ManifestRow[]) {
+/**
+ * Replaces the run's manifest of `table` (an activity retried reads the table again) in one transaction. With
+ * `positions` (a full run, whose work list is the whole manifest), each record's `work_pos` is its place in record id
+ * order, so that a chunk's slice is a range of positions found by index, at any offset; an incremental run leaves them
+ * for its plan to set (src/store/incremental.ts).
+ */
+export async function writeManifest(
+  pool: Pool,
+  runId: string,
+  table: string,
+  rows: readonly ManifestRow[],
+  { positions = false }: { positions?: boolean } = {},
+) {
+  const entries = positions
+    ? [...rows].sort((a, b) => byRecordId(a.record_id, b.record_id)).map((r, i) => ({ ...r, work_pos: i }))
+    : rows;
   await withTransaction(pool, async (c) => {
     await c.query('delete from source_manifest where run_id = $1 and source_table = $2', [runId, table]);
-    for (let i = 0; i < rows.length; i += 5000) {
+    for (let i = 0; i < entries.length; i += 5000) {
       await c.query(
-        `insert into source_manifest (run_id, source_table, record_id, filemaker_id, id_issue, mod_id, source_key)
-         select $1, $2, e.record_id, e.filemaker_id, e.id_issue, e.mod_id, e.source_key
+        `insert into source_manifest (run_id, source_table, record_id, filemaker_id, id_issue, mod_id, source_key,
+                                      work_pos)
+         select $1, $2, e.record_id, e.filemaker_id, e.id_issue, e.mod_id, e.source_key, e.work_pos
            from jsonb_to_recordset($3::jsonb)
-             as e(record_id text, filemaker_id text, id_issue text, mod_id text, source_key text)`,
-        [runId, table, JSON.stringify(rows.slice(i, i + 5000))],
+             as e(record_id text, filemaker_id text, id_issue text, mod_id text, source_key text, work_pos int)`,
+        [runId, table, JSON.stringify(entries.slice(i, i + 5000))],
       );
     }
   });
@@ -69,8 +84,8 @@ export interface SliceEntry {
 }
 
 /**
- * The records at positions [offset, offset+limit) of the run's manifest of `table`, in record id order; with `work`,
- * of its work list (an incremental run: the records it reads again, see src/store/incremental.ts).
+ * The records at positions [offset, offset+limit) of the run's work list of `table`: a full run's whole manifest in
+ * record id order, or with `work` an incremental run's records to read again (see src/store/incremental.ts).
  */
 export async function manifestSlice(
   pool: Pool,
@@ -80,9 +95,29 @@ export async function manifestSlice(
   limit: number,
   work = false,
 ): Promise<SliceEntry[]> {
-  const range = work
-    ? 'and m.work_pos >= $3 and m.work_pos < $3 + $4 order by m.work_pos'
-    : 'order by length(m.record_id), m.record_id offset $3 limit $4';
+  const byPosition = await slice(pool, runId, table, offset, limit, 'positions');
+  if (byPosition.length > 0 || work) return byPosition;
+  // A full run's manifest written before records were given positions (a run resumed across an upgrade) is sliced by
+  // offset in the same order, which reads every record before the slice.
+  const positioned = await pool.query(
+    'select 1 from source_manifest where run_id = $1 and source_table = $2 and work_pos is not null limit 1',
+    [runId, table],
+  );
+  return positioned.rowCount ? [] : slice(pool, runId, table, offset, limit, 'offset');
+}
+
+async function slice(
+  pool: Pool,
+  runId: string,
+  table: string,
+  offset: number,
+  limit: number,
+  by: 'positions' | 'offset',
+): Promise<SliceEntry[]> {
+  const range =
+    by === 'positions'
+      ? 'and m.work_pos >= $3 and m.work_pos < $3 + $4 order by m.work_pos'
+      : 'order by length(m.record_id), m.record_id offset $3 limit $4';
   const r = await pool.query<{
     record_id: string;
     filemaker_id: string | null;

@@ -243,6 +243,14 @@ describe('a hostile corpus, end to end', () => {
     assert.deepEqual(unaccounted, [], 'manifest records without a terminal state');
     const stray = [...ledger.keys()].filter((k) => !inManifest.has(k));
     assert.deepEqual(stray, [], 'ledger entries of no manifest record');
+    // A full run's work list is its whole manifest: each table's records hold the positions 0 … n−1, once each.
+    const places = await s.pool.query<{ source_table: string; n: number; placed: number; first: number; last: number }>(
+      `select source_table, count(*)::int as n, count(distinct work_pos)::int as placed, min(work_pos) as first,
+              max(work_pos) as last
+         from source_manifest where run_id = $1 group by source_table`,
+      [runId],
+    );
+    for (const p of places.rows) assert.deepEqual([p.placed, p.first, p.last], [p.n, 0, p.n - 1], p.source_table);
     const deleted = [...ledger.values()].filter((l) => l.reason_code === 'SOURCE_DELETED');
     assert.deepEqual(deleted, [], 'nothing was deleted from the source: no record is SOURCE_DELETED');
   });
