@@ -134,7 +134,7 @@ export function createFileWrites(pool: Pool): FileWrites {
         alongside: record && {
           // Entries that all name their manifest record skip the look-up by id, which the planner, with the
           // manifest of a run just read not yet in its statistics, made a hash of the table's whole manifest: about
-          // 6 ms of a database CPU per file (57 s in the bench's first documents phase).
+          // 6 ms of database CPU per file (57 s in the bench's first documents phase).
           text: unique.every((x) => x.record?.entry.recordId !== undefined) ? LEDGER_ALONGSIDE_KEYED : LEDGER_ALONGSIDE,
           values: (rows) => [first.runId, record.sourceTable, ledgerJson(rows.map((i) => unique[i]!.record!.entry))],
         },
