@@ -33,7 +33,12 @@ export interface LayoutMetadata {
 export interface FindOptions {
   /** Ids per `_find` (at most FIND_MAX_IDS, the default). */
   chunkSize?: number;
-  /** Portals to return with their row limit (the Data API returns 50 portal rows unless told otherwise). */
+  /**
+   * Portals to return with their row limit (the Data API returns 50 portal rows unless told otherwise). None when
+   * absent: without a `portal` list the Data API returns every portal of the layout, and the engine maps no portal
+   * (a patient's contact details are read from their own table): the clinic's API_Contacts layout would send about
+   * four contact detail rows with every patient.
+   */
   portals?: Readonly<Record<string, number>>;
   /** 0 US (default), 1 file locale, 2 ISO 8601. */
   dateFormats?: 0 | 1 | 2;
@@ -233,10 +238,9 @@ export class DataApi {
         limit: ids.length,
         offset,
       };
-      if (opts.portals) {
-        body['portal'] = Object.keys(opts.portals);
-        for (const [name, limit] of Object.entries(opts.portals)) body[`limit.${name}`] = limit;
-      }
+      // An empty list asks for no portal at all.
+      body['portal'] = Object.keys(opts.portals ?? {});
+      for (const [name, limit] of Object.entries(opts.portals ?? {})) body[`limit.${name}`] = limit;
       if (opts.dateFormats !== undefined) body['dateformats'] = opts.dateFormats;
       const env = await this.s.dataApi('find', what, {
         method: 'POST',
