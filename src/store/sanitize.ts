@@ -6,7 +6,7 @@
  *   - TEXT_SANITIZED: NUL characters removed (PostgreSQL rejects U+0000 in text and jsonb) and lone UTF-16
  *     surrogates (text that was never valid Unicode, so it has no UTF-8 form) replaced by U+FFFD, in text columns
  *     and anywhere inside JSON (keys too).
- *   - a column left out of the row takes its DDL default (json_populate_recordset would give it NULL).
+ *   - a column left out of the row takes its DDL default (jsonb_populate_recordset would give it NULL).
  * Everything else that PostgreSQL would refuse is rejected with a store reason code (STORE_REASON_CODES); nothing is
  * truncated here: clinical text is only ever cut by a mapper, which keeps the full value in filemaker_metadata.
  *
