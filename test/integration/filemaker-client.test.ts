@@ -810,13 +810,14 @@ void test('a stale container URL ends CONTAINER_URL_STALE (401 or 404), also aft
         assert.doesNotMatch((err as Error).message, /Streaming_SSL|[0-9A-F]{64}/);
         return true;
       });
-      // Re-reading the record gives a fresh URL that works.
+      // Re-reading the record gives a fresh URL that works. Given a long life: on a busy machine more than 100 ms can
+      // pass between the find and the download, and the fresh URL would be stale too.
+      sim.setFaults({ containerUrlTtlMs: 60_000 });
       const [fresh] = await fm.findByIds('API_Docs', 'id', [doc.id]);
       assert.equal(
         (await sha256Of((await fm.downloadContainer(String(fresh!.fieldData['Doc']))).body)).sha,
         doc.sha256,
       );
-      sim.setFaults({ containerUrlTtlMs: 60_000 });
       const [again] = await fm.findByIds('API_Docs', 'id', [doc.id]);
       await admin(sim, 'POST', '/restart');
       await assert.rejects(
