@@ -156,7 +156,8 @@ export class DataApi {
     const what = `record ${recordId} on layout "${layout}"`;
     const env = await this.s.dataApi('getRecord', what, {
       method: 'GET',
-      path: `/layouts/${pathSegment(layout)}/records/${pathSegment(recordId)}`,
+      // No portal, as for a find (FindOptions.portals): the engine maps none.
+      path: `/layouts/${pathSegment(layout)}/records/${pathSegment(recordId)}?portal=${encodeURIComponent('[]')}`,
       idempotent: true,
       signal: opts.signal,
       ...(opts.missingIsAbsent ? { accept: ['101'] } : {}),
@@ -239,8 +240,9 @@ export class DataApi {
         offset,
       };
       // An empty list asks for no portal at all.
-      body['portal'] = Object.keys(opts.portals ?? {});
-      for (const [name, limit] of Object.entries(opts.portals ?? {})) body[`limit.${name}`] = limit;
+      const portals = opts.portals ?? {};
+      body['portal'] = Object.keys(portals);
+      for (const [name, limit] of Object.entries(portals)) body[`limit.${name}`] = limit;
       if (opts.dateFormats !== undefined) body['dateformats'] = opts.dateFormats;
       const env = await this.s.dataApi('find', what, {
         method: 'POST',

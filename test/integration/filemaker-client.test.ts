@@ -351,16 +351,20 @@ void test('findByIds returns portal rows up to the requested limit', async () =>
   });
 });
 
-void test('findByIds asks for no portal unless told which: a patient comes without its contact details', async () => {
+void test('findByIds (unless told which) and getRecord ask for no portal: a patient comes without its contact details', async () => {
   await withSim({}, async (sim, make) => {
     const contacts = await truthRecords(sim, 'API_Contacts');
     const details = await truthRecords(sim, 'API_Contact_Details');
     const owners = new Set(details.map((d) => String(d.fieldData['id.key']).toUpperCase()));
     const id = String(contacts.find((c) => owners.has(String(c.fieldData['id']).toUpperCase()))!.fieldData['id']);
-    const [rec] = await make().findByIds('API_Contacts', 'id', [id]);
+    const fm = make();
+    const [rec] = await fm.findByIds('API_Contacts', 'id', [id]);
     assert.equal(rec?.fieldData['id'], id);
     assert.deepEqual(rec.portalData, {}, 'no portal rows');
     assert.deepEqual(rec.portalDataInfo, []);
+    const alone = await fm.getRecord('API_Contacts', rec.recordId);
+    assert.equal(alone.fieldData['id'], id);
+    assert.deepEqual(alone.portalData, {}, 'no portal rows from getRecord');
   });
 });
 
