@@ -135,7 +135,14 @@ function cleanJson(value: unknown, col: string, ctx: Ctx, depth: number): unknow
       if (v === undefined) continue;
       const ck = cleanString(k);
       if (ck !== k) ctx.sanitized = true;
-      out[ck] = cleanJson(v, col, ctx, depth + 1);
+      // defineProperty: a key named `__proto__` (a FileMaker field may be called so) stays a key of the copy. An
+      // assignment would set the copy's prototype instead, and the field would vanish from the JSON.
+      Object.defineProperty(out, ck, {
+        value: cleanJson(v, col, ctx, depth + 1),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }

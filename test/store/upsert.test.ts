@@ -160,7 +160,11 @@ describe('upsert', () => {
       state: 'imported' as const,
     });
     const rows = Array.from({ length: 8 }, (_, i) => detail(i, `0400 000 00${i}`));
-    rows[2] = detail(2, '0400\u0000 000 \ud800002', { 'Phone\u0000 2': 'x\u0000' });
+    // A field named `__proto__` (an own key, as JSON.parse makes it) in a document that must be copied to be cleaned.
+    rows[2] = detail(2, '0400\u0000 000 \ud800002', {
+      'Phone\u0000 2': 'x\u0000',
+      ...(JSON.parse('{"__proto__": "kept"}') as Record<string, string>),
+    });
     // The database refuses exactly one row of the chunk, for a reason no cleaning can remove.
     await pool.query(
       `alter table contact_details add constraint test_refuses_one check (filemaker_id <> '${rows[5]!.filemakerId}')`,
@@ -186,6 +190,7 @@ describe('upsert', () => {
         id: rows[2].filemakerId.toUpperCase(),
         Phone: '0400 000 \ufffd002',
         'Phone 2': 'x',
+        ...(JSON.parse('{"__proto__": "kept"}') as Record<string, string>),
       });
     } finally {
       await pool.query(`alter table contact_details drop constraint test_refuses_one`);
