@@ -194,12 +194,18 @@ export class RecordReader {
 
   /** The sanitised fieldData for `filemaker_metadata`, keys in source order. */
   metadata(): Record<string, FmFieldValue> {
-    const containers = new Set(SOURCE_TABLES[this.table].containerFields);
+    const containers = containerFieldsOf(this.table);
     const out: Record<string, FmFieldValue> = {};
-    // defineProperty, so a field named `__proto__` becomes an own key (and reaches the JSON) instead of a prototype.
-    const put = (k: string, v: FmFieldValue) =>
-      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-    for (const [key, value] of Object.entries(this.fields)) {
+    // A field named `__proto__` is defined, so that it becomes an own key (and reaches the JSON) instead of setting
+    // the prototype; every other key is assigned, which keeps the object in V8's fast mode.
+    const put = (k: string, v: FmFieldValue) => {
+      if (k === '__proto__')
+        Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[k] = v;
+    };
+    // The keys alone: Object.entries made an array per field, for every record of the run.
+    for (const key of Object.keys(this.fields)) {
+      const value = this.fields[key]!;
       const k = sanitizeRaw(key, 1_000).value as string;
       if (containers.has(key)) {
         put(k, value === '' ? '' : CONTAINER_MARKER);
@@ -216,6 +222,15 @@ export class RecordReader {
   describe(): string {
     return `${this.table} ${messageId(this.filemakerId)}`;
   }
+}
+
+/** Each table's container fields as a set, built once: metadata() asks for every record. */
+const containerFields = new Map<SourceTableName, ReadonlySet<string>>();
+
+function containerFieldsOf(table: SourceTableName): ReadonlySet<string> {
+  let set = containerFields.get(table);
+  if (!set) containerFields.set(table, (set = new Set(SOURCE_TABLES[table].containerFields)));
+  return set;
 }
 
 type ErrorOutcome = Extract<MapOutcome<never>, { kind: 'error' }>;
@@ -255,7 +270,9 @@ export function readRecord(
   // Read the input's own keys, not zod's copy: zod assigns keys with `=`, which drops a field named `__proto__`.
   // A null prototype keeps such a field ordinary here too; its value is checked like every other.
   const fields = Object.create(null) as Record<string, FmFieldValue>;
-  for (const [k, v] of Object.entries((input as { fieldData: Record<string, unknown> }).fieldData)) {
+  const fieldData = (input as { fieldData: Record<string, unknown> }).fieldData;
+  for (const k of Object.keys(fieldData)) {
+    const v = fieldData[k];
     if (v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) {
       return {
         ok: false,
