@@ -15,6 +15,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
   chownSync,
@@ -233,16 +234,10 @@ function asPostgres(cmd: string, args: string[], ignoreFailure = false) {
   return r;
 }
 
-/** The Temporal dev server alone, with its search attributes (and its Web UI unless `ui` is false). */
-export async function startTemporal(
-  opts: StackOptions,
-  log: (l: string) => void,
-): Promise<Managed & { env: Record<string, string>; ui?: string }> {
-  const cli = ensureTemporalCli(log);
-  const dir = join(opts.stateDir, 'temporal');
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const uiPort = await freePort();
+const TEMPORAL_START_ATTEMPTS = 3;
+
+/** The dev server on `port` (its Web UI on `uiPort` unless `ui` is false), its state in `dir`. */
+function spawnTemporal(cli: string, opts: StackOptions, dir: string, port: number, uiPort: number, logFile: string) {
   const args = [
     'server',
     'start-dev',
@@ -262,23 +257,77 @@ export async function startTemporal(
     args.push('--ui-ip', '127.0.0.1', '--ui-port', String(uiPort));
     if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   }
-  const child = spawnService('temporal', cli, args, join(dir, 'server.log'));
+  const child = spawnService('temporal', cli, args, logFile);
   writeFileSync(join(opts.stateDir, 'temporal.pid'), String(child.pid));
-  const address = `127.0.0.1:${port}`;
-  await waitFor(
-    'Temporal dev server',
-    async () => {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        await conn.workflowService.getSystemInfo({});
-        return true;
-      } finally {
-        await conn.close();
+  return child;
+}
+
+/** Whether a Temporal frontend answers at `address`. */
+async function answers(address: string): Promise<boolean> {
+  const conn = await Connection.connect({ address, connectTimeout: 1000 });
+  try {
+    await conn.workflowService.getSystemInfo({});
+    return true;
+  } finally {
+    await conn.close();
+  }
+}
+
+/** The last `n` non-empty lines a log got after byte `from`, on one line (a service's own log: no secrets in it). */
+function lastLines(file: string, from: number, n: number): string {
+  if (!existsSync(file)) return '';
+  const text = readFileSync(file).subarray(from).toString('utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-n)
+    .join(' | ')
+    .slice(-2000);
+}
+
+/**
+ * Starts the dev server on ports chosen free and waits until it answers. The ports are free when chosen and bound by
+ * the server a moment later (it picks more of its own): on a busy machine another process can take one in between,
+ * and the server exits at once. Such a start is tried again on fresh ports, up to TEMPORAL_START_ATTEMPTS in all.
+ */
+async function startDevServer(
+  cli: string,
+  opts: StackOptions,
+  dir: string,
+  log: (l: string) => void,
+): Promise<{ child: ChildProcess; port: number; uiPort: number }> {
+  const logFile = join(dir, 'server.log');
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const uiPort = await freePort();
+    const logFrom = existsSync(logFile) ? statSync(logFile).size : 0;
+    const child = spawnTemporal(cli, opts, dir, port, uiPort, logFile);
+    try {
+      await waitFor('Temporal dev server', () => answers(`127.0.0.1:${port}`), 60_000, child);
+      return { child, port, uiPort };
+    } catch (err) {
+      // Exited by itself (before stopProcess below, which ends one that merely did not answer in time).
+      const exited = child.exitCode !== null || child.signalCode !== null;
+      await stopProcess(child);
+      const tail = lastLines(logFile, logFrom, 5);
+      if (!exited || attempt >= TEMPORAL_START_ATTEMPTS) {
+        throw new Error(`${(err as Error).message}${tail ? `; its log ends: ${tail}` : ''}`);
       }
-    },
-    60_000,
-    child,
-  );
+      log(`temporal: the dev server exited while starting (attempt ${attempt} of ${TEMPORAL_START_ATTEMPTS}): ${tail}`);
+    }
+  }
+}
+
+/** The Temporal dev server alone, with its search attributes (and its Web UI unless `ui` is false). */
+export async function startTemporal(
+  opts: StackOptions,
+  log: (l: string) => void,
+): Promise<Managed & { env: Record<string, string>; ui?: string }> {
+  const cli = ensureTemporalCli(log);
+  const dir = join(opts.stateDir, 'temporal');
+  mkdirSync(dir, { recursive: true });
+  const { child, port, uiPort } = await startDevServer(cli, opts, dir, log);
+  const address = `127.0.0.1:${port}`;
   const ui = opts.ui === false ? undefined : `http://127.0.0.1:${uiPort}`;
   if (ui) await waitFor('Temporal Web UI', async () => (await fetch(ui)).ok, 30_000, child);
   log(`temporal: ${address}${ui ? ` (Web UI ${ui})` : ''}`);

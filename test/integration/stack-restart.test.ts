@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { startStack, type Stack } from '../../scripts/stack';
+import { ensureTemporalCli, startStack, type Stack } from '../../scripts/stack';
 import type { WiringActivities } from './wiring.test';
 
 // Endpoints set here make startStack start only the Temporal dev server.
@@ -94,6 +94,69 @@ test('a workflow history survives stopping and restarting the dev server on the 
     } finally {
       await again.close();
     }
+  } finally {
+    await stack?.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A `temporal` that exits at once, as the dev server does when a port it binds was taken meanwhile, for its first
+ * `failures` starts; then the real CLI. Set as TEMPORAL_CLI_PATH for one start of the stack.
+ */
+function flakyCli(dir: string, failures: number): string {
+  const path = join(dir, 'flaky-temporal');
+  const count = join(dir, 'starts');
+  writeFileSync(
+    path,
+    `#!/bin/sh
+n=$(cat '${count}' 2>/dev/null || echo 0)
+echo $((n + 1)) > '${count}'
+if [ "$n" -lt ${failures} ]; then
+  echo "listen tcp 127.0.0.1:1: bind: address already in use (start $((n + 1)))"
+  exit 1
+fi
+exec '${ensureTemporalCli()}' "$@"
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+async function withCli<T>(cli: string, run: () => Promise<T>): Promise<T> {
+  const before = process.env.TEMPORAL_CLI_PATH;
+  process.env.TEMPORAL_CLI_PATH = cli;
+  try {
+    return await run();
+  } finally {
+    if (before === undefined) delete process.env.TEMPORAL_CLI_PATH;
+    else process.env.TEMPORAL_CLI_PATH = before;
+  }
+}
+
+test('a dev server that exits while starting is started again on fresh ports; after three such starts the error quotes its log', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'fm-reimport-flaky-start-'));
+  const lines: string[] = [];
+  let stack: Stack | undefined;
+  try {
+    stack = await withCli(flakyCli(stateDir, 2), () =>
+      startStack({ stateDir, ui: false, env: ONLY_TEMPORAL, log: (l) => lines.push(l) }),
+    );
+    assert.equal(await reachable(stack.env.TEMPORAL_ADDRESS!), true, 'the third start answers');
+    const retries = lines.filter((l) => l.includes('exited while starting'));
+    assert.equal(retries.length, 2, lines.join('\n'));
+    assert.match(retries[0]!, /attempt 1 of 3\): listen tcp 127\.0\.0\.1:1: bind: address already in use \(start 1\)/);
+    assert.match(retries[1]!, /attempt 2 of 3\): .*\(start 2\)/);
+    await stack.stop();
+    stack = undefined;
+
+    const failing = mkdtempSync(join(stateDir, 'always-'));
+    await assert.rejects(
+      withCli(flakyCli(failing, 99), () =>
+        startStack({ stateDir: failing, ui: false, env: ONLY_TEMPORAL, log: () => {} }),
+      ),
+      /Temporal dev server exited with code 1 while starting; its log ends: .*\(start 3\)/,
+    );
   } finally {
     await stack?.stop();
     rmSync(stateDir, { recursive: true, force: true });
