@@ -15,6 +15,7 @@ import {
   type ParsedDate,
 } from './normalize';
 import { type ReasonCode } from './reasons';
+import { setOwnKey } from './own-key';
 import { SOURCE_TABLES, type SourceTableName, type TargetTable } from './tables';
 import {
   type BaseRow,
@@ -196,13 +197,7 @@ export class RecordReader {
   metadata(): Record<string, FmFieldValue> {
     const containers = containerFieldsOf(this.table);
     const out: Record<string, FmFieldValue> = {};
-    // A field named `__proto__` is defined, so that it becomes an own key (and reaches the JSON) instead of setting
-    // the prototype; every other key is assigned, which keeps the object in V8's fast mode.
-    const put = (k: string, v: FmFieldValue) => {
-      if (k === '__proto__')
-        Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-      else out[k] = v;
-    };
+    const put = (k: string, v: FmFieldValue) => setOwnKey(out, k, v);
     // The keys alone: Object.entries made an array per field, for every record of the run.
     for (const key of Object.keys(this.fields)) {
       const value = this.fields[key]!;

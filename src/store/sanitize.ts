@@ -14,6 +14,7 @@
  */
 import type { ColumnSpec, TableSpec, TargetTableName } from './schema';
 import { STORE_OWNED_COLUMNS, TABLE_SPECS } from './schema';
+import { setOwnKey } from '../domain/own-key';
 
 export const STORE_REASON_CODES = {
   MISSING_REQUIRED: 'A column that may not be null is missing or null.',
@@ -135,14 +136,8 @@ function cleanJson(value: unknown, col: string, ctx: Ctx, depth: number): unknow
       if (v === undefined) continue;
       const ck = cleanString(k);
       if (ck !== k) ctx.sanitized = true;
-      // defineProperty: a key named `__proto__` (a FileMaker field may be called so) stays a key of the copy. An
-      // assignment would set the copy's prototype instead, and the field would vanish from the JSON.
-      Object.defineProperty(out, ck, {
-        value: cleanJson(v, col, ctx, depth + 1),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
+      // A key named `__proto__` (a FileMaker field may be called so) stays a key of the copy.
+      setOwnKey(out, ck, cleanJson(v, col, ctx, depth + 1));
     }
     return out;
   }
